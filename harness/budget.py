@@ -1,0 +1,24 @@
+"""The dollar budget: a call starts only if its worst-case cost fits in what is left."""
+from __future__ import annotations
+
+
+class Budget:
+    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0):
+        self.limit = limit_usd
+        self.spent = spent_usd          # settled cost, this attempt and earlier ones of the same run
+        self.reserved = 0.0             # worst-case cost of calls in flight
+        self.exhausted = False
+
+    def reserve(self, worst_case_usd: float) -> bool:
+        if self.limit is None:
+            return True
+        if self.spent + self.reserved + worst_case_usd > self.limit:
+            self.exhausted = True
+            return False
+        self.reserved += worst_case_usd
+        return True
+
+    def settle(self, reserved_usd: float, actual_usd: float) -> None:
+        if self.limit is not None:
+            self.reserved -= reserved_usd
+        self.spent += actual_usd

@@ -1,0 +1,150 @@
+"""The `holdout` command."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from rich.console import Console
+
+from . import __version__
+from .egress import GATE
+from .errors import HoldoutError
+
+EPILOG = "Docs: README.md. Config schema: harness/schemas/run.schema.json."
+
+
+def _console() -> Console:
+    # stderr for people, so stdout stays clean for anything piped; both pass through the egress gate
+    return Console(file=sys.stderr, highlight=False)
+
+
+def cmd_run(args) -> int:
+    from .run import run
+    outcome = run(args.config, _console(), quiet=args.quiet)
+    return 130 if outcome.interrupted else 0
+
+
+def cmd_status(args) -> int:
+    from rich.table import Table
+
+    from .store import Store
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        rows = store.status()
+    finally:
+        store.close()
+    console = _console()
+    if not rows:
+        console.print(f"no runs in {args.workspace}/store.sqlite")
+        return 0
+    table = Table(title=f"runs in {args.workspace}")
+    for col in ("run", "suite", "pool", "done", "errors", "cost $", "updated"):
+        table.add_column(col, justify="right" if col in ("done", "errors", "cost $") else "left")
+    for r in rows:
+        table.add_row(r["run_id"], r["suite"], r["pool"], f"{r['done']}/{r['total']}", str(r["errors"]),
+                      f"{r['cost_usd']:.4f}", time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"])))
+    console.print(table)
+    return 0
+
+
+def cmd_runs_delete(args) -> int:
+    from .store import Store
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        if store.run_info(args.run_id) is None:
+            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
+        n = store.delete_run(args.run_id)
+    finally:
+        store.close()
+    _console().print(f"deleted run {args.run_id} ({n} calls)")
+    return 0
+
+
+def cmd_mock_server(args) -> int:
+    from .mockserver import MockBehaviour, serve_forever
+    serve_forever(args.port, MockBehaviour(latency_s=args.latency_ms / 1000, jitter_s=args.jitter_ms / 1000,
+                                          reply=args.reply, rate_limit_rps=args.rate_limit,
+                                          max_concurrency=args.max_concurrency, error_rate=args.error_rate))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pathlib import Path
+    p = argparse.ArgumentParser(prog="holdout", description="Run language models against private, rotating, "
+                                "held-out evaluation suites.", epilog=EPILOG)
+    p.add_argument("--version", action="version", version=f"holdout {__version__}")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"],
+                   help="log verbosity (logs pass through the egress gate)")
+    p.add_argument("--log-file", type=Path, help="also write logs to this file")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def workspace(sp):
+        sp.add_argument("--workspace", type=Path, default=Path(".holdout"), help="store and vault directory (default .holdout)")
+
+    sp = sub.add_parser("run", help="run a config: call every model on every item, resuming what is done",
+                        description="Run a YAML config. Re-running the same config resumes: calls already in the "
+                        "store are not made again. Ctrl-C stops new calls, waits for those in flight, and saves.")
+    sp.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("status", help="runs in the store: done/total, errors, cost")
+    workspace(sp)
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("runs", help="manage runs in the store")
+    rsub = sp.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    dp = rsub.add_parser("delete", help="delete a run's calls from the store")
+    dp.add_argument("run_id")
+    workspace(dp)
+    dp.set_defaults(func=cmd_runs_delete)
+
+    sp = sub.add_parser("mock-server", help="a local OpenAI/Anthropic-compatible server for trying things offline")
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--latency-ms", type=float, default=0.0)
+    sp.add_argument("--jitter-ms", type=float, default=0.0)
+    sp.add_argument("--reply", default="echo", help="'echo' (repeat the prompt) or a fixed text")
+    sp.add_argument("--rate-limit", type=float, default=None, help="requests/s above which it answers 429")
+    sp.add_argument("--max-concurrency", type=int, default=None, help="requests in flight above which it answers 429")
+    sp.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
+    sp.set_defaults(func=cmd_mock_server)
+    return p
+
+
+def _setup_logging(level: str, log_file) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    GATE.install()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(args.log_level, args.log_file)
+    try:
+        return args.func(args)
+    except HoldoutError as e:
+        print(f"error: {GATE.scan(str(e))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing in the store was lost. Re-run the same command to resume.", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: show the traceback, but only through the gate
+        sys.stderr.write(GATE.format_exception(e))
+        print("error: unexpected failure (a bug in holdout); the store is consistent, re-run to resume.", file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

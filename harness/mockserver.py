@@ -1,0 +1,232 @@
+"""A mock OpenAI- and Anthropic-compatible HTTP server on 127.0.0.1, for tests, the benchmark and demos.
+
+It speaks `POST /v1/chat/completions` and `POST /v1/messages` well enough for the official SDKs,
+and can be told to be slow, rate-limited, capped in concurrency, or faulty (429 with and without
+Retry-After, 500, 503, connection reset, hang, a non-JSON body, a truncated body, an empty
+completion, a content-filter refusal). It counts what it sees: requests, requests in flight (peak
+and time-average), 429s, and per (model, prompt) how many times each prompt was sent.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from aiohttp import web
+
+FAULTS = ("429", "429_bare", "500", "503", "reset", "hang", "garbled", "truncated", "empty", "content_filter")
+
+
+@dataclass
+class MockBehaviour:
+    latency_s: float = 0.0
+    jitter_s: float = 0.0
+    reply: str = "echo"                       # "echo": answer with the prompt; anything else: that text
+    responder: Callable[[str, dict], str | None] | None = None  # (api, body) -> reply text, or None for `reply`
+    rate_limit_rps: float | None = None       # above this many requests in the current second: 429
+    max_concurrency: int | None = None        # above this many in flight: 429
+    error_rate: float = 0.0                   # fraction of requests that get one of `faults`
+    faults: tuple[str, ...] = ("500",)
+    fail_first: int = 0                       # the first N requests get `faults[0]`
+    retry_after_s: float = 1.0
+    hang_s: float = 30.0
+    record_bodies: bool = False               # keep every request body (the leak test's "door is open" check)
+    seed: int = 0
+
+
+@dataclass
+class MockStats:
+    requests: int = 0
+    ok: int = 0
+    faults: Counter = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    by_model: Counter = field(default_factory=Counter)
+    by_prompt: Counter = field(default_factory=Counter)   # (model, last user text) -> count
+    bodies: list = field(default_factory=list)
+    first_at: float | None = None
+    last_at: float | None = None
+    _area: float = 0.0      # integral of in_flight over time, for the time-average
+    _area_at: float = 0.0
+
+    def snapshot(self) -> dict:
+        span = (self.last_at or 0) - (self.first_at or 0)
+        return {"requests": self.requests, "ok": self.ok, "faults": dict(self.faults),
+                "peak_in_flight": self.peak_in_flight,
+                "mean_in_flight": round(self._area / span, 2) if span > 0 else 0.0,
+                "by_model": dict(self.by_model), "span_s": round(span, 3)}
+
+
+def _last_user_text(body: dict) -> str:
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+    return ""
+
+
+class MockServer:
+    def __init__(self, behaviour: MockBehaviour | None = None):
+        self.behaviour = behaviour or MockBehaviour()
+        self.stats = MockStats()
+        self.rng = random.Random(self.behaviour.seed)
+        self._window = (0, 0)   # (second, count) for the rate limit
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    # -- app --------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", lambda r: self._handle(r, "openai"))
+        app.router.add_post("/v1/messages", lambda r: self._handle(r, "anthropic"))
+        app.router.add_get("/_stats", lambda r: web.json_response(self.stats.snapshot()))
+        return app
+
+    def _track(self, delta: int) -> None:
+        now = time.monotonic()
+        s = self.stats
+        if s.first_at is None:
+            s.first_at = s._area_at = now
+        s._area += s.in_flight * (now - s._area_at)
+        s._area_at = s.last_at = now
+        s.in_flight += delta
+        s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
+
+    def _choose_fault(self) -> str | None:
+        b = self.behaviour
+        if self.stats.requests <= b.fail_first:
+            return b.faults[0]
+        if b.max_concurrency is not None and self.stats.in_flight > b.max_concurrency:
+            return "429"
+        if b.rate_limit_rps is not None:
+            sec = int(time.monotonic())
+            count = self._window[1] + 1 if self._window[0] == sec else 1
+            self._window = (sec, count)
+            if count > b.rate_limit_rps:
+                return "429"
+        if b.error_rate and self.rng.random() < b.error_rate:
+            return self.rng.choice(b.faults)
+        return None
+
+    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:
+        b, s = self.behaviour, self.stats
+        try:
+            body = await request.json()
+        except Exception:
+            return web.json_response({"error": {"message": "bad json", "type": "invalid_request_error"}}, status=400)
+        s.requests += 1
+        model = body.get("model", "?")
+        s.by_model[model] += 1
+        prompt = _last_user_text(body)
+        s.by_prompt[(model, prompt)] += 1
+        if b.record_bodies:
+            s.bodies.append(json.dumps(body))
+        self._track(+1)
+        try:
+            fault = self._choose_fault()
+            if fault:
+                s.faults[fault] += 1
+                if fault in ("429", "429_bare"):
+                    # Retry-After in whole seconds, and OpenAI's retry-after-ms for the exact remainder
+                    wait = b.retry_after_s
+                    if b.rate_limit_rps is not None and fault == "429":
+                        wait = max(0.05, 1.0 - (time.monotonic() % 1.0))
+                    headers = {"retry-after": str(max(1, round(wait))), "retry-after-ms": str(int(wait * 1000))} \
+                        if fault == "429" else {}
+                    return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
+                                             status=429, headers=headers)
+                if fault in ("500", "503"):
+                    return web.json_response({"error": {"message": "server error", "type": "server_error"}},
+                                             status=int(fault))
+                if fault == "reset":
+                    request.transport.abort()
+                    return web.Response(status=500)
+                if fault == "hang":
+                    await asyncio.sleep(b.hang_s)
+                if fault == "garbled":
+                    return web.Response(body=b"<html>upstream error: not json", status=200,
+                                        content_type="application/json")
+                if fault == "truncated":
+                    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                                   "Content-Length": "4000"})
+                    await resp.prepare(request)
+                    await resp.write(b'{"id": "x", "choices": [{"mess')
+                    request.transport.abort()
+                    return resp
+            delay = b.latency_s + (self.rng.uniform(-b.jitter_s, b.jitter_s) if b.jitter_s else 0.0)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
+            finish = "content_filter" if fault == "content_filter" else "stop"
+            s.ok += 1
+            return web.json_response(self._format(api, model, body, text or "", finish))
+        finally:
+            self._track(-1)
+
+    def _reply(self, api: str, body: dict, prompt: str) -> str:
+        b = self.behaviour
+        if b.responder is not None:
+            text = b.responder(api, body)
+            if text is not None:
+                return text
+        return prompt if b.reply == "echo" else b.reply
+
+    @staticmethod
+    def _format(api: str, model: str, body: dict, text: str, finish: str) -> dict:
+        prompt_chars = sum(len(m.get("content") if isinstance(m.get("content"), str) else "")
+                           for m in body.get("messages") or []) + len(body.get("system") or "")
+        tin, tout = prompt_chars // 4 + 1, len(text) // 4 + 1 if text else 0
+        if api == "openai":
+            return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+                    "choices": [{"index": 0, "finish_reason": finish,
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}}
+        return {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}] if text else [],
+                "stop_reason": "refusal" if finish == "content_filter" else "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": tin, "output_tokens": tout}}
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self, port: int = 0) -> str:
+        """Serve in a background thread; return the base URL (http://127.0.0.1:PORT)."""
+        ready = threading.Event()
+
+        def serve():
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.TCPSite(self.runner, "127.0.0.1", port, backlog=1024)
+            self.loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.runner.cleanup())
+            self.loop.close()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.loop:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def serve_forever(port: int, behaviour: MockBehaviour) -> None:
+    """Run in the foreground (for `holdout mock-server` and the benchmark's server process)."""
+    server = MockServer(behaviour)
+    print(f"mock server on http://127.0.0.1:{port} (OpenAI: /v1, Anthropic: /); stats at /_stats", flush=True)
+    web.run_app(server.app(), host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)

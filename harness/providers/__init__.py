@@ -1,0 +1,69 @@
+"""Model providers behind one small interface: `await provider.complete(request) -> Completion`.
+
+Each provider module turns a `Request` into one API call and maps every failure to a
+`ProviderError` (kind, retryable, retry_after). Retries, limits and budgets live in the runner,
+so one policy governs every provider; the SDKs' own retries are off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import ProviderConfig
+from ..sealed import Sealed
+
+
+@dataclass(slots=True)
+class Request:
+    item_id: str
+    model: str
+    messages: list  # of (role, str | Sealed)
+    params: dict
+    timeout_s: float
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+
+
+class ProviderError(Exception):
+    """A failed call. `detail` never contains request or response bodies (they can echo held-out text)."""
+
+    def __init__(self, kind: str, detail: str = "", *, retryable: bool, retry_after: float | None = None,
+                 status: int | None = None):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind, self.detail, self.retryable = kind, detail, retryable
+        self.retry_after, self.status = retry_after, status
+
+
+class Provider:
+    """The interface: one async call. Subclasses set up their client in __init__ and close it in aclose."""
+
+    def __init__(self, config: ProviderConfig):
+        self.config = config
+
+    async def complete(self, request: Request) -> Completion:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_provider(config: ProviderConfig) -> Provider:
+    if config.type in ("openai", "openai-compatible"):
+        from ._openai import OpenAIProvider
+        return OpenAIProvider(config)
+    if config.type == "anthropic":
+        from ._anthropic import AnthropicProvider
+        return AnthropicProvider(config)
+    if config.type == "replay":
+        from ._replay import ReplayProvider
+        return ReplayProvider(config)
+    raise ValueError(f"unknown provider type {config.type!r}")
+
+
+__all__ = ["Request", "Completion", "Provider", "ProviderError", "make_provider", "Sealed"]

@@ -1,0 +1,97 @@
+"""`holdout run`: config -> suite -> pool -> engine -> store -> results/<run_id>/summary.json."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from rich.console import Console
+
+from .budget import Budget
+from .config import RunConfig, check_api_keys, load_run_config
+from .errors import ConfigError
+from .progress import progress_for
+from .results import print_summary, write_summary
+from .runner import Outcome, Runner
+from .store import Store
+from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
+
+
+@dataclass
+class PoolHandle:
+    """The items a run iterates (re-iterable, streamed) and what the store must know about them."""
+    name: str
+    count: int
+    items: Callable[[], Iterable[Item]]
+    heldout: bool = False
+    cipher: object = None
+    on_sent: Callable | None = None
+
+
+def open_pool(config: RunConfig, suite: Suite) -> PoolHandle:
+    if config.pool == "public":
+        if suite.public_pool is None:
+            raise ConfigError(f"{config.where('pool')}: suite '{suite.name}' has no public_pool; "
+                              "set pool: heldout to use its active held-out pool")
+        count = check_pool_file(suite.public_pool)
+        return PoolHandle(name=f"{suite.name}/public", count=count, items=lambda: read_pool_file(suite.public_pool))
+    from .vault.pools import open_heldout_pool  # the vault is only needed for held-out runs
+    return open_heldout_pool(config, suite)
+
+
+def limited(items: Callable[[], Iterable[Item]], limit: int | None) -> Callable[[], Iterable[Item]]:
+    return items if limit is None else (lambda: itertools.islice(items(), limit))
+
+
+def run(config_path: str | Path, console: Console, quiet: bool = False) -> Outcome:
+    config = load_run_config(config_path)
+    suite = load_suite(config.suite, config.suites_dir)
+    pool = open_pool(config, suite)
+    check_api_keys(config)
+    for check in _pre_send_checks(config, pool):
+        check()
+    n_items = min(pool.count, config.limit or pool.count)
+    total = n_items * len(config.models) * config.epochs
+    store = Store(config.workspace / "store.sqlite", cipher=pool.cipher)
+    try:
+        resumed = store.begin_run(config.run_id, config.identity_hash(), suite.name, pool.name, pool.heldout, total,
+                                  [m.name for m in config.models], str(config.file))
+        budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
+        done_before = len(store.done_keys(config.run_id))
+        console.print(f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
+                      f"{config.epochs} epochs = {total} calls"
+                      + (f"; resuming, {done_before} already done" if resumed and done_before else ""))
+        with progress_for(config.run_id, total, console, quiet, completed=done_before) as bar:
+            runner = Runner(config.run_id, suite, limited(pool.items, config.limit), config.models, config.epochs,
+                            store, budget, bar, on_sent=pool.on_sent)
+            outcome = asyncio.run(runner.run())
+        _, summary = write_summary(store, config.run_id, config.results_dir)
+        print_summary(console, summary)
+        _explain(console, config, outcome, total, done_before, budget)
+        return outcome
+    finally:
+        store.close()
+
+
+def _pre_send_checks(config: RunConfig, pool: PoolHandle):
+    """Checks that must pass before any held-out text is sent (filled in by the vault)."""
+    return getattr(pool, "checks", []) or []
+
+
+def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget) -> None:
+    again = f"holdout run {config.file}"
+    done_now = done_before + o.ok
+    console.print(f"{o.calls_made} calls made this time ({o.ok} ok, {o.errors} errors), "
+                  f"${o.cost_usd:.4f}; {done_now}/{total} done in all.")
+    if o.budget_stop:
+        console.print(f"[yellow]Budget reached[/]: ${budget.spent:.4f} spent of ${config.budget_usd:.2f}; "
+                      f"{o.not_started} calls were not started. Raise budget_usd in {config.file} and run "
+                      f"`{again}` to continue.")
+    for name, reason in o.dead_providers.items():
+        console.print(f"[red]Gave up on provider '{name}'[/]: {reason}. Its remaining calls were not started.")
+    if o.interrupted:
+        console.print(f"[yellow]Interrupted[/]: results so far are saved. Resume with `{again}`.")
+    elif done_now < total and not o.budget_stop:
+        console.print(f"{total - done_now} calls are not done (errors are retried on the next run): `{again}`")

@@ -1,0 +1,233 @@
+"""The concurrency engine: every (item, model, epoch) not yet in the store, called once, within limits.
+
+Per provider: a producer streams pending jobs into a small queue and `concurrency` workers take
+them, pace themselves through the provider's Pacer, retry with tenacity, and hand finished rows
+to the store (one commit per event-loop turn). Memory stays flat: items are streamed, outputs go
+straight to disk. Ctrl-C stops new calls, lets calls in flight finish for a grace period, saves.
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+from .budget import Budget
+from .config import ModelConfig, ProviderConfig
+from .limits import Pacer
+from .providers import Completion, Provider, ProviderError, Request, make_provider
+from .sealed import reveal
+from .store import CallRow, Store
+from .suite import Item, Suite
+
+FATAL_KINDS = {"auth", "forbidden"}   # no point sending more to this provider
+
+
+@dataclass
+class Job:
+    item: Item
+    model: ModelConfig
+    epoch: int
+
+
+@dataclass
+class Outcome:
+    calls_made: int = 0          # finished calls this attempt (ok or error)
+    ok: int = 0
+    errors: int = 0
+    skipped_done: int = 0
+    not_started: int = 0
+    cost_usd: float = 0.0
+    interrupted: bool = False
+    budget_stop: bool = False
+    dead_providers: dict = field(default_factory=dict)  # provider name -> reason
+
+
+def _wait(retry_state) -> float:
+    """Honour Retry-After when the provider gives one, else exponential backoff with full jitter."""
+    exc = retry_state.outcome.exception()
+    if isinstance(exc, ProviderError) and exc.retry_after is not None:
+        return exc.retry_after * (1 + 0.1 * random.random())
+    return random.uniform(0, min(30.0, 0.5 * 2 ** (retry_state.attempt_number - 1)))
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ProviderError) and exc.retryable
+
+
+class Runner:
+    def __init__(self, run_id: str, suite: Suite, items: Callable[[], Iterable[Item]], models: Iterable[ModelConfig],
+                 epochs: int, store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
+        self.run_id, self.suite, self.items, self.epochs = run_id, suite, items, epochs
+        self.models = list(models)
+        self.store, self.budget, self.progress = store, budget, progress
+        self.on_sent = on_sent or (lambda item_id, provider, model: None)
+        self.grace_s = grace_s
+        self.outcome = Outcome()
+        self.stopping = asyncio.Event()
+        self.done: set = set()
+        self._flush_scheduled = False
+        self.write_error: Exception | None = None
+
+    # -- public ---------------------------------------------------------------
+    async def run(self) -> Outcome:
+        self.done = self.store.done_keys(self.run_id)
+        by_provider: dict[str, list[ModelConfig]] = {}
+        for m in self.models:
+            by_provider.setdefault(m.provider.name, []).append(m)
+        loop = asyncio.get_running_loop()
+        self._install_interrupt(loop)
+        providers = {name: make_provider(ms[0].provider) for name, ms in by_provider.items()}
+        try:
+            await asyncio.gather(*(self._drive(providers[name], ms) for name, ms in by_provider.items()))
+        finally:
+            self.store.flush()
+            await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
+            self._remove_interrupt(loop)
+        if self.write_error:
+            raise self.write_error
+        return self.outcome
+
+    # -- per provider ---------------------------------------------------------
+    async def _drive(self, provider: Provider, models: list[ModelConfig]) -> None:
+        cfg: ProviderConfig = provider.config
+        pacer = Pacer(cfg.rpm, cfg.tpm)
+        queue: asyncio.Queue = asyncio.Queue(maxsize=cfg.concurrency * 2)
+        state = {"consecutive_failures": 0, "dead": None}
+        workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(cfg.concurrency)]
+        try:
+            for item in self.items():
+                for model in models:
+                    for epoch in range(self.epochs):
+                        if (model.name, item.id, epoch) in self.done:
+                            self.outcome.skipped_done += 1
+                        elif self.stopping.is_set() or state["dead"]:
+                            self.outcome.not_started += 1
+                        else:
+                            await queue.put(Job(item, model, epoch))
+        finally:
+            for _ in workers:
+                await queue.put(None)
+            await self._join(workers)
+
+    async def _join(self, workers) -> None:
+        """Wait for workers; once stopping, give calls in flight `grace_s` seconds, then cancel them."""
+        pending = set(workers)
+        while pending:
+            timeout = self.grace_s if self.stopping.is_set() else 0.5
+            done, pending = await asyncio.wait(pending, timeout=timeout)
+            if pending and self.stopping.is_set() and not done:
+                for w in pending:
+                    w.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
+
+    async def _worker(self, provider: Provider, pacer: Pacer, queue: asyncio.Queue, state: dict) -> None:
+        cfg = provider.config
+        while (job := await queue.get()) is not None:
+            if self.stopping.is_set() or state["dead"]:
+                self.outcome.not_started += 1
+                continue
+            model = job.model
+            messages = self.suite.render(job.item)
+            prompt_tokens = sum(len(reveal(c)) for _, c in messages) // 4 + 1
+            worst = model.price.cost(prompt_tokens, model.max_tokens) if model.price else 0.0
+            if not self.budget.reserve(worst):
+                self.outcome.not_started += 1
+                self.outcome.budget_stop = True
+                self.stopping.set()
+                continue
+            request = Request(job.item.id, model.model, messages, model.params, cfg.timeout_s)
+            row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
+            self.budget.settle(worst, row.cost_usd)
+            self._record(row)
+            if row.ok:
+                state["consecutive_failures"] = 0
+            else:
+                state["consecutive_failures"] += 1
+                if row.error_kind in FATAL_KINDS or state["consecutive_failures"] >= cfg.max_consecutive_failures:
+                    if not state["dead"]:
+                        state["dead"] = (f"{row.error} from provider '{cfg.name}'" if row.error_kind in FATAL_KINDS else
+                                         f"{state['consecutive_failures']} calls in a row failed (last: {row.error})")
+                        self.outcome.dead_providers[cfg.name] = state["dead"]
+
+    async def _call(self, provider: Provider, pacer: Pacer, request: Request, job: Job, tokens: int) -> CallRow:
+        attempts = 0
+        started = time.perf_counter()
+        cfg = provider.config
+        try:
+            retrying = AsyncRetrying(stop=stop_after_attempt(cfg.max_attempts), wait=_wait,
+                                     retry=retry_if_exception(_retryable), reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    await pacer.acquire(tokens)
+                    self.on_sent(job.item.id, cfg.name, job.model.model)
+                    try:
+                        c: Completion = await asyncio.wait_for(provider.complete(request), cfg.timeout_s + 5)
+                    except asyncio.TimeoutError:
+                        raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+                    except ProviderError as e:
+                        if e.kind == "rate_limited":
+                            pacer.on_rate_limited(e.retry_after)
+                        raise
+                    if not c.text and c.finish_reason not in ("content_filter", "refusal"):
+                        raise ProviderError("empty", "the completion was empty", retryable=True)
+                    pacer.on_success()
+        except ProviderError as e:
+            return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, False, None, None, 0, 0,
+                           time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time())
+        price = job.model.price
+        cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
+        if c.finish_reason in ("content_filter", "refusal") and not c.text:
+            return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, False, None, c.finish_reason,
+                           c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, "content_filter",
+                           "the provider's content filter refused", time.time())
+        return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, True, c.text, c.finish_reason,
+                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time())
+
+    # -- results --------------------------------------------------------------
+    def _record(self, row: CallRow) -> None:
+        self.store.add(row)
+        o = self.outcome
+        o.calls_made += 1
+        o.ok += row.ok
+        o.errors += not row.ok
+        o.cost_usd += row.cost_usd
+        self.progress.advance(row.ok, row.cost_usd)
+        if not self._flush_scheduled:  # group commit: everything finished in this loop turn, one transaction
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        try:
+            self.store.flush()
+        except Exception as e:  # disk full, read-only: stop calling (nothing more could be saved), report at the end
+            self.write_error = e
+            self.stopping.set()
+
+    # -- Ctrl-C ---------------------------------------------------------------
+    def _install_interrupt(self, loop) -> None:
+        def on_sigint():
+            if self.stopping.is_set():       # second Ctrl-C: stop waiting for calls in flight
+                self.grace_s = 0.01
+            self.outcome.interrupted = True
+            self.stopping.set()
+            self.progress.note("Stopping: no new calls; waiting for calls in flight (Ctrl-C again to stop now)")
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            loop.add_signal_handler(signal.SIGTERM, on_sigint)
+        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+            pass
+
+    def _remove_interrupt(self, loop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError):
+                pass

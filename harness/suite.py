@@ -1,0 +1,169 @@
+"""Suites (public definitions in the repo) and their items (JSONL pools)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .errors import ConfigError
+from .sealed import Sealed
+from .yamlfile import load_yaml, validate
+
+ITEM_KEYS = {"id", "prompt", "messages", "reference", "metadata"}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One prompt. Text fields are `Sealed` when the item comes from a held-out pool."""
+    id: str
+    messages: tuple  # of (role, content) with content str | Sealed
+    reference: str | Sealed | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str | Sealed:
+        """The last user turn: what templates and graders refer to as the prompt."""
+        return next(c for r, c in reversed(self.messages) if r == "user")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    dir: Path
+    file: Path
+    description: str = ""
+    system: str | None = None
+    template: str = "{prompt}"
+    strata: tuple[str, ...] = ()
+    public_pool: Path | None = None
+    graders: tuple[dict, ...] = ()
+    raw: dict = field(default_factory=dict, repr=False)
+    marks: dict = field(default_factory=dict, repr=False)
+
+    def render(self, item: Item) -> list[tuple[str, str | Sealed]]:
+        """The chat messages for an item: system prompt, then the item's turns with the template applied
+        to the last user turn. Sealed text stays sealed."""
+        msgs = list(item.messages)
+        last_user = max(i for i, (r, _) in enumerate(msgs) if r == "user")
+        role, content = msgs[last_user]
+        if self.template != "{prompt}":
+            content = content.into(self.template) if isinstance(content, Sealed) else self.template.replace("{prompt}", content)
+        msgs[last_user] = (role, content)
+        return ([("system", self.system)] if self.system else []) + msgs
+
+
+def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        file = path
+    elif path.is_dir():
+        file = path / "suite.yaml"
+    else:
+        file = suites_dir / name_or_path / "suite.yaml"
+    if not file.exists():
+        known = sorted(p.parent.name for p in suites_dir.glob("*/suite.yaml")) if suites_dir.is_dir() else []
+        raise ConfigError(f"suite '{name_or_path}': {file} not found (suites in {suites_dir}: {', '.join(known) or 'none'})")
+    data, marks = load_yaml(file)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}:1: expected a mapping (name, template, strata, ...)")
+    validate(data, "suite", file, marks)
+    template = data.get("template", "{prompt}")
+    if "{prompt}" not in template:
+        raise ConfigError(f"{file}:{marks.get(('template',), 1)}: template: expected the placeholder {{prompt}} somewhere in it")
+    return Suite(
+        name=data["name"], dir=file.parent, file=file, description=data.get("description", ""),
+        system=data.get("system"), template=template, strata=tuple(data.get("strata", ())),
+        public_pool=(file.parent / data["public_pool"]) if "public_pool" in data else None,
+        graders=tuple(data.get("graders", ())), raw=data, marks=marks,
+    )
+
+
+def parse_item(obj, where: str, sealed: bool = False) -> Item:
+    """One item from its decoded JSON; raises ConfigError naming `where` (file:line) and the item id."""
+    ok = (isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.keys() <= ITEM_KEYS
+          and (isinstance(obj.get("prompt"), str) and obj["prompt"] and "messages" not in obj
+               or isinstance(obj.get("messages"), list) and "prompt" not in obj)
+          and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict))
+    if not ok:  # the slow path only when something is wrong: it explains what
+        try:
+            validate(obj, "item", where)
+        except ConfigError as e:
+            label = f" (item {obj['id']!r})" if isinstance(obj, dict) and isinstance(obj.get("id"), str) else ""
+            raise ConfigError(str(e).replace(f"{where}: (top level)", where) + label) from None
+    if "messages" in obj:
+        validate(obj, "item", where)
+        if not any(m["role"] == "user" for m in obj["messages"]):
+            raise ConfigError(f"{where}: item {obj['id']!r}: messages: expected at least one 'user' turn")
+        turns = tuple((m["role"], m["content"]) for m in obj["messages"])
+    else:
+        turns = (("user", obj["prompt"]),)
+    ref = obj.get("reference")
+    if sealed:
+        turns = tuple((r, Sealed(c, obj["id"])) for r, c in turns)
+        ref = Sealed(ref, obj["id"]) if ref is not None else None
+    return Item(id=obj["id"], messages=turns, reference=ref, metadata=obj.get("metadata", {}))
+
+
+def _parse_line(line: str, where: str, sealed: bool) -> Item:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    return parse_item(obj, where, sealed)
+
+
+def iter_jsonl_items(lines, source: str, sealed: bool = False) -> Iterator[Item]:
+    """Items from JSONL lines, streamed. A bad line raises ConfigError with `source:line`."""
+    for n, line in enumerate(lines, 1):
+        if line.strip():
+            yield _parse_line(line, f"{source}:{n}", sealed)
+
+
+def _open_lines(path: Path):
+    try:
+        return open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pool file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def read_pool_file(path: Path, sealed: bool = False) -> Iterator[Item]:
+    """Stream items from a JSONL pool file (memory stays flat however long the pool)."""
+    with _open_lines(path) as f:
+        try:
+            yield from iter_jsonl_items(f, str(path), sealed)
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} of a read block)") from None
+
+
+def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
+    """Parse every line; return the item count, or raise listing each bad line (bad items are never dropped)."""
+    errors, ids, count = [], set(), 0
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = _parse_line(line, f"{source}:{n}", False)
+        except ConfigError as e:
+            errors.append(str(e))
+            continue
+        if item.id in ids:
+            errors.append(f"{source}:{n}: item id {item.id!r} appears more than once")
+        ids.add(item.id)
+        count += 1
+    if errors:
+        shown = errors[:max_errors] + ([f"... and {len(errors) - max_errors} more"] if len(errors) > max_errors else [])
+        raise ConfigError(f"{source}: {len(errors)} bad item(s); nothing was run:\n" + "\n".join(shown))
+    if count == 0:
+        raise ConfigError(f"{source}: the pool has no items")
+    return count
+
+
+def check_pool_file(path: Path) -> int:
+    with _open_lines(path) as f:
+        try:
+            return check_pool_lines(f, str(path))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} of a read block)") from None

@@ -1,0 +1,144 @@
+"""YAML and JSON-schema loading that remembers where every key was, for error messages."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+
+Path_ = tuple  # a key path: ("models", 0, "provider")
+
+SECRET_HINTS = ("key", "token", "secret", "password")
+
+
+def key_path(path: Path_) -> str:
+    """("models", 0, "provider") -> "models[0].provider"."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
+    """Parse a YAML file; return the data and a map key path -> line number."""
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{file}: cannot read ({e.strerror})") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise ConfigError(f"{file}: the file is empty; expected a YAML mapping")
+        marks: dict[Path_, int] = {}
+        _record_marks(file, node, (), marks)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
+        raise ConfigError(f"{where}: bad YAML: {e.problem or e.context}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{file}: bad YAML: {e}") from None
+    finally:
+        loader.dispose()
+    return data, marks
+
+
+def _record_marks(file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, int]) -> None:
+    marks[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for knode, vnode in node.value:
+            key = knode.value
+            if key in seen:
+                raise ConfigError(f"{file}:{knode.start_mark.line + 1}: {key_path(path + (key,))}: duplicate key")
+            seen.add(key)
+            _record_marks(file, vnode, path + (key,), marks)
+            marks[path + (key,)] = knode.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            _record_marks(file, child, path + (i,), marks)
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict:
+    """A JSON schema shipped in harness/schemas/."""
+    return json.loads(resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema(name))
+
+
+def validate(data: Any, schema_name: str, file: Path | str, marks: dict[Path_, int] | None = None,
+             line: int | None = None) -> None:
+    """Raise ConfigError listing every schema violation, each with file, line, key path, expected, found."""
+    errors = sorted(_validator(schema_name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        msgs = [describe(e, file, marks or {}, line) for e in errors]
+        raise ConfigError("\n".join(dict.fromkeys(msgs)))
+
+
+def _line_of(path: Path_, marks: dict[Path_, int], default: int | None) -> int | None:
+    while path not in marks and path:
+        path = path[:-1]
+    return marks.get(path, default)
+
+
+def _found(value: Any, path: Path_) -> str:
+    if any(h in str(p).lower() for p in path for h in SECRET_HINTS) and isinstance(value, str):
+        return "a string (not shown)"
+    kind = {dict: "a mapping", list: "a list", str: "the string", bool: "the boolean", type(None): "nothing (null)",
+            int: "the number", float: "the number"}.get(type(value), type(value).__name__)
+    if isinstance(value, (dict, list)) or value is None:
+        return kind
+    shown = repr(value)
+    return f"{kind} {shown[:60] + '...' if len(shown) > 60 else shown}"
+
+
+def describe(error: jsonschema.ValidationError, file: Path | str, marks: dict[Path_, int], line: int | None) -> str:
+    """One line a person can act on: where, which key, what was expected, what was found."""
+    path = tuple(error.absolute_path)
+    where = lambda p: f"{file}:{_line_of(p, marks, line)}" if _line_of(p, marks, line) else f"{file}"  # noqa: E731
+    v, s = error.validator, error.schema
+    if v == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(s.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        return "\n".join(
+            f"{where(path + (k,))}: {key_path(path + (k,))}: unknown key '{k}'; expected one of: {', '.join(allowed)}"
+            for k in extra)
+    if v == "required":
+        missing = next((k for k in error.validator_value if k not in error.instance), "?")
+        return f"{where(path)}: {key_path(path)}: missing required key '{missing}'"
+    if v == "oneOf" and isinstance(error.instance, dict):
+        options = [" or ".join(o.get("required", [])) for o in error.validator_value]
+        return f"{where(path)}: {key_path(path)}: expected exactly one of: {', '.join(options)}"
+    if v == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        article = "an" if expected[0] in "aeiou" else "a"
+        return f"{where(path)}: {key_path(path)}: expected {article} {expected}, found {_found(error.instance, path)}"
+    if v == "enum":
+        return (f"{where(path)}: {key_path(path)}: expected one of: {', '.join(map(str, error.validator_value))}; "
+                f"found {_found(error.instance, path)}")
+    if v == "pattern" and path and path[-1] == "api_key_env":
+        return (f"{where(path)}: {key_path(path)}: expected the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                f"not the key itself; found {_found(error.instance, path)}")
+    if v == "pattern":
+        return f"{where(path)}: {key_path(path)}: expected text matching {error.validator_value}, found {_found(error.instance, path)}"
+    bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+    if v in bounds:
+        return f"{where(path)}: {key_path(path)}: expected a number {bounds[v]} {error.validator_value}, found {_found(error.instance, path)}"
+    if v in ("minItems", "minLength"):
+        return f"{where(path)}: {key_path(path)}: expected at least {error.validator_value} {'items' if v == 'minItems' else 'characters'}"
+    return f"{where(path)}: {key_path(path)}: {error.message[:200]}"
