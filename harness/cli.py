@@ -17,7 +17,7 @@ EPILOG = "Docs: README.md. Config schema: harness/schemas/run.schema.json."
 
 def _console() -> Console:
     # stderr for people, so stdout stays clean for anything piped; both pass through the egress gate
-    return Console(file=sys.stderr, highlight=False)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
 
 
 def cmd_run(args) -> int:

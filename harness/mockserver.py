@@ -83,10 +83,19 @@ class MockServer:
     # -- app --------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", lambda r: self._handle(r, "openai"))
-        app.router.add_post("/v1/messages", lambda r: self._handle(r, "anthropic"))
-        app.router.add_get("/_stats", lambda r: web.json_response(self.stats.snapshot()))
+        app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_get("/_stats", self._stats)
         return app
+
+    async def _openai(self, request):
+        return await self._handle(request, "openai")
+
+    async def _anthropic(self, request):
+        return await self._handle(request, "anthropic")
+
+    async def _stats(self, request):
+        return web.json_response(self.stats.snapshot())
 
     def _track(self, delta: int) -> None:
         now = time.monotonic()

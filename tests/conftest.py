@@ -1,0 +1,94 @@
+"""Shared fixtures: a real mock model server on 127.0.0.1, a scratch project directory, the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.mockserver import MockBehaviour, MockServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def needs_shared(sub: str) -> Path:
+    path = SHARED / sub
+    if not path.exists():
+        pytest.skip(f"{path} is not here: real-data tests need ../shared/data (present in CI, absent in a fresh clone)")
+    return path
+
+
+@pytest.fixture
+def mock_server():
+    server = MockServer(MockBehaviour())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A scratch project: cwd is tmp_path, with a small public suite 'mini' of N items."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOCK_KEY", "sk-test-secret-value-123456")
+    return Project(tmp_path)
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def suite(self, name="mini", n=6, items=None, **extra) -> Path:
+        d = self.root / "suites" / name
+        d.mkdir(parents=True, exist_ok=True)
+        lines = extra.pop("lines", None)
+        spec = {"name": name, "public_pool": "items.jsonl", "strata": ["category"], **extra}
+        (d / "suite.yaml").write_text(json.dumps(spec))
+        if lines is None:
+            items = items or [{"id": f"q{i}", "prompt": f"Question number {i}: what is {i} plus {i}?",
+                               "reference": str(2 * i), "metadata": {"category": "math" if i % 2 else "trivia"}}
+                              for i in range(n)]
+            lines = [json.dumps(it) for it in items]
+        (d / "items.jsonl").write_text("\n".join(lines) + "\n")
+        return d
+
+    def config(self, text: str, name="run.yaml") -> Path:
+        path = self.root / "configs" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.root / ".holdout" / "store.sqlite")
+
+    def rows(self, run_id: str) -> list[tuple]:
+        with self.db() as db:
+            return db.execute("SELECT model, item_id, epoch, ok, error_kind, attempts FROM calls WHERE run_id=? "
+                              "ORDER BY model, item_id, epoch", (run_id,)).fetchall()
+
+    def summary(self, run_id: str) -> dict:
+        return json.loads((self.root / "results" / run_id / "summary.json").read_text())
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `holdout ...` in-process; returns (exit code, stdout, stderr)."""
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def holdout_subprocess(*args, cwd, env=None, **kw) -> subprocess.Popen:
+    """The real console entry point in its own process (for kill -9 and Ctrl-C tests)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)

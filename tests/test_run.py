@@ -1,0 +1,153 @@
+"""The run path end to end: real openai/anthropic SDK clients against the mock server on 127.0.0.1."""
+import json
+import time
+
+from conftest import holdout_subprocess
+
+from harness.mockserver import MockBehaviour
+
+
+def config(url, *, provider="openai-compatible", extra_provider="", extra="", models=("m1",), epochs=1):
+    base = url + ("/v1" if provider != "anthropic" else "")
+    model_lines = "".join(f"  - {{provider: mock, model: {m}}}\n" for m in models)
+    return (f"suite: mini\nepochs: {epochs}\nproviders:\n  mock:\n    type: {provider}\n    base_url: {base}\n"
+            f"    api_key_env: MOCK_KEY\n{extra_provider}models:\n{model_lines}{extra}")
+
+
+def test_openai_compatible_run_calls_each_item_once_per_model_and_epoch(project, cli, mock_server):
+    project.suite(n=5)
+    path = project.config(config(mock_server.url, models=("m1", "m2"), epochs=2))
+    code, out, err = cli("run", path, "--quiet")
+    assert code == 0, err
+    assert mock_server.stats.requests == 5 * 2 * 2
+    rows = project.rows("run")
+    assert len(rows) == 20 and all(r[3] == 1 for r in rows)
+    summary = project.summary("run")
+    assert summary["complete"] and summary["models"]["m1"]["ok"] == 10
+    # the mock echoes the prompt: output is stored, keyed by item id
+    with project.db() as db:
+        out_text = db.execute("SELECT output FROM calls WHERE item_id='q3' AND model='m1' AND epoch=0").fetchone()[0]
+    assert out_text == "Question number 3: what is 3 plus 3?"
+    # re-running calls nothing
+    code, _, err = cli("run", path, "--quiet")
+    assert code == 0 and mock_server.stats.requests == 20
+    assert "0 calls made this time" in err
+
+
+def test_anthropic_provider_with_system_prompt(project, cli, mock_server):
+    project.suite(n=3, system="Be brief.")
+    seen = []
+    mock_server.behaviour.responder = lambda api, body: seen.append((api, body.get("system"), body["max_tokens"])) or "ok"
+    code, _, err = cli("run", project.config(config(mock_server.url, provider="anthropic")), "-q")
+    assert code == 0, err
+    assert seen == [("anthropic", "Be brief.", 1024)] * 3
+
+
+def test_retries_honour_retry_after_and_record_attempts(project, cli, mock_server):
+    project.suite(n=2)
+    mock_server.behaviour = MockBehaviour(fail_first=3, faults=("429",), retry_after_s=0.2)
+    path = project.config(config(mock_server.url, extra_provider="    concurrency: 1\n"))
+    start = time.monotonic()
+    code, _, err = cli("run", path, "-q")
+    assert code == 0, err
+    assert all(r[3] == 1 for r in project.rows("run"))
+    assert sum(r[5] for r in project.rows("run")) == 5          # 3 rate-limited attempts + 2 successes
+    assert time.monotonic() - start >= 0.2 * 3 * 0.9              # waited as told (retry-after-ms)
+
+
+def test_non_retryable_error_is_recorded_not_retried(project, cli, mock_server):
+    project.suite(n=2)
+    path = project.config(config(mock_server.url + "/nowhere"))  # 404: wrong base URL
+    code, _, err = cli("run", path, "-q")
+    assert code == 0
+    rows = project.rows("run")
+    assert [r[4] for r in rows] == ["not_found", "not_found"] and all(r[5] == 1 for r in rows)
+    assert "2 calls are not done" in err
+
+
+def test_dead_endpoint_fails_fast(project, cli):
+    project.suite(n=40)
+    path = project.config(config("http://127.0.0.1:9", extra_provider="    max_attempts: 2\n    max_consecutive_failures: 5\n    concurrency: 2\n"))
+    start = time.monotonic()
+    code, _, err = cli("run", path, "-q")
+    assert time.monotonic() - start < 15
+    assert "Gave up on provider 'mock'" in err and "calls in a row failed" in err
+    assert len(project.rows("run")) < 40     # the rest were not started (and will be on the next run)
+
+
+def test_budget_stops_new_calls_then_resumes(project, cli, mock_server):
+    project.suite(n=10)
+    price = "    price: {input_per_mtok: 1000, output_per_mtok: 1000}\n"
+    text = config(mock_server.url, extra_provider="    concurrency: 1\n").replace("model: m1}", "model: m1}")
+    text = text.replace("  - {provider: mock, model: m1}\n", "  - provider: mock\n    model: m1\n    params: {max_tokens: 20}\n" + price)
+    path = project.config(text + "budget_usd: 0.2\n")
+    code, _, err = cli("run", path, "-q")
+    assert code == 0
+    done = len(project.rows("run"))
+    assert 0 < done < 10
+    assert "Budget reached" in err and "Raise budget_usd" in err
+    spent = project.summary("run")["models"]["m1"]["cost_usd"]
+    assert spent <= 0.2
+    path.write_text(path.read_text().replace("budget_usd: 0.2", "budget_usd: 5"))
+    code, _, err = cli("run", path, "-q")
+    assert len(project.rows("run")) == 10 and mock_server.stats.requests == 10
+
+
+def test_changed_model_settings_refuse_to_mix_results(project, cli, mock_server):
+    project.suite(n=2)
+    path = project.config(config(mock_server.url))
+    assert cli("run", path, "-q")[0] == 0
+    path.write_text(path.read_text().replace("model: m1}", "model: m1, params: {temperature: 1}}"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 2 and "already exists" in err and "set a new run_id" in err
+
+
+def test_replay_missing_answer_is_an_error_row(project, cli):
+    project.suite(n=3)
+    (project.root / "replay").mkdir()
+    (project.root / "replay" / "rec.jsonl").write_text(json.dumps({"id": "q0", "output": "0"}) + "\n")
+    path = project.config("suite: mini\nproviders:\n  r: {type: replay, path: replay}\nmodels:\n  - {provider: r, model: rec}\n")
+    code, _, err = cli("run", path, "-q")
+    assert code == 0
+    assert [(r[1], r[3], r[4]) for r in project.rows("run")] == [("q0", 1, None), ("q1", 0, "not_found"), ("q2", 0, "not_found")]
+
+
+def test_status_lists_runs(project, cli, mock_server):
+    project.suite(n=2)
+    cli("run", project.config(config(mock_server.url)), "-q")
+    code, _, err = cli("status")
+    assert code == 0 and "run" in err and "2/2" in err
+
+
+def test_api_key_never_written(project, cli, mock_server):
+    project.suite(n=2)
+    path = project.config(config(mock_server.url))
+    code, _, err = cli("--log-level", "debug", "--log-file", project.root / "debug.log", "run", path, "-q")
+    assert code == 0
+    for f in project.root.rglob("*"):
+        if f.is_file():
+            assert b"sk-test-secret-value-123456" not in f.read_bytes(), f
+    assert "sk-test-secret-value-123456" not in err
+
+
+def test_kill_9_mid_run_resumes_without_paying_twice(project, mock_server):
+    n, concurrency = 120, 4
+    project.suite(n=n)
+    mock_server.behaviour.latency_s = 0.03
+    path = project.config(config(mock_server.url, extra_provider=f"    concurrency: {concurrency}\n"))
+    proc = holdout_subprocess("run", path, "-q", cwd=project.root)
+    deadline = time.monotonic() + 30
+    while mock_server.stats.requests < n // 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    in_flight_at_kill = mock_server.stats.in_flight
+    first = mock_server.stats.requests
+    assert first < n, "the run finished before it could be killed"
+    proc = holdout_subprocess("run", path, "-q", cwd=project.root)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    rows = project.rows("run")
+    assert len(rows) == n and all(r[3] == 1 for r in rows)
+    # no call paid twice except those in flight (or finished but not yet committed) at the kill
+    assert mock_server.stats.requests <= n + max(concurrency, in_flight_at_kill)
