@@ -62,6 +62,65 @@ def cmd_runs_delete(args) -> int:
     return 0
 
 
+def cmd_vault_init(args) -> int:
+    from .vault import Vault
+    vault, source = Vault.init(args.workspace)
+    _console().print(f"vault created at {vault.dir}\nkey: {source}\n"
+                     "Keep a copy of the key somewhere safe (a password manager or secrets store): without it the "
+                     "vault's pools and held-out run outputs cannot be read. To keep it out of the workspace, move it "
+                     "and point HOLDOUT_VAULT_KEY_FILE at it, or put its contents in HOLDOUT_VAULT_KEY.")
+    return 0
+
+
+def cmd_pool_import(args) -> int:
+    from .suite import load_suite
+    from .vault import Vault, import_pool_file
+    suite = load_suite(args.suite, args.suites_dir)
+    vault = Vault.open(args.workspace)
+    license_class = "heldout" if args.heldout else args.license
+    pool_id = import_pool_file(vault, suite.name, args.file, license_class, suite.strata, args.max_retention)
+    m = vault.manifest(pool_id)
+    console = _console()
+    console.print(f"imported {m['items']} items as {pool_id} ({license_class}, draft), encrypted in {vault.dir}")
+    if args.activate:
+        previous = vault.activate(pool_id)
+        console.print(f"{pool_id} is active" + (f"; {previous} retired" if previous else ""))
+    else:
+        console.print(f"activate it with: holdout pool activate {pool_id}")
+    return 0
+
+
+def cmd_pool_list(args) -> int:
+    from rich.table import Table
+
+    from .vault import Vault
+    vault = Vault.open(args.workspace)
+    pools = vault.pools(args.suite)
+    table = Table(title=f"pools in {vault.dir}")
+    for col in ("pool", "status", "class", "items", "created", "strata"):
+        table.add_column(col)
+    for m in pools:
+        strata = "; ".join(f"{k}: {len(v)}" for k, v in m["strata"].items())
+        table.add_row(m["id"], m["status"], m["license_class"], str(m["items"]),
+                      time.strftime("%Y-%m-%d", time.gmtime(m["created"])), strata)
+    _console().print(table if pools else "no pools in the vault")
+    return 0
+
+
+def cmd_pool_activate(args) -> int:
+    from .vault import Vault
+    previous = Vault.open(args.workspace).activate(args.pool_id)
+    _console().print(f"{args.pool_id} is active" + (f"; {previous} retired (its embargo starts now)" if previous else ""))
+    return 0
+
+
+def cmd_pool_retire(args) -> int:
+    from .vault import Vault
+    Vault.open(args.workspace).retire(args.pool_id)
+    _console().print(f"{args.pool_id} retired (its embargo starts now)")
+    return 0
+
+
 def cmd_mock_server(args) -> int:
     from .mockserver import MockBehaviour, serve_forever
     serve_forever(args.port, MockBehaviour(latency_s=args.latency_ms / 1000, jitter_s=args.jitter_ms / 1000,
@@ -100,6 +159,37 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("run_id")
     workspace(dp)
     dp.set_defaults(func=cmd_runs_delete)
+
+    sp = sub.add_parser("vault", help="the encrypted store of held-out pools")
+    vsub = sp.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
+    vp = vsub.add_parser("init", help="create the vault and its key (a 0600 key file, or HOLDOUT_VAULT_KEY)")
+    workspace(vp)
+    vp.set_defaults(func=cmd_vault_init)
+
+    sp = sub.add_parser("pool", help="pool versions in the vault: import, list, activate, retire")
+    psub = sp.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    pp = psub.add_parser("import", help="import a JSONL file as a new (draft) pool version, encrypted")
+    pp.add_argument("file", type=Path)
+    pp.add_argument("--suite", required=True, help="suite name (suites/<name>/suite.yaml)")
+    cls = pp.add_mutually_exclusive_group()
+    cls.add_argument("--heldout", action="store_true", help="license class heldout: never exported")
+    cls.add_argument("--license", choices=["public", "licensable", "heldout"], default="heldout",
+                     help="license class (default heldout)")
+    pp.add_argument("--max-retention", help="only send to providers that keep prompts at most this long (zero, 30d)")
+    pp.add_argument("--activate", action="store_true", help="make it the suite's active pool now")
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_import)
+    pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
+    pp.add_argument("--suite")
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_list)
+    for name, func, text in (("activate", cmd_pool_activate, "make a version active; the previous one is retired"),
+                             ("retire", cmd_pool_retire, "retire a version; its embargo clock starts")):
+        pp = psub.add_parser(name, help=text)
+        pp.add_argument("pool_id", help="e.g. arena@v3")
+        workspace(pp)
+        pp.set_defaults(func=func)
 
     sp = sub.add_parser("mock-server", help="a local OpenAI/Anthropic-compatible server for trying things offline")
     sp.add_argument("--port", type=int, default=8765)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -28,6 +28,11 @@ class PoolHandle:
     heldout: bool = False
     cipher: object = None
     on_sent: Callable | None = None
+    closers: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
 
 
 def open_pool(config: RunConfig, suite: Suite) -> PoolHandle:
@@ -37,7 +42,7 @@ def open_pool(config: RunConfig, suite: Suite) -> PoolHandle:
                               "set pool: heldout to use its active held-out pool")
         count = check_pool_file(suite.public_pool)
         return PoolHandle(name=f"{suite.name}/public", count=count, items=lambda: read_pool_file(suite.public_pool))
-    from .vault.pools import open_heldout_pool  # the vault is only needed for held-out runs
+    from .vault import open_heldout_pool  # the vault is only needed for held-out runs
     return open_heldout_pool(config, suite)
 
 
@@ -49,9 +54,14 @@ def run(config_path: str | Path, console: Console, quiet: bool = False) -> Outco
     config = load_run_config(config_path)
     suite = load_suite(config.suite, config.suites_dir)
     pool = open_pool(config, suite)
-    check_api_keys(config)
-    for check in _pre_send_checks(config, pool):
-        check()
+    try:
+        check_api_keys(config)
+        return _run(config, suite, pool, console, quiet)
+    finally:
+        pool.close()
+
+
+def _run(config: RunConfig, suite: Suite, pool: PoolHandle, console: Console, quiet: bool) -> Outcome:
     n_items = min(pool.count, config.limit or pool.count)
     total = n_items * len(config.models) * config.epochs
     store = Store(config.workspace / "store.sqlite", cipher=pool.cipher)
@@ -73,11 +83,6 @@ def run(config_path: str | Path, console: Console, quiet: bool = False) -> Outco
         return outcome
     finally:
         store.close()
-
-
-def _pre_send_checks(config: RunConfig, pool: PoolHandle):
-    """Checks that must pass before any held-out text is sent (filled in by the vault)."""
-    return getattr(pool, "checks", []) or []
 
 
 def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget) -> None:

@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from .budget import Budget
 from .config import ModelConfig, ProviderConfig
+from .failpoints import hit
 from .limits import Pacer
 from .providers import Completion, Provider, ProviderError, Request, make_provider
 from .sealed import reveal
@@ -99,31 +100,40 @@ class Runner:
         queue: asyncio.Queue = asyncio.Queue(maxsize=cfg.concurrency * 2)
         state = {"consecutive_failures": 0, "dead": None}
         workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(cfg.concurrency)]
-        try:
-            for item in self.items():
-                for model in models:
-                    for epoch in range(self.epochs):
-                        if (model.name, item.id, epoch) in self.done:
-                            self.outcome.skipped_done += 1
-                        elif self.stopping.is_set() or state["dead"]:
-                            self.outcome.not_started += 1
-                        else:
-                            await queue.put(Job(item, model, epoch))
-        finally:
-            for _ in workers:
-                await queue.put(None)
-            await self._join(workers)
+        producer = asyncio.create_task(self._produce(queue, models, state, len(workers)))
+        await self._supervise({producer, *workers})
 
-    async def _join(self, workers) -> None:
-        """Wait for workers; once stopping, give calls in flight `grace_s` seconds, then cancel them."""
-        pending = set(workers)
-        while pending:
-            timeout = self.grace_s if self.stopping.is_set() else 0.5
-            done, pending = await asyncio.wait(pending, timeout=timeout)
-            if pending and self.stopping.is_set() and not done:
-                for w in pending:
-                    w.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+    async def _produce(self, queue: asyncio.Queue, models: list[ModelConfig], state: dict, n_workers: int) -> None:
+        for item in self.items():
+            for model in models:
+                for epoch in range(self.epochs):
+                    if (model.name, item.id, epoch) in self.done:
+                        self.outcome.skipped_done += 1
+                    elif self.stopping.is_set() or state["dead"]:
+                        self.outcome.not_started += 1
+                    else:
+                        await queue.put(Job(item, model, epoch))
+        for _ in range(n_workers):
+            await queue.put(None)
+
+    async def _supervise(self, tasks: set) -> None:
+        """Wait for producer and workers. A crash in any of them stops the rest and propagates; once
+        stopping (Ctrl-C, budget), calls in flight get `grace_s` seconds before they are cancelled."""
+        loop = asyncio.get_running_loop()
+        stop_seen = None
+        while tasks:
+            done, tasks = await asyncio.wait(tasks, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+            failed = [t for t in done if not t.cancelled() and t.exception() is not None]
+            if self.stopping.is_set() and stop_seen is None:
+                stop_seen = loop.time()
+            grace_over = stop_seen is not None and loop.time() - stop_seen >= self.grace_s
+            if failed or (tasks and grace_over):
+                self.stopping.set()
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if failed:
+                    raise failed[0].exception()
                 return
 
     async def _worker(self, provider: Provider, pacer: Pacer, queue: asyncio.Queue, state: dict) -> None:
@@ -143,6 +153,7 @@ class Runner:
                 continue
             request = Request(job.item.id, model.model, messages, model.params, cfg.timeout_s)
             row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
+            hit("runner.after_call", reveal(job.item.prompt))  # tests: a crash whose message quotes the prompt
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
             if row.ok:

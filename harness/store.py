@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import HoldoutError
+from .failpoints import hit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -124,6 +125,7 @@ class Store:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self.db.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0]))
+                hit("store.flush.before_commit")
         except sqlite3.Error as e:
             self.pending = rows + self.pending  # keep them for a retry; the file itself stays consistent
             raise HoldoutError(f"{self.path}: cannot write results ({e}); the store is unchanged since the last "

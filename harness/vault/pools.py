@@ -1,0 +1,267 @@
+"""Pools in the vault: versioned, encrypted at rest, listed without decryption.
+
+Layout of <workspace>/vault/:
+  keycheck                      a blob that tells a wrong key from a modified file
+  index.json                    lifecycle of every pool version (draft/active/retired), MAC'd, replaced atomically
+  pools/<suite>/v<N>/manifest.json   immutable facts: counts, strata, hash, license class, canary (MAC'd)
+  pools/<suite>/v<N>/items.bin       the items, AES-GCM, associated data = "<pool id>|<license class>"
+  ledger.sqlite                 the exposure ledger
+A version is written to a temporary directory and renamed into place, and the index is replaced
+in one rename, so a crash never leaves a half-imported pool or two active versions.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from ..egress import GATE
+from ..errors import ConfigError
+from ..failpoints import hit
+from ..sealed import reveal
+from ..suite import Item, check_pool_lines, iter_jsonl_items
+from .keys import Cipher, subkey, DecryptError, OutputCipher, VaultError, default_key_file, load_key, new_key, write_key_file
+
+LICENSE_CLASSES = ("heldout", "public", "licensable")
+KEYCHECK = b"holdout vault key check"
+
+
+def _now() -> float:
+    return float(os.environ.get("HOLDOUT_NOW") or time.time())  # HOLDOUT_NOW: an injected clock for tests
+
+
+class Vault:
+    def __init__(self, workspace: Path, key: bytes, key_source: str):
+        self.workspace = Path(workspace)
+        self.dir = self.workspace / "vault"
+        self.key_source = key_source
+        self._key = key
+        self.items_cipher = Cipher(key, "pool-items")
+        self._mac_key = subkey(key, "manifest-mac")
+        GATE.vault_dirs.append(self.dir)
+
+    # -- opening --------------------------------------------------------------
+    @classmethod
+    def init(cls, workspace: Path) -> tuple["Vault", str]:
+        workspace = Path(workspace)
+        vdir = workspace / "vault"
+        if (vdir / "keycheck").exists():
+            raise VaultError(f"{vdir}: a vault already exists here")
+        if os.environ.get("HOLDOUT_VAULT_KEY"):
+            key, source = load_key(workspace)
+        else:
+            file = default_key_file(workspace)
+            if file.exists():
+                key, source = load_key(workspace)
+            else:
+                key = new_key()
+                write_key_file(file, key)
+                source = str(file)
+        (vdir / "pools").mkdir(parents=True, exist_ok=True)
+        os.chmod(vdir, 0o700)
+        vault = cls(workspace, key, source)
+        _atomic_write(vdir / "keycheck", Cipher(key, "keycheck").encrypt(KEYCHECK, "keycheck"))
+        vault._write_index({"pools": {}})
+        return vault, source
+
+    @classmethod
+    def open(cls, workspace: Path) -> "Vault":
+        vdir = Path(workspace) / "vault"
+        if not (vdir / "keycheck").exists():
+            raise VaultError(f"no vault at {vdir}: create one with `holdout vault init`"
+                             + (f" --workspace {workspace}" if str(workspace) != ".holdout" else ""))
+        key, source = load_key(Path(workspace))
+        try:
+            if Cipher(key, "keycheck").decrypt((vdir / "keycheck").read_bytes(), "keycheck") != KEYCHECK:
+                raise DecryptError("keycheck")
+        except DecryptError:
+            raise VaultError(f"the vault key from {source} does not open the vault at {vdir} (wrong key)") from None
+        return cls(workspace, key, source)
+
+    def output_cipher(self) -> OutputCipher:
+        return OutputCipher(self._key)
+
+    # -- signed JSON ----------------------------------------------------------
+    def _mac(self, obj: dict) -> str:
+        body = json.dumps({k: v for k, v in obj.items() if k != "mac"}, sort_keys=True).encode()
+        return hmac.new(self._mac_key, body, hashlib.sha256).hexdigest()
+
+    def _read_signed(self, path: Path) -> dict:
+        try:
+            obj = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise VaultError(f"{path}: missing or unreadable") from None
+        if not hmac.compare_digest(obj.get("mac", ""), self._mac(obj)):
+            raise VaultError(f"{path}: was modified outside holdout (its signature does not match)")
+        return obj
+
+    def _write_signed(self, path: Path, obj: dict) -> None:
+        obj = {**obj, "mac": ""}
+        obj["mac"] = self._mac(obj)
+        _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """One writer at a time across processes."""
+        with open(self.dir / ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+    def _index(self) -> dict:
+        return self._read_signed(self.dir / "index.json")
+
+    def _write_index(self, index: dict) -> None:
+        self._write_signed(self.dir / "index.json", index)
+
+    # -- pools ----------------------------------------------------------------
+    def _pool_dir(self, pool_id: str) -> Path:
+        suite, _, version = pool_id.partition("@")
+        return self.dir / "pools" / suite / version
+
+    def manifest(self, pool_id: str) -> dict:
+        if not self._pool_dir(pool_id).exists():
+            raise VaultError(f"no pool {pool_id} in the vault (see `holdout pool list`)")
+        manifest = self._read_signed(self._pool_dir(pool_id) / "manifest.json")
+        return {**manifest, **self._index()["pools"].get(pool_id, {})}
+
+    def pools(self, suite: str | None = None) -> list[dict]:
+        index = self._index()["pools"]
+        out = []
+        for pool_id in index:
+            if suite is None or pool_id.split("@")[0] == suite:
+                out.append(self.manifest(pool_id))
+        return sorted(out, key=lambda m: (m["suite"], m["version"]))
+
+    def active_pool(self, suite: str) -> str | None:
+        for pool_id, state in self._index()["pools"].items():
+            if pool_id.split("@")[0] == suite and state["status"] == "active":
+                return pool_id
+        return None
+
+    def add_pool(self, suite: str, jsonl: bytes, license_class: str, strata: Iterable[str] = (),
+                 max_retention: str | None = None, provenance: dict | None = None, extra: dict | None = None) -> str:
+        """Encrypt and store a new draft version; return its id (suite@vN)."""
+        if license_class not in LICENSE_CLASSES:
+            raise VaultError(f"license class must be one of {', '.join(LICENSE_CLASSES)}, not {license_class!r}")
+        text = jsonl.decode("utf-8")
+        items = list(iter_jsonl_items(text.splitlines(), "pool", sealed=False))
+        counts = {s: dict(Counter(str(it.metadata.get(s)) for it in items)) for s in strata}
+        with self._locked():
+            index = self._index()
+            versions = [int(p.split("@v")[1]) for p in index["pools"] if p.split("@")[0] == suite]
+            pool_id = f"{suite}@v{max(versions, default=0) + 1}"
+            manifest = {"id": pool_id, "suite": suite, "version": max(versions, default=0) + 1, "items": len(items),
+                        "content_sha256": hashlib.sha256(jsonl).hexdigest(), "created": _now(),
+                        "license_class": license_class, "max_retention": max_retention, "strata": counts,
+                        "canary": f"holdout-canary-{uuid.uuid4()}", "provenance": provenance or {}, **(extra or {})}
+            final = self._pool_dir(pool_id)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".incoming-"))
+            try:
+                (tmp / "items.bin").write_bytes(self.items_cipher.encrypt(jsonl, f"{pool_id}|{license_class}"))
+                self._write_signed(tmp / "manifest.json", manifest)
+                hit("vault.add_pool.before_rename")
+                os.rename(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            index["pools"][pool_id] = {"status": "draft", "status_changed": _now()}
+            self._write_index(index)
+        return pool_id
+
+    def activate(self, pool_id: str) -> str | None:
+        """Make pool_id the suite's active version; the previous one is retired (its embargo starts now)."""
+        self.manifest(pool_id)
+        with self._locked():
+            index = self._index()
+            state = index["pools"][pool_id]
+            if state["status"] == "retired":
+                raise VaultError(f"{pool_id} is retired; a retired pool never comes back (draw a new version)")
+            suite = pool_id.split("@")[0]
+            previous = None
+            for pid, st in index["pools"].items():
+                if pid != pool_id and pid.split("@")[0] == suite and st["status"] == "active":
+                    st.update(status="retired", status_changed=_now(), retired_at=_now())
+                    previous = pid
+            state.update(status="active", status_changed=_now(), activated_at=_now())
+            hit("vault.activate.before_index")
+            self._write_index(index)
+        return previous
+
+    def retire(self, pool_id: str) -> None:
+        self.manifest(pool_id)
+        with self._locked():
+            index = self._index()
+            index["pools"][pool_id].update(status="retired", status_changed=_now(), retired_at=_now())
+            self._write_index(index)
+
+    def read_jsonl(self, pool_id: str) -> bytes:
+        """The decrypted JSONL, verified against the manifest. Callers keep it inside the boundary."""
+        manifest = self.manifest(pool_id)
+        blob = (self._pool_dir(pool_id) / "items.bin").read_bytes()
+        data = self.items_cipher.decrypt(blob, f"{pool_id}|{manifest['license_class']}")
+        if hashlib.sha256(data).hexdigest() != manifest["content_sha256"]:
+            raise VaultError(f"pool {pool_id}: decrypted items do not match the manifest's hash")
+        return data
+
+    def load_items(self, pool_id: str) -> list[Item]:
+        """All items, sealed (held-out text only opens in a request builder), and armed in the egress gate."""
+        manifest = self.manifest(pool_id)
+        sealed = manifest["license_class"] == "heldout"
+        items = list(iter_jsonl_items(self.read_jsonl(pool_id).decode().splitlines(), pool_id, sealed=sealed))
+        if sealed:
+            for it in items:
+                for _, content in it.messages:
+                    GATE.protect(reveal(content))
+                if it.reference is not None:
+                    GATE.protect(reveal(it.reference))
+        return items
+
+    def arm_gate(self, suite: str | None = None) -> None:
+        """Register every held-out pool's text with the egress gate (for commands that write held-out run data)."""
+        for m in self.pools(suite):
+            if m["license_class"] == "heldout":
+                self.load_items(m["id"])
+
+
+def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),
+                     max_retention: str | None = None) -> str:
+    """Validate a JSONL file (every bad line reported) and add it as a new draft version."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pool file not found") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    check_pool_lines(text.splitlines(), str(path))
+    return vault.add_pool(suite_name, data, license_class, strata, max_retention,
+                          provenance={"source": Path(path).name, "imported": _now()})
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,59 @@
+"""A vault pool as a run sees it: sealed items, an encrypted store, the ledger, and the retention rule."""
+from __future__ import annotations
+
+import math
+
+from ..errors import ConfigError
+from .keys import VaultError
+from .ledger import Ledger
+from .pools import Vault
+
+
+def retention_days(value: str | None) -> float:
+    """'zero' -> 0, '30d' -> 30, 'unknown' or None -> infinity (meets no requirement)."""
+    if value in (None, "unknown"):
+        return math.inf
+    return 0.0 if value == "zero" else float(value.rstrip("d"))
+
+
+def check_retention(config, pool_id: str, max_retention: str | None) -> None:
+    """Refuse to send a pool's items to a provider that keeps prompts longer than the pool allows."""
+    if not max_retention:
+        return
+    limit = retention_days(max_retention)
+    for i, m in enumerate(config.models):
+        if retention_days(m.provider.retention) > limit:
+            raise ConfigError(
+                f"{config.where('models', i, 'provider')}: pool {pool_id} may only be sent to providers that keep "
+                f"prompts at most {max_retention}; provider '{m.provider.name}' declares retention "
+                f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent.")
+
+
+def open_heldout_pool(config, suite):
+    from ..run import PoolHandle
+    vault = Vault.open(config.workspace)
+    if config.pool in ("heldout", "active"):
+        pool_id = vault.active_pool(suite.name)
+        if pool_id is None:
+            raise VaultError(f"{config.where('pool')}: suite '{suite.name}' has no active pool in the vault "
+                             f"(import one with `holdout pool import FILE --suite {suite.name} --heldout`, "
+                             "then `holdout pool activate`)")
+    else:
+        pool_id = config.pool
+        if pool_id.split("@")[0] != suite.name:
+            raise ConfigError(f"{config.where('pool')}: pool {pool_id} belongs to suite '{pool_id.split('@')[0]}', "
+                              f"not '{suite.name}'")
+    manifest = vault.manifest(pool_id)
+    if manifest["status"] == "retired" and manifest["license_class"] == "heldout":
+        raise VaultError(f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool instead")
+    check_retention(config, pool_id, manifest.get("max_retention"))
+    items = vault.load_items(pool_id)
+    ledger = Ledger(vault.dir)
+
+    def on_sent(item_id, provider, model):
+        ledger.record(pool_id, item_id, provider, model, config.run_id)
+
+    return PoolHandle(name=pool_id, count=len(items), items=lambda: iter(items),
+                      heldout=manifest["license_class"] == "heldout",
+                      cipher=vault.output_cipher() if manifest["license_class"] == "heldout" else None,
+                      on_sent=on_sent, closers=[ledger.close])

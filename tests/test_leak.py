@@ -1,0 +1,161 @@
+"""The leak test: held-out canaries must never appear anywhere but the model request and the review page.
+
+A held-out pool of canary items goes through the whole pipeline (vault, run with a model that
+echoes the prompt, DEBUG logging on every logger including the SDKs', a forced crash whose message
+quotes a prompt, resume, status, pool list, ...). Then every byte written outside the encrypted
+vault blobs (results/, the workspace and store, logs, captured stdout/stderr, the temp dir) is
+scanned for every canary and every prompt, case-folded and with whitespace removed. Zero hits is
+the only pass. The mock server's request log must contain them: the door meant to be open is open.
+
+Every new output path is added to PIPELINE in the same change that creates it.
+"""
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.mockserver import MockBehaviour, MockServer
+
+N = 12
+
+
+def canary_items():
+    items = []
+    for i in range(N):
+        canary = f"zq{secrets.token_hex(8)}"
+        items.append({
+            "id": f"c{i:02d}",
+            "prompt": f"Summarise this internal note in two sentences: the project {canary} moved its launch "
+                      f"to week {i + 3} because the {canary} vendor missed the deadline.",
+            "reference": f"The {canary} launch slipped to week {i + 3}.",
+            "metadata": {"category": ["coding", "writing", "math"][i % 3], "language": "en"},
+        })
+    return items
+
+
+def needles(items):
+    """Every canary token and every prompt/reference, in the forms a leak could take."""
+    out = set()
+    for it in items:
+        out.add(re.search(r"zq[0-9a-f]{16}", it["prompt"]).group())
+        out.add(it["prompt"])
+        out.add(it["reference"])
+    return out
+
+
+def normal_forms(text: str) -> tuple[str, str]:
+    folded = text.casefold()
+    return folded, re.sub(r"\s+", "", folded)
+
+
+def find_leaks(blobs: dict[str, bytes], items) -> list[str]:
+    hits = []
+    forms = {n: normal_forms(n) for n in needles(items)}
+    for where, data in blobs.items():
+        text = data.decode("utf-8", errors="ignore")
+        folded, squeezed = normal_forms(text)
+        for needle, (nf, ns) in forms.items():
+            if nf in folded or ns in squeezed:
+                hits.append(f"{where}: {needle[:40]}...")
+    return hits
+
+
+@pytest.fixture
+def leak_env(tmp_path):
+    server = MockServer(MockBehaviour(reply="echo", record_bodies=True))
+    server.start()
+    root = tmp_path / "proj"
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    (root / "suites" / "arena").mkdir(parents=True)
+    (root / "suites" / "arena" / "suite.yaml").write_text(
+        "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n")
+    (root / "configs").mkdir()
+    (root / "configs" / "arena.yaml").write_text(f"""\
+run_id: arena-nov
+suite: arena
+pool: heldout
+providers:
+  oa:
+    type: openai-compatible
+    base_url: {server.url}/v1
+    api_key_env: MOCK_KEY
+    retention: zero
+  an:
+    type: anthropic
+    base_url: {server.url}
+    api_key_env: MOCK_KEY
+    retention: zero
+models:
+  - {{provider: oa, model: echo-oa}}
+  - {{provider: an, model: echo-an}}
+""")
+    inputs = tmp_path / "inputs"          # what the maintainer imports, then deletes: not scanned
+    inputs.mkdir()
+    items = canary_items()
+    (inputs / "pool.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    env = {**os.environ, "TMPDIR": str(tmpdir), "OPENAI_LOG": "debug", "ANTHROPIC_LOG": "debug",
+           "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("HOLDOUT_VAULT_KEY", None)
+    yield server, root, tmpdir, inputs, items, env
+    server.stop()
+
+
+# (argv, extra env, expected exit code). Debug logs everywhere, to a file and to stderr.
+LOG = ["--log-level", "debug", "--log-file", "logs/debug.log"]
+PIPELINE = [
+    (["vault", "init"], {}, 0),
+    (["pool", "import", "{inputs}/pool.jsonl", "--suite", "arena", "--heldout", "--max-retention", "30d"], {}, 0),
+    (["pool", "activate", "arena@v1"], {}, 0),
+    (["pool", "list"], {}, 0),
+    ([*LOG, "run", "configs/arena.yaml"], {"HOLDOUT_FAILPOINTS": "runner.after_call=crash@5"}, 1),  # crash + traceback
+    ([*LOG, "run", "configs/arena.yaml"], {}, 0),                                                 # resume to the end
+    ([*LOG, "status"], {}, 0),
+]
+
+
+def test_no_heldout_text_leaves_the_boundary(leak_env):
+    server, root, tmpdir, inputs, items, env = leak_env
+    (root / "logs").mkdir()
+    captured = {}
+    for n, (argv, extra, expected) in enumerate(PIPELINE):
+        argv = [a.format(inputs=inputs) for a in argv]
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=root, env={**env, **extra},
+                              capture_output=True, timeout=120)
+        captured[f"step {n} {argv} stdout"] = proc.stdout
+        captured[f"step {n} {argv} stderr"] = proc.stderr
+        assert proc.returncode == expected, (argv, proc.stderr.decode()[-2000:])
+
+    # the pipeline really ran: the crash printed a traceback, the run completed, debug logs were written
+    crash_err = captured[next(k for k in captured if "step 4" in k and "stderr" in k)].decode()
+    assert "Traceback" in crash_err and "FailpointCrash" in crash_err and "[held-out text redacted]" in crash_err
+    assert json.loads((root / "results" / "arena-nov" / "summary.json").read_text())["complete"]
+    assert "Request options" in (root / "logs" / "debug.log").read_text()
+
+    # every byte written outside the encrypted blobs, plus everything printed
+    blobs = dict(captured)
+    for base in (root, tmpdir):
+        for f in base.rglob("*"):
+            if f.is_file() and f.name != "items.bin":
+                blobs[str(f)] = f.read_bytes()
+    assert any("store.sqlite" in k for k in blobs) and any("ledger.sqlite" in k for k in blobs)
+    assert find_leaks(blobs, items) == []
+
+    # the door that is meant to be open is open: the model saw every canary
+    requests = "\n".join(server.stats.bodies)
+    for it in items:
+        assert json.dumps(it["prompt"])[1:-1] in requests
+
+
+def test_the_scanner_can_fail(leak_env):
+    """A check that cannot fail is a defect: plant a canary and make sure it is found."""
+    _, _, _, _, items, _ = leak_env
+    planted = {"file": f"some output ... {items[3]['prompt'].upper()} ...".encode(),
+               "spaced": " ".join(re.search(r"zq[0-9a-f]{16}", items[5]["prompt"]).group()).encode()}
+    planted["spaced"] = re.search(r"zq[0-9a-f]{16}", items[5]["prompt"]).group().replace("zq", "ZQ \n").encode()
+    assert len(find_leaks(planted, items)) >= 2

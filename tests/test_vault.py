@@ -1,0 +1,162 @@
+"""The vault: encrypted at rest, listed without decryption, every misuse a clear error with no partial state."""
+import json
+import os
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.vault import Vault, VaultError, import_pool_file
+
+ITEMS = [{"id": f"h{i}", "prompt": f"Held-out prompt {i} about the quokka protocol", "reference": "42",
+          "metadata": {"category": "c" + str(i % 2), "language": "en"}} for i in range(5)]
+
+
+@pytest.fixture
+def vault(tmp_path, monkeypatch):
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    v, _ = Vault.init(tmp_path / "ws")
+    return v
+
+
+def pool_file(tmp_path, items=ITEMS):
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    return path
+
+
+def test_import_encrypts_and_lists_without_text(tmp_path, vault):
+    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout", ["category"])
+    assert pool_id == "arena@v1"
+    for f in vault.dir.rglob("*"):
+        if f.is_file():
+            assert b"quokka" not in f.read_bytes(), f
+    m = vault.manifest(pool_id)
+    assert m["items"] == 5 and m["status"] == "draft" and m["strata"] == {"category": {"c0": 3, "c1": 2}}
+    assert m["canary"].startswith("holdout-canary-")
+    items = vault.load_items(pool_id)
+    assert [i.id for i in items] == [f"h{i}" for i in range(5)]
+    assert "quokka" not in repr(items[0]) and "quokka" not in str(items[0].prompt)
+
+
+def test_activate_retires_previous(tmp_path, vault):
+    a = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    b = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    assert vault.activate(a) is None
+    assert vault.activate(b) == a
+    assert vault.manifest(a)["status"] == "retired" and vault.manifest(a)["retired_at"]
+    assert vault.active_pool("arena") == b
+    with pytest.raises(VaultError, match="retired; a retired pool never comes back"):
+        vault.activate(a)
+
+
+def test_wrong_key_is_reported_and_nothing_opens(tmp_path, vault, monkeypatch):
+    import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    monkeypatch.setenv("HOLDOUT_VAULT_KEY", "A" * 43 + "=")
+    with pytest.raises(VaultError, match="does not open the vault .* \\(wrong key\\)"):
+        Vault.open(tmp_path / "ws")
+
+
+def test_tampered_items_are_detected(tmp_path, vault):
+    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    blob = vault.dir / "pools" / "arena" / "v1" / "items.bin"
+    data = bytearray(blob.read_bytes())
+    data[40] ^= 1
+    blob.write_bytes(bytes(data))
+    with pytest.raises(VaultError, match="cannot decrypt: wrong vault key, or the data was modified"):
+        vault.load_items(pool_id)
+
+
+def test_tampered_manifest_is_detected(tmp_path, vault):
+    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    path = vault.dir / "pools" / "arena" / "v1" / "manifest.json"
+    m = json.loads(path.read_text())
+    m["license_class"] = "public"          # try to relabel a held-out pool as exportable
+    path.write_text(json.dumps(m))
+    with pytest.raises(VaultError, match="modified outside holdout"):
+        vault.load_items(pool_id)
+
+
+def test_blob_moved_under_another_label_fails(tmp_path, vault):
+    import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    b = import_pool_file(vault, "arena", pool_file(tmp_path, ITEMS[:2]), "heldout")
+    src, dst = (vault.dir / "pools" / "arena" / v / "items.bin" for v in ("v1", "v2"))
+    dst.write_bytes(src.read_bytes())
+    with pytest.raises(VaultError, match="cannot decrypt"):
+        vault.load_items(b)
+
+
+def test_world_readable_key_file_is_refused(tmp_path, vault):
+    key = tmp_path / "ws" / "vault.key"
+    os.chmod(key, 0o644)
+    with pytest.raises(VaultError, match=r"can be read by others \(mode 644\); refusing.*chmod 600"):
+        Vault.open(tmp_path / "ws")
+
+
+def test_missing_vault_and_missing_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    with pytest.raises(VaultError, match="no vault at .*holdout vault init"):
+        Vault.open(tmp_path / "nothing")
+    Vault.init(tmp_path / "ws")
+    (tmp_path / "ws" / "vault.key").unlink()
+    with pytest.raises(VaultError, match="no vault key: set HOLDOUT_VAULT_KEY"):
+        Vault.open(tmp_path / "ws")
+
+
+def test_bad_pool_file_leaves_no_partial_version(tmp_path, vault):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n')
+    with pytest.raises(ConfigError, match="appears more than once"):
+        import_pool_file(vault, "arena", path, "heldout")
+    assert vault.pools() == [] and not (vault.dir / "pools" / "arena" / "v1").exists()
+
+
+def test_crash_during_import_leaves_no_partial_version(tmp_path, vault):
+    import subprocess
+    import sys
+    code = ("import sys; from pathlib import Path; from harness.vault import Vault, import_pool_file; "
+            "v = Vault.open(Path(sys.argv[1])); import_pool_file(v, 'arena', Path(sys.argv[2]), 'heldout')")
+    env = {**os.environ, "HOLDOUT_FAILPOINTS": "vault.add_pool.before_rename=kill"}
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), str(pool_file(tmp_path))], env=env)
+    assert proc.returncode == -9
+    assert vault.pools() == [] and not (vault.dir / "pools" / "arena" / "v1").exists()
+    assert import_pool_file(vault, "arena", pool_file(tmp_path), "heldout") == "arena@v1"
+
+
+def test_cli_pool_commands(project, cli, monkeypatch, tmp_path):
+    project.suite(name="arena")
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    code, _, err = cli("vault", "init")
+    assert code == 0 and "vault.key" in err and "Keep a copy of the key" in err
+    code, _, err = cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout")
+    assert code == 0 and "arena@v1" in err and "holdout pool activate arena@v1" in err
+    code, _, err = cli("pool", "activate", "arena@v1")
+    assert code == 0
+    code, _, err = cli("pool", "list")
+    assert code == 0 and "arena@v1" in err and "active" in err and "quokka" not in err
+    code, _, err = cli("pool", "activate", "arena@v9")
+    assert code == 2 and "no pool arena@v9" in err
+
+
+def test_heldout_run_refuses_provider_with_longer_retention(project, cli, monkeypatch, tmp_path, mock_server):
+    project.suite(name="arena")
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    cli("vault", "init")
+    cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout", "--max-retention", "zero", "--activate")
+    path = project.config(f"suite: arena\npool: heldout\nproviders:\n  p:\n    type: openai-compatible\n"
+                          f"    base_url: {mock_server.url}/v1\n    retention: 30d\nmodels:\n  - {{provider: p, model: m}}\n")
+    code, _, err = cli("run", path, "-q")
+    assert code == 2
+    assert "pool arena@v1 may only be sent to providers that keep prompts at most zero" in err
+    assert "provider 'p' declares retention '30d'" in err and "Nothing was sent" in err
+    assert mock_server.stats.requests == 0
+    path.write_text(path.read_text().replace("30d", "zero"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 0 and mock_server.stats.requests == 5
+    # the store holds outputs encrypted; reading them back gives sealed text
+    from harness.store import Store
+    vault = Vault.open(project.root / ".holdout")
+    store = Store(project.root / ".holdout" / "store.sqlite", cipher=vault.output_cipher())
+    outputs = [r.output for r in store.calls("run")]
+    assert all("quokka" not in str(o) for o in outputs)
+    from harness.sealed import reveal
+    assert all("quokka" in reveal(o) for o in outputs)
