@@ -17,7 +17,8 @@ EPILOG = "Docs: README.md. Config schema: harness/schemas/run.schema.json."
 
 def _console() -> Console:
     # stderr for people, so stdout stays clean for anything piped; both pass through the egress gate
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    # off a terminal (pipes, CI logs) tables keep all their columns instead of squeezing into 80
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
 
 
 def cmd_run(args) -> int:
@@ -59,6 +60,46 @@ def cmd_runs_delete(args) -> int:
     finally:
         store.close()
     _console().print(f"deleted run {args.run_id} ({n} calls)")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from .context import open_run
+    from .grading.engine import grade
+    ctx = open_run(args.run_id, args.workspace, args.config)
+    try:
+        specs = list(ctx.config.graders if ctx.config.graders is not None else ctx.suite.graders)
+        source = str(ctx.config.file) if ctx.config.graders is not None else str(ctx.suite.file)
+        summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
+                        ctx.pool.on_sent, _console(), args.quiet)
+    finally:
+        ctx.close()
+    console = _console()
+    for name, s in summary.items():
+        extra = f", {s['failed']} failed" if s.get("failed") else ""
+        console.print(f"{name}: {s['graded_now']} graded now{extra}, {s['calls']} judge calls")
+        if s.get("stopped"):
+            console.print(f"[yellow]{name} stopped early[/] (interrupt, budget or a dead provider): re-run "
+                          f"`holdout grade {args.run_id}` to continue.")
+    console.print(f"report: holdout report {args.run_id}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .egress import GATE
+    from .report import build_report, print_report
+    from .store import Store
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        if store.run_info(args.run_id) is None:
+            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
+        report = build_report(store, args.run_id, seed=args.seed)
+    finally:
+        store.close()
+    path = GATE.write_json(args.results_dir / args.run_id / "report.json", report)
+    console = _console()
+    print_report(console, report)
+    console.print(f"written: {path}")
     return 0
 
 
@@ -159,6 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     dp.add_argument("run_id")
     workspace(dp)
     dp.set_defaults(func=cmd_runs_delete)
+
+    sp = sub.add_parser("grade", help="grade a run's outputs with the suite's (or config's) graders; resumable",
+                        description="Grade what is not graded yet. Judge calls go through the same engine as model "
+                        "calls (limits, retries, budget, resume): grading a graded run again calls nothing.")
+    sp.add_argument("run_id")
+    sp.add_argument("--config", type=Path, help="the run's config, if it moved since the run")
+    sp.add_argument("-q", "--quiet", action="store_true")
+    workspace(sp)
+    sp.set_defaults(func=cmd_grade)
+
+    sp = sub.add_parser("report", help="scores with 95%% CIs, win rates, ratings, error rates; writes report.json")
+    sp.add_argument("run_id")
+    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (reports are reproducible)")
+    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    workspace(sp)
+    sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("vault", help="the encrypted store of held-out pools")
     vsub = sp.add_subparsers(dest="vault_command", metavar="ACTION", required=True)

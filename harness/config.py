@@ -69,6 +69,7 @@ class RunConfig:
     models: tuple[ModelConfig, ...]
     graders: tuple[dict, ...] | None
     labs: dict
+    providers: dict = field(default_factory=dict)
     marks: dict = field(repr=False, compare=False, default_factory=dict)
 
     def where(self, *path) -> str:
@@ -160,6 +161,7 @@ def load_run_config(file: str | Path) -> RunConfig:
         models=tuple(models),
         graders=tuple(data["graders"]) if "graders" in data else None,
         labs=labs,
+        providers=providers,
         marks=marks,
     )
 

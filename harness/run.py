@@ -14,7 +14,7 @@ from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError
 from .progress import progress_for
 from .results import print_summary, write_summary
-from .runner import Outcome, Runner
+from .runner import Outcome, Runner, item_jobs
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 
@@ -35,15 +35,16 @@ class PoolHandle:
             close()
 
 
-def open_pool(config: RunConfig, suite: Suite) -> PoolHandle:
-    if config.pool == "public":
+def open_pool(config: RunConfig, suite: Suite, recorded: str | None = None) -> PoolHandle:
+    """The pool of a new run (from the config), or of an existing one (`recorded`, as the store names it)."""
+    if (recorded or config.pool) in ("public", f"{suite.name}/public"):
         if suite.public_pool is None:
             raise ConfigError(f"{config.where('pool')}: suite '{suite.name}' has no public_pool; "
                               "set pool: heldout to use its active held-out pool")
         count = check_pool_file(suite.public_pool)
         return PoolHandle(name=f"{suite.name}/public", count=count, items=lambda: read_pool_file(suite.public_pool))
     from .vault import open_heldout_pool  # the vault is only needed for held-out runs
-    return open_heldout_pool(config, suite)
+    return open_heldout_pool(config, suite, recorded)
 
 
 def limited(items: Callable[[], Iterable[Item]], limit: int | None) -> Callable[[], Iterable[Item]]:
@@ -74,8 +75,8 @@ def _run(config: RunConfig, suite: Suite, pool: PoolHandle, console: Console, qu
                       f"{config.epochs} epochs = {total} calls"
                       + (f"; resuming, {done_before} already done" if resumed and done_before else ""))
         with progress_for(config.run_id, total, console, quiet, completed=done_before) as bar:
-            runner = Runner(config.run_id, suite, limited(pool.items, config.limit), config.models, config.epochs,
-                            store, budget, bar, on_sent=pool.on_sent)
+            jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs)
+            runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
             outcome = asyncio.run(runner.run())
         _, summary = write_summary(store, config.run_id, config.results_dir)
         print_summary(console, summary)

@@ -28,11 +28,25 @@ from .suite import Item, Suite
 FATAL_KINDS = {"auth", "forbidden"}   # no point sending more to this provider
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
-    item: Item
+    """One call: `key` (a string unique within the store run) and `epoch` identify it in the store."""
+    item_id: str          # the item whose text is sent (for the exposure ledger)
+    key: str              # the store's item_id column: the item id for model calls, a composite for judge calls
     model: ModelConfig
     epoch: int
+    messages: list        # (role, str | Sealed)
+
+
+def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[ModelConfig], epochs: int):
+    """The jobs of a run: every item x model x epoch, rendered lazily (memory stays flat)."""
+    def jobs():
+        for item in items():
+            messages = suite.render(item)
+            for model in models:
+                for epoch in range(epochs):
+                    yield Job(item.id, item.id, model, epoch, messages)
+    return jobs
 
 
 @dataclass
@@ -61,9 +75,9 @@ def _retryable(exc: BaseException) -> bool:
 
 
 class Runner:
-    def __init__(self, run_id: str, suite: Suite, items: Callable[[], Iterable[Item]], models: Iterable[ModelConfig],
-                 epochs: int, store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
-        self.run_id, self.suite, self.items, self.epochs = run_id, suite, items, epochs
+    def __init__(self, run_id: str, jobs: Callable[[], Iterable[Job]], models: Iterable[ModelConfig],
+                 store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
+        self.run_id, self.jobs = run_id, jobs
         self.models = list(models)
         self.store, self.budget, self.progress = store, budget, progress
         self.on_sent = on_sent or (lambda item_id, provider, model: None)
@@ -104,15 +118,16 @@ class Runner:
         await self._supervise({producer, *workers})
 
     async def _produce(self, queue: asyncio.Queue, models: list[ModelConfig], state: dict, n_workers: int) -> None:
-        for item in self.items():
-            for model in models:
-                for epoch in range(self.epochs):
-                    if (model.name, item.id, epoch) in self.done:
-                        self.outcome.skipped_done += 1
-                    elif self.stopping.is_set() or state["dead"]:
-                        self.outcome.not_started += 1
-                    else:
-                        await queue.put(Job(item, model, epoch))
+        names = {m.name for m in models}
+        for job in self.jobs():
+            if job.model.name not in names:
+                continue
+            if (job.model.name, job.key, job.epoch) in self.done:
+                self.outcome.skipped_done += 1
+            elif self.stopping.is_set() or state["dead"]:
+                self.outcome.not_started += 1
+            else:
+                await queue.put(job)
         for _ in range(n_workers):
             await queue.put(None)
 
@@ -143,17 +158,16 @@ class Runner:
                 self.outcome.not_started += 1
                 continue
             model = job.model
-            messages = self.suite.render(job.item)
-            prompt_tokens = sum(len(reveal(c)) for _, c in messages) // 4 + 1
+            prompt_tokens = sum(len(reveal(c)) for _, c in job.messages) // 4 + 1
             worst = model.price.cost(prompt_tokens, model.max_tokens) if model.price else 0.0
             if not self.budget.reserve(worst):
                 self.outcome.not_started += 1
                 self.outcome.budget_stop = True
                 self.stopping.set()
                 continue
-            request = Request(job.item.id, model.model, messages, model.params, cfg.timeout_s)
+            request = Request(job.item_id, model.model, job.messages, model.params, cfg.timeout_s)
             row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
-            hit("runner.after_call", reveal(job.item.prompt))  # tests: a crash whose message quotes the prompt
+            hit("runner.after_call", reveal(job.messages[-1][1]))  # tests: a crash whose message quotes the prompt
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
             if row.ok:
@@ -177,7 +191,7 @@ class Runner:
                 with attempt:
                     attempts += 1
                     await pacer.acquire(tokens)
-                    self.on_sent(job.item.id, cfg.name, job.model.model)
+                    self.on_sent(job.item_id, cfg.name, job.model.model)
                     try:
                         c: Completion = await asyncio.wait_for(provider.complete(request), cfg.timeout_s + 5)
                     except asyncio.TimeoutError:
@@ -190,15 +204,15 @@ class Runner:
                         raise ProviderError("empty", "the completion was empty", retryable=True)
                     pacer.on_success()
         except ProviderError as e:
-            return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, False, None, None, 0, 0,
+            return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, None, 0, 0,
                            time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time())
         price = job.model.price
         cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
         if c.finish_reason in ("content_filter", "refusal") and not c.text:
-            return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, False, None, c.finish_reason,
+            return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, c.finish_reason,
                            c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, "content_filter",
                            "the provider's content filter refused", time.time())
-        return CallRow(self.run_id, job.model.name, job.item.id, job.epoch, True, c.text, c.finish_reason,
+        return CallRow(self.run_id, job.model.name, job.key, job.epoch, True, c.text, c.finish_reason,
                        c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time())
 
     # -- results --------------------------------------------------------------

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS calls (
   ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
   latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL,
   PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS grades (
+  run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
+  status TEXT NOT NULL, score REAL, detail TEXT,
+  PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
 """
 
 
@@ -98,7 +102,8 @@ class Store:
         cur = self.db.execute(
             "SELECT r.run_id, r.suite, r.pool, r.total, r.updated, "
             "COALESCE(SUM(c.ok),0), COALESCE(SUM(1-c.ok),0), COALESCE(SUM(c.cost_usd),0) "
-            "FROM runs r LEFT JOIN calls c ON c.run_id=r.run_id GROUP BY r.run_id ORDER BY r.updated DESC")
+            "FROM runs r LEFT JOIN calls c ON c.run_id=r.run_id WHERE r.run_id NOT LIKE '%/grade/%' "
+            "GROUP BY r.run_id ORDER BY r.updated DESC")
         keys = ("run_id", "suite", "pool", "total", "updated", "done", "errors", "cost_usd")
         return [dict(zip(keys, r)) for r in cur]
 
@@ -138,6 +143,26 @@ class Store:
             if self.cipher is not None and row.output is not None:
                 row.output = self.cipher.decrypt_output(row.run_id, row.model, row.item_id, row.output)
             yield row
+
+    # -- grades (numbers and labels only, never text) ---------------------------
+    def put_grades(self, rows: list[tuple]) -> None:
+        """(run_id, grader, model, item_id, epoch, status, score, detail dict)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?)",
+                                [r[:7] + (json.dumps(r[7]),) for r in rows])
+
+    def grades(self, run_id: str, grader: str | None = None) -> list[dict]:
+        sql = "SELECT grader, model, item_id, epoch, status, score, detail FROM grades WHERE run_id=?"
+        args: tuple = (run_id,)
+        if grader:
+            sql, args = sql + " AND grader=?", (run_id, grader)
+        keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
+        return [dict(zip(keys, r[:6] + (json.loads(r[6]),))) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)]
+
+    def graded_keys(self, run_id: str, grader: str) -> set:
+        return set(self.db.execute("SELECT model, item_id, epoch FROM grades WHERE run_id=? AND grader=? "
+                                   "AND status IN ('ok','skipped')", (run_id, grader)))
 
     def close(self) -> None:
         try:

@@ -70,10 +70,23 @@ def _record_marks(file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, i
             _record_marks(file, child, path + (i,), marks)
 
 
+def _read_schema(name: str) -> dict:
+    return json.loads(resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text())
+
+
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict:
-    """A JSON schema shipped in harness/schemas/."""
-    return json.loads(resources.files("harness").joinpath("schemas", f"{name}.schema.json").read_text())
+    """A JSON schema shipped in harness/schemas/. Run and suite schemas embed the grader schema, so a
+    grader's errors carry their line numbers like any other key."""
+    s = _read_schema(name)
+    if name in ("run", "suite"):
+        grader = _read_schema("grader")
+        for k in ("$id", "$schema", "title"):
+            grader.pop(k)
+        s.setdefault("$defs", {}).update(grader.pop("$defs"))
+        s["$defs"]["grader"] = grader
+        s["properties"]["graders"]["items"] = {"$ref": "#/$defs/grader"}
+    return s
 
 
 @lru_cache(maxsize=None)

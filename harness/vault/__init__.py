@@ -10,6 +10,6 @@ from .pools import LICENSE_CLASSES, Vault, import_pool_file
 __all__ = ["Vault", "Ledger", "VaultError", "DecryptError", "LICENSE_CLASSES", "import_pool_file", "open_heldout_pool"]
 
 
-def open_heldout_pool(config, suite):
+def open_heldout_pool(config, suite, recorded=None):
     from .runpool import open_heldout_pool as _open
-    return _open(config, suite)
+    return _open(config, suite, recorded)

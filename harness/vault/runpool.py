@@ -29,10 +29,13 @@ def check_retention(config, pool_id: str, max_retention: str | None) -> None:
                 f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent.")
 
 
-def open_heldout_pool(config, suite):
+def open_heldout_pool(config, suite, recorded: str | None = None):
+    """The pool a run uses: the config's (for a new run) or the one it recorded (grading, reports)."""
     from ..run import PoolHandle
     vault = Vault.open(config.workspace)
-    if config.pool in ("heldout", "active"):
+    if recorded:
+        pool_id = recorded
+    elif config.pool in ("heldout", "active"):
         pool_id = vault.active_pool(suite.name)
         if pool_id is None:
             raise VaultError(f"{config.where('pool')}: suite '{suite.name}' has no active pool in the vault "
@@ -44,7 +47,7 @@ def open_heldout_pool(config, suite):
             raise ConfigError(f"{config.where('pool')}: pool {pool_id} belongs to suite '{pool_id.split('@')[0]}', "
                               f"not '{suite.name}'")
     manifest = vault.manifest(pool_id)
-    if manifest["status"] == "retired" and manifest["license_class"] == "heldout":
+    if not recorded and manifest["status"] == "retired" and manifest["license_class"] == "heldout":
         raise VaultError(f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool instead")
     check_retention(config, pool_id, manifest.get("max_retention"))
     items = vault.load_items(pool_id)

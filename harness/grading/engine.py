@@ -1,0 +1,239 @@
+"""`holdout grade`: every output of a run scored by every grader, resumable like a run.
+
+Judge calls are ordinary jobs for the same Runner (concurrency, retries, budget, exposure ledger,
+resume), stored under the run id `<run>/grade/<grader>`: the judge model is the store's model, the
+graded target is its item key, and the attempt is its epoch. A malformed judge answer leads to a
+fresh call (the next attempt) up to `max_attempts`; then the grade is recorded as an error, never a
+guess. Grading a fully graded run makes no calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from ..budget import Budget
+from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig
+from ..errors import ConfigError, HoldoutError
+from ..pricing import Price, price_for
+from ..progress import progress_for
+from ..runner import Job, Runner
+from ..sealed import reveal
+from ..store import Store
+from ..yamlfile import key_path
+from .judges import (model_score, pairwise_messages, parse_rubric, parse_verdict, rubric_messages, rubric_score)
+from .rules import RuleGrader
+
+Target = tuple  # (model, item_id, epoch)
+
+
+def style_features(text: str) -> dict:
+    """Length and markdown counts (numbers only): the covariates of style control."""
+    body = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {"length": len(text), "headers": len(re.findall(r"^#{1,6} ", body, re.M)),
+            "lists": len(re.findall(r"^\s*(?:[-*+]|\d+\.) ", body, re.M)),
+            "bold": len(re.findall(r"\*\*[^*\n]+\*\*|__[^_\n]+__", body))}
+
+
+@dataclass
+class JudgeGrader:
+    kind: str                      # "rubric" | "pairwise"
+    name: str
+    judges: list[ModelConfig]
+    spec: dict
+    max_attempts: int = 3
+    baseline: str | None = None
+    criteria: list = field(default_factory=list)
+
+    def targets(self, outputs: dict) -> list[Target]:
+        if self.kind == "rubric":
+            return sorted(outputs)
+        return sorted(t for t in outputs if t[0] != self.baseline and self._baseline_key(t, outputs))
+
+    def _baseline_key(self, t: Target, outputs: dict):
+        for key in ((self.baseline, t[1], t[2]), (self.baseline, t[1], 0)):
+            if key in outputs:
+                return key
+        return None
+
+    def slots(self, t: Target) -> list[tuple[ModelConfig, str]]:
+        """(judge, key) of every judge call a target needs."""
+        base = f"{t[0]}|{t[1]}|{t[2]}"
+        orders = ("",) if self.kind == "rubric" else ("|0", "|1")
+        return [(j, base + o) for j in self.judges for o in orders]
+
+    def messages(self, key: str, t: Target, outputs: dict, items: dict) -> list:
+        item = items[t[1]]
+        if self.kind == "rubric":
+            return rubric_messages(self.criteria, item.prompt, outputs[t], item.reference)
+        base_out = outputs[self._baseline_key(t, outputs)]
+        a, b = (base_out, outputs[t]) if key.endswith("|0") else (outputs[t], base_out)  # order 0: baseline is A
+        return pairwise_messages(item.prompt, a, b)
+
+    def parse(self, text):
+        return parse_rubric(text, self.criteria) if self.kind == "rubric" else parse_verdict(text)
+
+    def combine(self, t: Target, answers: dict, outputs: dict) -> tuple[float, dict]:
+        """The grade of a target from its parsed judge answers (all present)."""
+        if self.kind == "rubric":
+            per_judge = {j.name: answers[(j.name, k)] for j, k in self.slots(t)}
+            scores = {name: rubric_score(a["scores"], self.criteria) for name, a in per_judge.items()}
+            crit = {c["name"]: sum(a["scores"][c["name"]] for a in per_judge.values()) / len(per_judge)
+                    for c in self.criteria}
+            conf = [a["confidence"] for a in per_judge.values() if "confidence" in a]
+            detail = {"criteria": crit, "judges": scores,
+                      "judge_criteria": {n: a["scores"] for n, a in per_judge.items()},
+                      "disagreement": max(scores.values()) - min(scores.values()),
+                      "confidence": sum(conf) / len(conf) if conf else None}
+            return sum(scores.values()) / len(scores), detail
+        verdicts, per_judge, consistent, strong = {}, {}, True, []
+        for j in self.judges:
+            base = f"{t[0]}|{t[1]}|{t[2]}"
+            v0, v1 = answers[(j.name, base + "|0")], answers[(j.name, base + "|1")]
+            (s0, st0), (s1, st1) = model_score(v0, "B"), model_score(v1, "A")
+            verdicts[j.name] = [v0, v1]
+            per_judge[j.name] = (s0 + s1) / 2
+            consistent &= not ({s0, s1} == {0.0, 1.0})
+            strong += [st0, st1]
+        mine, theirs = style_features(reveal(outputs[t])), style_features(reveal(outputs[self._baseline_key(t, outputs)]))
+        detail = {"baseline": self.baseline, "verdicts": verdicts, "judges": per_judge, "consistent": consistent, "strong": strong,
+                  "style_diff": {k: mine[k] - theirs[k] for k in mine}}
+        return sum(per_judge.values()) / len(per_judge), detail
+
+
+def _judge_config(spec: dict, config: RunConfig, where: str) -> ModelConfig:
+    pname = spec["provider"]
+    provider = config.providers.get(pname)
+    if provider is None and pname in DEFAULT_KEY_ENV:
+        provider = ProviderConfig(name=pname, type=pname, api_key_env=DEFAULT_KEY_ENV[pname])
+    if provider is None:
+        raise ConfigError(f"{where}.provider: unknown provider '{pname}'; declare it under providers: in the run config "
+                          f"(declared: {', '.join(sorted(config.providers)) or 'none'})")
+    price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
+    return ModelConfig(name=spec.get("name", f"judge:{spec['model']}"), provider=provider, model=spec["model"],
+                       params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})}, price=price)
+
+
+def build_graders(specs: list[dict], config: RunConfig, source: str) -> list:
+    graders, used = [], {}
+    model_names = {m.name for m in config.models}
+    for i, spec in enumerate(specs):
+        kind = next(k for k in ("rules", "rubric", "pairwise", "human") if k in spec)
+        used[kind] = used.get(kind, 0) + 1
+        name = spec.get("name") or (kind if used[kind] == 1 else f"{kind}-{used[kind]}")
+        where = f"{source}: {key_path(('graders', i, kind))}"
+        if kind == "rules":
+            graders.append(RuleGrader(name, spec["rules"]))
+        elif kind in ("rubric", "pairwise"):
+            body = spec[kind]
+            judge_specs = body.get("judges") or ([body["judge"]] if "judge" in body else [])
+            if not judge_specs:
+                raise ConfigError(f"{where}: needs 'judge' or 'judges'")
+            judges = [_judge_config(j, config, f"{where}.judges[{n}]") for n, j in enumerate(judge_specs)]
+            g = JudgeGrader(kind, name, judges, body, body.get("max_attempts", 3))
+            if kind == "rubric":
+                g.criteria = body["criteria"]
+                for c in g.criteria:
+                    if c["scale"][0] >= c["scale"][1]:
+                        raise ConfigError(f"{where}: criterion '{c['name']}': scale must be [low, high] with low < high")
+            else:
+                g.baseline = body["baseline"]
+                if g.baseline not in model_names:
+                    raise ConfigError(f"{where}.baseline: '{g.baseline}' is not a model of this run "
+                                      f"(models: {', '.join(sorted(model_names))}); add it under models:")
+            graders.append(g)
+    return graders
+
+
+async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: dict, items: dict, budget: Budget,
+                      on_sent, console: Console, quiet: bool) -> dict:
+    """Rounds of judge calls until every slot has a parseable answer or max_attempts is spent."""
+    jrun = f"{run_id}/grade/{grader.name}"
+    todo = [t for t in grader.targets(outputs) if (t[0], t[1], t[2]) not in store.graded_keys(run_id, grader.name)]
+    answers: dict = {}
+    errors: dict = {}
+    calls_made = 0
+    judges = {j.name: j for j in grader.judges}
+    store.begin_run(jrun, f"judge:{grader.name}", "judge", "judge", False, 0, list(judges), "")
+    for attempt in range(grader.max_attempts):
+        # read what the store already has (earlier attempts, earlier invocations)
+        for row in store.calls(jrun):
+            if (row.model, row.item_id) in answers:
+                continue
+            if row.ok:
+                parsed = grader.parse(row.output)
+                if parsed is not None:
+                    answers[(row.model, row.item_id)] = parsed
+                    continue
+                errors[(row.model, row.item_id)] = "malformed judge answer"
+            else:
+                errors[(row.model, row.item_id)] = f"judge call failed: {row.error_kind}"
+        done_calls = {(r[0], r[1], r[2]) for r in store.db.execute(
+            "SELECT model, item_id, epoch FROM calls WHERE run_id=?", (jrun,))}
+        jobs = []
+        for t in todo:
+            for judge, key in grader.slots(t):
+                if (judge.name, key) in answers:
+                    continue
+                tried = sum((judge.name, key, a) in done_calls for a in range(grader.max_attempts))
+                if tried > attempt:
+                    continue
+                jobs.append(Job(t[1], key, judge, attempt, grader.messages(key, t, outputs, items)))
+        if not jobs:
+            if attempt == 0 or all((j.name, k) in answers for t in todo for j, k in grader.slots(t)):
+                break
+            continue
+        with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet) as bar:
+            runner = Runner(jrun, lambda: iter(jobs), list(judges.values()), store, budget, bar, on_sent=on_sent)
+            outcome = await runner.run()
+        calls_made += outcome.calls_made
+        if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
+            return {"answers": answers, "errors": errors, "todo": todo, "stopped": outcome, "calls": calls_made}
+    for row in store.calls(jrun):   # the last round's answers
+        if (row.model, row.item_id) not in answers:
+            parsed = grader.parse(row.output) if row.ok else None
+            if parsed is not None:
+                answers[(row.model, row.item_id)] = parsed
+            else:
+                errors[(row.model, row.item_id)] = "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+    return {"answers": answers, "errors": errors, "todo": todo, "stopped": None, "calls": calls_made}
+
+
+def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs: dict,
+          on_sent, console: Console, quiet: bool) -> dict:
+    graders = build_graders(specs, config, source)
+    if not graders:
+        raise HoldoutError(f"no graders: add `graders:` to the suite ({source}) or to the run config")
+    spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR run_id LIKE ?",
+                             (run_id, f"{run_id}/grade/%")).fetchone()[0]
+    budget = Budget(config.budget_usd, spent)
+    summary = {}
+    for g in graders:
+        if isinstance(g, RuleGrader):
+            done = store.graded_keys(run_id, g.name)
+            rows = []
+            for t, out in outputs.items():
+                if t not in done:
+                    score, detail = g.grade(out, items[t[1]])
+                    rows.append((run_id, g.name, *t, "ok" if score is not None else "skipped", score, detail))
+            store.put_grades(rows)
+            summary[g.name] = {"kind": "rules", "graded_now": len(rows), "calls": 0}
+            continue
+        res = asyncio.run(_run_judges(store, run_id, g, outputs, items, budget, on_sent, console, quiet))
+        rows, failed = [], 0
+        for t in res["todo"]:
+            slots = g.slots(t)
+            if all((j.name, k) in res["answers"] for j, k in slots):
+                score, detail = g.combine(t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots}, outputs)
+                rows.append((run_id, g.name, *t, "ok", score, detail))
+            elif res["stopped"] is None:
+                reasons = sorted({res["errors"].get((j.name, k), "no answer") for j, k in slots
+                                  if (j.name, k) not in res["answers"]})
+                rows.append((run_id, g.name, *t, "error", None, {"reason": "; ".join(reasons)}))
+                failed += 1
+        store.put_grades(rows)
+        summary[g.name] = {"kind": g.kind, "graded_now": len(rows) - failed, "failed": failed,
+                           "calls": res["calls"], "stopped": bool(res["stopped"])}
+    return summary

@@ -1,0 +1,144 @@
+"""`holdout report`: per model, scores with 95% CIs, win rates, Bradley-Terry ratings (plain and
+style-controlled), judge agreement, and error rates shown apart from scores. Numbers only."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from . import stats
+from .grading.judges import model_score
+from .store import Store, call_stats
+
+STYLE_KEYS = ("length", "headers", "lists", "bold")
+
+
+def _fmt_ci(d: dict, key: str = "mean", pct: bool = False) -> str:
+    if not d or d.get(key) is None:
+        return "-"
+    k = 100 if pct else 1
+    return f"{d[key] * k:.1f} [{d['ci_low'] * k:.1f}, {d['ci_high'] * k:.1f}]" if pct else \
+        f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+
+
+def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
+    """Win rates vs the baseline, BT ratings from every game, and the style-controlled view."""
+    by_model = defaultdict(list)
+    for r in rows:
+        if r["status"] == "ok":
+            by_model[r["model"]].append(r)
+    out = {"baseline": baseline, "models": {}}
+    battles, weights, covs = [], [], []
+    for model, rs in sorted(by_model.items()):
+        prefs = [r["score"] for r in rs]
+        boot = stats.bootstrap_mean(prefs, clusters=[r["item_id"] for r in rs], seed=seed)
+        wr = stats.win_rate(prefs)
+        lc = stats.length_controlled_win_rate(prefs, [r["detail"]["style_diff"]["length"] for r in rs], seed=seed)
+        out["models"][model] = {
+            "win_rate": boot["mean"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "se": wr["se"],
+            "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"],
+            "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs)}
+        for r in rs:
+            diff = r["detail"]["style_diff"]
+            for verdicts in r["detail"]["verdicts"].values():
+                for order, v in enumerate(verdicts):
+                    score, strong = model_score(v, "B" if order == 0 else "A")
+                    battles.append((model, baseline, score))
+                    weights.append(3.0 if strong else 1.0)
+                    covs.append([diff[k] for k in STYLE_KEYS])
+    if battles:
+        cov = np.array(covs, dtype=float)
+        sd = cov.std(axis=0)
+        cov = np.where(sd > 0, cov / np.where(sd > 0, sd, 1), 0.0)
+        out["bradley_terry"] = stats.bradley_terry(battles, anchor=baseline, weights=weights, seed=seed)["ratings"]
+        styled = stats.bradley_terry(battles, anchor=baseline, weights=weights, covariates=cov, seed=seed)
+        out["bradley_terry_style_controlled"] = styled["ratings"]
+        out["style_coefficients"] = dict(zip(STYLE_KEYS, styled["coefficients"]))
+    return out
+
+
+def build_report(store: Store, run_id: str, seed: int = 0) -> dict:
+    calls = call_stats(store, run_id)
+    grades = store.grades(run_id)
+    by_grader = defaultdict(list)
+    for g in grades:
+        by_grader[g["grader"]].append(g)
+    report = {"run_id": run_id, "seed": seed, "models": {}, "graders": {}}
+    for model, c in calls.items():
+        report["models"][model] = {"calls": c["calls"], "errors": c["errors"],
+                                   "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
+                                   "error_kinds": c["error_kinds"], "cost_usd": c["cost_usd"],
+                                   "latency_p50_s": c["latency_p50_s"], "latency_p95_s": c["latency_p95_s"]}
+    for grader, rows in by_grader.items():
+        baseline = next((r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None)
+        if baseline is not None:
+            section = pairwise_section(rows, baseline, seed)
+            section["kind"] = "pairwise"
+        else:
+            section = {"kind": "scores", "models": {}}
+            per = defaultdict(list)
+            for r in rows:
+                per[r["model"]].append(r)
+            for model, rs in sorted(per.items()):
+                ok = [r for r in rs if r["status"] == "ok"]
+                boot = stats.bootstrap_mean([r["score"] for r in ok], clusters=[r["item_id"] for r in ok], seed=seed)
+                entry = {**boot, "graded": len(ok), "skipped": sum(r["status"] == "skipped" for r in rs),
+                         "grade_errors": sum(r["status"] == "error" for r in rs)}
+                crit = [r["detail"]["criteria"] for r in ok if r["detail"] and "criteria" in r["detail"]]
+                if crit:
+                    entry["criteria"] = {k: float(np.mean([c[k] for c in crit])) for k in crit[0]}
+                    entry["judge_disagreement"] = float(np.mean([r["detail"]["disagreement"] for r in ok]))
+                section["models"][model] = entry
+            agreement = _judge_agreement(rows)
+            if agreement:
+                section["judge_agreement"] = agreement
+        report["graders"][grader] = section
+    return report
+
+
+def _judge_agreement(rows: list[dict]) -> dict:
+    """Krippendorff's alpha (interval) per criterion between judges, when a rubric has several."""
+    per_crit = defaultdict(dict)
+    for r in rows:
+        jc = (r["detail"] or {}).get("judge_criteria")
+        if r["status"] == "ok" and jc and len(jc) > 1:
+            for judge_scores in [jc]:
+                for crit in next(iter(judge_scores.values())):
+                    per_crit[crit][(r["model"], r["item_id"], r["epoch"])] = [s[crit] for s in judge_scores.values()]
+    return {crit: {"krippendorff_alpha": stats.krippendorff_alpha(units, "interval"), "units": len(units)}
+            for crit, units in per_crit.items()}
+
+
+def print_report(console: Console, report: dict) -> None:
+    t = Table(title=f"run {report['run_id']}: calls")
+    for col in ("model", "calls", "errors", "error rate", "cost $", "p50 s"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for m, s in report["models"].items():
+        t.add_row(m, str(s["calls"]), str(s["errors"]), f"{(s['error_rate'] or 0) * 100:.1f}%", f"{s['cost_usd']:.4f}",
+                  "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}")
+    console.print(t)
+    for name, g in report["graders"].items():
+        if g["kind"] == "pairwise":
+            t = Table(title=f"{name}: pairwise vs {g['baseline']} (win rate %, 95% CI; errors excluded)")
+            for col in ("model", "win rate", "SE", "LC win rate", "BT rating", "BT style-controlled", "inconsistent", "n"):
+                t.add_column(col, justify="left" if col == "model" else "right")
+            bt, sbt = g.get("bradley_terry", {}), g.get("bradley_terry_style_controlled", {})
+            for m, s in g["models"].items():
+                lc = "-" if s["lc_win_rate"] is None else f"{s['lc_win_rate'] * 100:.1f} ± {s['lc_se'] * 100:.1f}"
+                t.add_row(m, _fmt_ci(s, "win_rate", pct=True), f"{s['se'] * 100:.1f}", lc,
+                          _fmt_rating(bt.get(m)), _fmt_rating(sbt.get(m)), f"{s['inconsistent_rate'] * 100:.0f}%",
+                          str(s["n"]))
+        else:
+            t = Table(title=f"{name}: mean score, 95% CI (bootstrap over items; errors excluded)")
+            for col in ("model", "score", "graded", "skipped", "grade errors", "criteria"):
+                t.add_column(col, justify="left" if col in ("model", "criteria") else "right")
+            for m, s in g["models"].items():
+                crit = ", ".join(f"{k} {v:.2f}" for k, v in s.get("criteria", {}).items())
+                t.add_row(m, _fmt_ci(s), str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit)
+        console.print(t)
+
+
+def _fmt_rating(r: dict | None) -> str:
+    return "-" if not r else f"{r['rating']:.0f} [{r['ci_low']:.0f}, {r['ci_high']:.0f}]"

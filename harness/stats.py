@@ -1,0 +1,166 @@
+"""Statistics in one place: scores come with uncertainty, agreement is measured.
+
+- `bootstrap_mean`: mean with a percentile bootstrap CI; `clusters` resamples whole items when an
+  item has several epochs, so repeated samples of one item do not pass for independent evidence.
+- `win_rate`: mean of per-item preferences in [0, 1] (ties 0.5) with its standard error and CI.
+- `bradley_terry`: strengths by maximum likelihood (logistic regression on battles, optionally with
+  style covariates: style control), on the Elo scale, with bootstrap CIs.
+- `length_controlled_win_rate`: the win rate at zero length difference, from a logistic model.
+- `cohen_kappa`, `krippendorff_alpha`: agreement between raters (judges, people).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Hashable, Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def bootstrap_mean(values: Sequence[float], clusters: Sequence[Hashable] | None = None, n_boot: int = 1000,
+                   seed: int = 0, level: float = 0.95) -> dict:
+    """{'mean', 'ci_low', 'ci_high', 'n'}; resampling clusters (items) when given. Reproducible for a seed."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    if clusters is None:
+        idx = rng.integers(0, x.size, size=(n_boot, x.size))
+        boots = x[idx].mean(axis=1)
+        n = int(x.size)
+    else:
+        groups = defaultdict(list)
+        for v, c in zip(x, clusters):
+            groups[c].append(v)
+        sums = np.array([sum(g) for g in groups.values()])
+        counts = np.array([len(g) for g in groups.values()])
+        idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
+        boots = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+        n = len(groups)
+    alpha = (1 - level) / 2
+    return {"mean": float(x.mean()), "ci_low": float(np.quantile(boots, alpha)),
+            "ci_high": float(np.quantile(boots, 1 - alpha)), "n": n}
+
+
+def win_rate(preferences: Sequence[float]) -> dict:
+    """Mean preference (1 win, 0.5 tie, 0 loss, or a probability) with standard error (ddof=1) and normal 95% CI."""
+    x = np.asarray(preferences, dtype=float)
+    if x.size == 0:
+        return {"win_rate": None, "se": None, "ci_low": None, "ci_high": None, "n": 0}
+    mean = float(x.mean())
+    se = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else 0.0
+    return {"win_rate": mean, "se": se, "ci_low": max(0.0, mean - Z95 * se), "ci_high": min(1.0, mean + Z95 * se),
+            "n": int(x.size)}
+
+
+def _logistic_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, l2: float = 1e-6,
+                  iters: int = 100) -> np.ndarray:
+    """Maximum likelihood logistic regression (Newton-Raphson); y may be fractional (ties = 0.5)."""
+    w = np.ones(len(y)) if w is None else w
+    beta = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+        grad = X.T @ (w * (y - p)) - l2 * beta
+        hess = (X * (w * p * (1 - p))[:, None]).T @ X + l2 * np.eye(X.shape[1])
+        step = np.linalg.solve(hess, grad)
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return beta
+
+
+def _bt_design(battles, players, covariates):
+    index = {p: i for i, p in enumerate(players)}
+    k = len(players) - 1                      # players[0] is the anchor (strength 0)
+    n_cov = 0 if covariates is None else covariates.shape[1]
+    X = np.zeros((len(battles), k + n_cov))
+    for r, (a, b, _) in enumerate(battles):
+        if index[a]:
+            X[r, index[a] - 1] += 1
+        if index[b]:
+            X[r, index[b] - 1] -= 1
+    if n_cov:
+        X[:, k:] = covariates
+    y = np.array([s for _, _, s in battles], dtype=float)
+    return X, y, k
+
+
+def bradley_terry(battles: Sequence[tuple[str, str, float]], anchor: str | None = None,
+                  covariates: np.ndarray | None = None, weights: Sequence[float] | None = None,
+                  n_boot: int = 200, seed: int = 0, scale: float = 400.0, base: float = 1000.0) -> dict:
+    """Strengths from battles (a, b, score of a in [0,1]) on the Elo scale (anchor = `base`).
+
+    With `covariates` (one row per battle, e.g. differences in length and markdown), the model is
+    P(a beats b) = sigmoid(theta_a - theta_b + gamma . covariates): strengths net of style.
+    Returns {'ratings': {player: {'rating', 'ci_low', 'ci_high'}}, 'coefficients': [...]}.
+    """
+    players = sorted({p for a, b, _ in battles for p in (a, b)})
+    if anchor is not None:
+        players.remove(anchor)
+        players.insert(0, anchor)
+    X, y, k = _bt_design(battles, players, covariates)
+    w = None if weights is None else np.asarray(weights, dtype=float)
+    factor = scale / math.log(10)
+    beta = _logistic_fit(X, y, w)
+    point = np.concatenate([[0.0], beta[:k]]) * factor + base
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        b = _logistic_fit(X[idx], y[idx], None if w is None else w[idx])
+        boots.append(np.concatenate([[0.0], b[:k]]) * factor + base)
+    boots = np.array(boots) if boots else np.array([point])
+    ratings = {p: {"rating": float(point[i]), "ci_low": float(np.quantile(boots[:, i], 0.025)),
+                   "ci_high": float(np.quantile(boots[:, i], 0.975))} for i, p in enumerate(players)}
+    return {"ratings": ratings, "coefficients": [float(c) for c in beta[k:]]}
+
+
+def length_controlled_win_rate(preferences: Sequence[float], length_diffs: Sequence[float], n_boot: int = 200,
+                               seed: int = 0) -> dict:
+    """Win rate at zero length difference: fit P(win) = sigmoid(a + b * tanh(len_diff / sd)), report
+    sigmoid(a), with a bootstrap standard error. `length_diffs` = model length - baseline length."""
+    y = np.asarray(preferences, dtype=float)
+    d = np.asarray(length_diffs, dtype=float)
+    if y.size < 3:
+        return {"lc_win_rate": None, "se": None, "length_coef": None, "n": int(y.size)}
+    sd = d.std() or 1.0
+    X = np.column_stack([np.ones_like(d), np.tanh(d / sd)])
+
+    def fit(idx):
+        a, b = _logistic_fit(X[idx], y[idx], l2=1e-4)
+        return 1 / (1 + math.exp(-a)), b
+
+    point, coef = fit(np.arange(y.size))
+    rng = np.random.default_rng(seed)
+    boots = [fit(rng.integers(0, y.size, y.size))[0] for _ in range(n_boot)]
+    return {"lc_win_rate": float(point), "se": float(np.std(boots, ddof=1)), "length_coef": float(coef),
+            "n": int(y.size)}
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Agreement of two raters on the same items beyond chance."""
+    if len(a) != len(b) or not a:
+        return None
+    n = len(a)
+    labels = set(a) | set(b)
+    po = sum(x == y for x, y in zip(a, b)) / n
+    pe = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in labels)
+    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+
+
+def krippendorff_alpha(units: dict[Hashable, Sequence[float | None]], level: str = "interval") -> float | None:
+    """Alpha for any number of raters with missing ratings. `units`: unit -> the ratings it got (None = missing).
+    level 'nominal' or 'interval'."""
+    values = {u: [v for v in vs if v is not None] for u, vs in units.items()}
+    values = {u: vs for u, vs in values.items() if len(vs) >= 2}
+    if not values:
+        return None
+    delta = (lambda x, y: float(x != y)) if level == "nominal" else (lambda x, y: (x - y) ** 2)
+    n = sum(len(vs) for vs in values.values())
+    do = sum(sum(delta(x, y) for i, x in enumerate(vs) for j, y in enumerate(vs) if i != j) / (len(vs) - 1)
+             for vs in values.values()) / n
+    pooled = [v for vs in values.values() for v in vs]
+    de = sum(delta(x, y) for i, x in enumerate(pooled) for j, y in enumerate(pooled) if i != j) / (n * (n - 1))
+    return 1.0 if de == 0 else 1 - do / de
