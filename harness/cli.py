@@ -103,6 +103,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_import_alpaca(args) -> int:
+    from .recorded import import_alpaca_eval
+    from .store import Store
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        if store.run_info(args.run) is not None:
+            store.delete_run(args.run)
+            store.db.execute("DELETE FROM grades WHERE run_id=?", (args.run,))
+        out = import_alpaca_eval(args.directory, store, args.run)
+    finally:
+        store.close()
+    _console().print(f"imported {len(out['models'])} models' recorded verdicts against {out['baseline']} "
+                     f"({out['outputs']} outputs) as run '{args.run}'. Next: holdout report {args.run}")
+    return 0
+
+
+def cmd_judge_consistency(args) -> int:
+    from .egress import GATE
+    from .recorded import judge_self_consistency
+    out = judge_self_consistency(args.directory)
+    _console().print(f"{out['runs']} runs of one judge over {out['pairs']} pairs:\n"
+                     f"  a run disagrees with the majority of the others: {out['loo_disagreement'] * 100:.1f}%\n"
+                     f"  all runs agree: {out['unanimous'] * 100:.1f}% of pairs\n"
+                     f"  the longer output is preferred: {out['longer_preferred'] * 100:.1f}% of decisive votes")
+    if args.json:
+        GATE.write_json(args.json, out)
+    return 0
+
+
 def cmd_vault_init(args) -> int:
     from .vault import Vault
     vault, source = Vault.init(args.workspace)
@@ -216,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results-dir", type=Path, default=Path("results"))
     workspace(sp)
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("recorded", help="load verdicts recorded by other tools (AlpacaEval) as a Holdout run")
+    rsub = sp.add_subparsers(dest="recorded_command", metavar="ACTION", required=True)
+    rp = rsub.add_parser("import-alpaca-eval", help="model outputs + judge preferences vs the baseline -> a run")
+    rp.add_argument("directory", type=Path, help="a folder with annotations/ and model_outputs/")
+    rp.add_argument("--run", default="alpaca-eval", help="run id to create (replaced if it exists)")
+    workspace(rp)
+    rp.set_defaults(func=cmd_import_alpaca)
+    rp = rsub.add_parser("judge-consistency", help="self-consistency and length preference of a judge run k times")
+    rp.add_argument("directory", type=Path, help="a folder of seed*.json runs over the same pairs")
+    rp.add_argument("--json", type=Path, help="also write the figures here")
+    rp.set_defaults(func=cmd_judge_consistency)
 
     sp = sub.add_parser("vault", help="the encrypted store of held-out pools")
     vsub = sp.add_subparsers(dest="vault_command", metavar="ACTION", required=True)

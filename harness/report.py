@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from . import stats
-from .grading.judges import model_score
 from .store import Store, call_stats
 
 STYLE_KEYS = ("length", "headers", "lists", "bold")
@@ -42,12 +41,10 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
             "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs)}
         for r in rs:
             diff = r["detail"]["style_diff"]
-            for verdicts in r["detail"]["verdicts"].values():
-                for order, v in enumerate(verdicts):
-                    score, strong = model_score(v, "B" if order == 0 else "A")
-                    battles.append((model, baseline, score))
-                    weights.append(3.0 if strong else 1.0)
-                    covs.append([diff[k] for k in STYLE_KEYS])
+            for score, strong in r["detail"]["games"]:      # every judge game is a battle; ">>" counts 3 times
+                battles.append((model, baseline, score))
+                weights.append(3.0 if strong else 1.0)
+                covs.append([diff[k] for k in STYLE_KEYS])
     if battles:
         cov = np.array(covs, dtype=float)
         sd = cov.std(axis=0)

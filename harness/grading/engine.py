@@ -88,7 +88,7 @@ class JudgeGrader:
                       "disagreement": max(scores.values()) - min(scores.values()),
                       "confidence": sum(conf) / len(conf) if conf else None}
             return sum(scores.values()) / len(scores), detail
-        verdicts, per_judge, consistent, strong = {}, {}, True, []
+        verdicts, per_judge, consistent, games = {}, {}, True, []
         for j in self.judges:
             base = f"{t[0]}|{t[1]}|{t[2]}"
             v0, v1 = answers[(j.name, base + "|0")], answers[(j.name, base + "|1")]
@@ -96,9 +96,9 @@ class JudgeGrader:
             verdicts[j.name] = [v0, v1]
             per_judge[j.name] = (s0 + s1) / 2
             consistent &= not ({s0, s1} == {0.0, 1.0})
-            strong += [st0, st1]
+            games += [[s0, st0], [s1, st1]]
         mine, theirs = style_features(reveal(outputs[t])), style_features(reveal(outputs[self._baseline_key(t, outputs)]))
-        detail = {"baseline": self.baseline, "verdicts": verdicts, "judges": per_judge, "consistent": consistent, "strong": strong,
+        detail = {"baseline": self.baseline, "verdicts": verdicts, "judges": per_judge, "consistent": consistent, "games": games,
                   "style_diff": {k: mine[k] - theirs[k] for k in mine}}
         return sum(per_judge.values()) / len(per_judge), detail
 
