@@ -71,7 +71,7 @@ def cmd_grade(args) -> int:
         specs = list(ctx.config.graders if ctx.config.graders is not None else ctx.suite.graders)
         source = str(ctx.config.file) if ctx.config.graders is not None else str(ctx.suite.file)
         summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
-                        ctx.pool.on_sent, _console(), args.quiet)
+                        ctx.pool.on_sent, _console(), args.quiet, ctx.pool.name, ctx.pool.max_retention)
     finally:
         ctx.close()
     console = _console()

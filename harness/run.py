@@ -28,6 +28,7 @@ class PoolHandle:
     heldout: bool = False
     cipher: object = None
     on_sent: Callable | None = None
+    max_retention: str | None = None
     closers: list = field(default_factory=list)
 
     def close(self) -> None:

@@ -67,14 +67,27 @@ def find_leaks(blobs: dict[str, bytes], items) -> list[str]:
 
 @pytest.fixture
 def leak_env(tmp_path):
-    server = MockServer(MockBehaviour(reply="echo", record_bodies=True))
+    def judge_quoting_the_prompt(api, body):
+        """Judges quote what they judge: the rationale repeats the request; verdicts come after."""
+        if not body["model"].startswith("judge"):
+            return None
+        quoted = body["messages"][-1]["content"]
+        if body["model"] == "judge-rubric":
+            return json.dumps({"scores": {"quality": 4}, "confidence": 0.9, "rationale": "It says: " + quoted})
+        return "Both responses restate: " + quoted + "\nVerdict: [[A=B]]"
+
+    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=judge_quoting_the_prompt))
     server.start()
     root = tmp_path / "proj"
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     (root / "suites" / "arena").mkdir(parents=True)
     (root / "suites" / "arena" / "suite.yaml").write_text(
-        "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n")
+        "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\ngraders:\n"
+        "  - rules: {type: contains}\n"
+        "  - rubric:\n      judge: {provider: oa, model: judge-rubric}\n"
+        "      criteria: [{name: quality, scale: [1, 5]}]\n"
+        "  - pairwise:\n      judge: {provider: oa, model: judge-pair}\n      baseline: echo-an\n")
     (root / "configs").mkdir()
     (root / "configs" / "arena.yaml").write_text(f"""\
 run_id: arena-nov
@@ -116,6 +129,9 @@ PIPELINE = [
     ([*LOG, "run", "configs/arena.yaml"], {"HOLDOUT_FAILPOINTS": "runner.after_call=crash@5"}, 1),  # crash + traceback
     ([*LOG, "run", "configs/arena.yaml"], {}, 0),                                                 # resume to the end
     ([*LOG, "status"], {}, 0),
+    ([*LOG, "grade", "arena-nov"], {}, 0),
+    ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
+    ([*LOG, "report", "arena-nov"], {}, 0),
 ]
 
 
@@ -136,6 +152,9 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
     assert "Traceback" in crash_err and "FailpointCrash" in crash_err and "[held-out text redacted]" in crash_err
     assert json.loads((root / "results" / "arena-nov" / "summary.json").read_text())["complete"]
     assert "Request options" in (root / "logs" / "debug.log").read_text()
+    report = json.loads((root / "results" / "arena-nov" / "report.json").read_text())
+    assert report["graders"]["rubric"]["models"]["echo-oa"]["graded"] == N     # judges answered, and were parsed
+    assert report["graders"]["pairwise"]["models"]["echo-oa"]["n"] == N
 
     # every byte written outside the encrypted blobs, plus everything printed
     blobs = dict(captured)

@@ -202,10 +202,12 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
 
 
 def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs: dict,
-          on_sent, console: Console, quiet: bool) -> dict:
+          on_sent, console: Console, quiet: bool, pool_id: str = "", max_retention: str | None = None) -> dict:
     graders = build_graders(specs, config, source)
     if not graders:
         raise HoldoutError(f"no graders: add `graders:` to the suite ({source}) or to the run config")
+    from ..vault.runpool import check_retention   # judges see held-out prompts too
+    check_retention(config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])])
     spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR run_id LIKE ?",
                              (run_id, f"{run_id}/grade/%")).fetchone()[0]
     budget = Budget(config.budget_usd, spent)

@@ -16,15 +16,16 @@ def retention_days(value: str | None) -> float:
     return 0.0 if value == "zero" else float(value.rstrip("d"))
 
 
-def check_retention(config, pool_id: str, max_retention: str | None) -> None:
-    """Refuse to send a pool's items to a provider that keeps prompts longer than the pool allows."""
+def check_retention(config, pool_id: str, max_retention: str | None, models=None, what: str = "models") -> None:
+    """Refuse to send a pool's items to a provider (of a model or a judge) that keeps prompts longer than allowed."""
     if not max_retention:
         return
     limit = retention_days(max_retention)
-    for i, m in enumerate(config.models):
+    for i, m in enumerate(config.models if models is None else models):
         if retention_days(m.provider.retention) > limit:
+            where = config.where("models", i, "provider") if models is None else f"{config.file}: judge '{m.name}'"
             raise ConfigError(
-                f"{config.where('models', i, 'provider')}: pool {pool_id} may only be sent to providers that keep "
+                f"{where}: pool {pool_id} may only be sent to providers that keep "
                 f"prompts at most {max_retention}; provider '{m.provider.name}' declares retention "
                 f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent.")
 
@@ -59,4 +60,4 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
     return PoolHandle(name=pool_id, count=len(items), items=lambda: iter(items),
                       heldout=manifest["license_class"] == "heldout",
                       cipher=vault.output_cipher() if manifest["license_class"] == "heldout" else None,
-                      on_sent=on_sent, closers=[ledger.close])
+                      on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[ledger.close])
