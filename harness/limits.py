@@ -1,9 +1,14 @@
-"""Per-provider pacing: requests and tokens per minute, and backing off together when the provider says 429.
+"""Per-provider pacing: a concurrency window, requests and tokens per minute, and backing off together
+when the provider says 429.
 
-One Pacer is shared by every call to a provider. Besides the configured limits it keeps an
-adaptive rate (AIMD): a 429 pauses all senders until Retry-After and cuts the rate to a fraction
-of what was being sent; each success raises it a little. So a run converges to the rate the
-provider allows instead of hammering it, even when nobody told us that rate.
+One Pacer is shared by every call to a provider. Two adaptive controls keep a run at the rate the
+provider allows, even when nobody told us that rate, without hammering it:
+- a concurrency window with slow start (TCP-like: it begins small and grows by one per success, so
+  it doubles every round trip up to the configured concurrency); after the first 429 it grows by
+  about one per round trip instead, so an unknown limit is approached without a burst;
+- a rate cap set on a 429 just below the rate at which requests were succeeding, raised by 2% per
+  second of success.
+A 429 also pauses every sender until its Retry-After has passed.
 """
 from __future__ import annotations
 
@@ -13,18 +18,25 @@ from collections import deque
 
 
 class Pacer:
-    DECREASE = 0.85      # multiplicative decrease on a 429
-    RECOVERY_S = 8.0     # seconds of success to grow the rate back by its own size
+    INITIAL_WINDOW = 8
+    CUT = 0.93           # rate cap after a 429, as a fraction of the recent success rate
+    GROWTH = 0.02        # per success: the cap grows by 2% of itself per second of successes
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None):
-        self.fixed_rate = rpm / 60 if rpm else None        # requests/s, from the config
-        self.adaptive_rate: float | None = None             # requests/s, learnt from 429s
+    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
+        self.max_window = concurrency
+        self.window = float(min(concurrency, self.INITIAL_WINDOW))
+        self.slow_start = self.window < concurrency
+        self.in_flight = 0
+        self.waiters: deque = deque()
+        self.fixed_rate = rpm / 60 if rpm else None
+        self.adaptive_rate: float | None = None
         self.tpm = tpm
         self.tokens = float(tpm) if tpm else 0.0
         self.tokens_at = time.monotonic()
         self.next_at = 0.0
         self.paused_until = 0.0
-        self.sent = deque(maxlen=256)                        # send times, to measure the current rate
+        self.cut_until = 0.0
+        self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
         self.rate_limited = 0
 
     def rate(self) -> float | None:
@@ -32,20 +44,32 @@ class Pacer:
         return min(rates) if rates else None
 
     async def acquire(self, tokens: int = 0) -> None:
-        """Wait until one more request (of about `tokens` tokens) may be sent."""
-        now = time.monotonic()
-        if self.paused_until > now:
-            await asyncio.sleep(self.paused_until - now)
+        """Wait until one more request (of about `tokens` tokens) may be sent. Pair with `release`."""
+        while self.in_flight >= int(self.window):
+            fut = asyncio.get_running_loop().create_future()
+            self.waiters.append(fut)
+            await fut
+        self.in_flight += 1
+        try:
             now = time.monotonic()
-        rate = self.rate()
-        if rate:
-            slot = max(now, self.next_at)
-            self.next_at = slot + 1.0 / rate
-            if slot > now:
-                await asyncio.sleep(slot - now)
-        if self.tpm and tokens:
-            await self._take_tokens(min(tokens, self.tpm))
-        self.sent.append(time.monotonic())
+            if self.paused_until > now:
+                await asyncio.sleep(self.paused_until - now)
+                now = time.monotonic()
+            rate = self.rate()
+            if rate:
+                slot = max(now, self.next_at)
+                self.next_at = slot + 1.0 / rate
+                if slot > now:
+                    await asyncio.sleep(slot - now)
+            if self.tpm and tokens:
+                await self._take_tokens(min(tokens, self.tpm))
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        self.release_slack()
 
     async def _take_tokens(self, tokens: int) -> None:
         per_s = self.tpm / 60
@@ -58,26 +82,41 @@ class Pacer:
                 return
             await asyncio.sleep((tokens - self.tokens) / per_s)
 
-    def observed_rate(self) -> float | None:
-        if len(self.sent) < 8:
+    def success_rate(self) -> float | None:
+        """Successes per second over the last two seconds."""
+        now = time.monotonic()
+        recent = [t for t in self.successes if now - t <= 2.0]
+        if len(recent) < 4:
             return None
-        span = self.sent[-1] - self.sent[0]
-        return (len(self.sent) - 1) / span if span > 0 else None
+        return len(recent) / max(0.25, now - recent[0])
 
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: everyone waits out Retry-After, and the rate drops below what was being sent."""
+        """A 429: everyone waits out Retry-After; window and rate drop (once per pause: a burst is one signal)."""
         self.rate_limited += 1
         now = time.monotonic()
         if retry_after:
             self.paused_until = max(self.paused_until, now + retry_after)
-        # Cut at most once per pause window: a burst of 429s from one overshoot is one signal.
-        if now >= getattr(self, "_cut_until", 0.0):
-            current = self.adaptive_rate or self.observed_rate()
-            if current:
-                self.adaptive_rate = current * self.DECREASE
-            self._cut_until = now + max(retry_after or 0.0, 0.5)
+        if now < self.cut_until:
+            return
+        self.cut_until = max(self.paused_until, now + 0.5)
+        self.slow_start = False   # the window stops doubling; the rate cap below does the pacing
+        accepted = self.success_rate()
+        if accepted:
+            self.adaptive_rate = accepted * self.CUT
 
     def on_success(self) -> None:
+        self.successes.append(time.monotonic())
+        if self.window < self.max_window:
+            self.window = min(self.max_window, self.window + (1.0 if self.slow_start else 1.0 / self.window))
+            self.release_slack()
         if self.adaptive_rate:
-            # additive increase: the rate grows by its own size every RECOVERY_S seconds of success
-            self.adaptive_rate += 1.0 / self.RECOVERY_S
+            self.adaptive_rate += self.GROWTH
+
+    def release_slack(self) -> None:
+        """Wake as many waiting senders as the window has free places."""
+        free = int(self.window) - self.in_flight
+        while free > 0 and self.waiters:
+            fut = self.waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                free -= 1

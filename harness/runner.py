@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, retry_if_exception
 
 from .budget import Budget
 from .config import ModelConfig, ProviderConfig
@@ -62,12 +62,15 @@ class Outcome:
     dead_providers: dict = field(default_factory=dict)  # provider name -> reason
 
 
-def _wait(retry_state) -> float:
+def _wait_for(exc: BaseException | None, attempt_number: int) -> float:
     """Honour Retry-After when the provider gives one, else exponential backoff with full jitter."""
-    exc = retry_state.outcome.exception()
     if isinstance(exc, ProviderError) and exc.retry_after is not None:
         return exc.retry_after * (1 + 0.1 * random.random())
-    return random.uniform(0, min(30.0, 0.5 * 2 ** (retry_state.attempt_number - 1)))
+    return random.uniform(0, min(30.0, 0.5 * 2 ** (attempt_number - 1)))
+
+
+def _wait(retry_state) -> float:
+    return _wait_for(retry_state.outcome.exception(), retry_state.attempt_number + 1)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -110,7 +113,7 @@ class Runner:
     # -- per provider ---------------------------------------------------------
     async def _drive(self, provider: Provider, models: list[ModelConfig]) -> None:
         cfg: ProviderConfig = provider.config
-        pacer = Pacer(cfg.rpm, cfg.tpm)
+        pacer = Pacer(cfg.concurrency, cfg.rpm, cfg.tpm)
         queue: asyncio.Queue = asyncio.Queue(maxsize=cfg.concurrency * 2)
         state = {"consecutive_failures": 0, "dead": None}
         workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(cfg.concurrency)]
@@ -180,29 +183,56 @@ class Runner:
                                          f"{state['consecutive_failures']} calls in a row failed (last: {row.error})")
                         self.outcome.dead_providers[cfg.name] = state["dead"]
 
+    async def _attempt(self, provider: Provider, pacer: Pacer, request: Request, job: Job, tokens: int) -> Completion:
+        """One try: wait for the pacer, send, classify. Raises ProviderError."""
+        cfg = provider.config
+        await pacer.acquire(tokens)
+        try:
+            self.on_sent(job.item_id, cfg.name, job.model.model)
+            try:
+                async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
+                    c: Completion = await provider.complete(request)
+            except TimeoutError:
+                raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+            except ProviderError as e:
+                if e.kind == "rate_limited":
+                    pacer.on_rate_limited(e.retry_after)
+                raise
+        finally:
+            pacer.release()
+        if not c.text and c.finish_reason not in ("content_filter", "refusal"):
+            raise ProviderError("empty", "the completion was empty", retryable=True)
+        pacer.on_success()
+        return c
+
     async def _call(self, provider: Provider, pacer: Pacer, request: Request, job: Job, tokens: int) -> CallRow:
-        attempts = 0
+        """The first attempt is a plain call (the common case costs no retry machinery); after a retryable
+        failure tenacity takes over. A 429 is the provider pacing us, not a fault of the item: up to
+        4 x max_attempts of them are allowed on top of max_attempts other failures."""
         started = time.perf_counter()
         cfg = provider.config
+        attempts = 1
         try:
-            retrying = AsyncRetrying(stop=stop_after_attempt(cfg.max_attempts), wait=_wait,
-                                     retry=retry_if_exception(_retryable), reraise=True)
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    await pacer.acquire(tokens)
-                    self.on_sent(job.item_id, cfg.name, job.model.model)
-                    try:
-                        c: Completion = await asyncio.wait_for(provider.complete(request), cfg.timeout_s + 5)
-                    except asyncio.TimeoutError:
-                        raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
-                    except ProviderError as e:
-                        if e.kind == "rate_limited":
-                            pacer.on_rate_limited(e.retry_after)
-                        raise
-                    if not c.text and c.finish_reason not in ("content_filter", "refusal"):
-                        raise ProviderError("empty", "the completion was empty", retryable=True)
-                    pacer.on_success()
+            try:
+                c = await self._attempt(provider, pacer, request, job, tokens)
+            except ProviderError as first:
+                if not first.retryable:
+                    raise
+                failures = {"other": int(first.kind != "rate_limited"), "rate_limited": int(first.kind == "rate_limited")}
+
+                def stop(state) -> bool:
+                    exc = state.outcome.exception()
+                    kind = "rate_limited" if getattr(exc, "kind", "") == "rate_limited" else "other"
+                    failures[kind] += 1
+                    return failures["other"] >= cfg.max_attempts or failures["rate_limited"] >= 4 * cfg.max_attempts
+
+                first_wait = _wait_for(first, 1)
+                await asyncio.sleep(first_wait)
+                retrying = AsyncRetrying(stop=stop, wait=_wait, retry=retry_if_exception(_retryable), reraise=True)
+                async for attempt in retrying:
+                    with attempt:
+                        attempts += 1
+                        c = await self._attempt(provider, pacer, request, job, tokens)
         except ProviderError as e:
             return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, None, 0, 0,
                            time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time())

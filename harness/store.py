@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -51,6 +51,9 @@ class CallRow:
     error_kind: str | None
     error: str | None
     finished: float
+
+
+CALL_FIELDS = tuple(CallRow.__dataclass_fields__)
 
 
 class Store:
@@ -116,7 +119,7 @@ class Store:
 
     def add(self, row: CallRow) -> None:
         """Queue a finished call; `flush` writes everything queued in one transaction."""
-        values = astuple(row)
+        values = tuple(getattr(row, f) for f in CALL_FIELDS)   # dataclasses.astuple deep-copies: slow per row
         if self.cipher is not None and row.output is not None:
             values = values[:5] + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),) + values[6:]
         self.pending.append(values)

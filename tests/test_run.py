@@ -151,3 +151,16 @@ def test_kill_9_mid_run_resumes_without_paying_twice(project, mock_server):
     assert len(rows) == n and all(r[3] == 1 for r in rows)
     # no call paid twice except those in flight (or finished but not yet committed) at the kill
     assert mock_server.stats.requests <= n + max(concurrency, in_flight_at_kill)
+
+
+def test_rate_limited_provider_converges_without_failing_items(project, cli, mock_server):
+    """Under a 20 req/s limit the provider did not announce, every item still succeeds (429s are paced, not fatal)."""
+    project.suite(n=60)
+    mock_server.behaviour.rate_limit_rps = 20
+    mock_server.behaviour.latency_s = 0.05
+    path = project.config(config(mock_server.url, extra_provider="    concurrency: 30\n    max_attempts: 3\n"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 0, err
+    assert all(r[3] == 1 for r in project.rows("run")) and len(project.rows("run")) == 60
+    assert mock_server.stats.faults["429"] > 0                    # the limit was really hit
+    assert mock_server.stats.ok == 60

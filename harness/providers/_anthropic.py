@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import anthropic
+import httpx2
 
 from ..sealed import reveal
 from . import Completion, Provider, ProviderError, Request
@@ -33,13 +34,15 @@ class AnthropicProvider(Provider):
             params["system"] = system
         start = time.perf_counter()
         try:
-            resp = await self.client.messages.create(
-                model=request.model, messages=messages, timeout=request.timeout_s, **params)
-            if isinstance(resp, str):
-                raise ProviderError("bad_response", "the response was not a message", retryable=True)
-            text = "".join(getattr(b, "text", "") for b in resp.content or [])
-            return Completion(text=text, finish_reason=resp.stop_reason,
-                              input_tokens=resp.usage.input_tokens, output_tokens=resp.usage.output_tokens,
+            # as in _openai.py: the SDK's public post() and the raw response (CPU per call)
+            raw = await self.client.post("/v1/messages", cast_to=httpx2.Response,
+                                         body={"model": request.model, "messages": messages, **params},
+                                         options={"timeout": request.timeout_s})
+            body = raw.json()
+            text = "".join(b.get("text", "") for b in body.get("content") or [] if b.get("type") == "text")
+            usage = body.get("usage") or {}
+            return Completion(text=text, finish_reason=body.get("stop_reason"),
+                              input_tokens=usage.get("input_tokens") or 0, output_tokens=usage.get("output_tokens") or 0,
                               latency_s=time.perf_counter() - start)
         except ProviderError:
             raise

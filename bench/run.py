@@ -1,0 +1,155 @@
+"""Throughput benchmark: Holdout against the mock server on 127.0.0.1, each in its own process.
+
+For each scenario it prints wall time, the ideal, their ratio, requests in flight seen by the
+server (peak and time-average), harness CPU per request (marginal: a small run's CPU, mostly
+start-up, is subtracted), peak RSS of the harness, 429s and failed items.
+
+    python bench/run.py              # all scenarios (a few minutes on 2 cores)
+    python bench/run.py c d          # some of them
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, **flags):
+        self.port = free_port()
+        args = [PY, "-m", "harness.cli", "mock-server", "--port", str(self.port)]
+        for k, v in flags.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc.stdout.readline()
+        for _ in range(100):
+            try:
+                self.stats()
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def make_project(dir: Path, n: int, port: int, concurrency: int, run_id: str) -> Path:
+    suite = dir / "suites" / "bench"
+    suite.mkdir(parents=True, exist_ok=True)
+    (suite / "suite.yaml").write_text("name: bench\npublic_pool: items.jsonl\n")
+    pool = suite / "items.jsonl"
+    if not pool.exists() or sum(1 for _ in open(pool)) != n:
+        with open(pool, "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"id": f"i{i}", "prompt": f"Benchmark prompt {i}: say something short."}) + "\n")
+    config = dir / f"{run_id}.yaml"
+    config.write_text(f"run_id: {run_id}\nsuite: bench\nproviders:\n  mock:\n    type: openai-compatible\n"
+                      f"    base_url: http://127.0.0.1:{port}/v1\n    concurrency: {concurrency}\n"
+                      f"    max_attempts: 10\nmodels:\n  - {{provider: mock, model: m, params: {{max_tokens: 16}}}}\n")
+    return config
+
+
+def run_holdout(dir: Path, config: Path) -> dict:
+    """One `holdout run` in a child process: wall, and that process's own CPU (user+sys) and peak RSS."""
+    usage = dir / "usage.json"
+    start = time.perf_counter()
+    proc = subprocess.run([PY, str(ROOT / "bench" / "_measure.py"), str(usage), "run", str(config), "-q"], cwd=dir,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"holdout failed:\n{proc.stderr[-3000:]}")
+    measured = json.loads(usage.read_text())
+    summary = json.loads((dir / "results" / config.stem / "summary.json").read_text())["models"]["m"]
+    return {"wall": wall, "cpu": measured["cpu"], "rss_mb": measured["rss_mb"], "ok": summary["ok"],
+            "errors": summary["errors"]}
+
+
+def scenario(name: str, n: int, concurrency: int, ideal: float | None, server_flags: dict, rerun: bool = False,
+             keep: Path | None = None) -> dict:
+    server = Server(**server_flags)
+    try:
+        dir = keep or Path(tempfile.mkdtemp(prefix=f"holdout-bench-{name}-"))
+        config = make_project(dir, n, server.port, concurrency, f"bench-{name.split('-')[0]}")
+        result = run_holdout(dir, config)
+        if rerun:
+            server_before = server.stats()["requests"]
+            result = run_holdout(dir, config)
+            result["calls"] = server.stats()["requests"] - server_before
+        stats = server.stats()
+        result.update(name=name, n=n, ideal=ideal, peak_in_flight=stats["peak_in_flight"],
+                      mean_in_flight=stats["mean_in_flight"], r429=stats["faults"].get("429", 0),
+                      requests=stats["requests"], span=stats["span_s"], dir=dir)
+        return result
+    finally:
+        server.stop()
+
+
+def fmt(r: dict) -> str:
+    ratio = f"{r['wall'] / r['ideal']:.2f}" if r.get("ideal") else "-"
+    ideal = f"{r['ideal']:.1f}" if r.get("ideal") else "-"
+    cpu_req = f"{r['cpu_per_req_ms']:.2f}" if "cpu_per_req_ms" in r else "-"
+    span = f"{r['span']:.1f} ({r['span'] / r['ideal']:.2f})" if r.get("ideal") else f"{r['span']:.1f}"
+    return (f"| {r['name']} | {r['n']:,} | {r['wall']:.1f} | {ideal} | {ratio} | {span} | {r['peak_in_flight']} | "
+            f"{r['mean_in_flight']} | {cpu_req} | {r['rss_mb']:.0f} | {r['r429']} | {r['errors']} |"
+            + (f" calls made: {r['calls']}" if "calls" in r else ""))
+
+
+def main(which: list[str]) -> None:
+    which = which or ["a", "a-jitter", "b1", "b2", "c", "d"]
+    print(f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
+    import aiohttp
+    import anthropic
+    import openai
+    print(f"# openai {openai.__version__}, anthropic {anthropic.__version__}, aiohttp {aiohttp.__version__}")
+    print("| scenario | N | wall s | ideal s | ratio | first to last request s (ratio) | peak in flight | "
+          "mean in flight | CPU ms/req | peak RSS MB | 429s | failed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    if "a" in which:
+        print(fmt(scenario("a", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200})), flush=True)
+    if "a-jitter" in which:
+        print(fmt(scenario("a-jitter50ms", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200, "jitter_ms": 50})),
+              flush=True)
+    if "b1" in which:
+        print(fmt(scenario("b1-200rps", 5000, 100, 5000 / 200, {"latency_ms": 200, "rate_limit": 200})), flush=True)
+    if "b2" in which:
+        print(fmt(scenario("b2-20rps", 400, 100, 400 / 20, {"latency_ms": 200, "rate_limit": 20})), flush=True)
+    if "c" in which:
+        small = scenario("c-small", 200, 64, None, {})
+        big = scenario("c", 5000, 64, None, {})
+        big["cpu_per_req_ms"] = (big["cpu"] - small["cpu"]) / (big["n"] - small["n"]) * 1000
+        print(fmt(big), flush=True)
+    if "d" in which:
+        small = scenario("d-10k", 10_000, 64, None, {})
+        print(fmt(small), flush=True)
+        keep = Path(tempfile.mkdtemp(prefix="holdout-bench-d-"))
+        big = scenario("d-100k", 100_000, 64, None, {}, keep=keep)
+        big["cpu_per_req_ms"] = (big["cpu"] - small["cpu"]) / (big["n"] - small["n"]) * 1000
+        print(fmt(big), flush=True)
+        print(f"# RSS 100k / 10k = {big['rss_mb'] / small['rss_mb']:.2f}", flush=True)
+        again = scenario("e-rerun-100k", 100_000, 64, None, {}, rerun=True, keep=keep)
+        print(fmt(again), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
