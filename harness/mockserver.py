@@ -76,6 +76,7 @@ class MockServer:
         self.stats = MockStats()
         self.rng = random.Random(self.behaviour.seed)
         self._window = (0, 0)   # (second, count) for the rate limit
+        self._fault_turn = -1
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -120,7 +121,8 @@ class MockServer:
             if count > b.rate_limit_rps:
                 return "429"
         if b.error_rate and self.rng.random() < b.error_rate:
-            return self.rng.choice(b.faults)
+            self._fault_turn += 1                 # round-robin, so every kind of fault shows up
+            return b.faults[self._fault_turn % len(b.faults)]
         return None
 
     async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:

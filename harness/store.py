@@ -16,6 +16,7 @@ from typing import Iterator
 
 from .errors import HoldoutError
 from .failpoints import hit
+from .sqlite import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,10 +62,7 @@ class Store:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # durable across a process kill; fsync at checkpoints
-            self.db.executescript(SCHEMA)
+            self.db = connect(self.path, SCHEMA)
         except (sqlite3.Error, OSError) as e:
             raise HoldoutError(f"{self.path}: cannot open the run store ({e})") from None
         self.cipher = cipher

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -11,6 +12,7 @@ from .sealed import Sealed
 from .yamlfile import load_yaml, validate
 
 ITEM_KEYS = {"id", "prompt", "messages", "reference", "metadata"}
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")   # as in schemas/item.schema.json
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +83,8 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
 
 def parse_item(obj, where: str, sealed: bool = False) -> Item:
     """One item from its decoded JSON; raises ConfigError naming `where` (file:line) and the item id."""
-    ok = (isinstance(obj, dict) and isinstance(obj.get("id"), str) and obj.keys() <= ITEM_KEYS
+    ok = (isinstance(obj, dict) and isinstance(obj.get("id"), str) and ITEM_ID.fullmatch(obj["id"])
+          and obj.keys() <= ITEM_KEYS
           and (isinstance(obj.get("prompt"), str) and obj["prompt"] and "messages" not in obj
                or isinstance(obj.get("messages"), list) and "prompt" not in obj)
           and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict))
@@ -105,7 +108,13 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
     return Item(id=obj["id"], messages=turns, reference=ref, metadata=obj.get("metadata", {}))
 
 
+MAX_PROMPT_BYTES = 1_000_000   # a larger "prompt" is almost always a data error, and would be paid for
+
+
 def _parse_line(line: str, where: str, sealed: bool) -> Item:
+    if len(line) > MAX_PROMPT_BYTES:
+        raise ConfigError(f"{where}: the line is {len(line) / 1e6:.1f} MB; items are limited to "
+                          f"{MAX_PROMPT_BYTES / 1e6:.0f} MB (is this the right file?)")
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
@@ -113,16 +122,26 @@ def _parse_line(line: str, where: str, sealed: bool) -> Item:
     return parse_item(obj, where, sealed)
 
 
-def iter_jsonl_items(lines, source: str, sealed: bool = False) -> Iterator[Item]:
-    """Items from JSONL lines, streamed. A bad line raises ConfigError with `source:line`."""
-    for n, line in enumerate(lines, 1):
+def _decoded_lines(raw_lines, source: str):
+    """(line number, text) of non-blank lines; a line that is not UTF-8 is an error naming it."""
+    for n, raw in enumerate(raw_lines, 1):
+        try:
+            line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{source}:{n}: not UTF-8 text (byte {e.start} of the line); save the file as UTF-8") from None
         if line.strip():
-            yield _parse_line(line, f"{source}:{n}", sealed)
+            yield n, line
+
+
+def iter_jsonl_items(lines, source: str, sealed: bool = False) -> Iterator[Item]:
+    """Items from JSONL lines (str or bytes), streamed. A bad line raises ConfigError with `source:line`."""
+    for n, line in _decoded_lines(lines, source):
+        yield _parse_line(line, f"{source}:{n}", sealed)
 
 
 def _open_lines(path: Path):
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except FileNotFoundError:
         raise ConfigError(f"{path}: pool file not found") from None
     except OSError as e:
@@ -132,22 +151,20 @@ def _open_lines(path: Path):
 def read_pool_file(path: Path, sealed: bool = False) -> Iterator[Item]:
     """Stream items from a JSONL pool file (memory stays flat however long the pool)."""
     with _open_lines(path) as f:
-        try:
-            yield from iter_jsonl_items(f, str(path), sealed)
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} of a read block)") from None
+        yield from iter_jsonl_items(f, str(path), sealed)
 
 
 def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
     """Parse every line; return the item count, or raise listing each bad line (bad items are never dropped)."""
     errors, ids, count = [], set(), 0
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, raw in enumerate(lines, 1):
         try:
-            item = _parse_line(line, f"{source}:{n}", False)
+            decoded = list(_decoded_lines([raw], source))
+            if not decoded:
+                continue
+            item = _parse_line(decoded[0][1], f"{source}:{n}", False)
         except ConfigError as e:
-            errors.append(str(e))
+            errors.append(str(e).replace(f"{source}:1:", f"{source}:{n}:", 1))
             continue
         if item.id in ids:
             errors.append(f"{source}:{n}: item id {item.id!r} appears more than once")
@@ -163,7 +180,4 @@ def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
 
 def check_pool_file(path: Path) -> int:
     with _open_lines(path) as f:
-        try:
-            return check_pool_lines(f, str(path))
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start} of a read block)") from None
+        return check_pool_lines(f, str(path))

@@ -35,8 +35,9 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
         raise ConfigError(f"{file}: not UTF-8 text (byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{file}: cannot read ({e.strerror})") from None
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)   # the reader rejects control characters already here
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{file}: the file is empty; expected a YAML mapping")
@@ -50,7 +51,8 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
     except yaml.YAMLError as e:
         raise ConfigError(f"{file}: bad YAML: {e}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, marks
 
 

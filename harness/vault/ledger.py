@@ -6,9 +6,9 @@ Writes are batched per event-loop turn like the run store, and two processes may
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
+from ..sqlite import connect
 from .pools import _now
 
 SCHEMA = """
@@ -21,10 +21,7 @@ CREATE INDEX IF NOT EXISTS exposures_pool ON exposures(pool_id, item_id);
 
 class Ledger:
     def __init__(self, vault_dir: Path):
-        self.db = sqlite3.connect(Path(vault_dir) / "ledger.sqlite", timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        self.db = connect(Path(vault_dir) / "ledger.sqlite", SCHEMA)
         self.pending: list[tuple] = []
 
     def record(self, pool_id: str, item_id: str, provider: str, model: str, run_id: str | None, role: str = "model"):

@@ -244,11 +244,7 @@ def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: s
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: pool file not found") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    check_pool_lines(text.splitlines(), str(path))
+    check_pool_lines(data.splitlines(), str(path))
     return vault.add_pool(suite_name, data, license_class, strata, max_retention,
                           provenance={"source": Path(path).name, "imported": _now()})
 

@@ -1,0 +1,113 @@
+"""Property-based bad input: random and mutated configs, suites and pool files never produce a
+traceback; every message names the file (and the line or item id) and what is wrong."""
+import json
+
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from harness.cli import main
+
+VALID = {
+    "suite": "mini",
+    "epochs": 1,
+    "providers": {"p": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "concurrency": 2}},
+    "models": [{"provider": "p", "model": "m", "params": {"temperature": 0, "max_tokens": 5}}],
+}
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=16),
+                    st.text(max_size=8), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def paths(obj, prefix=()):
+    yield prefix
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from paths(v, prefix + (i,))
+
+
+@st.composite
+def mutated_configs(draw):
+    cfg = json.loads(json.dumps(VALID))
+    for _ in range(draw(st.integers(1, 3))):
+        all_paths = [p for p in paths(cfg) if p]
+        if not all_paths:
+            break
+        path = draw(st.sampled_from(all_paths))
+        parent = cfg
+        for part in path[:-1]:
+            parent = parent[part]
+        action = draw(st.sampled_from(["delete", "retype", "unknown"]))
+        if action == "delete" and isinstance(parent, dict):
+            del parent[path[-1]]
+        elif action == "unknown" and isinstance(parent, dict):
+            parent[draw(st.sampled_from(["temprature", "modle", "x", "Suite"]))] = draw(scalars)
+        else:
+            parent[path[-1]] = draw(scalars)
+    return cfg
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, err
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=mutated_configs())
+def test_mutated_run_configs_get_clear_errors(project, capsys, cfg):
+    project.suite(n=1)
+    path = project.config(yaml.safe_dump(cfg, sort_keys=False))
+    code, err = run_cli(capsys, "run", path, "-q")
+    assert "Traceback" not in err
+    if code != 0:
+        assert code == 2 and err.startswith("error: ")
+        assert str(path) in err or "suite" in err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_random_text_as_a_config(project, capsys, text):
+    project.suite(n=1)
+    path = project.config(text)
+    code, err = run_cli(capsys, "run", path, "-q")
+    assert code == 2 and "Traceback" not in err and err.startswith(f"error: {path}")
+
+
+good_line = st.fixed_dictionaries({"id": st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True),
+                                   "prompt": st.text(min_size=1, max_size=30)})
+bad_line = st.one_of(
+    st.just("{not json"), st.just('{"prompt": "no id"}'), st.just('{"id": "x"}'), st.just('{"id": 5, "prompt": "p"}'),
+    st.just('{"id": "x", "prompt": "p", "extra": 1}'), st.just("[1, 2]"), st.just('{"id": "", "prompt": "p"}'))
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(good=st.lists(good_line, max_size=5), bad=st.lists(bad_line, min_size=1, max_size=3), data=st.data())
+def test_pool_files_with_bad_lines_name_every_bad_line(project, capsys, good, bad, data):
+    lines = [json.dumps(g) for g in good]
+    positions = []
+    for b in bad:
+        pos = data.draw(st.integers(0, len(lines)))
+        lines.insert(pos, b)
+        positions = [p + 1 if p >= pos else p for p in positions] + [pos]
+    project.suite(lines=lines)
+    path = project.config(yaml.safe_dump(VALID))
+    code, err = run_cli(capsys, "run", path, "-q")
+    assert code == 2 and "Traceback" not in err and "nothing was run" in err
+    for pos in positions:
+        assert f"items.jsonl:{pos + 1}:" in err
+
+
+def test_wrong_encoding_and_huge_prompt_and_duplicates(project, capsys):
+    d = project.suite(n=1)
+    (d / "items.jsonl").write_bytes(b'{"id": "a", "prompt": "ok"}\n{"id": "b", "prompt": "caf\xe9"}\n'
+                                    + json.dumps({"id": "c", "prompt": "x" * 10_000_000}).encode() + b"\n"
+                                    + b'{"id": "a", "prompt": "again"}\n')
+    path = project.config(yaml.safe_dump(VALID))
+    code, err = run_cli(capsys, "run", path, "-q")
+    assert code == 2 and "Traceback" not in err
+    assert "items.jsonl:2: not UTF-8 text" in err
+    assert "items.jsonl:3: the line is 10.0 MB; items are limited to 1 MB" in err
+    assert "items.jsonl:4: item id 'a' appears more than once" in err
