@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 
@@ -177,6 +178,115 @@ def cmd_pool_list(args) -> int:
     return 0
 
 
+def _print_draw_report(console, pool_id: str, report: dict) -> None:
+    from rich.table import Table
+    t = Table(title=f"{pool_id}: strata, source vs pool (total variation distance {report['total_variation']:.3f})")
+    for col in ("stratum", "source", "source %", "pool", "pool %", "short"):
+        t.add_column(col, justify="left" if col == "stratum" else "right")
+    for r in report["strata"]:
+        t.add_row(r["stratum"], str(r["source"]), f"{r['source_share'] * 100:.1f}", str(r["pool"]),
+                  f"{r['pool_share'] * 100:.1f}", str(r["short"]) if r["short"] else "")
+    console.print(t)
+    dropped = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report["dropped"].items()) or "none"
+    console.print(f"{report['size']} items (asked {report['requested']}) from {report['source_rows']} source rows; "
+                  f"dropped before entering the pool: {dropped}")
+
+
+def cmd_pool_draw(args) -> int:
+    from .suite import load_suite
+    from .vault import Vault
+    from .vault.rotation import draw_pool
+    suite = load_suite(args.suite, args.suites_dir)
+    vault = Vault.open(args.workspace)
+    stratify = [s for s in args.stratify.split(",") if s] if args.stratify is not None else None
+    pool_id, report = draw_pool(vault, suite, args.source, args.size, stratify, args.seed, args.floor)
+    console = _console()
+    _print_draw_report(console, pool_id, report)
+    console.print(f"{pool_id} is a draft in the vault (canary {vault.manifest(pool_id)['canary']}); "
+                  f"activate it with: holdout pool activate {pool_id}")
+    return 0
+
+
+def cmd_pool_show(args) -> int:
+    from .vault import Vault
+    m = Vault.open(args.workspace).manifest(args.pool_id)
+    console = _console()
+    stamp = lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"  # noqa: E731
+    console.print(f"{m['id']}: {m['status']}, {m['license_class']}, {m['items']} items, created {stamp(m['created'])}, "
+                  f"activated {stamp(m.get('activated_at'))}, retired {stamp(m.get('retired_at'))}\n"
+                  f"canary {m['canary']}; content sha256 {m['content_sha256'][:16]}...; source "
+                  f"{m['provenance'].get('source')}; distribution {m['provenance'].get('distribution') or '-'}")
+    if "draw_report" in m:
+        _print_draw_report(console, m["id"], m["draw_report"])
+    else:
+        console.print("strata: " + "; ".join(f"{k}: {v}" for k, v in m["strata"].items()))
+    return 0
+
+
+def cmd_pool_exposure(args) -> int:
+    from rich.table import Table
+
+    from .vault import Vault
+    from .vault.rotation import exposure
+    vault = Vault.open(args.workspace)
+    pool_id = args.pool or vault.active_pool(args.suite)
+    if pool_id is None:
+        raise HoldoutError(f"suite '{args.suite}' has no active pool; name one with --pool")
+    rows = exposure(vault, pool_id)
+    console = _console()
+    per_provider: dict = {}
+    for r in rows:
+        p = per_provider.setdefault(r["provider"], {"items": 0, "sends": 0, "max": 0})
+        p["items"] += 1
+        p["sends"] += r["sent"]
+        p["max"] = max(p["max"], r["sent"])
+    n_items = vault.manifest(pool_id)["items"]
+    t = Table(title=f"{pool_id}: exposure by provider ({n_items} items)")
+    for col in ("provider", "items seen", "sends", "max sends of one item"):
+        t.add_column(col, justify="left" if col == "provider" else "right")
+    for prov, p in sorted(per_provider.items()):
+        t.add_row(prov, str(p["items"]), str(p["sends"]), str(p["max"]))
+    console.print(t if rows else f"{pool_id}: no item has been sent to any provider yet")
+    if args.items and rows:
+        t = Table(title="per item")
+        for col in ("item", "provider", "sent", "first seen", "last seen"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["item_id"], r["provider"], str(r["sent"]), time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["first_seen"])),
+                      time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["last_seen"])))
+        console.print(t)
+    return 0
+
+
+def _days(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?d?", text):
+        raise HoldoutError(f"--max-age: expected a number of days such as 30d, not {text!r}")
+    return float(text.rstrip("d"))
+
+
+def cmd_pool_rotate(args) -> int:
+    from .suite import load_suite
+    from .vault import Vault
+    from .vault.rotation import rotate
+    suite = load_suite(args.suite, args.suites_dir)
+    policy = suite.raw.get("rotation") or {}
+    max_exposure = args.max_exposure or policy.get("max_exposure")
+    max_age = _days(args.max_age) or policy.get("max_age_days")
+    vault = Vault.open(args.workspace)
+    reasons, pool_id, report = rotate(vault, suite, max_exposure, max_age, args.force)
+    console = _console()
+    if not pool_id:
+        console.print(f"no rotation needed for '{suite.name}' (max exposure {max_exposure or '-'}, max age "
+                      f"{max_age or '-'} days); active: {vault.active_pool(suite.name)}")
+        return 0
+    console.print("rotating: " + "; ".join(reasons))
+    _print_draw_report(console, pool_id, report)
+    console.print(f"{pool_id} is now active; the previous version is retired (its embargo starts now)")
+    return 0
+
+
 def cmd_pool_activate(args) -> int:
     from .vault import Vault
     previous = Vault.open(args.workspace).activate(args.pool_id)
@@ -278,6 +388,34 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)
     pp.set_defaults(func=cmd_pool_import)
+    pp = psub.add_parser("draw", help="draw a new draft version from the arena source: stratified, deduplicated")
+    pp.add_argument("--suite", required=True)
+    pp.add_argument("--source", help="hub id, file, or glob of jsonl/parquet/csv (default: the suite's source.data)")
+    pp.add_argument("--size", type=int, help="items to draw (default: the suite's draw.size)")
+    pp.add_argument("--stratify", help="comma-separated metadata keys (default: the suite's draw.stratify or strata)")
+    pp.add_argument("--seed", type=int, help="the same seed and source give the same pool")
+    pp.add_argument("--floor", type=int, help="at least this many items per stratum where available")
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_draw)
+    pp = psub.add_parser("show", help="a version's manifest: strata vs source, distance, dedup counts (no text)")
+    pp.add_argument("pool_id")
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_show)
+    pp = psub.add_parser("exposure", help="how often each item was sent to each provider (ids and counts)")
+    pp.add_argument("suite")
+    pp.add_argument("--pool", help="a version other than the active one")
+    pp.add_argument("--items", action="store_true", help="also list every item")
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_exposure)
+    pp = psub.add_parser("rotate", help="draw and activate a fresh version when the rotation policy says so")
+    pp.add_argument("suite")
+    pp.add_argument("--max-exposure", type=int, help="rotate once an item was sent this often to one provider")
+    pp.add_argument("--max-age", help="rotate once the active version is this old, e.g. 30d")
+    pp.add_argument("--force", action="store_true", help="rotate now whatever the policy says")
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_rotate)
     pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
     pp.add_argument("--suite")
     workspace(pp)

@@ -83,7 +83,9 @@ def leak_env(tmp_path):
     tmpdir.mkdir()
     (root / "suites" / "arena").mkdir(parents=True)
     (root / "suites" / "arena" / "suite.yaml").write_text(
-        "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\ngraders:\n"
+        "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n"
+        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category}\n"
+        "draw: {size: 8, stratify: [category]}\ngraders:\n"
         "  - rules: {type: contains}\n"
         "  - rubric:\n      judge: {provider: oa, model: judge-rubric}\n"
         "      criteria: [{name: quality, scale: [1, 5]}]\n"
@@ -112,6 +114,17 @@ models:
     inputs.mkdir()
     items = canary_items()
     (inputs / "pool.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    rng = secrets.SystemRandom()
+    vocab = ["harbor", "ledger", "orchid", "tundra", "violin", "copper", "meadow", "quartz", "saddle", "ember", "falcon",
+             "gravel", "island", "juniper", "kettle", "lagoon", "marble", "nectar", "oyster", "pepper", "quiver", "ribbon"]
+    source = []                                                # the arena stream to draw from: distinct prompts
+    for n in range(N):
+        canary = f"zq{secrets.token_hex(8)}"
+        words = " ".join(rng.choice(vocab) + str(rng.randint(10, 99)) for _ in range(14))
+        source.append({"id": f"s{n}", "prompt": f"Plan {canary}: {words}?", "reference": f"ref {canary}",
+                       "metadata": {"category": ["coding", "writing"][n % 2]}})
+    (inputs / "source.jsonl").write_text("".join(json.dumps(i) + "\n" for i in source))
+    items = items + source
     env = {**os.environ, "TMPDIR": str(tmpdir), "OPENAI_LOG": "debug", "ANTHROPIC_LOG": "debug",
            "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("HOLDOUT_VAULT_KEY", None)
@@ -132,6 +145,11 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
+    ([*LOG, "pool", "draw", "--suite", "arena", "--source", "{inputs}/source.jsonl", "--seed", "3"], {}, 0),
+    ([*LOG, "pool", "show", "arena@v2"], {}, 0),
+    ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),
+    ([*LOG, "pool", "rotate", "arena", "--force"], {}, 0),
+    ([*LOG, "pool", "list"], {}, 0),
 ]
 
 
@@ -167,7 +185,7 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
 
     # the door that is meant to be open is open: the model saw every canary
     requests = "\n".join(server.stats.bodies)
-    for it in items:
+    for it in items[:N]:                       # the pool that was run (the drawn source items never were)
         assert json.dumps(it["prompt"])[1:-1] in requests
 
 

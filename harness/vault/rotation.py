@@ -1,0 +1,100 @@
+"""The maintainer's loop: draw a version, activate it, watch exposure, rotate when the policy says so."""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..suite import Suite
+from .draw import draw, load_source, texts_of_jsonl
+from .keys import VaultError
+from .ledger import Ledger
+from .pools import Vault, _now
+
+
+def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, stratify: list[str] | None,
+              seed: int | None, floor: int | None = None) -> tuple[str, dict]:
+    """A new draft version drawn from the source; returns (pool id, report of ids and numbers)."""
+    src = suite.raw.get("source") or {}
+    defaults = suite.raw.get("draw") or {}
+    source = source or src.get("data")
+    if not source:
+        raise ConfigError(f"{suite.file}: no source to draw from: pass --source or set source.data in the suite")
+    size = size or defaults.get("size")
+    if not size:
+        raise ConfigError(f"{suite.file}: how many items? pass --size or set draw.size in the suite")
+    stratify = stratify if stratify is not None else defaults.get("stratify", list(suite.strata))
+    seed = seed if seed is not None else defaults.get("seed", 0)
+    floor = floor if floor is not None else defaults.get("floor", 0)
+    unknown = [s for s in stratify if s not in (src.get("metadata") or {})]
+    if unknown:
+        raise ConfigError(f"{suite.file}: cannot stratify on {', '.join(unknown)}: not mapped under source.metadata "
+                          f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})")
+    candidates = load_source(source, src, str(suite.file))
+    earlier = [t for m in vault.pools(suite.name) for t in texts_of_jsonl(vault.read_jsonl(m["id"]))]
+    reference = []
+    for ref in src.get("reference_sets", []):
+        path = (suite.dir / ref) if not Path(ref).is_absolute() else Path(ref)
+        try:
+            reference += texts_of_jsonl(path.read_bytes())
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})") from None
+    items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name)
+    if not items:
+        raise VaultError(f"nothing left to draw from {source}: every candidate repeats an earlier version or a reference set")
+    jsonl = "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items).encode()
+    params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
+    pool_id = vault.add_pool(suite.name, jsonl, "heldout", stratify,
+                             provenance={"source": source, "distribution": src.get("distribution"), "drawn": _now()},
+                             extra={"draw": params, "draw_report": report})
+    return pool_id, report
+
+
+def exposure(vault: Vault, pool_id: str) -> list[dict]:
+    ledger = Ledger(vault.dir)
+    try:
+        rows = ledger.counts(pool_id)
+    finally:
+        ledger.close()
+    return [{"item_id": i, "provider": p, "sent": n, "first_seen": f, "last_seen": last} for i, p, n, f, last in rows]
+
+
+def rotation_reasons(vault: Vault, suite: str, max_exposure: int | None, max_age_days: float | None) -> list[str]:
+    """Why the suite's active pool should rotate now (empty: it should not)."""
+    active = vault.active_pool(suite)
+    if active is None:
+        return [f"suite '{suite}' has no active pool"]
+    reasons = []
+    if max_exposure:
+        spent = defaultdict(int)
+        for row in exposure(vault, active):
+            if row["sent"] >= max_exposure:
+                spent[row["provider"]] += 1
+        for provider, n in sorted(spent.items()):
+            reasons.append(f"{n} item(s) of {active} were sent to provider '{provider}' at least {max_exposure} times")
+    if max_age_days:
+        m = vault.manifest(active)
+        age = (_now() - m.get("activated_at", m["created"])) / 86400
+        if age >= max_age_days:
+            reasons.append(f"{active} has been active {age:.1f} days (max {max_age_days:g})")
+    return reasons
+
+
+def rotate(vault: Vault, suite: Suite, max_exposure: int | None, max_age_days: float | None,
+           force: bool = False) -> tuple[list[str], str | None, dict | None]:
+    """Draw and activate a fresh version if the policy says so, with the latest draw's settings
+    (and a new seed). Returns (reasons, new pool id or None, draw report)."""
+    reasons = rotation_reasons(vault, suite.name, max_exposure, max_age_days)
+    if force:
+        reasons = reasons or ["forced"]
+    if not reasons:
+        return [], None, None
+    # the draw settings of the newest drawn version (the active one may have been imported, not drawn)
+    drawn = [m for m in vault.pools(suite.name) if m.get("draw")]
+    params = drawn[-1]["draw"] if drawn else {}
+    version = len(vault.pools(suite.name)) + 1
+    pool_id, report = draw_pool(vault, suite, params.get("source"), params.get("size"), params.get("stratify"),
+                                (params.get("seed") or 0) + version, params.get("floor"))
+    vault.activate(pool_id)
+    return reasons, pool_id, report

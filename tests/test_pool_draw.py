@@ -1,0 +1,175 @@
+"""Drawing pools from the arena distribution, the exposure ledger, and rotation."""
+import json
+import sqlite3
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import needs_shared
+from harness.vault import Vault
+from harness.vault.draw import Candidate, allocate, draw
+
+DAY = 86400
+
+
+@pytest.fixture
+def maint(project, cli, monkeypatch):
+    """A project with a vault, and a helper to write a suite with a source section."""
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    assert cli("vault", "init")[0] == 0
+
+    def suite(name, source_data, prompt="prompt", metadata=None, extra=""):
+        d = project.root / "suites" / name
+        d.mkdir(parents=True, exist_ok=True)
+        meta = json.dumps(metadata or {})
+        (d / "suite.yaml").write_text(f"name: {name}\nsource:\n  data: '{source_data}'\n  prompt: {prompt}\n"
+                                      f"  metadata: {meta}\n{extra}")
+        return d
+    return suite
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+def pool_texts(project, pool_id):
+    vault = Vault.open(project.root / ".holdout")
+    return [json.loads(line)["prompt"] for line in vault.read_jsonl(pool_id).decode().splitlines()]
+
+
+def test_allocation_is_proportional_with_floors():
+    assert allocate({"a": 70, "b": 20, "c": 10}, 10) == {"a": 7, "b": 2, "c": 1}
+    assert allocate({"a": 97, "b": 2, "c": 1}, 10, floor=1) == {"a": 8, "b": 1, "c": 1}
+    assert sum(allocate({"a": 5, "b": 5, "c": 5}, 10).values()) == 10
+
+
+def test_stratified_draw_on_real_arena_data_matches_the_source(maint, project, cli):
+    data = needs_shared("m-arena-hard")
+    maint("marena", f"{data}/*.jsonl", "turns[0].content", {"language": "$file", "cluster": "cluster"})
+    code, _, err = cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
+    assert code == 0, err
+    report = Vault.open(project.root / ".holdout").manifest("marena@v1")["draw_report"]
+    assert report["size"] == 320 and report["source_rows"] == 8000
+    assert report["total_variation"] <= 0.02                       # stated tolerance
+    assert all(r["pool"] == 20 for r in report["strata"])          # 16 languages x 20: exactly proportional
+    # deterministic for a seed; another seed draws other items
+    cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
+    code, _, err = cli("pool", "show", "marena@v2")
+    assert code == 0 and "total variation" in err
+    assert not set(pool_texts(project, "marena@v1")) & set(pool_texts(project, "marena@v2"))  # v1 never comes back
+
+
+def test_same_seed_same_pool(tmp_path):
+    import random
+    rng = random.Random(0)
+    words = ["alpha", "river", "quantum", "bread", "violin", "orbit", "maple", "cipher", "glacier", "lantern", "pepper"]
+    cands = [Candidate(str(i), " ".join(rng.choice(words) + str(rng.randint(0, 999)) for _ in range(10)), {"c": str(i % 3)})
+             for i in range(90)]
+    a, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
+    b, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
+    c, _ = draw(cands, 30, ["c"], 6, 0, [], [], "s")
+    assert a == b and a != c and Counter(i["metadata"]["c"] for i in a) == {"0": 10, "1": 10, "2": 10}
+
+
+QUESTIONS = [
+    "How do I reverse a linked list in place using Python, and what is the time complexity?",
+    "Write a short poem about the sea at night in the style of a sailor's song.",
+    "Explain the difference between TCP and UDP for a video streaming application.",
+    "What are good strategies to prepare for a marathon in twelve weeks as a beginner?",
+    "Summarise the causes of the French Revolution in five bullet points.",
+    "Give me a SQL query that finds the second highest salary in an employees table.",
+]
+REWORDED = [  # copies with small edits: must be caught
+    "How can I reverse a linked list in place using Python, and what is its time complexity?",
+    "Write a short poem about the sea at night, in the style of a sailors song!",
+    "explain the difference between TCP and UDP for a video-streaming application",
+]
+NEAR_MISSES = [  # same template, different question: must not be caught
+    "How do I reverse a binary tree in place using Rust, and what is the space complexity?",
+    "Give me a SQL query that counts the orders per customer in an orders table.",
+]
+
+
+def test_near_duplicates_are_caught_and_near_misses_kept(maint, project, cli, tmp_path):
+    rows = [{"prompt": q} for q in QUESTIONS + REWORDED + NEAR_MISSES]
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows))
+    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "100", "--stratify", "")
+    assert code == 0, err
+    report = Vault.open(project.root / ".holdout").manifest("s@v1")["draw_report"]
+    assert report["size"] == len(QUESTIONS) + len(NEAR_MISSES)
+    assert sum(report["dropped"].values()) == len(REWORDED)
+    assert "dropped before entering the pool: near duplicate in draw: 3" in err or "duplicate in draw" in err
+
+
+def test_retired_items_never_return_and_reference_sets_are_excluded(maint, project, cli, tmp_path):
+    rows = [{"prompt": f"Distinct question number {i}: " + " ".join(f"w{i}x{j}" for j in range(12))} for i in range(30)]
+    write_jsonl(tmp_path / "public.jsonl", [{"id": "p1", "prompt": rows[0]["prompt"]}])
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra=f"  reference_sets: ['{tmp_path}/public.jsonl']\n")
+    cli("pool", "draw", "--suite", "s", "--size", "10", "--stratify", "")
+    cli("pool", "activate", "s@v1")
+    cli("pool", "draw", "--suite", "s", "--size", "30", "--stratify", "")
+    first, second = set(pool_texts(project, "s@v1")), set(pool_texts(project, "s@v2"))
+    assert len(first) == 10 and len(second) == 19 and not first & second
+    assert rows[0]["prompt"] not in first | second
+    dropped = Vault.open(project.root / ".holdout").manifest("s@v2")["draw_report"]["dropped"]
+    assert dropped == {"in_an_earlier_version": 10, "in_a_reference_set": 1}
+
+
+def test_exposure_counts_equal_the_servers_own_count(maint, project, cli, tmp_path, mock_server):
+    from harness.mockserver import MockBehaviour
+    rows = [{"prompt": f"Held-out question {i}: " + " ".join(f"t{i}y{j}" for j in range(10))} for i in range(12)]
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows))
+    cli("pool", "draw", "--suite", "s", "--size", "12", "--stratify", "")
+    cli("pool", "activate", "s@v1")
+    mock_server.behaviour = MockBehaviour(error_rate=0.3, faults=("500",), seed=1)   # retries are exposures too
+    path = project.config(f"suite: s\npool: heldout\nepochs: 2\nproviders:\n  a:\n    type: openai-compatible\n"
+                          f"    base_url: {mock_server.url}/v1\n  b:\n    type: anthropic\n    base_url: {mock_server.url}\n"
+                          f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: a, model: ma}}\n  - {{provider: b, model: mb}}\n")
+    assert cli("run", path, "-q")[0] == 0
+    vault = Vault.open(project.root / ".holdout")
+    items = {json.loads(x)["id"]: json.loads(x)["prompt"] for x in vault.read_jsonl("s@v1").decode().splitlines()}
+    ledger = sqlite3.connect(vault.dir / "ledger.sqlite").execute(
+        "SELECT item_id, provider, COUNT(*) FROM exposures GROUP BY 1, 2").fetchall()
+    server = mock_server.stats.by_prompt
+    assert sum(n for *_, n in ledger) == mock_server.stats.requests > 48
+    for item_id, provider, n in ledger:
+        assert n == server[("ma" if provider == "a" else "mb", items[item_id])]
+    code, _, err = cli("pool", "exposure", "s", "--items")
+    assert code == 0 and "max sends of one item" in err and "Held-out question" not in err
+
+
+def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp_path, monkeypatch, mock_server):
+    rows = [{"prompt": f"Rotating question {i}: " + " ".join(f"r{i}z{j}" for j in range(10))} for i in range(40)]
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra="draw: {size: 5, stratify: []}\n")
+    t0 = time.time()
+    monkeypatch.setenv("HOLDOUT_NOW", str(t0))
+    cli("pool", "draw", "--suite", "s")
+    cli("pool", "activate", "s@v1")
+    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY - 60))
+    code, _, err = cli("pool", "rotate", "s", "--max-age", "30d")
+    assert code == 0 and "no rotation needed" in err
+    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY))
+    code, _, err = cli("pool", "rotate", "s", "--max-age", "30d")
+    assert code == 0 and "has been active 30.0 days" in err and "s@v2 is now active" in err
+    vault = Vault.open(project.root / ".holdout")
+    assert vault.manifest("s@v1")["status"] == "retired" and vault.manifest("s@v1")["retired_at"] == t0 + 30 * DAY
+    # exposure: spent after exactly max_exposure sends to one provider
+    path = project.config(f"suite: s\npool: heldout\nproviders:\n  a:\n    type: openai-compatible\n"
+                          f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m}}\n")
+    cli("run", path, "-q")
+    assert "no rotation needed" in cli("pool", "rotate", "s", "--max-exposure", "2")[2]
+    path.write_text(path.read_text().replace("suite: s", "run_id: second\nsuite: s"))
+    cli("run", path, "-q")
+    code, _, err = cli("pool", "rotate", "s", "--max-exposure", "2")
+    assert "5 item(s) of s@v2 were sent to provider 'a' at least 2 times" in err and "s@v3 is now active" in err
+
+
+def test_draw_errors_are_clear(maint, cli, tmp_path):
+    maint("s", tmp_path / "missing.jsonl")
+    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "3")
+    assert code == 2 and "cannot stratify" not in err and "missing.jsonl" in err
+    maint("t", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]))
+    code, _, err = cli("pool", "draw", "--suite", "t", "--size", "3", "--stratify", "language")
+    assert code == 2 and "cannot stratify on language: not mapped under source.metadata" in err
