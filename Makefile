@@ -12,8 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The main job, offline: run, grade, report, and a signed scorecard per lab (the demo vault key is
+# created in .holdout/ on first use).
 demo: $(STAMP)
 	$(BIN)/holdout run configs/demo.yaml
+	$(BIN)/holdout grade demo
+	$(BIN)/holdout report demo
+	test -f .holdout/vault/keycheck || $(BIN)/holdout vault init
+	$(BIN)/holdout scorecard demo --all
+	$(BIN)/holdout verify results/demo/scorecards/acme.json
 
 test: $(STAMP)
 	$(BIN)/pytest

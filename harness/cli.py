@@ -133,6 +133,92 @@ def cmd_judge_consistency(args) -> int:
     return 0
 
 
+def _pool_summary(ctx) -> dict:
+    """Pool id, size and exposure per provider (ids and counts only) for a scorecard."""
+    info = {"id": ctx.pool.name, "items": ctx.pool.count, "heldout": ctx.pool.heldout}
+    if ctx.pool.heldout:
+        from .vault import Vault
+        from .vault.rotation import exposure
+        per: dict = {}
+        for r in exposure(Vault.open(ctx.config.workspace), ctx.pool.name):
+            p = per.setdefault(r["provider"], {"items": 0, "sends": 0})
+            p["items"] += 1
+            p["sends"] += r["sent"]
+        info["exposure"] = per
+    return info
+
+
+def cmd_scorecard(args) -> int:
+    from .context import open_run
+    from .egress import GATE
+    from .scorecard import build_scorecard, render_html, sign, signing_key
+    from .vault import Vault
+    ctx = open_run(args.run_id, args.workspace, args.config)
+    try:
+        labs = ctx.config.labs
+        if not labs:
+            raise HoldoutError(f"{ctx.config.file}: no labs: section (lab name -> its model names); nothing to issue")
+        wanted = sorted(labs) if args.all else [args.lab]
+        for lab in wanted:
+            if lab not in labs:
+                raise HoldoutError(f"no lab '{lab}' in {ctx.config.file} (labs: {', '.join(sorted(labs))})")
+        key = signing_key(Vault.open(args.workspace))
+        items = ctx.items()
+        pool = _pool_summary(ctx)
+        min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
+        console = _console()
+        for lab in wanted:
+            card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
+                                        min_size, args.seed, ctx.config.leaderboard_public), key)
+            out = args.results_dir / args.run_id / "scorecards"
+            GATE.write_json(out / f"{lab}.json", card)
+            GATE.write_text(out / f"{lab}.html", render_html(card))
+            console.print(f"{lab}: {out / lab}.json and .html (signed {card['signature']['fingerprint']})")
+    finally:
+        ctx.close()
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from rich.table import Table
+
+    from .context import open_run
+    from .egress import GATE
+    from .scorecard import build_leaderboard
+    ctx = open_run(args.run_id, args.workspace, args.config)
+    try:
+        board = build_leaderboard(ctx.store, args.run_id, ctx.config.leaderboard_public, args.seed)
+    finally:
+        ctx.close()
+    path = GATE.write_json(args.results_dir / args.run_id / "leaderboard.json", board)
+    console = _console()
+    t = Table(title=f"leaderboard {args.run_id}" + ("" if board["public"] else " (aggregates only: the run is not public)"))
+    for col in ("grader", "models", "median %", "best %"):
+        t.add_column(col)
+    for name, f in board["field"].items():
+        t.add_row(name, str(f["models"]), f"{f['median'] * 100:.1f}", f"{f['best'] * 100:.1f}")
+    console.print(t)
+    if board.get("models"):
+        t = Table(title="models (public run)")
+        for col in ("model", "rank (range)", "score %", "95% CI"):
+            t.add_column(col)
+        metric = board["primary"]["metric"]
+        for m, e in sorted(board["models"].items(), key=lambda kv: (kv[1]["rank"] or {}).get("rank", 99)):
+            r = e["rank"] or {}
+            t.add_row(m, f"{r.get('rank')} ({r.get('best')}-{r.get('worst')})", f"{e[metric] * 100:.1f}",
+                      f"{e['ci_low'] * 100:.1f}-{e['ci_high'] * 100:.1f}")
+        console.print(t)
+    console.print(f"written: {path}")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .scorecard import verify
+    fp = verify(args.file, args.key)
+    _console().print(f"OK: {args.file} is intact, signed by {fp}")
+    return 0
+
+
 def cmd_vault_init(args) -> int:
     from .vault import Vault
     vault, source = Vault.init(args.workspace)
@@ -355,6 +441,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results-dir", type=Path, default=Path("results"))
     workspace(sp)
     sp.set_defaults(func=cmd_report)
+
+    sp = sub.add_parser("scorecard", help="signed private scorecards for labs: results/<run>/scorecards/<lab>.{json,html}")
+    sp.add_argument("run_id")
+    who = sp.add_mutually_exclusive_group(required=True)
+    who.add_argument("--lab", help="one lab (from the run config's labs:)")
+    who.add_argument("--all", action="store_true", help="one scorecard per lab")
+    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
+    sp.add_argument("--config", type=Path)
+    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    workspace(sp)
+    sp.set_defaults(func=cmd_scorecard)
+
+    sp = sub.add_parser("leaderboard", help="the public view: aggregates only, unless the run says leaderboard_public")
+    sp.add_argument("run_id")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--config", type=Path)
+    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    workspace(sp)
+    sp.set_defaults(func=cmd_leaderboard)
+
+    sp = sub.add_parser("verify", help="check a scorecard's signature (it fails on any change)")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--key", help="require this signer fingerprint (ed25519:...), as printed when it was issued")
+    sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("recorded", help="load verdicts recorded by other tools (AlpacaEval) as a Holdout run")
     rsub = sp.add_subparsers(dest="recorded_command", metavar="ACTION", required=True)

@@ -70,6 +70,8 @@ class RunConfig:
     graders: tuple[dict, ...] | None
     labs: dict
     providers: dict = field(default_factory=dict)
+    leaderboard_public: bool = False
+    min_segment_size: int | None = None
     marks: dict = field(repr=False, compare=False, default_factory=dict)
 
     def where(self, *path) -> str:
@@ -162,6 +164,8 @@ def load_run_config(file: str | Path) -> RunConfig:
         graders=tuple(data["graders"]) if "graders" in data else None,
         labs=labs,
         providers=providers,
+        leaderboard_public=data.get("leaderboard_public", False),
+        min_segment_size=data.get("min_segment_size"),
         marks=marks,
     )
 

@@ -109,6 +109,9 @@ providers:
 models:
   - {{provider: oa, model: echo-oa}}
   - {{provider: an, model: echo-an}}
+labs:
+  acme: [echo-oa]
+  globex: [echo-an]
 """)
     inputs = tmp_path / "inputs"          # what the maintainer imports, then deletes: not scanned
     inputs.mkdir()
@@ -145,6 +148,9 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
+    ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),
+    ([*LOG, "verify", "results/arena-nov/scorecards/acme.json"], {}, 0),
+    ([*LOG, "leaderboard", "arena-nov"], {}, 0),
     ([*LOG, "pool", "draw", "--suite", "arena", "--source", "{inputs}/source.jsonl", "--seed", "3"], {}, 0),
     ([*LOG, "pool", "show", "arena@v2"], {}, 0),
     ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),

@@ -1,0 +1,119 @@
+"""A lab's scorecard: the truth about its own models on the held-out suite, and nothing else.
+
+Only numbers and the lab's own model names: no item text, no outputs, and other labs' models only
+as the field's aggregates (median and best), unless the run's leaderboard is public.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+
+from .. import stats
+from ..report import build_report
+from ..store import Store, call_stats
+
+SCHEMA_ID = "holdout.scorecard/1"
+
+
+def _primary(report: dict) -> tuple[str | None, str | None]:
+    """(grader, metric) the ranking uses: the first score grader, else the first pairwise one."""
+    for name, g in report["graders"].items():
+        if g["kind"] == "scores":
+            return name, "mean"
+    for name, g in report["graders"].items():
+        if g["kind"] == "pairwise":
+            return name, "win_rate"
+    return None, None
+
+
+def ranks(entries: dict[str, dict], metric: str) -> dict[str, dict]:
+    """Rank with uncertainty: a model's best possible rank counts only models clearly better (CI entirely
+    above), its worst counts every model not clearly worse. Overlapping CIs share ranks."""
+    out = {}
+    for m, e in entries.items():
+        if e.get(metric) is None:
+            continue
+        better = sum(1 for o, f in entries.items() if o != m and f.get(metric) is not None and f["ci_low"] > e["ci_high"])
+        not_worse = sum(1 for o, f in entries.items() if o != m and f.get(metric) is not None and f["ci_high"] >= e["ci_low"])
+        point = 1 + sum(1 for o, f in entries.items() if o != m and (f.get(metric) or -1) > e[metric])
+        out[m] = {"rank": point, "best": 1 + better, "worst": 1 + not_worse, "of": len(entries)}
+    return out
+
+
+def _segments(store: Store, run_id: str, grader: str, model: str, items: dict, strata, min_size: int, seed: int) -> dict:
+    by = defaultdict(lambda: defaultdict(list))
+    for g in store.grades(run_id, grader):
+        if g["model"] == model and g["status"] == "ok" and g["item_id"] in items:
+            meta = items[g["item_id"]].metadata
+            for key in strata:
+                by[key][str(meta.get(key, "(none)"))].append((g["item_id"], g["score"]))
+    out = {}
+    for key, values in by.items():
+        out[key] = {}
+        for value, rows in sorted(values.items()):
+            n_items = len({i for i, _ in rows})
+            if n_items < min_size:
+                out[key][value] = {"suppressed": True, "reason": f"fewer than {min_size} items"}
+            else:
+                b = stats.bootstrap_mean([s for _, s in rows], clusters=[i for i, _ in rows], seed=seed)
+                out[key][value] = {"n": n_items, "mean": b["mean"], "ci_low": b["ci_low"], "ci_high": b["ci_high"]}
+    return out
+
+
+def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
+                    pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False) -> dict:
+    report = build_report(store, run_id, seed=seed)
+    calls = call_stats(store, run_id)
+    primary, metric = _primary(report)
+    everyone = report["graders"][primary]["models"] if primary else {}
+    rank = ranks(everyone, metric) if primary else {}
+    card = {"schema": SCHEMA_ID, "run_id": run_id, "lab": lab, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "pool": pool, "primary": {"grader": primary, "metric": metric}, "seed": seed,
+            "min_segment_size": min_segment_size, "models": {}, "field": {}}
+    for model in owned:
+        c = calls.get(model)
+        if c is None:
+            continue
+        entry = {"graders": {}, "rank": rank.get(model),
+                 "calls": c["calls"], "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
+                 "refusal_rate": c["error_kinds"].get("content_filter", 0) / c["calls"] if c["calls"] else None,
+                 "error_kinds": c["error_kinds"],
+                 "cost": {"total_usd": c["cost_usd"], "per_1k_items_usd": c["cost_usd"] / c["calls"] * 1000 if c["calls"] else None},
+                 "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
+                 "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]}}
+        for name, g in report["graders"].items():
+            if model in g["models"]:
+                entry["graders"][name] = {"kind": g["kind"], **g["models"][model]}
+                if g["kind"] == "pairwise":
+                    for view in ("bradley_terry", "bradley_terry_style_controlled"):
+                        if model in g.get(view, {}):
+                            entry["graders"][name][view] = g[view][model]
+                if strata and g["kind"] == "scores" or g["kind"] == "pairwise":
+                    entry["graders"][name]["segments"] = _segments(store, run_id, name, model, items, strata,
+                                                                   min_segment_size, seed)
+        card["models"][model] = entry
+    for name, g in report["graders"].items():
+        key = "mean" if g["kind"] == "scores" else "win_rate"
+        values = [e[key] for e in g["models"].values() if e.get(key) is not None]
+        if values:
+            card["field"][name] = {"models": len(values), "median": statistics.median(values), "best": max(values),
+                                   "metric": key}
+    if public:
+        card["all_models"] = {m: {"rank": rank.get(m), metric: e.get(metric), "ci_low": e.get("ci_low"),
+                                  "ci_high": e.get("ci_high")} for m, e in everyone.items()}
+    return card
+
+
+def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0) -> dict:
+    """The public view: per grader the field's size, median and best; model names only if the run says public."""
+    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public)
+    report = build_report(store, run_id, seed=seed)
+    board = {"schema": "holdout.leaderboard/1", "run_id": run_id, "generated": card["generated"], "public": public,
+             "field": card["field"], "primary": card["primary"]}
+    if public:
+        board["models"] = card["all_models"]
+        pairwise = {n: g for n, g in report["graders"].items() if g["kind"] == "pairwise"}
+        board["pairwise"] = {n: {m: {k: e[k] for k in ("win_rate", "se", "lc_win_rate", "lc_se")} for m, e in g["models"].items()}
+                             for n, g in pairwise.items()}
+    return board
