@@ -169,7 +169,8 @@ def cmd_scorecard(args) -> int:
         console = _console()
         for lab in wanted:
             card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
-                                        min_size, args.seed, ctx.config.leaderboard_public), key)
+                                        min_size, args.seed, ctx.config.leaderboard_public,
+                                        ctx.suite.raw.get("safeguards")), key)
             out = args.results_dir / args.run_id / "scorecards"
             GATE.write_json(out / f"{lab}.json", card)
             GATE.write_text(out / f"{lab}.html", render_html(card))
@@ -209,6 +210,44 @@ def cmd_leaderboard(args) -> int:
                       f"{e['ci_low'] * 100:.1f}-{e['ci_high'] * 100:.1f}")
         console.print(t)
     console.print(f"written: {path}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from rich.table import Table
+
+    from .egress import GATE
+    from .safeguards import check_run, flags
+    from .store import Store
+    from .suite import load_suite
+    settings = load_suite(args.suite, args.suites_dir).raw.get("safeguards") if args.suite else None
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        if store.run_info(args.run_id) is None:
+            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
+        info = store.run_info(args.run_id)
+        if info["heldout"]:
+            from .context import open_run
+            ctx = open_run(args.run_id, args.workspace)     # held-out outputs are encrypted: the vault opens them
+            store.close()
+            store = ctx.store
+            settings = settings or ctx.suite.raw.get("safeguards")
+        results = check_run(store, args.run_id, settings)
+    finally:
+        store.close()
+    path = GATE.write_json(args.results_dir / args.run_id / "safeguards.json", results)
+    t = Table(title=f"run {args.run_id}: gaming and degenerate-output checks (rate; * = flagged)")
+    detectors = list(next(iter(results.values()), {}))
+    t.add_column("model")
+    for d in detectors:
+        t.add_column(d.replace("_", " "), justify="right")
+    for m, res in results.items():
+        t.add_row(m, *(f"{res[d]['rate'] * 100:.1f}%" + (" *" if res[d]["flagged"] else "") for d in detectors))
+    console = _console()
+    console.print(t)
+    flagged = {m: f for m, f in flags(results).items() if f}
+    console.print("flagged: " + ("; ".join(f"{m} ({', '.join(f)})" for m, f in flagged.items()) or "none"))
+    console.print(f"written: {path} (counts and item ids, no text)")
     return 0
 
 
@@ -460,6 +499,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results-dir", type=Path, default=Path("results"))
     workspace(sp)
     sp.set_defaults(func=cmd_leaderboard)
+
+    sp = sub.add_parser("check", help="flag judge injection, prompt-independent, terse, truncated and refusing outputs")
+    sp.add_argument("run_id")
+    sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
+    sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    workspace(sp)
+    sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("verify", help="check a scorecard's signature (it fails on any change)")
     sp.add_argument("file", type=Path)

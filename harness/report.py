@@ -30,14 +30,17 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
             by_model[r["model"]].append(r)
     out = {"baseline": baseline, "models": {}}
     battles, weights, covs = [], [], []
+    lc_all = stats.length_controlled_win_rates(
+        [(m, r["item_id"], r["score"], r["detail"]["style_diff"]["length"]) for m, rs in by_model.items() for r in rs],
+        seed=seed)
     for model, rs in sorted(by_model.items()):
         prefs = [r["score"] for r in rs]
         boot = stats.bootstrap_mean(prefs, clusters=[r["item_id"] for r in rs], seed=seed)
         wr = stats.win_rate(prefs)
-        lc = stats.length_controlled_win_rate(prefs, [r["detail"]["style_diff"]["length"] for r in rs], seed=seed)
+        lc = lc_all[model]
         out["models"][model] = {
             "win_rate": boot["mean"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "se": wr["se"],
-            "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"],
+            "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"], "length_slope": lc["length_slope"],
             "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs)}
         for r in rs:
             diff = r["detail"]["style_diff"]

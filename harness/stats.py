@@ -5,7 +5,7 @@
 - `win_rate`: mean of per-item preferences in [0, 1] (ties 0.5) with its standard error and CI.
 - `bradley_terry`: strengths by maximum likelihood (logistic regression on battles, optionally with
   style covariates: style control), on the Elo scale, with bootstrap CIs.
-- `length_controlled_win_rate`: the win rate at zero length difference, from a logistic model.
+- `length_controlled_win_rates`: win rates at zero length difference, from one logistic model over all models.
 - `cohen_kappa`, `krippendorff_alpha`: agreement between raters (judges, people).
 """
 from __future__ import annotations
@@ -117,26 +117,72 @@ def bradley_terry(battles: Sequence[tuple[str, str, float]], anchor: str | None 
     return {"ratings": ratings, "coefficients": [float(c) for c in beta[k:]]}
 
 
-def length_controlled_win_rate(preferences: Sequence[float], length_diffs: Sequence[float], n_boot: int = 200,
-                               seed: int = 0) -> dict:
-    """Win rate at zero length difference: fit P(win) = sigmoid(a + b * tanh(len_diff / sd)), report
-    sigmoid(a), with a bootstrap standard error. `length_diffs` = model length - baseline length."""
-    y = np.asarray(preferences, dtype=float)
-    d = np.asarray(length_diffs, dtype=float)
-    if y.size < 3:
-        return {"lc_win_rate": None, "se": None, "length_coef": None, "n": int(y.size)}
-    sd = d.std() or 1.0
-    X = np.column_stack([np.ones_like(d), np.tanh(d / sd)])
+def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: int = 60) -> np.ndarray:
+    beta = np.zeros(X.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+        step = np.linalg.solve((X * (p * (1 - p))[:, None]).T @ X + np.diag(penalty), X.T @ (y - p) - penalty * beta)
+        beta += step
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return beta
 
-    def fit(idx):
-        a, b = _logistic_fit(X[idx], y[idx], l2=1e-4)
-        return 1 / (1 + math.exp(-a)), b
 
-    point, coef = fit(np.arange(y.size))
+def length_controlled_win_rates(rows: Sequence[tuple[str, Hashable, float, float]], shrink: float = 5.0,
+                                n_boot: int = 100, seed: int = 0) -> dict[str, dict]:
+    """Win rates against one baseline at zero length difference, for every model at once.
+
+    rows: (model, item, preference in [0, 1], model length - baseline length). One logistic model over all
+    battles: P = sigmoid(strength_model + (slope + slope_model) * tanh(len_diff / sd) + w * difficulty_item),
+    where the length slope is shared (it is the judge's taste) with per-model deviations shrunk towards it
+    (ridge `shrink`), and difficulty_item is the mean logit preference of the *other* models on that item.
+    A model's length-controlled win rate is the mean over its items of the prediction at zero length
+    difference; its standard error comes from a bootstrap over items.
+    """
+    models = sorted({r[0] for r in rows})
+    if not rows:
+        return {}
+    index = {m: k for k, m in enumerate(models)}
+    n_models = len(models)
+    logits = defaultdict(list)
+    for m, item, pref, _ in rows:
+        p = min(max(pref, 0.01), 0.99)
+        logits[item].append((m, math.log(p / (1 - p))))
+    difficulty = np.array([np.mean([v for mm, v in logits[item] if mm != m] or [0.0]) for m, item, _, _ in rows])
+    diffs = np.array([r[3] for r in rows], dtype=float)
+    t = np.tanh(diffs / (diffs.std() or 1.0))
+    y = np.array([r[2] for r in rows], dtype=float)
+    X = np.zeros((len(rows), 2 * n_models + 2))
+    rows_of = defaultdict(list)
+    for k, (m, item, _, _) in enumerate(rows):
+        X[k, index[m]] = 1.0
+        X[k, n_models] = t[k]
+        X[k, n_models + 1 + index[m]] = t[k]
+        rows_of[m].append(k)
+    X[:, -1] = difficulty
+    penalty = np.full(X.shape[1], 1e-6)
+    penalty[n_models + 1:2 * n_models + 1] = shrink
+
+    def predict(beta, model):
+        ks = rows_of[model]
+        return float(np.mean(1 / (1 + np.exp(-(beta[index[model]] + beta[-1] * difficulty[ks])))))
+
+    beta = _ridge_logistic(X, y, penalty)
+    point = {m: predict(beta, m) for m in models}
+    items = sorted({r[1] for r in rows}, key=str)
+    by_item = defaultdict(list)
+    for k, r in enumerate(rows):
+        by_item[r[1]].append(k)
     rng = np.random.default_rng(seed)
-    boots = [fit(rng.integers(0, y.size, y.size))[0] for _ in range(n_boot)]
-    return {"lc_win_rate": float(point), "se": float(np.std(boots, ddof=1)), "length_coef": float(coef),
-            "n": int(y.size)}
+    boots = defaultdict(list)
+    for _ in range(n_boot):
+        picked = rng.integers(0, len(items), len(items))
+        ks = np.concatenate([by_item[items[i]] for i in picked])
+        b = _ridge_logistic(X[ks], y[ks], penalty)
+        for m in models:
+            boots[m].append(predict(b, m))
+    return {m: {"lc_win_rate": point[m], "se": float(np.std(boots[m], ddof=1)) if n_boot > 1 else None,
+                "length_slope": float(beta[n_models] + beta[n_models + 1 + index[m]])} for m in models}
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:

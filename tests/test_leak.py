@@ -148,6 +148,7 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
+    ([*LOG, "check", "arena-nov"], {}, 0),
     ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json"], {}, 0),
     ([*LOG, "leaderboard", "arena-nov"], {}, 0),

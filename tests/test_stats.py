@@ -75,11 +75,18 @@ def test_win_rate_and_standard_error():
     assert out["se"] == pytest.approx(np.std([1, 0, 0.5, 1], ddof=1) / 2)
 
 
-def test_length_controlled_win_rate_removes_a_pure_length_effect():
+def test_length_controlled_win_rates_remove_a_pure_length_effect():
+    """Two models as good as the baseline; one is usually much longer and the judge likes length."""
     rng = np.random.default_rng(0)
-    d = rng.normal(300, 200, 3000)                       # the model is usually longer
-    p = 1 / (1 + np.exp(-(0.0 + 1.2 * np.tanh(d / d.std()))))
-    y = (rng.random(3000) < p).astype(float)
-    lc = stats.length_controlled_win_rate(y, d)
-    assert y.mean() > 0.6
-    assert lc["lc_win_rate"] == pytest.approx(0.5, abs=0.06)
+    rows = []
+    for model, mean_diff in (("verbose", 400), ("plain", 0)):
+        for item in range(1500):
+            d = rng.normal(mean_diff, 200)
+            p = 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))
+            rows.append((model, item, float(rng.random() < p), d))
+    lc = stats.length_controlled_win_rates(rows, n_boot=20)
+    raw_verbose = np.mean([r[2] for r in rows if r[0] == "verbose"])
+    assert raw_verbose > 0.65
+    assert lc["verbose"]["lc_win_rate"] == pytest.approx(0.5, abs=0.05)
+    assert lc["plain"]["lc_win_rate"] == pytest.approx(0.5, abs=0.05)
+    assert 0 < lc["verbose"]["se"] < 0.05

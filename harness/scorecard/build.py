@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from .. import stats
 from ..report import build_report
+from ..safeguards import check_run
 from ..store import Store, call_stats
 
 SCHEMA_ID = "holdout.scorecard/1"
@@ -62,8 +63,10 @@ def _segments(store: Store, run_id: str, grader: str, model: str, items: dict, s
 
 
 def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
-                    pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False) -> dict:
+                    pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
+                    safeguard_settings: dict | None = None) -> dict:
     report = build_report(store, run_id, seed=seed)
+    checks = check_run(store, run_id, safeguard_settings, models=list(owned)) if owned else {}
     calls = call_stats(store, run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
@@ -81,7 +84,9 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                  "error_kinds": c["error_kinds"],
                  "cost": {"total_usd": c["cost_usd"], "per_1k_items_usd": c["cost_usd"] / c["calls"] * 1000 if c["calls"] else None},
                  "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
-                 "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]}}
+                 "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]},
+                 "safeguards": {d: {k: r[k] for k in ("flagged", "rate", "count", "threshold")}
+                                for d, r in checks.get(model, {}).items()}}
         for name, g in report["graders"].items():
             if model in g["models"]:
                 entry["graders"][name] = {"kind": g["kind"], **g["models"][model]}

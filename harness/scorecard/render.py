@@ -9,7 +9,7 @@ body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #dde;padding-bottom:.3rem}
 .meta{color:#5a6275}table{border-collapse:collapse;margin:.6rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eef;text-align:right}
 th:first-child,td:first-child{text-align:left}.note{color:#5a6275;font-size:12px}svg text{font:12px system-ui,sans-serif}
-.sig{font-family:ui-monospace,monospace;font-size:12px;color:#5a6275;word-break:break-all}
+.flag{color:#b3261e;font-size:12px}.sig{font-family:ui-monospace,monospace;font-size:12px;color:#5a6275;word-break:break-all}
 """
 
 
@@ -116,7 +116,9 @@ def render_html(card: dict) -> str:
         r = e.get("rank") or {}
         rank = f"{r['rank']} ({r['best']}-{r['worst']} of {r['of']})" if r else "-"
         lc = f"{_pct(g.get('lc_win_rate'))} ± {_pct(g.get('lc_se'))}" if g.get("lc_win_rate") is not None else "-"
-        rows.append(f"<tr><td>{_e(m)}</td><td>{_pct(g.get(metric))} [{_pct(g.get('ci_low'))}, {_pct(g.get('ci_high'))}]</td>"
+        flagged = [d.replace("_", " ") for d, r in e.get("safeguards", {}).items() if r["flagged"]]
+        flag = f' <span class=flag title="flagged by the gaming checks">⚑ {_e(", ".join(flagged))}</span>' if flagged else ""
+        rows.append(f"<tr><td>{_e(m)}{flag}</td><td>{_pct(g.get(metric))} [{_pct(g.get('ci_low'))}, {_pct(g.get('ci_high'))}]</td>"
                     f"<td>{lc}</td><td>{rank}</td><td>{_pct(e['error_rate'])}%</td><td>{_pct(e['refusal_rate'])}%</td>"
                     f"<td>${e['cost']['total_usd']:.4f}</td><td>{e['latency_s']['p50'] or 0:.2f} / {e['latency_s']['p95'] or 0:.2f}</td></tr>")
     crit = []

@@ -1,0 +1,141 @@
+"""Detectors for gamed or degenerate outputs: plain functions over recorded outputs.
+
+Each returns counts, a rate, its threshold, whether the model is flagged, and the ids of the
+flagged items (never text). Thresholds come from the suite's `safeguards:` section.
+
+- judge_injection: outputs that address the judge or the grading (instructions to ignore what came
+  before, fake verdict markup such as [[A>>B]], fake score JSON, chat-template or evaluation-prompt
+  structure meant to close the judge's prompt). Judges always see outputs quoted as untrusted data
+  (the hardened path); a flagged model is marked on reports and scorecards.
+- repeated_outputs: outputs that (nearly) repeat the model's output for another item: a model
+  whose answers barely depend on the prompt.
+- short_outputs: answers shorter than `short_chars`, as from a model tuned to be terse.
+- truncated: completions cut at the token limit. refusals: refusal phrases and content filters.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from datasketch import MinHash, MinHashLSH
+
+from .grading.rules import normalize
+from .sealed import reveal
+
+DEFAULTS = {"injection_rate": 0.05, "repeated_share": 0.3, "short_chars": 40, "short_share": 0.5,
+            "truncated_share": 0.2, "refusal_share": 0.2}
+
+INJECTION = {
+    "ignore_instructions": re.compile(r"\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+)?"
+                                      r"(above|previous|prior|preceding|earlier)\b", re.I),
+    "verdict_markup": re.compile(r"\[\[\s*(?:[AB]\s*(?:>>|>|=|<<|<)\s*[AB]|[AB]|tie)\s*\]\]", re.I),
+    "addresses_the_judge": re.compile(r"\b(dear|attention|note to|to the|as an?)\s+(ai\s+)?(judge|evaluator|grader|annotator)s?\b"
+                                      r"|\b(judge|evaluator|grader|annotator)s?\s+(must|should|will|shall)\s+"
+                                      r"(prefer|choose|select|rate|score|output|pick)\b", re.I),
+    "prompt_structure": re.compile(r"<\|im_(?:start|end)\|>|\[/?INST\]|<\|(?:system|user|assistant)\|>"
+                                   r"|^#+\s*(?:model outputs?|evaluation|ranking|instruction)\s*$", re.I | re.M),
+    "fake_score": re.compile(r'[{,]\s*"(?:preference|verdict|winner|ranking|best_output|scores?)"\s*:\s*'
+                             r'"?[\[{]?\s*"?(?:m|M|A|B|\d+(?:\.\d+)?)\b'),
+}
+REFUSAL = re.compile(r"^\s*(?:i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|')t (?:help|assist|comply|provide)|"
+                     r"i (?:won't|will not|am unable to|am not able to) (?:help|assist|provide|comply)|as an ai\b)", re.I)
+
+
+@dataclass
+class Output:
+    item_id: str
+    text: str | None          # None: the call failed
+    finish_reason: str | None = None
+    error_kind: str | None = None
+
+
+def _result(flagged_ids: list, n: int, threshold: float, above: bool = True) -> dict:
+    rate = len(flagged_ids) / n if n else 0.0
+    return {"count": len(flagged_ids), "of": n, "rate": rate, "threshold": threshold,
+            "flagged": bool(n) and (rate >= threshold if above else rate <= threshold), "item_ids": sorted(flagged_ids)[:50]}
+
+
+def injection_signals(text: str) -> list[str]:
+    """Names of the injection patterns a text matches (empty: clean)."""
+    return [name for name, pattern in INJECTION.items() if pattern.search(text)]
+
+
+def judge_injection(outputs: list[Output], threshold: float) -> dict:
+    ok = [o for o in outputs if o.text is not None]
+    hits = {o.item_id: injection_signals(reveal(o.text)) for o in ok}
+    res = _result([i for i, h in hits.items() if h], len(ok), threshold)
+    res["signals"] = dict(Counter(s for h in hits.values() for s in h))
+    return res
+
+
+def _shingles(text: str) -> set[bytes]:
+    words = normalize(text).split()[:300]
+    return {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
+
+
+def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8) -> dict:
+    """Share of outputs that are (near) copies of the same model's output for a different item."""
+    ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
+    lsh = MinHashLSH(threshold=0.5, num_perm=64)   # candidates only; each is verified against `similarity`
+    exact: Counter = Counter(normalize(reveal(o.text)) for o in ok)
+    repeated = set()
+    hashes = {}
+    for k, o in enumerate(ok):
+        if exact[normalize(reveal(o.text))] > 1:
+            repeated.add(o.item_id)
+            continue
+        m = MinHash(num_perm=64, seed=1)
+        m.update_batch(list(_shingles(reveal(o.text))))
+        for other in lsh.query(m):
+            if m.jaccard(hashes[other][1]) >= similarity:
+                repeated.add(o.item_id)
+                repeated.add(hashes[other][0])
+        hashes[f"o{k}"] = (o.item_id, m)
+        lsh.insert(f"o{k}", m)
+    return _result(list(repeated), len(ok), threshold)
+
+
+def short_outputs(outputs: list[Output], chars: int, threshold: float) -> dict:
+    ok = [o for o in outputs if o.text is not None]
+    res = _result([o.item_id for o in ok if len(reveal(o.text).strip()) < chars], len(ok), threshold)
+    res["chars"] = chars
+    return res
+
+
+def truncated(outputs: list[Output], threshold: float) -> dict:
+    res = _result([o.item_id for o in outputs if o.finish_reason in ("length", "max_tokens")], len(outputs), threshold)
+    res["empty"] = sum(o.error_kind == "empty" for o in outputs)
+    return res
+
+
+def refusals(outputs: list[Output], threshold: float) -> dict:
+    ids = [o.item_id for o in outputs if o.error_kind == "content_filter"
+           or (o.text is not None and REFUSAL.search(reveal(o.text)[:200]))]
+    return _result(ids, len(outputs), threshold)
+
+
+def check_model(outputs: list[Output], settings: dict | None = None) -> dict:
+    s = {**DEFAULTS, **(settings or {})}
+    return {"judge_injection": judge_injection(outputs, s["injection_rate"]),
+            "repeated_outputs": repeated_outputs(outputs, s["repeated_share"]),
+            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"]),
+            "truncated": truncated(outputs, s["truncated_share"]),
+            "refusals": refusals(outputs, s["refusal_share"])}
+
+
+def check_run(store, run_id: str, settings: dict | None = None, models: list[str] | None = None) -> dict:
+    """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read inside the
+    boundary; the result holds ids and numbers only."""
+    per_model: dict[str, list[Output]] = {}
+    for row in store.calls(run_id):
+        if models is not None and row.model not in models:
+            continue
+        per_model.setdefault(row.model, []).append(Output(row.item_id, row.output if row.ok else None,
+                                                          row.finish_reason, row.error_kind))
+    return {m: check_model(outs, settings) for m, outs in sorted(per_model.items())}
+
+
+def flags(results: dict) -> dict[str, list[str]]:
+    """model -> the detectors that flagged it."""
+    return {m: [d for d, r in res.items() if r["flagged"]] for m, res in results.items()}
