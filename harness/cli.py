@@ -251,6 +251,73 @@ def cmd_check(args) -> int:
     return 0
 
 
+def _embargo(args, suite) -> float:
+    from .policy import DEFAULT_EMBARGO_DAYS
+    if args.embargo_days is not None:
+        return args.embargo_days
+    return (suite.raw.get("license") or {}).get("embargo_days", DEFAULT_EMBARGO_DAYS)
+
+
+def _print_refusals(console, refused: list[dict]) -> None:
+    for r in refused:
+        ids = r.get("pool") or f"{r['model']}: {r['count']} outputs, e.g. {', '.join(r['item_ids'][:5])}"
+        console.print(f"[red]refused[/] {ids}: rule {r['rule']}: {r['why']}")
+
+
+def cmd_export_items(args) -> int:
+    from .export import export_items
+    from .suite import load_suite
+    from .vault import Vault
+    suite = load_suite(args.suite, args.suites_dir)
+    exported, refused = export_items(Vault.open(args.workspace), suite.name, args.purpose, args.out, _embargo(args, suite))
+    console = _console()
+    for m in exported:
+        console.print(f"exported {m['rows']} items of {m['pool']} to {args.out / m['file']} (rule: {m['why']})")
+    _print_refusals(console, refused)
+    if not exported:
+        console.print("nothing was exported")
+    return 0 if exported else 3
+
+
+def cmd_export_outputs(args) -> int:
+    from .context import open_run
+    from .export import export_outputs
+    ctx = open_run(args.run_id, args.workspace, args.config)
+    try:
+        if args.lab and args.lab not in ctx.config.labs:
+            raise HoldoutError(f"no lab '{args.lab}' in {ctx.config.file} (labs: {', '.join(ctx.config.labs) or 'none'})")
+        manifest, refused = export_outputs(ctx, args.purpose, args.out, args.lab)
+    finally:
+        ctx.close()
+    console = _console()
+    if manifest:
+        console.print(f"exported {manifest['rows']} outputs of {', '.join(manifest['models'])} to {args.out / manifest['file']}")
+    _print_refusals(console, refused)
+    return 0 if manifest else 3
+
+
+def cmd_policy_explain(args) -> int:
+    from .policy import PURPOSES, decide_pool
+    from .suite import load_suite
+    from .vault import Vault
+    from .vault.pools import _now
+    m = Vault.open(args.workspace).manifest(args.pool_id)
+    embargo = args.embargo_days
+    if embargo is None:
+        try:
+            embargo = _embargo(args, load_suite(m["suite"], args.suites_dir))
+        except HoldoutError:
+            from .policy import DEFAULT_EMBARGO_DAYS
+            embargo = DEFAULT_EMBARGO_DAYS
+    console = _console()
+    console.print(f"{m['id']}: {m['license_class']}, {m['status']}, data licence "
+                  f"{m['provenance'].get('data_license') or 'unknown'}, distribution {m['provenance'].get('distribution') or '-'}")
+    for purpose in ([args.purpose] if args.purpose else PURPOSES):
+        d = decide_pool(m, purpose, _now(), embargo)
+        console.print(f"  {purpose:10s} {'ALLOWED' if d.allowed else 'refused'} ({d.rule}): {d.why}")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from .scorecard import verify
     fp = verify(args.file, args.key)
@@ -274,7 +341,8 @@ def cmd_pool_import(args) -> int:
     suite = load_suite(args.suite, args.suites_dir)
     vault = Vault.open(args.workspace)
     license_class = "heldout" if args.heldout else args.license
-    pool_id = import_pool_file(vault, suite.name, args.file, license_class, suite.strata, args.max_retention)
+    pool_id = import_pool_file(vault, suite.name, args.file, license_class, suite.strata, args.max_retention,
+                               args.data_license, args.distribution)
     m = vault.manifest(pool_id)
     console = _console()
     console.print(f"imported {m['items']} items as {pool_id} ({license_class}, draft), encrypted in {vault.dir}")
@@ -500,6 +568,35 @@ def build_parser() -> argparse.ArgumentParser:
     workspace(sp)
     sp.set_defaults(func=cmd_leaderboard)
 
+    purposes = ["evaluation", "research", "training", "license"]
+    sp = sub.add_parser("export", help="the one way items or outputs leave: only what the licence policy allows")
+    esub = sp.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    ep = esub.add_parser("items", help="a suite's pool versions that may be exported for a purpose")
+    ep.add_argument("--suite", required=True)
+    ep.add_argument("--purpose", required=True, choices=purposes)
+    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument("--embargo-days", type=float, help="default: the suite's license.embargo_days, else 60")
+    ep.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(ep)
+    ep.set_defaults(func=cmd_export_items)
+    ep = esub.add_parser("outputs", help="a run's outputs whose providers' terms allow the purpose")
+    ep.add_argument("run_id")
+    ep.add_argument("--purpose", required=True, choices=purposes)
+    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
+    ep.add_argument("--config", type=Path)
+    workspace(ep)
+    ep.set_defaults(func=cmd_export_outputs)
+    sp = sub.add_parser("policy", help="explain the licence policy")
+    psub2 = sp.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    pp = psub2.add_parser("explain", help="why a pool version is or is not exportable, per purpose")
+    pp.add_argument("pool_id")
+    pp.add_argument("--purpose", choices=purposes)
+    pp.add_argument("--embargo-days", type=float)
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_policy_explain)
+
     sp = sub.add_parser("check", help="flag judge injection, prompt-independent, terse, truncated and refusing outputs")
     sp.add_argument("run_id")
     sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
@@ -542,6 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="license class (default heldout)")
     pp.add_argument("--max-retention", help="only send to providers that keep prompts at most this long (zero, 30d)")
     pp.add_argument("--activate", action="store_true", help="make it the suite's active pool now")
+    pp.add_argument("--data-license", help="the source data's licence (SPDX id, e.g. CC-BY-NC-4.0); limits exports")
+    pp.add_argument("--distribution", help="distribution id if drawn from a live stream (embargoed after retirement)")
     pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)
     pp.set_defaults(func=cmd_pool_import)

@@ -157,6 +157,9 @@ PIPELINE = [
     ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),
     ([*LOG, "pool", "rotate", "arena", "--force"], {}, 0),
     ([*LOG, "pool", "list"], {}, 0),
+    ([*LOG, "export", "items", "--suite", "arena", "--purpose", "research", "--out", "exported"], {}, 3),   # all refused
+    ([*LOG, "export", "outputs", "arena-nov", "--purpose", "evaluation", "--out", "exported"], {}, 3),
+    ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
 ]
 
 

@@ -238,7 +238,8 @@ class Vault:
 
 
 def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),
-                     max_retention: str | None = None) -> str:
+                     max_retention: str | None = None, data_license: str | None = None,
+                     distribution: str | None = None) -> str:
     """Validate a JSONL file (every bad line reported) and add it as a new draft version."""
     try:
         data = Path(path).read_bytes()
@@ -246,7 +247,8 @@ def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: s
         raise ConfigError(f"{path}: pool file not found") from None
     check_pool_lines(data.splitlines(), str(path))
     return vault.add_pool(suite_name, data, license_class, strata, max_retention,
-                          provenance={"source": Path(path).name, "imported": _now()})
+                          provenance={"source": Path(path).name, "imported": _now(), "data_license": data_license,
+                                      "distribution": distribution})
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

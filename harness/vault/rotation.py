@@ -46,7 +46,8 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
     jsonl = "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items).encode()
     params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
     pool_id = vault.add_pool(suite.name, jsonl, "heldout", stratify,
-                             provenance={"source": source, "distribution": src.get("distribution"), "drawn": _now()},
+                             provenance={"source": source, "distribution": src.get("distribution"),
+                                         "data_license": src.get("license"), "drawn": _now()},
                              extra={"draw": params, "draw_report": report})
     return pool_id, report
 
