@@ -318,6 +318,97 @@ def cmd_policy_explain(args) -> int:
     return 0
 
 
+def _review_context(args):
+    from .context import open_run
+    from .review import queue
+    ctx = open_run(args.run_id, args.workspace, getattr(args, "config", None))
+    graders = list(ctx.config.graders if ctx.config.graders is not None else ctx.suite.graders)
+    spec = queue.human_spec(graders)
+    return ctx, graders, spec, queue.criteria_for(spec, graders)
+
+
+def cmd_review_add(args) -> int:
+    from .review import queue
+    from .store import Store
+    store = Store(args.workspace / "store.sqlite")
+    try:
+        token = queue.add_reviewer(store.db, args.name, [x for x in (args.languages or "").split(",") if x],
+                                   args.country, args.age_band, args.education)
+    finally:
+        store.close()
+    # the link is a credential: it goes to stdout, once, for the maintainer to hand over
+    print(f"http://{args.host}:{args.port}/login?token={token}")
+    _console().print(f"reviewer {args.name} added; the one-time login link above works once")
+    return 0
+
+
+def cmd_review_route(args) -> int:
+    from .review import queue
+    ctx, graders, spec, _ = _review_context(args)
+    try:
+        counts = queue.route(ctx.store.db, args.run_id, spec, ctx.store.grades(args.run_id), ctx.outputs(), ctx.items(),
+                             args.seed, ctx.suite.dir)
+    finally:
+        ctx.close()
+    _console().print(f"assigned: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'nothing new'}")
+    return 0
+
+
+def cmd_review_serve(args) -> int:
+    from aiohttp import web
+
+    from .review import ReviewApp
+    ctx, _, _, criteria = _review_context(args)
+    app = ReviewApp(args.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria)
+    _console().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    try:
+        web.run_app(app.app(), host=args.host, port=args.port, access_log=None, print=None)
+    finally:
+        ctx.close()
+    return 0
+
+
+def cmd_review_status(args) -> int:
+    from rich.table import Table
+
+    from .egress import GATE
+    from .review import queue
+    ctx, _, spec, criteria = _review_context(args)
+    try:
+        st = queue.status(ctx.store.db, args.run_id, criteria, ctx.store.grades(args.run_id), spec.get("min_gold_accuracy", 0.7))
+    finally:
+        ctx.close()
+    console = _console()
+    console.print(f"run {args.run_id}: {st['assigned']} assigned, {st['done']} done, {st['queue']} waiting; flagged items: "
+                  + ", ".join(f"{k} {v}" for k, v in st["flags"].items()))
+    t = Table(title="reviewers")
+    for col in ("reviewer", "done", "gold items", "gold accuracy", "median s/item", "flagged"):
+        t.add_column(col)
+    for name, r in sorted(st["reviewers"].items()):
+        acc = "-" if r["gold_accuracy"] is None else f"{r['gold_accuracy'] * 100:.0f}%"
+        t.add_row(name, str(r["done"]), str(r["gold_items"]), acc,
+                  "-" if r["median_seconds"] is None else f"{r['median_seconds']:.0f}", "yes" if r["flagged"] else "")
+    console.print(t)
+    for c, alpha in st["agreement"].items():
+        people = "-" if alpha is None else f"{alpha:.2f}"
+        jh = st["judge_human"].get(c)
+        judge = "-" if not jh or jh["krippendorff_alpha"] is None else f"{jh['krippendorff_alpha']:.2f} over {jh['items']} items"
+        console.print(f"{c}: agreement between people (Krippendorff's alpha) {people}; judge vs people {judge}")
+    GATE.write_json(args.results_dir / args.run_id / "review_status.json", st)
+    return 0
+
+
+def cmd_review_import(args) -> int:
+    from .review import queue
+    ctx, _, _, criteria = _review_context(args)
+    try:
+        n = queue.import_decisions(ctx.store.db, args.run_id, args.file, criteria)
+    finally:
+        ctx.close()
+    _console().print(f"imported {n} decisions")
+    return 0
+
+
 def cmd_verify(args) -> int:
     from .scorecard import verify
     fp = verify(args.file, args.key)
@@ -596,6 +687,36 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)
     pp.set_defaults(func=cmd_policy_explain)
+
+    sp = sub.add_parser("review", help="human review: reviewers, routing, the reviewers' app, status")
+    rvs = sp.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+    rp = rvs.add_parser("add-reviewer", help="register a reviewer; prints a one-time login link")
+    rp.add_argument("name")
+    rp.add_argument("--languages", help="comma-separated, e.g. en,ja: items with a language go to reviewers who read it")
+    rp.add_argument("--country")
+    rp.add_argument("--age-band")
+    rp.add_argument("--education")
+    rp.add_argument("--host", default="127.0.0.1")
+    rp.add_argument("--port", type=int, default=8700)
+    workspace(rp)
+    rp.set_defaults(func=cmd_review_add)
+    for name, func, text in (("route", cmd_review_route, "queue outputs for people by the human: grader's policy, and assign them"),
+                             ("serve", cmd_review_serve, "the reviewers' web app"),
+                             ("status", cmd_review_status, "queue, agreement, gold accuracy, flagged reviewers (no text)"),
+                             ("import", cmd_review_import, "decisions made in another tool (JSONL), validated")):
+        rp = rvs.add_parser(name, help=text)
+        rp.add_argument("run_id")
+        if name == "import":
+            rp.add_argument("file", type=Path)
+        if name == "route":
+            rp.add_argument("--seed", type=int, default=0)
+        if name == "serve":
+            rp.add_argument("--host", default="127.0.0.1")
+            rp.add_argument("--port", type=int, default=8700)
+        if name == "status":
+            rp.add_argument("--results-dir", type=Path, default=Path("results"))
+        workspace(rp)
+        rp.set_defaults(func=func)
 
     sp = sub.add_parser("check", help="flag judge injection, prompt-independent, terse, truncated and refusing outputs")
     sp.add_argument("run_id")

@@ -13,8 +13,10 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,12 @@ import pytest
 from harness.mockserver import MockBehaviour, MockServer
 
 N = 12
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def canary_items():
@@ -89,7 +97,8 @@ def leak_env(tmp_path):
         "  - rules: {type: contains}\n"
         "  - rubric:\n      judge: {provider: oa, model: judge-rubric}\n"
         "      criteria: [{name: quality, scale: [1, 5]}]\n"
-        "  - pairwise:\n      judge: {provider: oa, model: judge-pair}\n      baseline: echo-an\n")
+        "  - pairwise:\n      judge: {provider: oa, model: judge-pair}\n      baseline: echo-an\n"
+        "  - human:\n      route: {sample: 1.0}\n      overlap: 1\n")
     (root / "configs").mkdir()
     (root / "configs" / "arena.yaml").write_text(f"""\
 run_id: arena-nov
@@ -149,6 +158,8 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
     ([*LOG, "check", "arena-nov"], {}, 0),
+    ([*LOG, "review", "add-reviewer", "alice", "--languages", "en", "--port", "{port}"], {}, 0),
+    ([*LOG, "review", "route", "arena-nov"], {}, 0),
     ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json"], {}, 0),
     ([*LOG, "leaderboard", "arena-nov"], {}, 0),
@@ -160,20 +171,67 @@ PIPELINE = [
     ([*LOG, "export", "items", "--suite", "arena", "--purpose", "research", "--out", "exported"], {}, 3),   # all refused
     ([*LOG, "export", "outputs", "arena-nov", "--purpose", "evaluation", "--out", "exported"], {}, 3),
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
+    ("REVIEW-APP", {}, 0),                      # the reviewers' app, served and used (see review_app_session)
+    ([*LOG, "review", "status", "arena-nov"], {}, 0),
 ]
+
+
+def review_app_session(root, env, port, link, captured):
+    """Serve the app, log in, review two items, and provoke every kind of error page. Pages shown to the
+    logged-in reviewer may hold held-out text (the second door); everything else goes into `captured`."""
+    import httpx
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *LOG, "review", "serve", "arena-nov", "--port", str(port)],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(url + "/next", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    reviewer = httpx.Client(base_url=url, follow_redirects=False)
+    r = reviewer.get(link.replace(url, ""))
+    captured["login redirect"] = json.dumps(dict(r.headers)).encode()
+    shown = 0
+    for _ in range(2):
+        where = reviewer.get("/next").headers["location"]
+        captured[f"url {where}"] = where.encode()
+        page = reviewer.get(where)                        # the assigned reviewer's page: allowed to show the text
+        assert page.status_code == 200 and "Summarise this internal note" in page.text
+        shown += 1
+        bad = reviewer.post(where, data={"quality": "99"})   # a validation error page (shown to that reviewer)
+        assert bad.status_code == 400
+        reviewer.post(where, data={"quality": "4"})
+    anon = httpx.Client(base_url=url)
+    for name, resp in (("anonymous", anon.get("/next")), ("unknown id", reviewer.get("/a/not-a-real-id")),
+                       ("bad login", anon.get("/login", params={"token": "nope"})),
+                       ("anonymous post", anon.post(where, data={"quality": "1"}))):
+        captured[f"error page {name}"] = resp.content
+        assert resp.status_code in (401, 404)
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    captured["review server stdout"], captured["review server stderr"] = out, err
+    return shown
 
 
 def test_no_heldout_text_leaves_the_boundary(leak_env):
     server, root, tmpdir, inputs, items, env = leak_env
     (root / "logs").mkdir()
     captured = {}
+    port = free_port()
+    link = None
     for n, (argv, extra, expected) in enumerate(PIPELINE):
-        argv = [a.format(inputs=inputs) for a in argv]
+        if argv == "REVIEW-APP":
+            assert review_app_session(root, env, port, link, captured) == 2
+            continue
+        argv = [a.format(inputs=inputs, port=port) for a in argv]
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=root, env={**env, **extra},
                               capture_output=True, timeout=120)
         captured[f"step {n} {argv} stdout"] = proc.stdout
         captured[f"step {n} {argv} stderr"] = proc.stderr
         assert proc.returncode == expected, (argv, proc.stderr.decode()[-2000:])
+        if "add-reviewer" in argv:
+            link = proc.stdout.decode().strip()
 
     # the pipeline really ran: the crash printed a traceback, the run completed, debug logs were written
     crash_err = captured[next(k for k in captured if "step 4" in k and "stderr" in k)].decode()

@@ -1,0 +1,263 @@
+"""The human review loop: reviewers, routing outputs to people, assignment, decisions, quality.
+
+Tables live in the run store (inside the boundary). Tokens are stored hashed. Routing policy, from
+the `human:` grader of the suite or run config:
+    route: {sample: 0.05, when: [judge_disagreement, low_judge_confidence], gold: gold.jsonl, hooks: [mod:fn]}
+    overlap: 3                 # reviewers per item, never the same one twice, matched on language
+    rubric: same-as-judge      # or {criteria: [...]}
+Gold items (a JSONL of {"item_id", "model", "scores": {criterion: value}}) are mixed in unannounced
+and measure each reviewer. A hook is `fn(run_id, grades) -> [(model, item_id, epoch), ...]`.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import random
+import secrets
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from .. import stats
+from ..errors import ConfigError, HoldoutError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS reviewers (name TEXT PRIMARY KEY, token_hash TEXT, languages TEXT, country TEXT,
+  age_band TEXT, education TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS review_sessions (session_hash TEXT PRIMARY KEY, reviewer TEXT, expires REAL);
+CREATE TABLE IF NOT EXISTS assignments (id TEXT PRIMARY KEY, run_id TEXT, model TEXT, item_id TEXT, epoch INTEGER,
+  reviewer TEXT, reason TEXT, gold TEXT, assigned REAL, opened REAL, done REAL, scores TEXT, flag TEXT, comment TEXT,
+  UNIQUE (run_id, model, item_id, epoch, reviewer));
+"""
+FLAGS = ("ambiguous", "broken")
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def setup(db) -> None:
+    db.executescript(SCHEMA)
+
+
+def add_reviewer(db, name: str, languages: list[str], country: str | None = None, age_band: str | None = None,
+                 education: str | None = None) -> str:
+    """Register (or re-issue) a reviewer; returns a one-time login token (only its hash is stored)."""
+    setup(db)
+    token = secrets.token_urlsafe(24)
+    db.execute("INSERT INTO reviewers VALUES (?,?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET token_hash=excluded.token_hash, "
+               "languages=excluded.languages, country=excluded.country", (name, _hash(token), ",".join(languages), country,
+                                                                          age_band, education, time.time()))
+    return token
+
+
+def login(db, token: str) -> str | None:
+    """Exchange a one-time token for a session id (the token is spent). None if the token is unknown."""
+    row = db.execute("SELECT name FROM reviewers WHERE token_hash=?", (_hash(token),)).fetchone()
+    if not row:
+        return None
+    session = secrets.token_urlsafe(32)
+    db.execute("UPDATE reviewers SET token_hash=NULL WHERE name=?", (row[0],))
+    db.execute("INSERT INTO review_sessions VALUES (?,?,?)", (_hash(session), row[0], time.time() + 12 * 3600))
+    return session
+
+
+def reviewer_for(db, session: str | None) -> str | None:
+    if not session:
+        return None
+    row = db.execute("SELECT reviewer FROM review_sessions WHERE session_hash=? AND expires>?",
+                     (_hash(session), time.time())).fetchone()
+    return row[0] if row else None
+
+
+def human_spec(graders: list[dict]) -> dict:
+    spec = next((g["human"] for g in graders if "human" in g), None)
+    if spec is None:
+        raise HoldoutError("no `human:` grader in the suite or run config; nothing routes items to review")
+    return spec
+
+
+def criteria_for(spec: dict, graders: list[dict]) -> list[dict]:
+    rubric = spec.get("rubric", "same-as-judge")
+    if rubric == "same-as-judge":
+        judge = next((g["rubric"] for g in graders if "rubric" in g), None)
+        if judge is None:
+            raise ConfigError("human.rubric: same-as-judge, but there is no rubric grader to copy criteria from")
+        return judge["criteria"]
+    return rubric["criteria"]
+
+
+def load_gold(path: Path | None) -> dict[tuple, dict]:
+    if not path:
+        return {}
+    gold = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                obj = json.loads(line)
+                gold[(obj["model"], obj["item_id"], obj.get("epoch", 0))] = obj["scores"]
+            except (ValueError, KeyError, TypeError):
+                raise ConfigError(f"{path}:{n}: expected {{\"item_id\", \"model\", \"scores\": {{criterion: value}}}}") from None
+    return gold
+
+
+def route(db, run_id: str, spec: dict, grades: list[dict], outputs: dict, items: dict, seed: int = 0,
+          base: Path = Path(".")) -> dict:
+    """Queue outputs for people and assign them; returns counts by reason. Idempotent: a re-route adds nothing twice."""
+    setup(db)
+    rules = spec.get("route", {})
+    rng = random.Random(seed)
+    chosen: dict[tuple, str] = {}
+    for key in sorted(outputs):
+        if rng.random() < rules.get("sample", 0.0):
+            chosen.setdefault(key, "sample")
+    for g in grades:
+        key, detail = (g["model"], g["item_id"], g["epoch"]), g["detail"] or {}
+        if "judge_disagreement" in rules.get("when", []) and detail.get("disagreement", 0) >= rules.get("disagreement", 0.25):
+            chosen.setdefault(key, "judge_disagreement")
+        if "low_judge_confidence" in rules.get("when", []) and (detail.get("confidence") or 1) < rules.get("confidence", 0.5):
+            chosen.setdefault(key, "low_judge_confidence")
+    for hook in rules.get("hooks", []):
+        module, _, fn = hook.partition(":")
+        try:
+            extra = getattr(importlib.import_module(module), fn)(run_id, grades)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"human.route.hooks: cannot load {hook!r} ({e})") from None
+        for key in extra:
+            chosen.setdefault(tuple(key), f"hook:{fn}")
+    gold = load_gold((base / rules["gold"]) if rules.get("gold") else None)
+    for key in gold:
+        if key in outputs:
+            chosen[key] = "gold"                      # mixed in unannounced: the reviewer sees no difference
+    reviewers = [(n, set(filter(None, (langs or "").split(",")))) for n, langs in
+                 db.execute("SELECT name, languages FROM reviewers ORDER BY name")]
+    if chosen and not reviewers:
+        raise HoldoutError("no reviewers: add some with `holdout review add-reviewer NAME --languages en`")
+    load = defaultdict(int, {r: n for r, n in db.execute(
+        "SELECT reviewer, COUNT(*) FROM assignments WHERE done IS NULL GROUP BY reviewer")})
+    overlap = spec.get("overlap", 1)
+    counts = defaultdict(int)
+    for key, reason in chosen.items():
+        have = {r for (r,) in db.execute("SELECT reviewer FROM assignments WHERE run_id=? AND model=? AND item_id=? AND epoch=?",
+                                         (run_id, *key))}
+        lang = items[key[1]].metadata.get("language") if key[1] in items else None
+        able = [r for r, langs in reviewers if r not in have and (lang is None or not langs or lang in langs)]
+        able.sort(key=lambda r: (load[r], r))
+        for r in able[:max(0, overlap - len(have))]:
+            db.execute("INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, reason, gold, assigned) "
+                       "VALUES (?,?,?,?,?,?,?,?,?)", (secrets.token_urlsafe(12), run_id, *key, r, reason,
+                                                      json.dumps(gold[key]) if key in gold else None, time.time()))
+            load[r] += 1
+            counts[reason] += 1
+    return dict(counts)
+
+
+def next_assignment(db, reviewer: str) -> dict | None:
+    row = db.execute("SELECT id, run_id, model, item_id, epoch FROM assignments WHERE reviewer=? AND done IS NULL "
+                     "ORDER BY assigned, id LIMIT 1", (reviewer,)).fetchone()
+    if not row:
+        return None
+    db.execute("UPDATE assignments SET opened=COALESCE(opened, ?) WHERE id=?", (time.time(), row[0]))
+    return dict(zip(("id", "run_id", "model", "item_id", "epoch"), row))
+
+
+def submit(db, reviewer: str, assignment_id: str, scores: dict, criteria: list[dict], flag: str | None,
+           comment: str) -> None:
+    """Validate and save a decision; only the assigned reviewer may submit it."""
+    row = db.execute("SELECT reviewer, done FROM assignments WHERE id=?", (assignment_id,)).fetchone()
+    if not row or row[0] != reviewer:
+        raise PermissionError("not your assignment")
+    if row[1] is not None:
+        raise ValueError("already submitted")
+    clean = {}
+    for c in criteria:
+        lo, hi = c["scale"]
+        v = scores.get(c["name"])
+        try:
+            v = int(v)
+        except (TypeError, ValueError):
+            if flag:
+                continue                               # a flagged item may be left unscored
+            raise ValueError(f"{c['name']}: expected a whole number from {lo} to {hi}") from None
+        if not lo <= v <= hi:
+            raise ValueError(f"{c['name']}: expected a whole number from {lo} to {hi}, got {v}")
+        clean[c["name"]] = v
+    if flag and flag not in FLAGS:
+        raise ValueError(f"flag: expected one of {', '.join(FLAGS)}")
+    if len(comment) > 2000:
+        raise ValueError("comment: at most 2000 characters")
+    db.execute("UPDATE assignments SET done=?, scores=?, flag=?, comment=? WHERE id=?",
+               (time.time(), json.dumps(clean), flag, comment, assignment_id))
+
+
+def import_decisions(db, run_id: str, path: Path, criteria: list[dict]) -> int:
+    """Decisions made in another tool: {"reviewer", "model", "item_id", "epoch"?, "scores", "flag"?, "comment"?} per line.
+    Every line is validated first; nothing is saved unless all are good."""
+    todo, errors = [], []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            key = (run_id, obj["model"], obj["item_id"], obj.get("epoch", 0), obj["reviewer"])
+        except (ValueError, KeyError, TypeError):
+            errors.append(f"{path}:{n}: expected a JSON object with reviewer, model, item_id and scores")
+            continue
+        row = db.execute("SELECT id, reviewer FROM assignments WHERE run_id=? AND model=? AND item_id=? AND epoch=? "
+                         "AND reviewer=?", key).fetchone()
+        if not row:
+            errors.append(f"{path}:{n}: item {obj['item_id']!r} of {obj['model']!r} is not assigned to {obj['reviewer']!r}")
+            continue
+        todo.append((n, row[1], row[0], obj))
+    if errors:
+        raise HoldoutError(f"{path}: {len(errors)} bad decision(s); nothing was imported:\n" + "\n".join(errors[:20]))
+    with db:
+        db.execute("BEGIN IMMEDIATE")
+        for n, reviewer, aid, obj in todo:
+            try:
+                submit(db, reviewer, aid, obj.get("scores") or {}, criteria, obj.get("flag"), obj.get("comment", ""))
+            except ValueError as e:
+                raise HoldoutError(f"{path}:{n}: {e}; nothing was imported") from None
+    return len(todo)
+
+
+def status(db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_accuracy: float = 0.7) -> dict:
+    """Queue size, done, agreement between people (Krippendorff's alpha per criterion), per-reviewer gold
+    accuracy and time per item, flagged reviewers, and judge-vs-human agreement per criterion. No text."""
+    setup(db)
+    rows = db.execute("SELECT model, item_id, epoch, reviewer, gold, opened, done, scores, flag FROM assignments "
+                      "WHERE run_id=?", (run_id,)).fetchall()
+    done = [r for r in rows if r[6] is not None]
+    per_reviewer = defaultdict(lambda: {"done": 0, "gold": 0, "gold_hits": 0, "seconds": []})
+    units = defaultdict(lambda: defaultdict(list))
+    for model, item, epoch, reviewer, gold, opened, finished, scores, flag in done:
+        s = json.loads(scores or "{}")
+        pr = per_reviewer[reviewer]
+        pr["done"] += 1
+        if opened:
+            pr["seconds"].append(finished - opened)
+        if gold:
+            g = json.loads(gold)
+            pr["gold"] += 1
+            pr["gold_hits"] += all(abs(s.get(c, -99) - v) <= 1 for c, v in g.items())   # within one point
+        for c in criteria:
+            if c["name"] in s:
+                units[c["name"]][(model, item, epoch)].append(s[c["name"]])
+    reviewers = {}
+    for name, pr in per_reviewer.items():
+        acc = pr["gold_hits"] / pr["gold"] if pr["gold"] else None
+        reviewers[name] = {"done": pr["done"], "gold_items": pr["gold"], "gold_accuracy": acc,
+                           "median_seconds": sorted(pr["seconds"])[len(pr["seconds"]) // 2] if pr["seconds"] else None,
+                           "flagged": acc is not None and acc < min_gold_accuracy}
+    agreement = {c: stats.krippendorff_alpha(dict(u), "interval") for c, u in units.items()}
+    judge = {(g["model"], g["item_id"], g["epoch"]): (g["detail"] or {}).get("criteria", {}) for g in grades if g["status"] == "ok"}
+    judge_human = {}
+    for c, u in units.items():
+        pairs = [(judge[k][c], sum(v) / len(v)) for k, v in u.items() if k in judge and c in judge[k]]
+        if len(pairs) >= 2:
+            judge_human[c] = {"krippendorff_alpha": stats.krippendorff_alpha({i: list(p) for i, p in enumerate(pairs)}, "interval"),
+                              "items": len(pairs)}
+    return {"assigned": len(rows), "done": len(done), "queue": len(rows) - len(done),
+            "flags": {f: sum(r[8] == f for r in done) for f in FLAGS}, "reviewers": reviewers,
+            "agreement": agreement, "judge_human": judge_human}

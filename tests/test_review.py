@@ -1,0 +1,157 @@
+"""Human review over real HTTP: the reviewers' app served by `holdout review serve` in its own process."""
+import json
+import re
+import socket
+import time
+
+import httpx
+import pytest
+
+from conftest import holdout_subprocess
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def reviewed(project, cli, mock_server):
+    """6 items (4 en, 2 ja), one model, two judges that disagree on odd items; human review with overlap 2 and gold."""
+    items = [{"id": f"q{i}", "prompt": f"Review question {i} in {'ja' if i >= 4 else 'en'}",
+              "metadata": {"language": "ja" if i >= 4 else "en"}} for i in range(6)]
+    d = project.suite(items=items, graders=[
+        {"rubric": {"judges": [{"provider": "p", "model": "judge-1"}, {"provider": "p", "model": "judge-2"}],
+                    "criteria": [{"name": "quality", "scale": [1, 5], "guide": "overall"}]}},
+        {"human": {"route": {"when": ["judge_disagreement"], "gold": "gold.jsonl"}, "overlap": 2}}])
+    (d / "gold.jsonl").write_text(json.dumps({"item_id": "q0", "model": "m", "scores": {"quality": 5}}) + "\n")
+
+    def respond(api, body):
+        if body["model"].startswith("judge"):
+            n = int(re.search(r"question (\d)", body["messages"][-1]["content"]).group(1))
+            q = 5 if body["model"] == "judge-1" or n % 2 == 0 else 1
+            return json.dumps({"scores": {"quality": q}, "confidence": 0.9})
+        return "the model's answer to " + body["messages"][-1]["content"]
+    mock_server.behaviour.responder = respond
+    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                          f"models:\n  - {{provider: p, model: m}}\n")
+    assert cli("run", path, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
+    tokens = {}
+    for name, langs in (("alice", "en,ja"), ("bob", "en"), ("carol", "en,ja")):
+        code, out, _ = cli("review", "add-reviewer", name, "--languages", langs)
+        tokens[name] = out.strip().split("token=")[1]
+    code, _, err = cli("review", "route", "run")
+    assert code == 0, err
+    return project, tokens
+
+
+def assignments(project):
+    with project.db() as db:
+        return db.execute("SELECT item_id, reviewer, reason, gold IS NOT NULL FROM assignments ORDER BY 1, 2").fetchall()
+
+
+def test_routing_and_assignment(reviewed, cli):
+    project, _ = reviewed
+    rows = assignments(project)
+    routed = {r[0] for r in rows}
+    assert routed == {"q0", "q1", "q3", "q5"}                       # judge disagreement on odd items, q0 as gold
+    per_item = {}
+    for item, reviewer, reason, gold in rows:
+        per_item.setdefault(item, []).append(reviewer)
+        if item == "q0":
+            assert reason == "gold" and gold
+    assert all(len(r) == len(set(r)) == 2 for r in per_item.values())   # overlap 2, never the same reviewer twice
+    assert "bob" not in per_item["q5"]                               # a ja item goes to reviewers who read ja
+    assert cli("review", "route", "run")[0] == 0 and assignments(project) == rows   # re-routing adds nothing
+
+
+@pytest.fixture
+def server(reviewed):
+    project, tokens = reviewed
+    port = free_port()
+    proc = holdout_subprocess("review", "serve", "run", "--port", port, cwd=project.root)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(url + "/next", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    yield project, tokens, url, proc
+    proc.terminate()
+    proc.wait(10)
+
+
+def login(url, token) -> httpx.Client:
+    client = httpx.Client(base_url=url, follow_redirects=False)
+    r = client.get("/login", params={"token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/next"
+    return client
+
+
+def test_access_is_refused_without_a_valid_login_and_across_reviewers(server):
+    project, tokens, url, _ = server
+    anon = httpx.Client(base_url=url)
+    r = anon.get("/next")
+    assert r.status_code == 401 and "question" not in r.text and r.headers["cache-control"] == "no-store"
+    assert anon.get("/login", params={"token": "wrong"}).status_code == 401
+    alice, bob = login(url, tokens["alice"]), login(url, tokens["bob"])
+    assert httpx.get(url + "/login", params={"token": tokens["alice"]}).status_code == 401     # one-time link
+    first = alice.get("/next").headers["location"]
+    page = alice.get(first)
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert "Review question" in page.text and "the model&#x27;s answer" in page.text
+    assert "judge" not in page.text and ">m<" not in page.text                               # models never named
+    stolen = bob.get(first)
+    assert stolen.status_code == 404 and "question" not in stolen.text
+    assert bob.post(first, data={"quality": "3"}).status_code == 404
+    assert re.fullmatch(r"/a/[\w-]+", first)                                                 # no text in URLs
+
+
+def test_score_flag_and_move_on(server, cli):
+    project, tokens, url, _ = server
+    alice = login(url, tokens["alice"])
+    seen = set()
+    while (r := alice.get("/next")).status_code == 303:
+        where = r.headers["location"]
+        assert where not in seen
+        seen.add(where)
+        bad = alice.post(where, data={"quality": "9"})
+        assert bad.status_code == 400 and "expected a whole number from 1 to 5, got 9" in bad.text
+        item = re.search(r"Review question (\d)", alice.get(where).text).group(1)
+        data = {"quality": "5"} if item != "3" else {"flag": "ambiguous", "comment": "two readings"}
+        done = alice.post(where, data=data)
+        assert done.status_code == 303 and done.headers["location"] == "/next"
+    assert "nothing is waiting for you" in alice.get("/next", follow_redirects=True).text
+    assert len(seen) == sum(1 for a in assignments(project) if a[1] == "alice")
+    code, _, err = cli("review", "status", "run")
+    st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
+    alice_had_gold = any(a[1] == "alice" and a[3] for a in assignments(project))
+    assert st["reviewers"]["alice"]["gold_accuracy"] == (1.0 if alice_had_gold else None)
+    assert st["flags"]["ambiguous"] == (1 if any(a[1] == "alice" and a[0] == "q3" for a in assignments(project)) else 0)
+    assert "Review question" not in err
+
+
+def test_status_agreement_gold_and_judge_vs_people(reviewed, cli, tmp_path):
+    project, _ = reviewed
+    rows = assignments(project)
+    lines = []
+    for item, reviewer, reason, gold in rows:
+        score = 1 if (reviewer == "bob" and item == "q0") else (5 if item in ("q0",) else 1)   # bob misses the gold item
+        lines.append(json.dumps({"reviewer": reviewer, "model": "m", "item_id": item, "scores": {"quality": score}}))
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines[0] + "\n" + json.dumps({"reviewer": "zed", "model": "m", "item_id": "q0", "scores": {}}) + "\n")
+    code, _, err = cli("review", "import", "run", bad)
+    assert code == 2 and "bad.jsonl:2: item 'q0' of 'm' is not assigned to 'zed'" in err and "nothing was imported" in err
+    good = tmp_path / "d.jsonl"
+    good.write_text("\n".join(lines) + "\n")
+    code, _, err = cli("review", "import", "run", good)
+    assert code == 0 and f"imported {len(lines)} decisions" in err
+    cli("review", "status", "run")
+    st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
+    assert st["done"] == len(rows) and st["queue"] == 0
+    if any(r[1] == "bob" and r[0] == "q0" for r in rows):
+        assert st["reviewers"]["bob"]["flagged"] and st["reviewers"]["bob"]["gold_accuracy"] == 0.0
+    # people agree except where bob missed the gold item; judges said 5 (judge-1) and 1 (judge-2) on odd items
+    assert st["judge_human"]["quality"]["items"] == 4
