@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import sys
@@ -51,15 +52,22 @@ def cmd_status(args) -> int:
     return 0
 
 
-def cmd_runs_delete(args) -> int:
+@contextlib.contextmanager
+def _run_store(workspace, run_id: str):
+    """The store, checked to hold `run_id`; closed afterwards."""
     from .store import Store
-    store = Store(args.workspace / "store.sqlite")
+    store = Store(workspace / "store.sqlite")
     try:
-        if store.run_info(args.run_id) is None:
-            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
-        n = store.delete_run(args.run_id)
+        if store.run_info(run_id) is None:
+            raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (see `holdout status`)")
+        yield store
     finally:
         store.close()
+
+
+def cmd_runs_delete(args) -> int:
+    with _run_store(args.workspace, args.run_id) as store:
+        n = store.delete_run(args.run_id)
     _console().print(f"deleted run {args.run_id} ({n} calls)")
     return 0
 
@@ -69,8 +77,7 @@ def cmd_grade(args) -> int:
     from .grading.engine import grade
     ctx = open_run(args.run_id, args.workspace, args.config)
     try:
-        specs = list(ctx.config.graders if ctx.config.graders is not None else ctx.suite.graders)
-        source = str(ctx.config.file) if ctx.config.graders is not None else str(ctx.suite.file)
+        specs, source = ctx.graders()
         summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
                         ctx.pool.on_sent, _console(), args.quiet, ctx.pool.name, ctx.pool.max_retention)
     finally:
@@ -89,14 +96,8 @@ def cmd_grade(args) -> int:
 def cmd_report(args) -> int:
     from .egress import GATE
     from .report import build_report, print_report
-    from .store import Store
-    store = Store(args.workspace / "store.sqlite")
-    try:
-        if store.run_info(args.run_id) is None:
-            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
+    with _run_store(args.workspace, args.run_id) as store:
         report = build_report(store, args.run_id, seed=args.seed)
-    finally:
-        store.close()
     path = GATE.write_json(args.results_dir / args.run_id / "report.json", report)
     console = _console()
     print_report(console, report)
@@ -218,23 +219,19 @@ def cmd_check(args) -> int:
 
     from .egress import GATE
     from .safeguards import check_run, flags
-    from .store import Store
     from .suite import load_suite
     settings = load_suite(args.suite, args.suites_dir).raw.get("safeguards") if args.suite else None
-    store = Store(args.workspace / "store.sqlite")
-    try:
-        if store.run_info(args.run_id) is None:
-            raise HoldoutError(f"no run '{args.run_id}' in {args.workspace}/store.sqlite (see `holdout status`)")
-        info = store.run_info(args.run_id)
-        if info["heldout"]:
-            from .context import open_run
-            ctx = open_run(args.run_id, args.workspace)     # held-out outputs are encrypted: the vault opens them
-            store.close()
-            store = ctx.store
-            settings = settings or ctx.suite.raw.get("safeguards")
-        results = check_run(store, args.run_id, settings)
-    finally:
-        store.close()
+    with _run_store(args.workspace, args.run_id) as store:
+        heldout = store.run_info(args.run_id)["heldout"]
+        if not heldout:
+            results = check_run(store, args.run_id, settings)
+    if heldout:
+        from .context import open_run
+        ctx = open_run(args.run_id, args.workspace)         # held-out outputs are encrypted: the vault opens them
+        try:
+            results = check_run(ctx.store, args.run_id, settings or ctx.suite.raw.get("safeguards"))
+        finally:
+            ctx.close()
     path = GATE.write_json(args.results_dir / args.run_id / "safeguards.json", results)
     t = Table(title=f"run {args.run_id}: gaming and degenerate-output checks (rate; * = flagged)")
     detectors = list(next(iter(results.values()), {}))
@@ -322,7 +319,7 @@ def _review_context(args):
     from .context import open_run
     from .review import queue
     ctx = open_run(args.run_id, args.workspace, getattr(args, "config", None))
-    graders = list(ctx.config.graders if ctx.config.graders is not None else ctx.suite.graders)
+    graders, _ = ctx.graders()
     spec = queue.human_spec(graders)
     return ctx, graders, spec, queue.criteria_for(spec, graders)
 

@@ -20,6 +20,12 @@ class RunContext:
     pool: PoolHandle
     store: Store
 
+    def graders(self) -> tuple[list[dict], str]:
+        """The graders that apply (the run config's override the suite's) and the file they come from."""
+        if self.config.graders is not None:
+            return list(self.config.graders), str(self.config.file)
+        return list(self.suite.graders), str(self.suite.file)
+
     def items(self) -> dict[str, Item]:
         return {it.id: it for it in self.pool.items()}
 

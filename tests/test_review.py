@@ -1,20 +1,14 @@
 """Human review over real HTTP: the reviewers' app served by `holdout review serve` in its own process."""
 import json
 import re
-import socket
 import subprocess
 import time
 
 import httpx
 import pytest
 
-from conftest import holdout_subprocess
+from conftest import free_port, holdout_subprocess
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
