@@ -343,11 +343,15 @@ def cmd_review_route(args) -> int:
     from .review import queue
     ctx, graders, spec, _ = _review_context(args)
     try:
-        counts = queue.route(ctx.store.db, args.run_id, spec, ctx.store.grades(args.run_id), ctx.outputs(), ctx.items(),
+        items, outputs = ctx.items(), ctx.outputs()
+        counts = queue.route(ctx.store.db, args.run_id, spec, ctx.store.grades(args.run_id), outputs, items,
                              args.seed, ctx.suite.dir)
+        pushed = queue.push(ctx.store.db, args.run_id, spec, ctx.config.trusted_destinations, ctx.pool.heldout,
+                            items, outputs, queue.criteria_for(spec, graders))
     finally:
         ctx.close()
-    _console().print(f"assigned: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'nothing new'}")
+    _console().print(f"assigned: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'nothing new'}"
+                     + (f"; {pushed} open assignments pushed to {spec['push'].get('destination')}" if pushed else ""))
     return 0
 
 

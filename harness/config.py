@@ -72,6 +72,7 @@ class RunConfig:
     providers: dict = field(default_factory=dict)
     leaderboard_public: bool = False
     min_segment_size: int | None = None
+    trusted_destinations: tuple[str, ...] = ()
     marks: dict = field(repr=False, compare=False, default_factory=dict)
 
     def where(self, *path) -> str:
@@ -166,6 +167,7 @@ def load_run_config(file: str | Path) -> RunConfig:
         providers=providers,
         leaderboard_public=data.get("leaderboard_public", False),
         min_segment_size=data.get("min_segment_size"),
+        trusted_destinations=tuple(data.get("trusted_destinations", ())),
         marks=marks,
     )
 

@@ -111,3 +111,31 @@ def test_wrong_encoding_and_huge_prompt_and_duplicates(project, capsys):
     assert "items.jsonl:2: not UTF-8 text" in err
     assert "items.jsonl:3: the line is 10.0 MB; items are limited to 1 MB" in err
     assert "items.jsonl:4: item id 'a' appears more than once" in err
+
+
+@settings(max_examples=200, deadline=None)
+@given(form=st.dictionaries(st.sampled_from(["quality", "style", "flag", "comment", "x"]),
+                            st.one_of(st.text(max_size=12), st.integers(-3, 9).map(str), st.none()), max_size=5))
+def test_reviewer_submissions_are_validated_with_clear_messages(form):
+    """Any form a browser (or a hand-made POST) can send: saved if valid, else a message naming the field."""
+    import sqlite3
+
+    from harness.review import queue
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    queue.setup(db)
+    db.execute("INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, assigned) VALUES ('a','r','m','i',0,'ann',0)")
+    criteria = [{"name": "quality", "scale": [1, 5]}, {"name": "style", "scale": [1, 3]}]
+    scores = {c["name"]: form.get(c["name"]) for c in criteria}
+    try:
+        queue.submit(db, "ann", "a", scores, criteria, form.get("flag") or None, form.get("comment") or "")
+    except ValueError as e:
+        assert any(str(e).startswith(k) for k in ("quality:", "style:", "flag:", "comment:"))
+        assert db.execute("SELECT done FROM assignments").fetchone()[0] is None        # nothing half-saved
+    else:
+        saved = json.loads(db.execute("SELECT scores FROM assignments").fetchone()[0])
+        assert all(1 <= saved[c] <= (5 if c == "quality" else 3) for c in saved)
+    try:
+        queue.submit(db, "bob", "a", scores, criteria, None, "")
+        raise AssertionError("another reviewer could submit")
+    except PermissionError:
+        pass

@@ -220,3 +220,25 @@ def test_a_reviewer_in_a_real_browser_logs_in_scores_and_sees_the_next_item(serv
     with project.db() as db:
         saved = db.execute("SELECT scores FROM assignments WHERE id=?", (first_path.split("/")[-1],)).fetchone()[0]
     assert json.loads(saved) == {"quality": 1}          # Space chose the focused radio: the scale's first value
+
+
+def test_scorecards_show_human_review_with_agreement_and_reviewer_segments(reviewed, cli, tmp_path):
+    project, _ = reviewed
+    cli("review", "add-reviewer", "alice", "--languages", "en,ja", "--country", "JP")     # profile fields
+    lines = [json.dumps({"reviewer": r, "model": "m", "item_id": i, "scores": {"quality": 5 if i in ("q0", "q1") else 1}})
+             for i, r, *_ in assignments(project)]
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    assert cli("review", "import", "run", tmp_path / "d.jsonl")[0] == 0
+    cfg = project.root / "configs" / "run.yaml"
+    cfg.write_text(cfg.read_text() + "labs:\n  acme: [m]\nmin_segment_size: 2\n")
+    cli("vault", "init")
+    code, _, err = cli("scorecard", "run", "--lab", "acme")
+    assert code == 0, err
+    card = json.loads((project.root / "results" / "run" / "scorecards" / "acme.json").read_text())
+    human = card["models"]["m"]["human_review"]
+    assert human["reviews"] == sum(1 for a in assignments(project) if not a[3])          # gold items are not scores
+    assert "quality" in human["judge_human"]
+    alice_reviews = sum(1 for a in assignments(project) if a[1] == "alice" and not a[3])
+    seg = human["segments"]["country/quality"]["JP"]
+    assert seg == ({"suppressed": True, "reason": "fewer than 2 reviews"} if alice_reviews < 2 else {"n": alice_reviews, "mean": seg["mean"]})
+    assert "judge vs people" in (project.root / "results" / "run" / "scorecards" / "acme.html").read_text()

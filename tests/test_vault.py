@@ -160,3 +160,29 @@ def test_heldout_run_refuses_provider_with_longer_retention(project, cli, monkey
     assert all("quokka" not in str(o) for o in outputs)
     from harness.sealed import reveal
     assert all("quokka" in reveal(o) for o in outputs)
+
+
+def test_review_push_of_heldout_text_needs_a_trusted_destination(project, cli, monkeypatch, tmp_path, mock_server):
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    (tmp_path / "mytool.py").write_text("SENT = []\ndef send(destination, rows):\n    SENT.append((destination, rows))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    project.suite(name="arena", graders=[{"rubric": {"judge": {"provider": "p", "model": "j"},
+                                                      "criteria": [{"name": "q", "scale": [1, 5]}]}},
+                                         {"human": {"route": {"sample": 1.0}, "overlap": 1,
+                                                    "push": {"hook": "mytool:send", "destination": "acme-labelling"}}}])
+    cli("vault", "init")
+    cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout", "--activate")
+    mock_server.behaviour.responder = lambda api, body: '{"scores": {"q": 3}}' if body["model"] == "j" else None
+    path = project.config(f"suite: arena\npool: heldout\nproviders:\n  p:\n    type: openai-compatible\n"
+                          f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: p, model: m}}\n")
+    cli("run", path, "-q")
+    cli("grade", "run", "-q")
+    cli("review", "add-reviewer", "ann")
+    code, _, err = cli("review", "route", "run")
+    import mytool
+    assert code == 2 and "destination 'acme-labelling' is not in the run config's trusted_destinations" in err
+    assert mytool.SENT == []
+    path.write_text(path.read_text() + "trusted_destinations: [acme-labelling]\n")
+    code, _, err = cli("review", "route", "run")
+    assert code == 0 and "5 open assignments pushed to acme-labelling" in err
+    assert len(mytool.SENT[0][1]) == 5 and "quokka" in mytool.SENT[0][1][0]["prompt"]

@@ -5,7 +5,9 @@ the `human:` grader of the suite or run config:
     route: {sample: 0.05, when: [judge_disagreement, low_judge_confidence], gold: gold.jsonl, hooks: [mod:fn]}
     overlap: 3                 # reviewers per item, never the same one twice, matched on language
     rubric: same-as-judge      # or {criteria: [...]}
-Gold items (a JSONL of {"item_id", "model", "scores": {criterion: value}}) are mixed in unannounced
+    push: {hook: mod:fn, destination: name}   # send assignments to your own tool
+Held-out text goes to a push hook only if the run config lists its destination under
+`trusted_destinations`; otherwise the push is refused. Gold items (a JSONL of {"item_id", "model", "scores": {criterion: value}}) are mixed in unannounced
 and measure each reviewer. A hook is `fn(run_id, grades) -> [(model, item_id, epoch), ...]`.
 """
 from __future__ import annotations
@@ -261,3 +263,61 @@ def status(db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_a
     return {"assigned": len(rows), "done": len(done), "queue": len(rows) - len(done),
             "flags": {f: sum(r[8] == f for r in done) for f in FLAGS}, "reviewers": reviewers,
             "agreement": agreement, "judge_human": judge_human}
+
+
+def human_summary(db, run_id: str, model: str, grades: list[dict], min_size: int) -> dict | None:
+    """For one model's scorecard: people's mean score per criterion, judge-vs-people agreement, and segments by
+    reviewer profile (country, age band, education), suppressed below `min_size` reviews. None if nobody reviewed."""
+    setup(db)
+    rows = db.execute("SELECT a.item_id, a.epoch, a.scores, r.country, r.age_band, r.education FROM assignments a "
+                      "JOIN reviewers r ON r.name=a.reviewer WHERE a.run_id=? AND a.model=? AND a.done IS NOT NULL "
+                      "AND a.gold IS NULL", (run_id, model)).fetchall()
+    if not rows:
+        return None
+    per_crit, per_item, segments = defaultdict(list), defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
+    for item, epoch, scores, country, age, edu in rows:
+        for c, v in json.loads(scores or "{}").items():
+            per_crit[c].append(v)
+            per_item[c][(item, epoch)].append(v)
+            for key, value in (("country", country), ("age_band", age), ("education", edu)):
+                if value:
+                    segments[f"{key}/{c}"][value].append(v)
+    judge = {(g["item_id"], g["epoch"]): (g["detail"] or {}).get("criteria", {})
+             for g in grades if g["model"] == model and g["status"] == "ok"}
+    agreement = {}
+    for c, units in per_item.items():
+        pairs = {k: [judge[k][c], sum(v) / len(v)] for k, v in units.items() if c in judge.get(k, {})}
+        if len(pairs) >= 2:
+            agreement[c] = {"krippendorff_alpha": stats.krippendorff_alpha(pairs, "interval"), "items": len(pairs)}
+    return {"reviews": len(rows), "mean_scores": {c: sum(v) / len(v) for c, v in per_crit.items()},
+            "judge_human": agreement,
+            "segments": {k: {val: ({"n": len(v), "mean": sum(v) / len(v)} if len(v) >= min_size else
+                                   {"suppressed": True, "reason": f"fewer than {min_size} reviews"})
+                             for val, v in sorted(vals.items())} for k, vals in segments.items()}}
+
+
+def push(db, run_id: str, spec: dict, trusted: tuple[str, ...], heldout: bool, items: dict, outputs: dict,
+         criteria: list[dict]) -> int:
+    """Hand open assignments to the team's own tool via `human.push.hook(destination, rows)`. Held-out text
+    is released only to a destination the run config declares trusted."""
+    cfg = spec.get("push")
+    if not cfg:
+        return 0
+    destination = cfg.get("destination", "")
+    if heldout and destination not in trusted:
+        raise ConfigError(f"human.push: destination {destination!r} is not in the run config's trusted_destinations; "
+                          "refusing to send held-out text to it")
+    module, _, fn = cfg.get("hook", "").partition(":")
+    try:
+        hook = getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"human.push.hook: cannot load {cfg.get('hook')!r} ({e})") from None
+    from ..sealed import reveal
+    rows = []
+    for aid, model, item_id, epoch, reviewer in db.execute(
+            "SELECT id, model, item_id, epoch, reviewer FROM assignments WHERE run_id=? AND done IS NULL", (run_id,)):
+        output = outputs.get((model, item_id, epoch))
+        rows.append({"assignment": aid, "reviewer": reviewer, "item_id": item_id, "criteria": criteria,
+                     "prompt": reveal(items[item_id].prompt), "output": reveal(output) if output is not None else None})
+    hook(destination, rows)
+    return len(rows)

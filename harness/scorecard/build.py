@@ -11,6 +11,7 @@ from collections import defaultdict
 
 from .. import stats
 from ..report import build_report
+from ..review import queue
 from ..safeguards import check_run
 from ..store import Store, call_stats
 
@@ -97,6 +98,9 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                 if strata and g["kind"] == "scores" or g["kind"] == "pairwise":
                     entry["graders"][name]["segments"] = _segments(store, run_id, name, model, items, strata,
                                                                    min_segment_size, seed)
+        human = queue.human_summary(store.db, run_id, model, store.grades(run_id), min_segment_size)
+        if human:
+            entry["human_review"] = human
         card["models"][model] = entry
     for name, g in report["graders"].items():
         key = "mean" if g["kind"] == "scores" else "win_rate"

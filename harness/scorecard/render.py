@@ -100,6 +100,24 @@ def _frontier(card: dict) -> str:
     return "".join(parts)
 
 
+def _human(card: dict) -> str:
+    rows = []
+    for m, e in card["models"].items():
+        h = e.get("human_review")
+        if not h:
+            continue
+        for c, mean in h["mean_scores"].items():
+            a = (h["judge_human"].get(c) or {}).get("krippendorff_alpha")
+            segs = "; ".join(f"{_e(k.split('/')[0])} {_e(v)}: " + ("n&lt;min" if s.get("suppressed") else f"{s['mean']:.2f}")
+                             for k, vals in h["segments"].items() if k.endswith("/" + c) for v, s in vals.items())
+            rows.append(f"<tr><td>{_e(m)}</td><td>{_e(c)}</td><td>{mean:.2f}</td><td>{'-' if a is None else f'{a:.2f}'}</td>"
+                        f"<td style='text-align:left'>{segs or '-'}</td></tr>")
+    if not rows:
+        return "<p class=note>No human review in this run.</p>"
+    return ("<table><tr><th>model</th><th>criterion</th><th>people's mean</th><th>judge vs people (alpha)</th>"
+            f"<th>by reviewer profile</th></tr>{''.join(rows)}</table>")
+
+
 def _exposure(pool: dict) -> str:
     if not pool.get("heldout"):
         return "<p class=note>A public pool: exposure is not tracked.</p>"
@@ -142,6 +160,7 @@ primary measure: {_e(grader)} ({_e(metric)}, %)</p>
 <h2>Segments</h2><p class=note>Segments with fewer than {card['min_segment_size']} items are suppressed.</p>{_heatmap(card)}
 <h2>Cost and score</h2>{_frontier(card)}
 <h2>Criteria</h2><table><tr><th>model</th><th>grader</th><th>criterion</th><th>mean</th></tr>{''.join(crit) or '<tr><td colspan=4>none</td></tr>'}</table>
+<h2>Human review</h2>{_human(card)}
 <h2>The field</h2><p class=note>Other models in the run appear only as aggregates.</p>
 <table><tr><th>grader</th><th>models</th><th>median %</th><th>best %</th></tr>{field}</table>
 <h2>Exposure of the pool</h2>{_exposure(pool)}
