@@ -345,7 +345,7 @@ def cmd_review_route(args) -> int:
     try:
         items, outputs = ctx.items(), ctx.outputs()
         counts = queue.route(ctx.store.db, args.run_id, spec, ctx.store.grades(args.run_id), outputs, items,
-                             args.seed, ctx.suite.dir)
+                             args.seed, ctx.suite.dir, queue.pairwise_baseline(spec, graders))
         pushed = queue.push(ctx.store.db, args.run_id, spec, ctx.config.trusted_destinations, ctx.pool.heldout,
                             items, outputs, queue.criteria_for(spec, graders))
     finally:

@@ -242,3 +242,51 @@ def test_scorecards_show_human_review_with_agreement_and_reviewer_segments(revie
     seg = human["segments"]["country/quality"]["JP"]
     assert seg == ({"suppressed": True, "reason": "fewer than 2 reviews"} if alice_reviews < 2 else {"n": alice_reviews, "mean": seg["mean"]})
     assert "judge vs people" in (project.root / "results" / "run" / "scorecards" / "acme.html").read_text()
+
+
+def test_pairwise_review_shows_two_unnamed_outputs_in_random_order(project, cli, mock_server):
+    items = [{"id": f"q{i}", "prompt": f"Pairwise question {i}"} for i in range(8)]
+    project.suite(items=items, graders=[{"pairwise": {"judge": {"provider": "p", "model": "jp"}, "baseline": "base"}},
+                                        {"human": {"route": {"sample": 1.0}, "overlap": 1, "compare": "pairwise"}}])
+    mock_server.behaviour.responder = lambda api, body: (
+        "[[A=B]]" if body["model"] == "jp" else f"answer by {body['model']}-secret-{body['messages'][-1]['content'][-1]}")
+    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                          f"models:\n  - {{provider: p, model: cand}}\n  - {{provider: p, model: base}}\n")
+    cli("run", path, "-q")
+    cli("grade", "run", "-q")
+    code, out, _ = cli("review", "add-reviewer", "ann")
+    token = out.strip().split("token=")[1]
+    assert cli("review", "route", "run")[0] == 0
+    with project.db() as db:
+        rows = db.execute("SELECT model, baseline FROM assignments").fetchall()
+    assert len(rows) == 8 and set(rows) == {("cand", "base")}
+    port = free_port()
+    proc = holdout_subprocess("review", "serve", "run", "--port", port, cwd=project.root)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                httpx.get(url + "/next", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        ann = login(url, token)
+        firsts = []
+        while (r := ann.get("/next")).status_code == 303:
+            page = ann.get(r.headers["location"]).text
+            one = re.search(r"Response 1</h3><pre>(.*?)</pre>", page, re.S).group(1)
+            two = re.search(r"Response 2</h3><pre>(.*?)</pre>", page, re.S).group(1)
+            assert {one.split("-secret")[0], two.split("-secret")[0]} == {"answer by cand", "answer by base"}
+            firsts.append(one.startswith("answer by cand"))
+            # always prefer the candidate's response strongly, wherever it is shown
+            ann.post(r.headers["location"], data={"preference": "5" if two.startswith("answer by cand") else "1"})
+        assert 0 < sum(firsts) < len(firsts)               # the order really varies
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    with project.db() as db:
+        prefs = [json.loads(s)["model_preference"] for (s,) in db.execute("SELECT scores FROM assignments")]
+    assert prefs == [1.0] * 8                             # un-swapped: the candidate won every time
+    code, _, err = cli("review", "status", "run")
+    st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
+    assert st["judge_human"]["model_preference"]["items"] == 8 and "secret" not in err

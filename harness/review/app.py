@@ -83,11 +83,11 @@ class ReviewApp:
 
     def _mine(self, request) -> tuple[str, dict]:
         reviewer = self.who(request)
-        row = self.db.execute("SELECT id, run_id, model, item_id, epoch, done FROM assignments WHERE id=? AND reviewer=?",
-                              (request.match_info["id"], reviewer)).fetchone()
+        row = self.db.execute("SELECT id, run_id, model, item_id, epoch, done, baseline FROM assignments "
+                              "WHERE id=? AND reviewer=?", (request.match_info["id"], reviewer)).fetchone()
         if row is None:                      # unknown, or someone else's: the same answer, nothing shown
             raise web.HTTPNotFound()
-        return reviewer, dict(zip(("id", "run_id", "model", "item_id", "epoch", "done"), row))
+        return reviewer, dict(zip(("id", "run_id", "model", "item_id", "epoch", "done", "baseline"), row))
 
     def _form(self, a: dict, error: str = "") -> web.Response:
         items, outputs = self.contexts[a["run_id"]]
@@ -105,7 +105,7 @@ class ReviewApp:
         body = (f"<p class=muted>{left} item(s) waiting for you</p>"
                 + (f"<p class=err>{html.escape(error)}</p>" if error else "")
                 + f"<h3>Request</h3><pre>{html.escape(reveal(item.prompt))}</pre>"
-                + f"<h3>Response</h3><pre>{html.escape(reveal(output) if output is not None else '(missing)')}</pre>"
+                + self._responses(a, output, outputs)
                 + f"<form method=post action='/a/{a['id']}'>{''.join(fields)}"
                 + "<fieldset><legend>Something wrong with this item?</legend><label><input type=radio name=flag value='' checked> no</label>"
                 + "<label><input type=radio name=flag value=ambiguous> ambiguous</label>"
@@ -113,6 +113,15 @@ class ReviewApp:
                 + "<textarea name=comment rows=2 cols=60 maxlength=2000 placeholder='comment for the maintainers'></textarea></fieldset>"
                 + "<button type=submit>Save and next (Enter)</button></form>")
         return page("Review", body, 400 if error else 200)
+
+    @staticmethod
+    def _responses(a: dict, output, outputs: dict) -> str:
+        shown = lambda o: html.escape(reveal(o) if o is not None else "(missing)")  # noqa: E731
+        if not a.get("baseline"):
+            return f"<h3>Response</h3><pre>{shown(output)}</pre>"
+        base = outputs.get((a["baseline"], a["item_id"], a["epoch"]))
+        first, second = (output, base) if queue.swapped(a["id"]) else (base, output)   # order randomized, never named
+        return f"<h3>Response 1</h3><pre>{shown(first)}</pre><h3>Response 2</h3><pre>{shown(second)}</pre>"
 
     async def show(self, request):
         _, a = self._mine(request)

@@ -5,6 +5,7 @@ the `human:` grader of the suite or run config:
     route: {sample: 0.05, when: [judge_disagreement, low_judge_confidence], gold: gold.jsonl, hooks: [mod:fn]}
     overlap: 3                 # reviewers per item, never the same one twice, matched on language
     rubric: same-as-judge      # or {criteria: [...]}
+    compare: pairwise          # optional: people compare each output with the pairwise grader's baseline
     push: {hook: mod:fn, destination: name}   # send assignments to your own tool
 Held-out text goes to a push hook only if the run config lists its destination under
 `trusted_destinations`; otherwise the push is refused. Gold items (a JSONL of {"item_id", "model", "scores": {criterion: value}}) are mixed in unannounced
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS reviewers (name TEXT PRIMARY KEY, token_hash TEXT, la
 CREATE TABLE IF NOT EXISTS review_sessions (session_hash TEXT PRIMARY KEY, reviewer TEXT, expires REAL);
 CREATE TABLE IF NOT EXISTS assignments (id TEXT PRIMARY KEY, run_id TEXT, model TEXT, item_id TEXT, epoch INTEGER,
   reviewer TEXT, reason TEXT, gold TEXT, assigned REAL, opened REAL, done REAL, scores TEXT, flag TEXT, comment TEXT,
+  baseline TEXT,
   UNIQUE (run_id, model, item_id, epoch, reviewer));
 """
 FLAGS = ("ambiguous", "broken")
@@ -80,7 +82,33 @@ def human_spec(graders: list[dict]) -> dict:
     return spec
 
 
+PREFERENCE = {"name": "preference", "scale": [1, 5],
+              "guide": "1: response 1 much better, 2: better, 3: tie, 4: response 2 better, 5: much better"}
+
+
+def pairwise_baseline(spec: dict, graders: list[dict]) -> str | None:
+    if spec.get("compare") != "pairwise":
+        return None
+    pair = next((g["pairwise"] for g in graders if "pairwise" in g), None)
+    if pair is None:
+        raise ConfigError("human.compare: pairwise, but there is no pairwise grader to take the baseline from")
+    return pair["baseline"]
+
+
+def swapped(assignment_id: str) -> bool:
+    """Whether the model's output is shown first: fixed per assignment, random across assignments."""
+    return int(hashlib.sha256(assignment_id.encode()).hexdigest(), 16) % 2 == 1
+
+
+def model_preference(assignment_id: str, answer: int) -> float:
+    """A 1-5 answer about (response 1, response 2) as the model's preference in [0, 1] against the baseline."""
+    toward_2 = (answer - 1) / 4                     # 0: response 1 much better ... 1: response 2 much better
+    return 1 - toward_2 if swapped(assignment_id) else toward_2
+
+
 def criteria_for(spec: dict, graders: list[dict]) -> list[dict]:
+    if spec.get("compare") == "pairwise":
+        return [PREFERENCE]
     rubric = spec.get("rubric", "same-as-judge")
     if rubric == "same-as-judge":
         judge = next((g["rubric"] for g in graders if "rubric" in g), None)
@@ -105,18 +133,23 @@ def load_gold(path: Path | None) -> dict[tuple, dict]:
 
 
 def route(db, run_id: str, spec: dict, grades: list[dict], outputs: dict, items: dict, seed: int = 0,
-          base: Path = Path(".")) -> dict:
-    """Queue outputs for people and assign them; returns counts by reason. Idempotent: a re-route adds nothing twice."""
+          base: Path = Path("."), baseline: str | None = None) -> dict:
+    """Queue outputs for people and assign them; returns counts by reason. Idempotent: a re-route adds nothing twice.
+    With a `baseline`, each queued output is compared with the baseline's output for the same item."""
     setup(db)
     rules = spec.get("route", {})
     rng = random.Random(seed)
     chosen: dict[tuple, str] = {}
+    if baseline is not None:
+        outputs = {k: v for k, v in outputs.items() if k[0] != baseline and (baseline, k[1], k[2]) in outputs}
+        grades = [g for g in grades if (g["detail"] or {}).get("baseline") == baseline]
     for key in sorted(outputs):
         if rng.random() < rules.get("sample", 0.0):
             chosen.setdefault(key, "sample")
     for g in grades:
         key, detail = (g["model"], g["item_id"], g["epoch"]), g["detail"] or {}
-        if "judge_disagreement" in rules.get("when", []) and detail.get("disagreement", 0) >= rules.get("disagreement", 0.25):
+        if "judge_disagreement" in rules.get("when", []) and (detail.get("disagreement", 0) >= rules.get("disagreement", 0.25)
+                                                             or detail.get("consistent") is False):
             chosen.setdefault(key, "judge_disagreement")
         if "low_judge_confidence" in rules.get("when", []) and (detail.get("confidence") or 1) < rules.get("confidence", 0.5):
             chosen.setdefault(key, "low_judge_confidence")
@@ -147,9 +180,9 @@ def route(db, run_id: str, spec: dict, grades: list[dict], outputs: dict, items:
         able = [r for r, langs in reviewers if r not in have and (lang is None or not langs or lang in langs)]
         able.sort(key=lambda r: (load[r], r))
         for r in able[:max(0, overlap - len(have))]:
-            db.execute("INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, reason, gold, assigned) "
-                       "VALUES (?,?,?,?,?,?,?,?,?)", (secrets.token_urlsafe(12), run_id, *key, r, reason,
-                                                      json.dumps(gold[key]) if key in gold else None, time.time()))
+            db.execute("INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, reason, gold, assigned, baseline) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?)", (secrets.token_urlsafe(12), run_id, *key, r, reason,
+                                                        json.dumps(gold[key]) if key in gold else None, time.time(), baseline))
             load[r] += 1
             counts[reason] += 1
     return dict(counts)
@@ -189,6 +222,8 @@ def submit(db, reviewer: str, assignment_id: str, scores: dict, criteria: list[d
         raise ValueError(f"flag: expected one of {', '.join(FLAGS)}")
     if len(comment) > 2000:
         raise ValueError("comment: at most 2000 characters")
+    if "preference" in clean and db.execute("SELECT baseline FROM assignments WHERE id=?", (assignment_id,)).fetchone()[0]:
+        clean["model_preference"] = model_preference(assignment_id, clean["preference"])
     db.execute("UPDATE assignments SET done=?, scores=?, flag=?, comment=? WHERE id=?",
                (time.time(), json.dumps(clean), flag, comment, assignment_id))
 
@@ -224,6 +259,12 @@ def import_decisions(db, run_id: str, path: Path, criteria: list[dict]) -> int:
     return len(todo)
 
 
+def _judge_view(grade: dict) -> dict:
+    """What a judge said of an output, keyed like people's answers: rubric criteria, or the pairwise preference."""
+    detail = grade["detail"] or {}
+    return {"model_preference": grade["score"]} if "baseline" in detail else detail.get("criteria", {})
+
+
 def status(db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_accuracy: float = 0.7) -> dict:
     """Queue size, done, agreement between people (Krippendorff's alpha per criterion), per-reviewer gold
     accuracy and time per item, flagged reviewers, and judge-vs-human agreement per criterion. No text."""
@@ -243,9 +284,10 @@ def status(db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_a
             g = json.loads(gold)
             pr["gold"] += 1
             pr["gold_hits"] += all(abs(s.get(c, -99) - v) <= 1 for c, v in g.items())   # within one point
-        for c in criteria:
-            if c["name"] in s:
-                units[c["name"]][(model, item, epoch)].append(s[c["name"]])
+        names = ["model_preference"] if "model_preference" in s else [c["name"] for c in criteria]
+        for c in names:   # a pairwise answer is compared as the model's preference (positions differ per reviewer)
+            if c in s:
+                units[c][(model, item, epoch)].append(s[c])
     reviewers = {}
     for name, pr in per_reviewer.items():
         acc = pr["gold_hits"] / pr["gold"] if pr["gold"] else None
@@ -253,7 +295,7 @@ def status(db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_a
                            "median_seconds": sorted(pr["seconds"])[len(pr["seconds"]) // 2] if pr["seconds"] else None,
                            "flagged": acc is not None and acc < min_gold_accuracy}
     agreement = {c: stats.krippendorff_alpha(dict(u), "interval") for c, u in units.items()}
-    judge = {(g["model"], g["item_id"], g["epoch"]): (g["detail"] or {}).get("criteria", {}) for g in grades if g["status"] == "ok"}
+    judge = {(g["model"], g["item_id"], g["epoch"]): _judge_view(g) for g in grades if g["status"] == "ok"}
     judge_human = {}
     for c, u in units.items():
         pairs = [(judge[k][c], sum(v) / len(v)) for k, v in u.items() if k in judge and c in judge[k]]
@@ -276,14 +318,16 @@ def human_summary(db, run_id: str, model: str, grades: list[dict], min_size: int
         return None
     per_crit, per_item, segments = defaultdict(list), defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
     for item, epoch, scores, country, age, edu in rows:
-        for c, v in json.loads(scores or "{}").items():
+        answer = json.loads(scores or "{}")
+        if "model_preference" in answer:
+            answer = {"model_preference": answer["model_preference"]}
+        for c, v in answer.items():
             per_crit[c].append(v)
             per_item[c][(item, epoch)].append(v)
             for key, value in (("country", country), ("age_band", age), ("education", edu)):
                 if value:
                     segments[f"{key}/{c}"][value].append(v)
-    judge = {(g["item_id"], g["epoch"]): (g["detail"] or {}).get("criteria", {})
-             for g in grades if g["model"] == model and g["status"] == "ok"}
+    judge = {(g["item_id"], g["epoch"]): _judge_view(g) for g in grades if g["model"] == model and g["status"] == "ok"}
     agreement = {}
     for c, units in per_item.items():
         pairs = {k: [judge[k][c], sum(v) / len(v)] for k, v in units.items() if c in judge.get(k, {})}
