@@ -62,10 +62,6 @@ class Gate:
             if _is_identifier(w):
                 self._prints.add(self._h([w]))
 
-    @property
-    def armed(self) -> bool:
-        return bool(self._prints)
-
     # -- scanning -------------------------------------------------------------
     def scan(self, text: str) -> str:
         """`text` with every stretch that matches a held-out fingerprint replaced by a marker."""

@@ -37,7 +37,6 @@ class Pacer:
         self.paused_until = 0.0
         self.cut_until = 0.0
         self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
-        self.rate_limited = 0
 
     def rate(self) -> float | None:
         rates = [r for r in (self.fixed_rate, self.adaptive_rate) if r]
@@ -92,7 +91,6 @@ class Pacer:
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         """A 429: everyone waits out Retry-After; window and rate drop (once per pause: a burst is one signal)."""
-        self.rate_limited += 1
         now = time.monotonic()
         if retry_after:
             self.paused_until = max(self.paused_until, now + retry_after)

@@ -54,7 +54,6 @@ class Outcome:
     calls_made: int = 0          # finished calls this attempt (ok or error)
     ok: int = 0
     errors: int = 0
-    skipped_done: int = 0
     not_started: int = 0
     cost_usd: float = 0.0
     interrupted: bool = False
@@ -126,8 +125,8 @@ class Runner:
             if job.model.name not in names:
                 continue
             if (job.model.name, job.key, job.epoch) in self.done:
-                self.outcome.skipped_done += 1
-            elif self.stopping.is_set() or state["dead"]:
+                continue
+            if self.stopping.is_set() or state["dead"]:
                 self.outcome.not_started += 1
             else:
                 await queue.put(job)

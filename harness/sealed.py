@@ -40,9 +40,6 @@ class Sealed:
     def __hash__(self) -> int:
         return hash(("sealed", self._text))
 
-    def __len__(self) -> int:
-        return len(self._text)
-
     def into(self, template: str, placeholder: str = "{prompt}") -> "Sealed":
         """The template with this text in place of the placeholder, still sealed."""
         return Sealed(template.replace(placeholder, self._text), self.label)

@@ -25,6 +25,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_http(url: str, tries: int = 100) -> None:
+    """Until a freshly started server answers (any status)."""
+    import time
+
+    import httpx
+    for _ in range(tries):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
 def needs_shared(sub: str) -> Path:
     path = SHARED / sub
     if not path.exists():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_for_http
 from harness.mockserver import MockBehaviour, MockServer
 
 N = 12
@@ -178,12 +178,7 @@ def review_app_session(root, env, port, link, captured):
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *LOG, "review", "serve", "arena-nov", "--port", str(port)],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url + "/next", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_for_http(url + "/next")
     reviewer = httpx.Client(base_url=url, follow_redirects=False)
     r = reviewer.get(link.replace(url, ""))
     captured["login redirect"] = json.dumps(dict(r.headers)).encode()

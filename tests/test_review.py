@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port, holdout_subprocess
+from conftest import free_port, holdout_subprocess, wait_for_http
 
 
 
@@ -67,12 +67,7 @@ def server(reviewed):
     port = free_port()
     proc = holdout_subprocess("review", "serve", "run", "--port", port, cwd=project.root)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(url + "/next", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    wait_for_http(url + "/next")
     yield project, tokens, url, proc
     proc.terminate()
     proc.wait(10)
@@ -264,12 +259,7 @@ def test_pairwise_review_shows_two_unnamed_outputs_in_random_order(project, cli,
     proc = holdout_subprocess("review", "serve", "run", "--port", port, cwd=project.root)
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(url + "/next", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for_http(url + "/next")
         ann = login(url, token)
         firsts = []
         while (r := ann.get("/next")).status_code == 303:
