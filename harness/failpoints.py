@@ -22,7 +22,8 @@ class FailpointCrash(RuntimeError):
     pass
 
 
-def hit(name: str, context: object = None) -> None:
+def hit(name: str, context=None) -> None:
+    """`context` may be a callable, called only if the failpoint fires (keeps hot paths free of work)."""
     spec = _ACTIVE.get(name)
     if spec is None:
         return
@@ -31,4 +32,4 @@ def hit(name: str, context: object = None) -> None:
         return
     if spec[0] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise FailpointCrash(f"failpoint {name} reached with {context}")
+    raise FailpointCrash(f"failpoint {name} reached with {context() if callable(context) else context}")

@@ -169,7 +169,7 @@ class Runner:
                 continue
             request = Request(job.item_id, model.model, job.messages, model.params, cfg.timeout_s)
             row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
-            hit("runner.after_call", reveal(job.messages[-1][1]))  # tests: a crash whose message quotes the prompt
+            hit("runner.after_call", lambda: reveal(job.messages[-1][1]))  # tests: a crash quoting the prompt
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
             if row.ok:

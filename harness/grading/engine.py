@@ -147,29 +147,33 @@ def build_graders(specs: list[dict], config: RunConfig, source: str) -> list:
     return graders
 
 
+def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict) -> None:
+    """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its cause to `errors`."""
+    for row in store.calls(jrun):
+        slot = (row.model, row.item_id)
+        if slot in answers:
+            continue
+        parsed = grader.parse(row.output) if row.ok else None
+        if parsed is not None:
+            answers[slot] = parsed
+            errors.pop(slot, None)
+        else:
+            errors[slot] = "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+
+
 async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: dict, items: dict, budget: Budget,
                       on_sent, console: Console, quiet: bool) -> dict:
     """Rounds of judge calls until every slot has a parseable answer or max_attempts is spent."""
     jrun = f"{run_id}/grade/{grader.name}"
-    todo = [t for t in grader.targets(outputs) if (t[0], t[1], t[2]) not in store.graded_keys(run_id, grader.name)]
+    graded = store.graded_keys(run_id, grader.name)
+    todo = [t for t in grader.targets(outputs) if t not in graded]
     answers: dict = {}
     errors: dict = {}
     calls_made = 0
     judges = {j.name: j for j in grader.judges}
     store.begin_run(jrun, f"judge:{grader.name}", "judge", "judge", False, 0, list(judges), "")
     for attempt in range(grader.max_attempts):
-        # read what the store already has (earlier attempts, earlier invocations)
-        for row in store.calls(jrun):
-            if (row.model, row.item_id) in answers:
-                continue
-            if row.ok:
-                parsed = grader.parse(row.output)
-                if parsed is not None:
-                    answers[(row.model, row.item_id)] = parsed
-                    continue
-                errors[(row.model, row.item_id)] = "malformed judge answer"
-            else:
-                errors[(row.model, row.item_id)] = f"judge call failed: {row.error_kind}"
+        _collect_answers(store, jrun, grader, answers, errors)   # earlier attempts and earlier invocations
         done_calls = {(r[0], r[1], r[2]) for r in store.db.execute(
             "SELECT model, item_id, epoch FROM calls WHERE run_id=?", (jrun,))}
         jobs = []
@@ -191,13 +195,7 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
             return {"answers": answers, "errors": errors, "todo": todo, "stopped": outcome, "calls": calls_made}
-    for row in store.calls(jrun):   # the last round's answers
-        if (row.model, row.item_id) not in answers:
-            parsed = grader.parse(row.output) if row.ok else None
-            if parsed is not None:
-                answers[(row.model, row.item_id)] = parsed
-            else:
-                errors[(row.model, row.item_id)] = "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+    _collect_answers(store, jrun, grader, answers, errors)       # the last round's answers
     return {"answers": answers, "errors": errors, "todo": todo, "stopped": None, "calls": calls_made}
 
 

@@ -43,10 +43,10 @@ def ranks(entries: dict[str, dict], metric: str) -> dict[str, dict]:
     return out
 
 
-def _segments(store: Store, run_id: str, grader: str, model: str, items: dict, strata, min_size: int, seed: int) -> dict:
+def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, min_size: int, seed: int) -> dict:
     by = defaultdict(lambda: defaultdict(list))
-    for g in store.grades(run_id, grader):
-        if g["model"] == model and g["status"] == "ok" and g["item_id"] in items:
+    for g in grades:
+        if g["grader"] == grader and g["model"] == model and g["status"] == "ok" and g["item_id"] in items:
             meta = items[g["item_id"]].metadata
             for key in strata:
                 by[key][str(meta.get(key, "(none)"))].append((g["item_id"], g["score"]))
@@ -65,8 +65,9 @@ def _segments(store: Store, run_id: str, grader: str, model: str, items: dict, s
 
 def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
                     pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
-                    safeguard_settings: dict | None = None) -> dict:
-    report = build_report(store, run_id, seed=seed)
+                    safeguard_settings: dict | None = None, report: dict | None = None) -> dict:
+    report = report or build_report(store, run_id, seed=seed)
+    grades = store.grades(run_id) if owned else []
     checks = check_run(store, run_id, safeguard_settings, models=list(owned)) if owned else {}
     calls = call_stats(store, run_id)
     primary, metric = _primary(report)
@@ -95,10 +96,10 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                     for view in ("bradley_terry", "bradley_terry_style_controlled"):
                         if model in g.get(view, {}):
                             entry["graders"][name][view] = g[view][model]
-                if strata and g["kind"] == "scores" or g["kind"] == "pairwise":
-                    entry["graders"][name]["segments"] = _segments(store, run_id, name, model, items, strata,
+                if strata:
+                    entry["graders"][name]["segments"] = _segments(grades, name, model, items, strata,
                                                                    min_segment_size, seed)
-        human = queue.human_summary(store.db, run_id, model, store.grades(run_id), min_segment_size)
+        human = queue.human_summary(store.db, run_id, model, grades, min_segment_size)
         if human:
             entry["human_review"] = human
         card["models"][model] = entry
@@ -116,8 +117,8 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
 
 def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0) -> dict:
     """The public view: per grader the field's size, median and best; model names only if the run says public."""
-    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public)
     report = build_report(store, run_id, seed=seed)
+    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public, report=report)
     board = {"schema": "holdout.leaderboard/1", "run_id": run_id, "generated": card["generated"], "public": public,
              "field": card["field"], "primary": card["primary"]}
     if public:

@@ -131,18 +131,19 @@ class Vault:
         suite, _, version = pool_id.partition("@")
         return self.dir / "pools" / suite / version
 
-    def manifest(self, pool_id: str) -> dict:
+    def manifest(self, pool_id: str, index: dict | None = None) -> dict:
+        """The pool's signed manifest with its lifecycle state from the index (pass `index` to read it once)."""
         if not self._pool_dir(pool_id).exists():
             raise VaultError(f"no pool {pool_id} in the vault (see `holdout pool list`)")
         manifest = self._read_signed(self._pool_dir(pool_id) / "manifest.json")
-        return {**manifest, **self._index()["pools"].get(pool_id, {})}
+        return {**manifest, **(index or self._index()["pools"]).get(pool_id, {})}
 
     def pools(self, suite: str | None = None) -> list[dict]:
         index = self._index()["pools"]
         out = []
         for pool_id in index:
             if suite is None or pool_id.split("@")[0] == suite:
-                out.append(self.manifest(pool_id))
+                out.append(self.manifest(pool_id, index))
         return sorted(out, key=lambda m: (m["suite"], m["version"]))
 
     def active_pool(self, suite: str) -> str | None:
