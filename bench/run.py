@@ -35,7 +35,7 @@ class Server:
         self.port = free_port()
         args = [PY, "-m", "harness.cli", "mock-server", "--port", str(self.port)]
         for k, v in flags.items():
-            args += [f"--{k.replace('_', '-')}", str(v)]
+            args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.proc.stdout.readline()
         for _ in range(100):
@@ -74,6 +74,7 @@ def run_holdout(dir: Path, config: Path) -> dict:
     """One `holdout run` in a child process: wall, and that process's own CPU (user+sys) and peak RSS."""
     usage = dir / "usage.json"
     start = time.perf_counter()
+    launched_at = time.monotonic()
     proc = subprocess.run([PY, str(ROOT / "bench" / "_measure.py"), str(usage), "run", str(config), "-q"], cwd=dir,
                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     wall = time.perf_counter() - start
@@ -82,7 +83,23 @@ def run_holdout(dir: Path, config: Path) -> dict:
     measured = json.loads(usage.read_text())
     summary = json.loads((dir / "results" / config.stem / "summary.json").read_text())["models"]["m"]
     return {"wall": wall, "cpu": measured["cpu"], "rss_mb": measured["rss_mb"], "ok": summary["ok"],
-            "errors": summary["errors"]}
+            "errors": summary["errors"], "launched_at": launched_at}
+
+
+def sdk_floor(name: str, n: int, concurrency: int, ideal: float, server_flags: dict) -> dict:
+    """The same load through the bare SDK in a fresh process (bench/_sdk_floor.py): no harness at all."""
+    server = Server(**server_flags)
+    try:
+        start = time.perf_counter()
+        subprocess.run([PY, str(ROOT / "bench" / "_sdk_floor.py"), str(server.port), str(n), str(concurrency)],
+                       check=True)
+        wall = time.perf_counter() - start
+        stats = server.stats()
+        return {"name": name, "n": n, "ideal": ideal, "wall": wall, "rss_mb": float("nan"), "errors": n - stats["ok"],
+                "peak_in_flight": stats["peak_in_flight"], "mean_in_flight": stats["mean_in_flight"],
+                "r429": stats["faults"].get("429", 0), "span": stats["span_s"], "first_request_s": float("nan")}
+    finally:
+        server.stop()
 
 
 def scenario(name: str, n: int, concurrency: int, ideal: float | None, server_flags: dict, rerun: bool = False,
@@ -97,6 +114,8 @@ def scenario(name: str, n: int, concurrency: int, ideal: float | None, server_fl
             result = run_holdout(dir, config)
             result["calls"] = server.stats()["requests"] - server_before
         stats = server.stats()
+        if stats.get("first_at") is not None:   # monotonic clocks are shared by processes on one machine
+            result["first_request_s"] = stats["first_at"] - result["launched_at"]
         result.update(name=name, n=n, ideal=ideal, peak_in_flight=stats["peak_in_flight"],
                       mean_in_flight=stats["mean_in_flight"], r429=stats["faults"].get("429", 0),
                       requests=stats["requests"], span=stats["span_s"], dir=dir)
@@ -110,23 +129,27 @@ def fmt(r: dict) -> str:
     ideal = f"{r['ideal']:.1f}" if r.get("ideal") else "-"
     cpu_req = f"{r['cpu_per_req_ms']:.2f}" if "cpu_per_req_ms" in r else "-"
     span = f"{r['span']:.1f} ({r['span'] / r['ideal']:.2f})" if r.get("ideal") else f"{r['span']:.1f}"
-    return (f"| {r['name']} | {r['n']:,} | {r['wall']:.1f} | {ideal} | {ratio} | {span} | {r['peak_in_flight']} | "
-            f"{r['mean_in_flight']} | {cpu_req} | {r['rss_mb']:.0f} | {r['r429']} | {r['errors']} |"
+    first = f"{r['first_request_s']:.2f}" if r.get("first_request_s", float("nan")) == r.get("first_request_s") else "-"
+    rss = f"{r['rss_mb']:.0f}" if r["rss_mb"] == r["rss_mb"] else "-"
+    return (f"| {r['name']} | {r['n']:,} | {r['wall']:.1f} | {ideal} | {ratio} | {first} | {span} | "
+            f"{r['peak_in_flight']} | {r['mean_in_flight']} | {cpu_req} | {rss} | {r['r429']} | {r['errors']} |"
             + (f" calls made: {r['calls']}" if "calls" in r else ""))
 
 
 def main(which: list[str]) -> None:
-    which = which or ["a", "a-jitter", "b1", "b2", "c", "d"]
+    which = which or ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "c", "d"]
     print(f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     import aiohttp
     import anthropic
     import openai
     print(f"# openai {openai.__version__}, anthropic {anthropic.__version__}, aiohttp {aiohttp.__version__}")
-    print("| scenario | N | wall s | ideal s | ratio | first to last request s (ratio) | peak in flight | "
-          "mean in flight | CPU ms/req | peak RSS MB | 429s | failed |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| scenario | N | wall s | ideal s | ratio | start-up s | first to last request s (ratio) | "
+          "peak in flight | mean in flight | CPU ms/req | peak RSS MB | 429s | failed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     if "a" in which:
         print(fmt(scenario("a", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200})), flush=True)
+    if "a-floor" in which:
+        print(fmt(sdk_floor("a: the SDK alone", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200})), flush=True)
     if "a-jitter" in which:
         print(fmt(scenario("a-jitter50ms", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200, "jitter_ms": 50})),
               flush=True)
@@ -134,6 +157,13 @@ def main(which: list[str]) -> None:
         print(fmt(scenario("b1-200rps", 5000, 100, 5000 / 200, {"latency_ms": 200, "rate_limit": 200})), flush=True)
     if "b2" in which:
         print(fmt(scenario("b2-20rps", 400, 100, 400 / 20, {"latency_ms": 200, "rate_limit": 20})), flush=True)
+    blind = {"no_limit_headers": True}   # a gateway that says nothing about its limit until it answers 429
+    if "b1-blind" in which:
+        print(fmt(scenario("b1-200rps-unadvertised", 5000, 100, 5000 / 200,
+                           {"latency_ms": 200, "rate_limit": 200, **blind})), flush=True)
+    if "b2-blind" in which:
+        print(fmt(scenario("b2-20rps-unadvertised", 400, 100, 400 / 20,
+                           {"latency_ms": 200, "rate_limit": 20, **blind})), flush=True)
     if "c" in which:
         small = scenario("c-small", 200, 64, None, {})
         big = scenario("c", 5000, 64, None, {})

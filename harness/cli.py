@@ -590,6 +590,7 @@ def cmd_mock_server(args) -> int:
     from .mockserver import MockBehaviour, serve_forever
     serve_forever(args.port, MockBehaviour(latency_s=args.latency_ms / 1000, jitter_s=args.jitter_ms / 1000,
                                           reply=args.reply, rate_limit_rps=args.rate_limit,
+                                          advertise_limits=not args.no_limit_headers,
                                           max_concurrency=args.max_concurrency, error_rate=args.error_rate))
     return 0
 
@@ -810,7 +811,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--latency-ms", type=float, default=0.0)
     sp.add_argument("--jitter-ms", type=float, default=0.0)
     sp.add_argument("--reply", default="echo", help="'echo' (repeat the prompt) or a fixed text")
-    sp.add_argument("--rate-limit", type=float, default=None, help="requests/s above which it answers 429")
+    sp.add_argument("--rate-limit", type=float, default=None, help="requests/s above which it answers 429 "
+                    "(advertised as a per-minute limit in x-ratelimit-* headers, as OpenAI does)")
+    sp.add_argument("--no-limit-headers", action="store_true",
+                    help="do not advertise the rate limit: the client learns it only from 429s")
     sp.add_argument("--max-concurrency", type=int, default=None, help="requests in flight above which it answers 429")
     sp.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
     sp.set_defaults(func=cmd_mock_server)

@@ -1,14 +1,19 @@
-"""Per-provider pacing: a concurrency window, requests and tokens per minute, and backing off together
+"""Per-provider pacing: a concurrency window, a request rate, a token budget, and backing off together
 when the provider says 429.
 
-One Pacer is shared by every call to a provider. Two adaptive controls keep a run at the rate the
-provider allows, even when nobody told us that rate, without hammering it:
-- a concurrency window with slow start (TCP-like: it begins small and grows by one per success, so
-  it doubles every round trip up to the configured concurrency); after the first 429 it grows by
-  about one per round trip instead, so an unknown limit is approached without a burst;
-- a rate cap set on a 429 just below the rate at which requests were succeeding, raised by 2% per
-  second of success.
-A 429 also pauses every sender until its Retry-After has passed.
+One Pacer is shared by every call to a provider. The rate it keeps is the lowest it knows of:
+- the `rpm`/`tpm` in the config;
+- the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
+  `anthropic-ratelimit-requests-limit` from Anthropic), paced at 98% of it, and 3% lower after
+  each 429 (a key shared with another run);
+- after a 429, 95% of the rate at which requests were being accepted, raised by 1% per second
+  of success up to that rate and 5% per second beyond it, so an unadvertised limit is approached
+  without bursts.
+When nothing is known yet, the window ramps up in time, not in round trips: it grows evenly from 8
+to the configured concurrency over 200 ms, whatever the latency, and stops growing at the first
+429 or as soon as a limit is advertised. Even, because requests sent in a burst come back in a
+burst, and the burst then repeats every round trip (bench/README.md). A 429 also pauses every
+sender until its Retry-After has passed.
 """
 from __future__ import annotations
 
@@ -19,49 +24,73 @@ from collections import deque
 
 class Pacer:
     INITIAL_WINDOW = 8
-    CUT = 0.93           # rate cap after a 429, as a fraction of the recent success rate
-    GROWTH = 0.02        # per success: the cap grows by 2% of itself per second of successes
+    RAMP_S = 0.2         # while nothing is known, the window grows to full over this many seconds
+    HEADROOM = 0.98      # fraction of an advertised limit that we use ...
+    CUT_ADVERTISED = 0.97  # ... made smaller by this factor at each 429 all the same
+    PAUSE_MARGIN_S = 0.01  # Retry-After is rounded: a request sent a millisecond early is a wasted 429
+    CUT = 0.95           # rate cap after an unadvertised 429, as a fraction of the recent success rate
+    GROWTH_NEAR = 0.01   # per second of successes, the cap grows by this fraction of itself up to the
+    GROWTH_FAR = 0.05    # rate last accepted, and by this much beyond it (probing for more)
 
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
         self.max_window = concurrency
-        self.window = float(min(concurrency, self.INITIAL_WINDOW))
-        self.slow_start = self.window < concurrency
         self.in_flight = 0
         self.waiters: deque = deque()
-        self.fixed_rate = rpm / 60 if rpm else None
+        self.configured_rate = rpm / 60 if rpm else None
+        self.advertised_rate: float | None = None
+        self.headroom = self.HEADROOM
         self.adaptive_rate: float | None = None
+        self.last_accepted = 0.0
+        self.configured_tpm = tpm
         self.tpm = tpm
         self.tokens = float(tpm) if tpm else 0.0
         self.tokens_at = time.monotonic()
         self.next_at = 0.0
+        self.sent, self.first_sent = 0, None
         self.paused_until = 0.0
+        self.pauses = 0         # 429 pauses so far: a sender that slept through one queues again
         self.cut_until = 0.0
         self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
+        # Ramp only when the config says nothing about limits; a declared rpm/tpm paces from the start.
+        self.ramping = not (rpm or tpm) and concurrency > self.INITIAL_WINDOW
+        self.window = float(self.INITIAL_WINDOW if self.ramping else concurrency)
+        self.ramp_started: float | None = None
+        self.ramp_timer: asyncio.TimerHandle | None = None
 
     def rate(self) -> float | None:
-        rates = [r for r in (self.fixed_rate, self.adaptive_rate) if r]
+        rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate) if r]
         return min(rates) if rates else None
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one more request (of about `tokens` tokens) may be sent. Pair with `release`."""
+        if self.ramping and self.ramp_started is None:
+            self.ramp_started = time.monotonic()
         while self.in_flight >= int(self.window):
             fut = asyncio.get_running_loop().create_future()
             self.waiters.append(fut)
+            self._schedule_ramp()
             await fut
         self.in_flight += 1
         try:
-            now = time.monotonic()
-            if self.paused_until > now:
-                await asyncio.sleep(self.paused_until - now)
+            while True:
+                pauses = self.pauses
                 now = time.monotonic()
-            rate = self.rate()
-            if rate:
-                slot = max(now, self.next_at)
-                self.next_at = slot + 1.0 / rate
-                if slot > now:
-                    await asyncio.sleep(slot - now)
+                if self.paused_until > now:
+                    await asyncio.sleep(self.paused_until - now)
+                    now = time.monotonic()
+                rate = self.rate()
+                if rate:
+                    slot = max(now, self.next_at)
+                    self.next_at = slot + 1.0 / rate
+                    if slot > now:
+                        await asyncio.sleep(slot - now)
+                if pauses == self.pauses:
+                    break   # else a 429 came while we waited for our slot: queue again behind its pause
             if self.tpm and tokens:
                 await self._take_tokens(min(tokens, self.tpm))
+            self.sent += 1
+            if self.first_sent is None:
+                self.first_sent = time.monotonic()
         except BaseException:
             self.release()
             raise
@@ -70,6 +99,63 @@ class Pacer:
         self.in_flight -= 1
         self.release_slack()
 
+    # -- what the provider tells us -------------------------------------------------
+    def on_success(self) -> None:
+        self.successes.append(time.monotonic())
+        if not self.ramping and self.window < self.max_window:   # additive increase after a 429
+            self.window = min(self.max_window, self.window + 1.0 / self.window)
+            self.release_slack()
+        if self.adaptive_rate:
+            growth = self.GROWTH_NEAR if self.adaptive_rate < self.last_accepted else self.GROWTH_FAR
+            self.adaptive_rate *= 1 + growth / max(1.0, self.adaptive_rate)
+
+    def on_rate_limited(self, retry_after: float | None) -> None:
+        """A 429: everyone waits out Retry-After; the ramp stops and the rate drops (once per pause:
+        a burst of 429s is one signal)."""
+        now = time.monotonic()
+        if retry_after:
+            self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
+            self.next_at = self.paused_until   # the paced schedule restarts after the pause
+            self.pauses += 1
+        if self.ramping:
+            self._end_ramp(window=max(1, self.in_flight))
+        if now < self.cut_until:
+            return
+        self.cut_until = max(self.paused_until, now + 0.5)
+        if self.advertised_rate:   # over an advertised limit: someone else shares the key, or clocks differ
+            self.headroom *= self.CUT_ADVERTISED
+            self.advertised_rate *= self.CUT_ADVERTISED
+            return
+        accepted = self.success_rate()
+        if accepted:
+            self.last_accepted = accepted
+            self.adaptive_rate = accepted * self.CUT
+
+    def on_advertised(self, rpm: float | None, tpm: float | None) -> None:
+        """The provider's own limits, read from response headers: pace to them, and open the window."""
+        if rpm:
+            rate = rpm / 60 * self.headroom
+            if self.advertised_rate is None and self.first_sent is not None:
+                # count what was sent before we knew: the provider's window has seen those already
+                self.next_at = max(self.next_at, self.first_sent + self.sent / rate)
+            self.advertised_rate = rate
+        if tpm and not self.configured_tpm and tpm * self.HEADROOM != self.tpm:
+            if not self.tpm:   # a new budget starts full
+                self.tokens, self.tokens_at = tpm * self.HEADROOM, time.monotonic()
+            self.tpm = tpm * self.HEADROOM
+            self.tokens = min(self.tokens, self.tpm)
+        if self.ramping and (rpm or tpm):
+            self._end_ramp(window=self.max_window)
+
+    def success_rate(self) -> float | None:
+        """Successes per second over the last two seconds."""
+        now = time.monotonic()
+        recent = [t for t in self.successes if now - t <= 2.0]
+        if len(recent) < 4:
+            return None
+        return len(recent) / max(0.25, now - recent[0])
+
+    # -- internals ---------------------------------------------------------------------
     async def _take_tokens(self, tokens: int) -> None:
         per_s = self.tpm / 60
         while True:
@@ -81,34 +167,37 @@ class Pacer:
                 return
             await asyncio.sleep((tokens - self.tokens) / per_s)
 
-    def success_rate(self) -> float | None:
-        """Successes per second over the last two seconds."""
-        now = time.monotonic()
-        recent = [t for t in self.successes if now - t <= 2.0]
-        if len(recent) < 4:
-            return None
-        return len(recent) / max(0.25, now - recent[0])
-
-    def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: everyone waits out Retry-After; window and rate drop (once per pause: a burst is one signal)."""
-        now = time.monotonic()
-        if retry_after:
-            self.paused_until = max(self.paused_until, now + retry_after)
-        if now < self.cut_until:
+    def _schedule_ramp(self) -> None:
+        """While ramping, one timer widens the window when it next grows by a whole place."""
+        if not self.ramping or self.ramp_timer is not None:
             return
-        self.cut_until = max(self.paused_until, now + 0.5)
-        self.slow_start = False   # the window stops doubling; the rate cap below does the pacing
-        accepted = self.success_rate()
-        if accepted:
-            self.adaptive_rate = accepted * self.CUT
+        places = int(self.window) + 1
+        at = self.ramp_started + self.RAMP_S * (places - self.INITIAL_WINDOW) / self._ramp_span
+        self.ramp_timer = asyncio.get_running_loop().call_later(max(0.0, at - time.monotonic()), self._grow)
 
-    def on_success(self) -> None:
-        self.successes.append(time.monotonic())
-        if self.window < self.max_window:
-            self.window = min(self.max_window, self.window + (1.0 if self.slow_start else 1.0 / self.window))
-            self.release_slack()
-        if self.adaptive_rate:
-            self.adaptive_rate += self.GROWTH
+    @property
+    def _ramp_span(self) -> int:
+        return self.max_window - self.INITIAL_WINDOW
+
+    def _grow(self) -> None:
+        self.ramp_timer = None
+        if not self.ramping:
+            return
+        elapsed = time.monotonic() - self.ramp_started
+        self.window = min(self.max_window, self.INITIAL_WINDOW + self._ramp_span * elapsed / self.RAMP_S)
+        if self.window >= self.max_window:
+            self.ramping = False
+        self.release_slack()
+        if self.waiters:
+            self._schedule_ramp()
+
+    def _end_ramp(self, window: float) -> None:
+        self.ramping = False
+        self.window = float(min(self.max_window, window))
+        if self.ramp_timer is not None:
+            self.ramp_timer.cancel()
+            self.ramp_timer = None
+        self.release_slack()
 
     def release_slack(self) -> None:
         """Wake as many waiting senders as the window has free places."""

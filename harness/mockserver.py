@@ -3,7 +3,10 @@
 It speaks `POST /v1/chat/completions` and `POST /v1/messages` well enough for the official SDKs,
 and can be told to be slow, rate-limited, capped in concurrency, or faulty (429 with and without
 Retry-After, 500, 503, connection reset, hang, a non-JSON body, a truncated body, an empty
-completion, a content-filter refusal). It counts what it sees: requests, requests in flight (peak
+completion, a content-filter refusal). A rate limit is advertised the way the real APIs do it, as a
+per-minute limit in `x-ratelimit-*` / `anthropic-ratelimit-*` headers on every response, and
+enforced per second (OpenAI documents that 60,000 RPM may be enforced as 1,000 per second); turn the
+headers off to stand in for a gateway that says nothing until it answers 429. It counts what it sees: requests, requests in flight (peak
 and time-average), 429s, and per (model, prompt) how many times each prompt was sent.
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ class MockBehaviour:
     reply: str = "echo"                       # "echo": answer with the prompt; anything else: that text
     responder: Callable[[str, dict], str | None] | None = None  # (api, body) -> reply text, or None for `reply`
     rate_limit_rps: float | None = None       # above this many requests in the current second: 429
+    advertise_limits: bool = True             # say the limit on every response, as OpenAI and Anthropic do
     max_concurrency: int | None = None        # above this many in flight: 429
     error_rate: float = 0.0                   # fraction of requests that get one of `faults`
     faults: tuple[str, ...] = ("500",)
@@ -59,7 +63,7 @@ class MockStats:
         return {"requests": self.requests, "ok": self.ok, "faults": dict(self.faults),
                 "peak_in_flight": self.peak_in_flight,
                 "mean_in_flight": round(self._area / span, 2) if span > 0 else 0.0,
-                "by_model": dict(self.by_model), "span_s": round(span, 3)}
+                "by_model": dict(self.by_model), "span_s": round(span, 3), "first_at": self.first_at}
 
 
 def _last_user_text(body: dict) -> str:
@@ -108,6 +112,21 @@ class MockServer:
         s.in_flight += delta
         s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
 
+    def _limit_headers(self, api: str) -> dict:
+        b = self.behaviour
+        if b.rate_limit_rps is None or not b.advertise_limits:
+            return {}
+        now = time.monotonic()
+        used = self._window[1] if self._window[0] == int(now) else 0
+        limit, remaining, reset_s = int(b.rate_limit_rps * 60), max(0, int(b.rate_limit_rps - used)), 1.0 - now % 1.0
+        if api == "openai":
+            return {"x-ratelimit-limit-requests": str(limit), "x-ratelimit-remaining-requests": str(remaining),
+                    "x-ratelimit-reset-requests": f"{reset_s:.3f}s"}
+        reset_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + reset_s))
+        return {"anthropic-ratelimit-requests-limit": str(limit),
+                "anthropic-ratelimit-requests-remaining": str(remaining),
+                "anthropic-ratelimit-requests-reset": reset_at}
+
     def _choose_fault(self) -> str | None:
         b = self.behaviour
         if self.stats.requests <= b.fail_first:
@@ -150,6 +169,7 @@ class MockServer:
                         wait = max(0.05, 1.0 - (time.monotonic() % 1.0))
                     headers = {"retry-after": str(max(1, round(wait))), "retry-after-ms": str(int(wait * 1000))} \
                         if fault == "429" else {}
+                    headers.update(self._limit_headers(api))
                     return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
                                              status=429, headers=headers)
                 if fault in ("500", "503"):
@@ -176,7 +196,8 @@ class MockServer:
             text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
-            return web.json_response(self._format(api, model, body, text or "", finish))
+            return web.json_response(self._format(api, model, body, text or "", finish),
+                                     headers=self._limit_headers(api))
         finally:
             self._track(-1)
 

@@ -194,11 +194,15 @@ class Runner:
             except TimeoutError:
                 raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
             except ProviderError as e:
+                if e.limits != (None, None):
+                    pacer.on_advertised(*e.limits)
                 if e.kind == "rate_limited":
                     pacer.on_rate_limited(e.retry_after)
                 raise
         finally:
             pacer.release()
+        if c.limits != (None, None):
+            pacer.on_advertised(*c.limits)
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):
             raise ProviderError("empty", "the completion was empty", retryable=True)
         pacer.on_success()

@@ -2,6 +2,7 @@
 import json
 import time
 
+import pytest
 from conftest import holdout_subprocess
 
 from harness.mockserver import MockBehaviour
@@ -157,10 +158,25 @@ def test_rate_limited_provider_converges_without_failing_items(project, cli, moc
     """Under a 20 req/s limit the provider did not announce, every item still succeeds (429s are paced, not fatal)."""
     project.suite(n=60)
     mock_server.behaviour.rate_limit_rps = 20
+    mock_server.behaviour.advertise_limits = False
     mock_server.behaviour.latency_s = 0.05
     path = project.config(config(mock_server.url, extra_provider="    concurrency: 30\n    max_attempts: 3\n"))
     code, _, err = cli("run", path, "-q")
     assert code == 0, err
     assert all(r[3] == 1 for r in project.rows("run")) and len(project.rows("run")) == 60
     assert mock_server.stats.faults["429"] > 0                    # the limit was really hit
+    assert mock_server.stats.faults["429"] < 30                   # and not hammered: half the items' worth
     assert mock_server.stats.ok == 60
+
+
+@pytest.mark.parametrize("api", ["openai-compatible", "anthropic"])
+def test_an_advertised_rate_limit_is_kept_without_429s(project, cli, mock_server, api):
+    """OpenAI and Anthropic say their limit on every response; the run paces to it instead of finding it by 429s."""
+    project.suite(n=60)
+    mock_server.behaviour.rate_limit_rps = 20
+    mock_server.behaviour.latency_s = 0.02
+    path = project.config(config(mock_server.url, provider=api, extra_provider="    concurrency: 30\n"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 0, err
+    assert len(project.rows("run")) == 60 and all(r[3] == 1 for r in project.rows("run"))
+    assert mock_server.stats.faults.get("429", 0) <= 1   # blind, the same run gets 4-5 of them

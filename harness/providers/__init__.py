@@ -28,16 +28,17 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
+    limits: tuple = (None, None)   # (requests, tokens) per minute the provider advertised, if it did
 
 
 class ProviderError(Exception):
     """A failed call. `detail` never contains request or response bodies (they can echo held-out text)."""
 
     def __init__(self, kind: str, detail: str = "", *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None):
+                 status: int | None = None, limits: tuple = (None, None)):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind, self.detail, self.retryable = kind, detail, retryable
-        self.retry_after, self.status = retry_after, status
+        self.retry_after, self.status, self.limits = retry_after, status, limits
 
 
 class Provider:

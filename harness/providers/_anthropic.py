@@ -8,7 +8,7 @@ import httpx2
 
 from ..sealed import reveal
 from . import Completion, Provider, ProviderError, Request
-from ._sdk import http_client, map_error
+from ._sdk import advertised_limits, http_client, map_error
 
 
 class AnthropicProvider(Provider):
@@ -43,7 +43,7 @@ class AnthropicProvider(Provider):
             usage = body.get("usage") or {}
             return Completion(text=text, finish_reason=body.get("stop_reason"),
                               input_tokens=usage.get("input_tokens") or 0, output_tokens=usage.get("output_tokens") or 0,
-                              latency_s=time.perf_counter() - start)
+                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers))
         except ProviderError:
             raise
         except Exception as e:

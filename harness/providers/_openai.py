@@ -8,7 +8,7 @@ import openai
 
 from ..sealed import reveal
 from . import Completion, Provider, ProviderError, Request
-from ._sdk import http_client, map_error
+from ._sdk import advertised_limits, http_client, map_error
 
 
 class OpenAIProvider(Provider):
@@ -42,7 +42,7 @@ class OpenAIProvider(Provider):
             usage = body.get("usage") or {}
             return Completion(text=choice["message"].get("content") or "", finish_reason=choice.get("finish_reason"),
                               input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
-                              latency_s=time.perf_counter() - start)
+                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers))
         except ProviderError:
             raise
         except Exception as e:  # every SDK failure becomes a ProviderError without bodies

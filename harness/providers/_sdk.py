@@ -35,6 +35,30 @@ def retry_after(headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
+# The per-minute limits providers advertise on every response: (requests, tokens) header names.
+LIMIT_HEADERS = (("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),               # OpenAI
+                 ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"))  # Anthropic
+
+
+def advertised_limits(headers) -> tuple[float | None, float | None]:
+    """(requests per minute, tokens per minute) the provider says this key may use, where it says so."""
+    if headers is None:
+        return None, None
+    for requests_name, tokens_name in LIMIT_HEADERS:
+        rpm, tpm = _positive(headers.get(requests_name)), _positive(headers.get(tokens_name))
+        if rpm or tpm:
+            return rpm, tpm
+    return None, None
+
+
+def _positive(value: str | None) -> float | None:
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        return None
+    return number if number and number > 0 else None
+
+
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
     if isinstance(e, sdk.APITimeoutError):
@@ -47,7 +71,8 @@ def map_error(sdk, e: Exception) -> ProviderError:
             status, "server_error" if status >= 500 else f"http_{status}")
         retryable = status in (408, 409, 429) or status >= 500
         return ProviderError(kind, f"HTTP {status}", retryable=retryable, status=status,
-                             retry_after=retry_after(e.response.headers))
+                             retry_after=retry_after(e.response.headers),
+                             limits=advertised_limits(e.response.headers))
     if isinstance(e, sdk.APIResponseValidationError):
         return ProviderError("bad_response", "the response did not match the API's schema", retryable=True)
     if isinstance(e, (ValueError, KeyError, TypeError, AttributeError)):
