@@ -114,7 +114,7 @@ def scenario(name: str, n: int, concurrency: int, ideal: float | None, server_fl
             result = run_holdout(dir, config)
             result["calls"] = server.stats()["requests"] - server_before
         stats = server.stats()
-        if stats.get("first_at") is not None:   # monotonic clocks are shared by processes on one machine
+        if stats.get("first_at") is not None and not rerun:   # monotonic clocks are shared by processes on one machine
             result["first_request_s"] = stats["first_at"] - result["launched_at"]
         result.update(name=name, n=n, ideal=ideal, peak_in_flight=stats["peak_in_flight"],
                       mean_in_flight=stats["mean_in_flight"], r429=stats["faults"].get("429", 0),

@@ -123,3 +123,13 @@ def test_bad_pool_lines_are_all_reported(project, cli):
     assert "items.jsonl:4: item id 'a' appears more than once" in err
     assert "items.jsonl:5: missing required key 'id'" in err
     assert "nothing was run" in err
+
+
+def test_human_review_settings_are_checked_like_any_other_key(project):
+    msg, path = error_for(project, GOOD + "graders:\n  - human:\n      route: {sampel: 0.1}\n      overlap: two\n")
+    assert f"{path}:12: graders[0].human.route.sampel: unknown key 'sampel'" in msg
+    assert "expected one of: confidence, disagreement, gold, hooks, sample, when" in msg
+    assert f"{path}:13: graders[0].human.overlap: expected an integer, found the string 'two'" in msg
+    project.suite()
+    ok = GOOD + "graders:\n  - human:\n      route: {sample: 0.1, when: [judge_disagreement]}\n      overlap: 2\n"
+    load_run_config(project.config(ok))

@@ -189,9 +189,13 @@ def review_app_session(root, env, port, link, captured):
         page = reviewer.get(where)                        # the assigned reviewer's page: allowed to show the text
         assert page.status_code == 200 and "Summarise this internal note" in page.text
         shown += 1
-        bad = reviewer.post(where, data={"quality": "99"})   # a validation error page (shown to that reviewer)
+        csrf = re.search(r"name=csrf value=(\w+)", page.text).group(1)
+        forged = reviewer.post(where, data={"quality": "4"})  # a form without the page's token
+        captured[f"forged post {where}"] = forged.content
+        assert forged.status_code == 403
+        bad = reviewer.post(where, data={"quality": "99", "csrf": csrf})   # a validation error page (shown to that reviewer)
         assert bad.status_code == 400
-        reviewer.post(where, data={"quality": "4"})
+        reviewer.post(where, data={"quality": "4", "csrf": csrf})
     anon = httpx.Client(base_url=url)
     for name, resp in (("anonymous", anon.get("/next")), ("unknown id", reviewer.get("/a/not-a-real-id")),
                        ("bad login", anon.get("/login", params={"token": "nope"})),

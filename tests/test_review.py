@@ -80,6 +80,12 @@ def login(url, token) -> httpx.Client:
     return client
 
 
+def submit(client: httpx.Client, where: str, data: dict) -> httpx.Response:
+    """Post a review form the way the browser does: with the form's token, read from the page."""
+    token = re.search(r"name=csrf value=(\w+)", client.get(where).text).group(1)
+    return client.post(where, data={**data, "csrf": token})
+
+
 def test_access_is_refused_without_a_valid_login_and_across_reviewers(server):
     project, tokens, url, _ = server
     anon = httpx.Client(base_url=url)
@@ -99,6 +105,24 @@ def test_access_is_refused_without_a_valid_login_and_across_reviewers(server):
     assert re.fullmatch(r"/a/[\w-]+", first)                                                 # no text in URLs
 
 
+def test_a_form_posted_from_another_site_is_refused(server):
+    """The session cookie alone does not carry a submission: the form must hold the token from the reviewer's page."""
+    project, tokens, url, _ = server
+    alice, bob = login(url, tokens["alice"]), login(url, tokens["bob"])
+    where = alice.get("/next").headers["location"]
+    token = re.search(r"name=csrf value=(\w+)", alice.get(where).text).group(1)
+    bobs_page = bob.get(bob.get("/next").headers["location"]).text
+    bobs_token = re.search(r"name=csrf value=(\w+)", bobs_page).group(1)
+    assert bobs_token != token
+    for forged in (alice.post(where, data={"quality": "5"}),                                   # no token
+                   alice.post(where, data={"quality": "5", "csrf": bobs_token}),               # someone else's
+                   alice.post(where, data={"quality": "5", "csrf": token}, headers={"Origin": "https://evil.example"})):
+        assert forged.status_code == 403 and "Review question" not in forged.text
+    with project.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM assignments WHERE done IS NOT NULL").fetchone()[0] == 0
+    assert alice.post(where, data={"quality": "5", "csrf": token}, headers={"Origin": url}).status_code == 303
+
+
 def test_score_flag_and_move_on(server, cli):
     project, tokens, url, _ = server
     alice = login(url, tokens["alice"])
@@ -107,11 +131,11 @@ def test_score_flag_and_move_on(server, cli):
         where = r.headers["location"]
         assert where not in seen
         seen.add(where)
-        bad = alice.post(where, data={"quality": "9"})
+        bad = submit(alice, where, {"quality": "9"})
         assert bad.status_code == 400 and "expected a whole number from 1 to 5, got 9" in bad.text
         item = re.search(r"Review question (\d)", alice.get(where).text).group(1)
         data = {"quality": "5"} if item != "3" else {"flag": "ambiguous", "comment": "two readings"}
-        done = alice.post(where, data=data)
+        done = submit(alice, where, data)
         assert done.status_code == 303 and done.headers["location"] == "/next"
     assert "nothing is waiting for you" in alice.get("/next", follow_redirects=True).text
     assert len(seen) == sum(1 for a in assignments(project) if a[1] == "alice")
@@ -269,7 +293,7 @@ def test_pairwise_review_shows_two_unnamed_outputs_in_random_order(project, cli,
             assert {one.split("-secret")[0], two.split("-secret")[0]} == {"answer by cand", "answer by base"}
             firsts.append(one.startswith("answer by cand"))
             # always prefer the candidate's response strongly, wherever it is shown
-            ann.post(r.headers["location"], data={"preference": "5" if two.startswith("answer by cand") else "1"})
+            submit(ann, r.headers["location"], {"preference": "5" if two.startswith("answer by cand") else "1"})
         assert 0 < sum(firsts) < len(firsts)               # the order really varies
     finally:
         proc.terminate()

@@ -2,10 +2,14 @@
 
 Held-out text may be shown here, to the reviewer it is assigned to, and nowhere else: URLs carry
 only opaque assignment ids, every response is `Cache-Control: no-store`, there is no access log,
-and error pages say nothing about what failed. Models are never named.
+and error pages say nothing about what failed. Models are never named. A form is accepted only
+with the token derived from the reviewer's own session (and, when the browser states one, an
+Origin of this server), so another site cannot submit scores in a reviewer's name.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
 import logging
 import sqlite3
@@ -81,6 +85,18 @@ class ReviewApp:
             return page("Done", f"<p>Thank you, {html.escape(reviewer)}: nothing is waiting for you.</p>")
         raise web.HTTPSeeOther(f"/a/{a['id']}", headers=HEADERS)
 
+    @staticmethod
+    def csrf_token(request) -> str:
+        """Only a page holding the session cookie can know it; nothing is stored."""
+        return hashlib.sha256(b"holdout-review-form:" + request.cookies.get(COOKIE, "").encode()).hexdigest()
+
+    def _check_form(self, request, form) -> None:
+        origin = request.headers.get("Origin", "null")   # "null": how browsers say it under Referrer-Policy: no-referrer
+        if origin != "null" and origin != f"{request.scheme}://{request.host}":
+            raise web.HTTPForbidden()
+        if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf_token(request)):
+            raise web.HTTPForbidden()
+
     def _mine(self, request) -> tuple[str, dict]:
         reviewer = self.who(request)
         row = self.db.execute("SELECT id, run_id, model, item_id, epoch, done, baseline FROM assignments "
@@ -89,7 +105,7 @@ class ReviewApp:
             raise web.HTTPNotFound()
         return reviewer, dict(zip(("id", "run_id", "model", "item_id", "epoch", "done", "baseline"), row))
 
-    def _form(self, a: dict, error: str = "") -> web.Response:
+    def _form(self, request, a: dict, error: str = "") -> web.Response:
         items, outputs = self.contexts[a["run_id"]]
         item = items[a["item_id"]]
         output = outputs.get((a["model"], a["item_id"], a["epoch"]))
@@ -106,7 +122,8 @@ class ReviewApp:
                 + (f"<p class=err>{html.escape(error)}</p>" if error else "")
                 + f"<h3>Request</h3><pre>{html.escape(reveal(item.prompt))}</pre>"
                 + self._responses(a, output, outputs)
-                + f"<form method=post action='/a/{a['id']}'>{''.join(fields)}"
+                + f"<form method=post action='/a/{a['id']}'>"
+                + f"<input type=hidden name=csrf value={self.csrf_token(request)}>{''.join(fields)}"
                 + "<fieldset><legend>Something wrong with this item?</legend><label><input type=radio name=flag value='' checked> no</label>"
                 + "<label><input type=radio name=flag value=ambiguous> ambiguous</label>"
                 + "<label><input type=radio name=flag value=broken> broken</label><br>"
@@ -127,15 +144,16 @@ class ReviewApp:
         _, a = self._mine(request)
         if a["done"] is not None:
             raise web.HTTPSeeOther("/next", headers=HEADERS)
-        return self._form(a)
+        return self._form(request, a)
 
     async def post(self, request):
         reviewer, a = self._mine(request)
         form = await request.post()
+        self._check_form(request, form)
         scores = {c["name"]: form.get(c["name"]) for c in self.criteria}
         try:
             queue.submit(self.db, reviewer, a["id"], scores, self.criteria, form.get("flag") or None,
                          str(form.get("comment", "")))
         except ValueError as e:
-            return self._form(a, str(e))
+            return self._form(request, a, str(e))
         raise web.HTTPSeeOther("/next", headers=HEADERS)
