@@ -6,6 +6,7 @@ start-up, is subtracted), peak RSS of the harness, 429s and failed items.
 
     python bench/run.py              # all scenarios (a few minutes on 2 cores)
     python bench/run.py c d          # some of them
+    python bench/run.py d-heldout    # (d) from an encrypted vault pool (not in the default set)
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class Server:
         self.proc.wait()
 
 
-def make_project(dir: Path, n: int, port: int, concurrency: int, run_id: str) -> Path:
+def make_project(dir: Path, n: int, port: int, concurrency: int, run_id: str, heldout: bool = False) -> Path:
+    """A suite of n items: a public pool file, or (heldout) an encrypted, activated pool in a fresh vault."""
     suite = dir / "suites" / "bench"
     suite.mkdir(parents=True, exist_ok=True)
     (suite / "suite.yaml").write_text("name: bench\npublic_pool: items.jsonl\n")
@@ -63,10 +65,16 @@ def make_project(dir: Path, n: int, port: int, concurrency: int, run_id: str) ->
         with open(pool, "w") as f:
             for i in range(n):
                 f.write(json.dumps({"id": f"i{i}", "prompt": f"Benchmark prompt {i}: say something short."}) + "\n")
+    if heldout and not (dir / ".holdout" / "vault").exists():
+        for args in (["vault", "init"], ["pool", "import", str(pool), "--suite", "bench", "--heldout"],
+                     ["pool", "activate", "bench@v1"]):
+            subprocess.run([PY, "-m", "harness.cli", *args], cwd=dir, check=True, capture_output=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     config = dir / f"{run_id}.yaml"
-    config.write_text(f"run_id: {run_id}\nsuite: bench\nproviders:\n  mock:\n    type: openai-compatible\n"
-                      f"    base_url: http://127.0.0.1:{port}/v1\n    concurrency: {concurrency}\n"
-                      f"    max_attempts: 10\nmodels:\n  - {{provider: mock, model: m, params: {{max_tokens: 16}}}}\n")
+    config.write_text(f"run_id: {run_id}\nsuite: bench\npool: {'heldout' if heldout else 'public'}\nproviders:\n"
+                      f"  mock:\n    type: openai-compatible\n    base_url: http://127.0.0.1:{port}/v1\n"
+                      f"    concurrency: {concurrency}\n    max_attempts: 10\n    retention: zero\n"
+                      f"models:\n  - {{provider: mock, model: m, params: {{max_tokens: 16}}}}\n")
     return config
 
 
@@ -103,11 +111,11 @@ def sdk_floor(name: str, n: int, concurrency: int, ideal: float, server_flags: d
 
 
 def scenario(name: str, n: int, concurrency: int, ideal: float | None, server_flags: dict, rerun: bool = False,
-             keep: Path | None = None) -> dict:
+             keep: Path | None = None, heldout: bool = False) -> dict:
     server = Server(**server_flags)
     try:
         dir = keep or Path(tempfile.mkdtemp(prefix=f"holdout-bench-{name}-"))
-        config = make_project(dir, n, server.port, concurrency, f"bench-{name.split('-')[0]}")
+        config = make_project(dir, n, server.port, concurrency, f"bench-{name.split('-')[0]}", heldout)
         result = run_holdout(dir, config)
         if rerun:
             server_before = server.stats()["requests"]
@@ -179,6 +187,13 @@ def main(which: list[str]) -> None:
         print(f"# RSS 100k / 10k = {big['rss_mb'] / small['rss_mb']:.2f}", flush=True)
         again = scenario("e-rerun-100k", 100_000, 64, None, {}, rerun=True, keep=keep)
         print(fmt(again), flush=True)
+    if "d-heldout" in which:   # not in the default set: it adds ~2 minutes
+        small = scenario("d-heldout-10k", 10_000, 64, None, {}, heldout=True)
+        print(fmt(small), flush=True)
+        big = scenario("d-heldout-100k", 100_000, 64, None, {}, heldout=True)
+        big["cpu_per_req_ms"] = (big["cpu"] - small["cpu"]) / (big["n"] - small["n"]) * 1000
+        print(fmt(big), flush=True)
+        print(f"# held-out RSS 100k / 10k = {big['rss_mb'] / small['rss_mb']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import io
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from ..egress import GATE
 from ..errors import ConfigError
@@ -218,24 +219,34 @@ class Vault:
             raise VaultError(f"pool {pool_id}: decrypted items do not match the manifest's hash")
         return data
 
-    def load_items(self, pool_id: str) -> list[Item]:
-        """All items, sealed (held-out text only opens in a request builder), and armed in the egress gate."""
-        manifest = self.manifest(pool_id)
-        sealed = manifest["license_class"] == "heldout"
-        items = list(iter_jsonl_items(self.read_jsonl(pool_id).decode().splitlines(), pool_id, sealed=sealed))
-        if sealed:
-            for it in items:
+    def stream_items(self, pool_id: str) -> Iterator[Item]:
+        """The pool's items one at a time, sealed if held-out (their text only opens in a request builder).
+        Each pass decrypts and verifies the pool again; the items are never all held as objects."""
+        sealed = self.manifest(pool_id)["license_class"] == "heldout"
+        yield from iter_jsonl_items(io.BytesIO(self.read_jsonl(pool_id)), pool_id, sealed=sealed)
+
+    def protect(self, pool_id: str) -> int:
+        """Register a held-out pool's text with the egress gate; returns the number of items checked."""
+        heldout, count = self.manifest(pool_id)["license_class"] == "heldout", 0
+        for it in self.stream_items(pool_id):
+            count += 1
+            if heldout:
                 for _, content in it.messages:
                     GATE.protect(reveal(content))
                 if it.reference is not None:
                     GATE.protect(reveal(it.reference))
-        return items
+        return count
+
+    def load_items(self, pool_id: str) -> list[Item]:
+        """All items at once, armed in the egress gate (for the small pools of drawing and tests)."""
+        self.protect(pool_id)
+        return list(self.stream_items(pool_id))
 
     def arm_gate(self, suite: str | None = None) -> None:
         """Register every held-out pool's text with the egress gate (for commands that write held-out run data)."""
         for m in self.pools(suite):
             if m["license_class"] == "heldout":
-                self.load_items(m["id"])
+                self.protect(m["id"])
 
 
 def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),
