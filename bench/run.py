@@ -136,7 +136,8 @@ def fmt(r: dict) -> str:
     ratio = f"{r['wall'] / r['ideal']:.2f}" if r.get("ideal") else "-"
     ideal = f"{r['ideal']:.1f}" if r.get("ideal") else "-"
     cpu_req = f"{r['cpu_per_req_ms']:.2f}" if "cpu_per_req_ms" in r else "-"
-    span = f"{r['span']:.1f} ({r['span'] / r['ideal']:.2f})" if r.get("ideal") else f"{r['span']:.1f}"
+    span = "-" if "calls" in r else (f"{r['span']:.1f} ({r['span'] / r['ideal']:.2f})" if r.get("ideal")
+                                     else f"{r['span']:.1f}")
     first = f"{r['first_request_s']:.2f}" if r.get("first_request_s", float("nan")) == r.get("first_request_s") else "-"
     rss = f"{r['rss_mb']:.0f}" if r["rss_mb"] == r["rss_mb"] else "-"
     return (f"| {r['name']} | {r['n']:,} | {r['wall']:.1f} | {ideal} | {ratio} | {first} | {span} | "

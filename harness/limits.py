@@ -4,7 +4,7 @@ when the provider says 429.
 One Pacer is shared by every call to a provider. The rate it keeps is the lowest it knows of:
 - the `rpm`/`tpm` in the config;
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
-  `anthropic-ratelimit-requests-limit` from Anthropic), paced at 98% of it, and 3% lower after
+  `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
   each 429 (a key shared with another run);
 - after a 429, 95% of the rate at which requests were being accepted, raised by 1% per second
   of success up to that rate and 5% per second beyond it, so an unadvertised limit is approached
@@ -25,7 +25,7 @@ from collections import deque
 class Pacer:
     INITIAL_WINDOW = 8
     RAMP_S = 0.2         # while nothing is known, the window grows to full over this many seconds
-    HEADROOM = 0.98      # fraction of an advertised limit that we use ...
+    HEADROOM = 0.99      # fraction of an advertised limit that we use ...
     CUT_ADVERTISED = 0.97  # ... made smaller by this factor at each 429 all the same
     PAUSE_MARGIN_S = 0.01  # Retry-After is rounded: a request sent a millisecond early is a wasted 429
     CUT = 0.95           # rate cap after an unadvertised 429, as a fraction of the recent success rate
