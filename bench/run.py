@@ -94,13 +94,13 @@ def run_holdout(dir: Path, config: Path) -> dict:
             "errors": summary["errors"], "launched_at": launched_at}
 
 
-def sdk_floor(name: str, n: int, concurrency: int, ideal: float, server_flags: dict) -> dict:
-    """The same load through the bare SDK in a fresh process (bench/_sdk_floor.py): no harness at all."""
+def sdk_floor(name: str, n: int, concurrency: int, ideal: float, server_flags: dict, raw: bool = False) -> dict:
+    """The same load through the bare SDK (or, raw, bare aiohttp) in a fresh process: no harness at all."""
     server = Server(**server_flags)
     try:
         start = time.perf_counter()
-        subprocess.run([PY, str(ROOT / "bench" / "_sdk_floor.py"), str(server.port), str(n), str(concurrency)],
-                       check=True)
+        subprocess.run([PY, str(ROOT / "bench" / "_sdk_floor.py"), str(server.port), str(n), str(concurrency)]
+                       + (["raw"] if raw else []), check=True)
         wall = time.perf_counter() - start
         stats = server.stats()
         return {"name": name, "n": n, "ideal": ideal, "wall": wall, "rss_mb": float("nan"), "errors": n - stats["ok"],
@@ -159,6 +159,8 @@ def main(which: list[str]) -> None:
         print(fmt(scenario("a", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200})), flush=True)
     if "a-floor" in which:
         print(fmt(sdk_floor("a: the SDK alone", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200})), flush=True)
+        print(fmt(sdk_floor("a: aiohttp alone, no SDK", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200}, raw=True)),
+              flush=True)
     if "a-jitter" in which:
         print(fmt(scenario("a-jitter50ms", 5000, 100, 5000 * 0.2 / 100, {"latency_ms": 200, "jitter_ms": 50})),
               flush=True)
