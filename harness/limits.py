@@ -1,7 +1,9 @@
 """Per-provider pacing: a concurrency window, a request rate, a token budget, and backing off together
 when the provider says 429.
 
-One Pacer is shared by every call to a provider. The rate it keeps is the lowest it knows of:
+One Pacer is shared by every call to a provider. Requests and tokens (prompt estimate +
+max_tokens, as OpenAI counts them) are both paced evenly, with no burst, because per-minute limits
+are enforced in short slices. The rate it keeps is the lowest it knows of:
 - the `rpm`/`tpm` in the config;
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
   `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
@@ -43,8 +45,7 @@ class Pacer:
         self.last_accepted = 0.0
         self.configured_tpm = tpm
         self.tpm = tpm
-        self.tokens = float(tpm) if tpm else 0.0
-        self.tokens_at = time.monotonic()
+        self.tokens_next_at = 0.0
         self.next_at = 0.0
         self.sent, self.first_sent = 0, None
         self.paused_until = 0.0
@@ -84,10 +85,10 @@ class Pacer:
                     self.next_at = slot + 1.0 / rate
                     if slot > now:
                         await asyncio.sleep(slot - now)
+                if self.tpm and tokens:
+                    await self._take_tokens(tokens)
                 if pauses == self.pauses:
                     break   # else a 429 came while we waited for our slot: queue again behind its pause
-            if self.tpm and tokens:
-                await self._take_tokens(min(tokens, self.tpm))
             self.sent += 1
             if self.first_sent is None:
                 self.first_sent = time.monotonic()
@@ -115,7 +116,8 @@ class Pacer:
         now = time.monotonic()
         if retry_after:
             self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
-            self.next_at = self.paused_until   # the paced schedule restarts after the pause
+            self.next_at = self.paused_until   # the paced schedules restart after the pause
+            self.tokens_next_at = max(self.tokens_next_at, self.paused_until)
             self.pauses += 1
         if self.ramping:
             self._end_ramp(window=max(1, self.in_flight))
@@ -139,11 +141,8 @@ class Pacer:
                 # count what was sent before we knew: the provider's window has seen those already
                 self.next_at = max(self.next_at, self.first_sent + self.sent / rate)
             self.advertised_rate = rate
-        if tpm and not self.configured_tpm and tpm * self.HEADROOM != self.tpm:
-            if not self.tpm:   # a new budget starts full
-                self.tokens, self.tokens_at = tpm * self.HEADROOM, time.monotonic()
-            self.tpm = tpm * self.HEADROOM
-            self.tokens = min(self.tokens, self.tpm)
+        if tpm and not self.configured_tpm:
+            self.tpm = tpm * self.headroom
         if self.ramping and (rpm or tpm):
             self._end_ramp(window=self.max_window)
 
@@ -157,15 +156,14 @@ class Pacer:
 
     # -- internals ---------------------------------------------------------------------
     async def _take_tokens(self, tokens: int) -> None:
-        per_s = self.tpm / 60
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.tpm, self.tokens + (now - self.tokens_at) * per_s)
-            self.tokens_at = now
-            if self.tokens >= tokens:
-                self.tokens -= tokens
-                return
-            await asyncio.sleep((tokens - self.tokens) / per_s)
+        """Tokens are paced like requests, with no burst: each request's turn comes `tokens` / (tpm/60)
+        seconds after the previous one's, so a per-minute limit enforced in one-second slices holds,
+        however large max_tokens is."""
+        now = time.monotonic()
+        slot = max(now, self.tokens_next_at)
+        self.tokens_next_at = slot + tokens / (self.tpm / 60)
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     def _schedule_ramp(self) -> None:
         """While ramping, one timer widens the window when it next grows by a whole place."""

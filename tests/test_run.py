@@ -6,6 +6,7 @@ import pytest
 from conftest import holdout_subprocess
 
 from harness.mockserver import MockBehaviour
+from harness.providers._sdk import advertised_limits
 
 
 def config(url, *, provider="openai-compatible", extra_provider="", extra="", models=("m1",), epochs=1):
@@ -191,3 +192,26 @@ def test_the_window_opens_within_a_round_trip_even_for_a_slow_model(project, cli
     code, _, err = cli("run", path, "-q")
     assert code == 0, err
     assert mock_server.stats.peak_in_flight == 30 and mock_server.stats.requests == 30
+
+
+def test_advertised_limits_are_read_from_either_providers_headers():
+    assert advertised_limits({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "200000"}) == (500, 200000)
+    assert advertised_limits({"anthropic-ratelimit-requests-limit": "50",
+                              "anthropic-ratelimit-tokens-limit": "40000"}) == (50, 40000)
+    assert advertised_limits({"x-ratelimit-limit-tokens": "30000"}) == (None, 30000)
+    for nothing_usable in ({}, None, {"x-ratelimit-limit-requests": "many"}, {"x-ratelimit-limit-requests": "0"}):
+        assert advertised_limits(nothing_usable) == (None, None)
+
+
+@pytest.mark.parametrize("limit", ["rpm: 540", "tpm: 58000"])
+def test_declared_limits_pace_from_the_first_request(project, cli, mock_server, limit):
+    """rpm/tpm in the config pace the run from its first request: a server that allows 10 req/s (and says
+    nothing about it) never has to answer 429. 58,000 tpm is 8.9 req/s of 109 tokens (prompt + max_tokens)."""
+    project.suite(n=30)
+    mock_server.behaviour.rate_limit_rps = 10
+    mock_server.behaviour.advertise_limits = False
+    path = project.config(config(mock_server.url, extra_provider=f"    concurrency: 30\n    {limit}\n")
+                          .replace("model: m1}", "model: m1, params: {max_tokens: 100}}"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 0, err
+    assert mock_server.stats.ok == 30 and mock_server.stats.faults.get("429", 0) == 0
