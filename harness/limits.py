@@ -49,6 +49,7 @@ class Pacer:
         self.next_at = 0.0
         self.sent, self.first_sent = 0, None
         self.paused_until = 0.0
+        self.rate_limited = 0   # 429s heard
         self.pauses = 0         # 429 pauses so far: a sender that slept through one queues again
         self.cut_until = 0.0
         self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
@@ -61,6 +62,15 @@ class Pacer:
     def rate(self) -> float | None:
         rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate) if r]
         return min(rates) if rates else None
+
+    def report(self) -> dict:
+        """How the run was paced, for the summary: the rate at the end, what set it, and the 429s heard."""
+        sources = {"the config's rpm": self.configured_rate, "the provider's advertised limit": self.advertised_rate,
+                   "429s (the limit was not advertised)": self.adaptive_rate}
+        known = {name: rate for name, rate in sources.items() if rate}
+        paced_by = min(known, key=known.get) if known else None
+        return {"rate_limited": self.rate_limited, "paced_by": paced_by,
+                "requests_per_s": round(known[paced_by], 2) if paced_by else None}
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one more request (of about `tokens` tokens) may be sent. Pair with `release`."""
@@ -114,6 +124,7 @@ class Pacer:
         """A 429: everyone waits out Retry-After; the ramp stops and the rate drops (once per pause:
         a burst of 429s is one signal)."""
         now = time.monotonic()
+        self.rate_limited += 1
         if retry_after:
             self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
             self.next_at = self.paused_until   # the paced schedules restart after the pause

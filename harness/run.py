@@ -79,7 +79,7 @@ def _run(config: RunConfig, suite: Suite, pool: PoolHandle, console: Console, qu
             jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs)
             runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
             outcome = asyncio.run(runner.run())
-        _, summary = write_summary(store, config.run_id, config.results_dir)
+        _, summary = write_summary(store, config.run_id, config.results_dir, extra={"pacing": outcome.pacing})
         print_summary(console, summary)
         _explain(console, config, outcome, total, done_before, budget)
         return outcome
@@ -96,6 +96,11 @@ def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_b
         console.print(f"[yellow]Budget reached[/]: ${budget.spent:.4f} spent of ${config.budget_usd:.2f}; "
                       f"{o.not_started} calls were not started. Raise budget_usd in {config.file} and run "
                       f"`{again}` to continue.")
+    for name, p in o.pacing.items():
+        if p["rate_limited"] or p["paced_by"]:
+            console.print(f"provider '{name}': " + (f"paced to {p['requests_per_s']} req/s by {p['paced_by']}; "
+                                                    if p["paced_by"] else "")
+                          + f"{p['rate_limited']} 429s answered, each retried")
     for name, reason in o.dead_providers.items():
         console.print(f"[red]Gave up on provider '{name}'[/]: {reason}. Its remaining calls were not started.")
     if o.interrupted:

@@ -59,6 +59,7 @@ class Outcome:
     interrupted: bool = False
     budget_stop: bool = False
     dead_providers: dict = field(default_factory=dict)  # provider name -> reason
+    pacing: dict = field(default_factory=dict)          # provider name -> Pacer.report()
 
 
 def _wait_for(exc: BaseException | None, attempt_number: int) -> float:
@@ -117,7 +118,10 @@ class Runner:
         state = {"consecutive_failures": 0, "dead": None}
         workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(cfg.concurrency)]
         producer = asyncio.create_task(self._produce(queue, models, state, len(workers)))
-        await self._supervise({producer, *workers})
+        try:
+            await self._supervise({producer, *workers})
+        finally:
+            self.outcome.pacing[cfg.name] = pacer.report()
 
     async def _produce(self, queue: asyncio.Queue, models: list[ModelConfig], state: dict, n_workers: int) -> None:
         names = {m.name for m in models}

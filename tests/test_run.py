@@ -168,6 +168,7 @@ def test_rate_limited_provider_converges_without_failing_items(project, cli, moc
     assert mock_server.stats.faults["429"] > 0                    # the limit was really hit
     assert mock_server.stats.faults["429"] <= 12   # not hammered: 7 here; 22 when senders waiting for a slot ignored the pause
     assert mock_server.stats.ok == 60
+    assert project.summary("run")["pacing"]["mock"]["rate_limited"] == mock_server.stats.faults["429"]
 
 
 @pytest.mark.parametrize("api", ["openai-compatible", "anthropic"])
@@ -177,10 +178,13 @@ def test_an_advertised_rate_limit_is_kept_without_429s(project, cli, mock_server
     mock_server.behaviour.rate_limit_rps = 20
     mock_server.behaviour.latency_s = 0.02
     path = project.config(config(mock_server.url, provider=api, extra_provider="    concurrency: 30\n"))
-    code, _, err = cli("run", path, "-q")
+    code, _, err = cli("run", path)
     assert code == 0, err
     assert len(project.rows("run")) == 60 and all(r[3] == 1 for r in project.rows("run"))
     assert mock_server.stats.faults.get("429", 0) <= 1   # blind, the same run gets 4-5 of them
+    pacing = project.summary("run")["pacing"]["mock"]
+    assert pacing["paced_by"] == "the provider's advertised limit" and pacing["requests_per_s"] == 19.8
+    assert "provider 'mock': paced to 19.8 req/s by the provider's advertised limit" in err   # people read stderr
 
 
 def test_the_window_opens_within_a_round_trip_even_for_a_slow_model(project, cli, mock_server):
@@ -215,3 +219,6 @@ def test_declared_limits_pace_from_the_first_request(project, cli, mock_server, 
     code, _, err = cli("run", path, "-q")
     assert code == 0, err
     assert mock_server.stats.ok == 30 and mock_server.stats.faults.get("429", 0) == 0
+    if limit.startswith("rpm"):
+        assert project.summary("run")["pacing"]["mock"] == {"rate_limited": 0, "paced_by": "the config's rpm",
+                                                             "requests_per_s": 9.0}
