@@ -1,12 +1,18 @@
 """Throughput benchmark: Holdout against the mock server on 127.0.0.1, each in its own process.
 
-For each scenario it prints wall time, the ideal, their ratio, requests in flight seen by the
+For each scenario it prints wall time, the ideal, their ratio, start-up (launch to first request),
+requests in flight seen by the
 server (peak and time-average), harness CPU per request (marginal: a small run's CPU, mostly
 start-up, is subtracted), peak RSS of the harness, 429s and failed items.
 
-    python bench/run.py              # all scenarios (a few minutes on 2 cores)
+    python bench/run.py              # the default set (about 5 minutes on 2 cores)
     python bench/run.py c d          # some of them
     python bench/run.py d-heldout    # (d) from an encrypted vault pool (not in the default set)
+
+Scenarios: a (5,000 calls, C=100, 200 ms), a-floor (the same through the bare SDK and bare aiohttp),
+a-jitter (a with +-50 ms), b1/b2 (200 and 20 req/s limits, advertised in headers), b1-blind/b2-blind
+(the same limits, not advertised), c (latency 0: CPU per request), d (10k and 100k items: RSS; then
+(e), re-running the finished 100k run), d-heldout (d from a vault pool).
 """
 from __future__ import annotations
 
@@ -145,8 +151,17 @@ def fmt(r: dict) -> str:
             + (f" calls made: {r['calls']}" if "calls" in r else ""))
 
 
+SCENARIOS = ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "c", "d"]
+
+
 def main(which: list[str]) -> None:
-    which = which or ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "c", "d"]
+    if any(w in ("-h", "--help") for w in which):
+        print(__doc__)
+        return
+    unknown = [w for w in which if w not in SCENARIOS + ["d-heldout"]]
+    if unknown:
+        raise SystemExit(f"unknown scenario {', '.join(unknown)}; choose from {' '.join(SCENARIOS)} d-heldout")
+    which = which or SCENARIOS
     print(f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     import aiohttp
     import anthropic
