@@ -1,9 +1,8 @@
 """Throughput benchmark: Holdout against the mock server on 127.0.0.1, each in its own process.
 
 For each scenario it prints wall time, the ideal, their ratio, start-up (launch to first request),
-requests in flight seen by the
-server (peak and time-average), harness CPU per request (marginal: a small run's CPU, mostly
-start-up, is subtracted), peak RSS of the harness, 429s and failed items.
+requests in flight seen by the server (peak and time-average), harness CPU per request (marginal:
+a small run's CPU, mostly start-up, is subtracted), peak RSS of the harness, 429s and failed items.
 
     python bench/run.py              # the default set (about 5 minutes on 2 cores)
     python bench/run.py c d          # some of them
