@@ -39,6 +39,7 @@ class Pacer:
         self.in_flight = 0
         self.waiters: deque = deque()
         self.configured_rate = rpm / 60 if rpm else None
+        self.advertised = (None, None)      # (rpm, tpm) as last read from the provider's headers
         self.advertised_rate: float | None = None
         self.headroom = self.HEADROOM
         self.adaptive_rate: float | None = None
@@ -146,6 +147,9 @@ class Pacer:
 
     def on_advertised(self, rpm: float | None, tpm: float | None) -> None:
         """The provider's own limits, read from response headers: pace to them, and open the window."""
+        if (rpm, tpm) == self.advertised:   # every response says it again
+            return
+        self.advertised = (rpm, tpm)
         if rpm:
             rate = rpm / 60 * self.headroom
             if self.advertised_rate is None and self.first_sent is not None:

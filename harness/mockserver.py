@@ -3,11 +3,12 @@
 It speaks `POST /v1/chat/completions` and `POST /v1/messages` well enough for the official SDKs,
 and can be told to be slow, rate-limited, capped in concurrency, or faulty (429 with and without
 Retry-After, 500, 503, connection reset, hang, a non-JSON body, a truncated body, an empty
-completion, a content-filter refusal). A rate limit is advertised the way the real APIs do it, as a
-per-minute limit in `x-ratelimit-*` / `anthropic-ratelimit-*` headers on every response, and
-enforced per second (OpenAI documents that 60,000 RPM may be enforced as 1,000 per second); turn the
-headers off to stand in for a gateway that says nothing until it answers 429. It counts what it sees: requests, requests in flight (peak
-and time-average), 429s, and per (model, prompt) how many times each prompt was sent.
+completion, a content-filter refusal). A rate limit is advertised the way the real APIs do it, as
+a per-minute limit in `x-ratelimit-*` / `anthropic-ratelimit-*` headers on every response, and
+enforced per second (OpenAI documents that 60,000 RPM may be enforced as 1,000 per second); turn
+the headers off to stand in for a gateway that says nothing until it answers 429. It counts what
+it sees: requests, requests in flight (peak and time-average), 429s, and per (model, prompt) how
+many times each prompt was sent.
 """
 from __future__ import annotations
 

@@ -198,10 +198,10 @@ class Runner:
             except TimeoutError:
                 raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
             except ProviderError as e:
+                if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
+                    pacer.on_rate_limited(e.retry_after)
                 if e.limits != (None, None):
                     pacer.on_advertised(*e.limits)
-                if e.kind == "rate_limited":
-                    pacer.on_rate_limited(e.retry_after)
                 raise
         finally:
             pacer.release()
