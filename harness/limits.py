@@ -138,7 +138,7 @@ class Pacer:
         self.cut_until = max(self.paused_until, now + 0.5)
         if self.advertised_rate:   # over an advertised limit: someone else shares the key, or clocks differ
             self.headroom *= self.CUT_ADVERTISED
-            self.advertised_rate *= self.CUT_ADVERTISED
+            self._pace_to_advertised()
             return
         accepted = self.success_rate()
         if accepted:
@@ -149,17 +149,21 @@ class Pacer:
         """The provider's own limits, read from response headers: pace to them, and open the window."""
         if (rpm, tpm) == self.advertised:   # every response says it again
             return
+        first = self.advertised_rate is None
         self.advertised = (rpm, tpm)
-        if rpm:
-            rate = rpm / 60 * self.headroom
-            if self.advertised_rate is None and self.first_sent is not None:
-                # count what was sent before we knew: the provider's window has seen those already
-                self.next_at = max(self.next_at, self.first_sent + self.sent / rate)
-            self.advertised_rate = rate
+        self._pace_to_advertised()
+        if first and self.advertised_rate and self.first_sent is not None:
+            # count what was sent before we knew: the provider's window has seen those already
+            self.next_at = max(self.next_at, self.first_sent + self.sent / self.advertised_rate)
+        if self.ramping:
+            self._end_ramp(window=self.max_window)
+
+    def _pace_to_advertised(self) -> None:
+        """Request and token rates from the advertised limits, at the current headroom."""
+        rpm, tpm = self.advertised
+        self.advertised_rate = rpm / 60 * self.headroom if rpm else None
         if tpm and not self.configured_tpm:
             self.tpm = tpm * self.headroom
-        if self.ramping and (rpm or tpm):
-            self._end_ramp(window=self.max_window)
 
     def success_rate(self) -> float | None:
         """Successes per second over the last two seconds."""

@@ -225,28 +225,32 @@ class Vault:
         sealed = self.manifest(pool_id)["license_class"] == "heldout"
         yield from iter_jsonl_items(io.BytesIO(self.read_jsonl(pool_id)), pool_id, sealed=sealed)
 
-    def protect(self, pool_id: str) -> int:
-        """Register a held-out pool's text with the egress gate; returns the number of items checked."""
-        heldout, count = self.manifest(pool_id)["license_class"] == "heldout", 0
-        for it in self.stream_items(pool_id):
-            count += 1
-            if heldout:
-                for _, content in it.messages:
-                    GATE.protect(reveal(content))
-                if it.reference is not None:
-                    GATE.protect(reveal(it.reference))
-        return count
+    def protect(self, pool_id: str) -> None:
+        """Register a held-out pool's text with the egress gate (one streamed pass; other pools: nothing to do)."""
+        if self.manifest(pool_id)["license_class"] == "heldout":
+            for it in self.stream_items(pool_id):
+                _protect(it)
 
     def load_items(self, pool_id: str) -> list[Item]:
         """All items at once, armed in the egress gate (for the small pools of drawing and tests)."""
-        self.protect(pool_id)
-        return list(self.stream_items(pool_id))
+        items = list(self.stream_items(pool_id))
+        if self.manifest(pool_id)["license_class"] == "heldout":
+            for it in items:
+                _protect(it)
+        return items
 
     def arm_gate(self, suite: str | None = None) -> None:
         """Register every held-out pool's text with the egress gate (for commands that write held-out run data)."""
         for m in self.pools(suite):
             if m["license_class"] == "heldout":
                 self.protect(m["id"])
+
+
+def _protect(item: Item) -> None:
+    for _, content in item.messages:
+        GATE.protect(reveal(content))
+    if item.reference is not None:
+        GATE.protect(reveal(item.reference))
 
 
 def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),

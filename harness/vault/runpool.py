@@ -51,13 +51,13 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
     if not recorded and manifest["status"] == "retired" and manifest["license_class"] == "heldout":
         raise VaultError(f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool instead")
     check_retention(config, pool_id, manifest.get("max_retention"))
-    count = vault.protect(pool_id)         # arms the egress gate before anything can be written
+    vault.protect(pool_id)                 # arms the egress gate before anything can be written
     ledger = Ledger(vault.dir)
 
     def on_sent(item_id, provider, model):
         ledger.record(pool_id, item_id, provider, model, config.run_id)
 
-    return PoolHandle(name=pool_id, count=count, items=lambda: vault.stream_items(pool_id),
+    return PoolHandle(name=pool_id, count=manifest["items"], items=lambda: vault.stream_items(pool_id),
                       heldout=manifest["license_class"] == "heldout",
                       cipher=vault.output_cipher() if manifest["license_class"] == "heldout" else None,
                       on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[ledger.close])
