@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import re
+import signal
 import sys
+import threading
 import time
 
 from rich.console import Console
@@ -360,7 +363,9 @@ def cmd_review_serve(args) -> int:
 
     from .review import ReviewApp
     ctx, _, _, criteria = _review_context(args)
-    app = ReviewApp(args.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria)
+    from .review.queue import comment_sealer
+    app = ReviewApp(args.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
+                    seal_comment=comment_sealer(ctx.pool.cipher, args.run_id))
     _console().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     try:
         web.run_app(app.app(), host=args.host, port=args.port, access_log=None, print=None)
@@ -403,7 +408,8 @@ def cmd_review_import(args) -> int:
     from .review import queue
     ctx, _, _, criteria = _review_context(args)
     try:
-        n = queue.import_decisions(ctx.store.db, args.run_id, args.file, criteria)
+        n = queue.import_decisions(ctx.store.db, args.run_id, args.file, criteria,
+                                   seal=queue.comment_sealer(ctx.pool.cipher, args.run_id))
     finally:
         ctx.close()
     _console().print(f"imported {n} decisions")
@@ -829,8 +835,20 @@ def _setup_logging(level: str, log_file) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _private_by_default() -> None:
+    """Every file this process creates (store, ledger, logs, keys, results, exports) is the owner's alone
+    (0600, directories 0700); SIGTERM unwinds like Ctrl-C so cleanups run on every exit path."""
+    os.umask(0o077)
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
+
+
 def main(argv: list[str] | None = None) -> int:
     GATE.install()
+    _private_by_default()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

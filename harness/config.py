@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .pricing import Price, price_for
@@ -110,6 +111,10 @@ def load_run_config(file: str | Path) -> RunConfig:
                               "(a directory of <model>.jsonl recorded answers)")
         if kind == "openai-compatible" and "base_url" not in spec:
             raise ConfigError(f"{where('providers', name)}: an openai-compatible provider needs 'base_url'")
+        if "@" in urlsplit(spec.get("base_url") or "").netloc:
+            raise ConfigError(f"{where('providers', name, 'base_url')}: a base URL must not carry a user name or "
+                              "password (the SDKs cannot send them, and URLs end up in logs); put the credential in "
+                              "the environment variable named by api_key_env. The URL is not shown.")
         spec = dict(spec)
         spec.setdefault("api_key_env", DEFAULT_KEY_ENV.get(kind))
         if "output_terms" in spec:

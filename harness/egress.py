@@ -2,34 +2,32 @@
 and the review page.
 
 Files under results/, scorecards, exports, the terminal (stdout/stderr), log records and the
-tracebacks shown to a user all pass through `GATE`. It refuses sealed values outright and scans
-outgoing text for fingerprints of held-out items, redacting what matches: models echo prompts,
-judges quote them, exceptions format them.
-
-Fingerprints: hashed shingles of consecutive words (case-folded, punctuation and whitespace
-ignored), plus single identifier-like tokens (letters and digits mixed, >= 10 chars) so a quoted
-canary string is caught even on its own.
+tracebacks shown to a user all pass through `GATE`. Safety is structural first: log records of the
+SDKs and HTTP libraries are reduced to their code-written template and harmless arguments before any
+handler sees them (`logsafety`), and exceptions carry ids and kinds. The gate is the second line: it
+refuses sealed values outright and redacts any stretch of outgoing text that matches a fingerprint
+of held-out text (`fingerprints`: escapes undone, NFKC, case folded, zero-width characters and
+whitespace ignored, character n-grams for every script, short texts matched whole, reversed and
+base64 forms), widened to whole words.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
 import os
 import re
-import secrets
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 from .errors import HoldoutError
+from .fingerprints import Fingerprints
+from .logsafety import reduce_record, safe_traceback
 from .sealed import Sealed
 
-WORD = re.compile(r"\w+", re.UNICODE)
-SHINGLE = 5
 REDACTED = "[held-out text redacted]"
+_IDENTIFIER = re.compile(r"\w{10,}")
 
 
 class EgressRefused(HoldoutError):
@@ -37,63 +35,53 @@ class EgressRefused(HoldoutError):
 
 
 def _is_identifier(token: str) -> bool:
-    return len(token) >= 10 and any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
 
 
 class Gate:
     def __init__(self):
-        self._salt = secrets.token_bytes(16)   # fingerprints mean nothing outside this process
-        self._prints: set[bytes] = set()
-        self.redactions = 0
+        self.prints = Fingerprints()
         self.vault_dirs: list[Path] = []
 
-    # -- fingerprints ---------------------------------------------------------
-    def _h(self, words) -> bytes:
-        return hashlib.blake2b(" ".join(words).encode(), key=self._salt, digest_size=12).digest()
+    @property
+    def armed(self) -> bool:
+        """True once any held-out text is registered in this process."""
+        return len(self.prints) > 0
 
-    def protect(self, text: str) -> None:
-        """Register held-out text: from now on it cannot leave through the gate."""
-        words = [w.casefold() for w in WORD.findall(text)]
-        for i in range(max(1, len(words) - SHINGLE + 1)):
-            chunk = words[i:i + SHINGLE]
-            if len(chunk) == SHINGLE or (len(words) < SHINGLE and len(" ".join(words)) >= 12):
-                self._prints.add(self._h(chunk))
-        for w in words:
-            if _is_identifier(w):
-                self._prints.add(self._h([w]))
+    # -- fingerprints ---------------------------------------------------------
+    def protect(self, text: str, *, short: bool = True) -> None:
+        """Register held-out text (an item's turns, reference or free-text metadata, or an output of a
+        held-out run): from now on it cannot leave through the gate. `short=False` (outputs) skips the
+        whole-text match of texts too short for n-grams: a one-word answer may equal a model or label
+        name that reports must show."""
+        if not text:
+            return
+        self.prints.add(text, short=short)
+        for m in _IDENTIFIER.finditer(text):   # a canary-like token is caught even on its own
+            if _is_identifier(m.group()):
+                self.prints.add_exact(m.group())
 
     # -- scanning -------------------------------------------------------------
     def scan(self, text: str) -> str:
         """`text` with every stretch that matches a held-out fingerprint replaced by a marker."""
-        if not self._prints or not text:
+        if not text or not self.armed:
             return text
-        matches = list(WORD.finditer(text))
-        words = [m.group().casefold() for m in matches]
-        hit = [False] * len(words)
-        for i, w in enumerate(words):
-            if _is_identifier(w) and self._h([w]) in self._prints:
-                hit[i] = True
-        for i in range(len(words) - SHINGLE + 1):
-            if self._h(words[i:i + SHINGLE]) in self._prints:
-                for j in range(i, i + SHINGLE):
-                    hit[j] = True
-        if len(words) < SHINGLE and words and self._h(words) in self._prints:
-            hit = [True] * len(words)
-        if not any(hit):
+        spans = self.prints.find(text)
+        if not spans:
             return text
-        out, pos, i = [], 0, 0
-        while i < len(words):
-            if hit[i]:
-                j = i
-                while j + 1 < len(words) and hit[j + 1]:
-                    j += 1
-                out.append(text[pos:matches[i].start()])
-                out.append(REDACTED)
-                pos = matches[j].end()
-                self.redactions += 1
-                i = j + 1
-            else:
-                i += 1
+        out, pos = [], 0
+        for s, e in spans:
+            while s > pos and text[s - 1].isalnum():     # whole words: no fragment of a match is left
+                s -= 1
+            while e < len(text) and text[e].isalnum():
+                e += 1
+            if s < pos:
+                s = pos
+            if e <= pos:
+                continue
+            out.append(text[pos:s])
+            out.append(REDACTED)
+            pos = e
         out.append(text[pos:])
         return "".join(out)
 
@@ -159,21 +147,20 @@ class Gate:
         sys.excepthook = self.excepthook
 
     def format_exception(self, exc: BaseException) -> str:
-        return self.scan("".join(traceback.format_exception(exc)))
+        """A traceback for a person: frames kept, messages withheld once held-out text is loaded, scanned."""
+        return self.scan(safe_traceback(exc, show_messages=not self.armed))
 
     def excepthook(self, etype, value, tb) -> None:
-        sys.__stderr__.write(self.scan("".join(traceback.format_exception(etype, value, tb))))
+        sys.__stderr__.write(self.format_exception(value))
 
 
 def _gate_record(record: logging.LogRecord, gate: Gate) -> logging.LogRecord:
-    """Freeze a record's message and traceback text, scanned, so no handler or formatter sees raw text."""
-    try:
-        message = record.getMessage()
-    except Exception:  # a broken format string must not take the program down
-        message = str(record.msg)
+    """Reduce a third-party record to what is safe (structural), then freeze its message and traceback
+    text, scanned, so no handler or formatter ever sees raw text."""
+    message = reduce_record(record)
     record.msg, record.args = gate.scan(message), None
     if record.exc_info and record.exc_info[1] is not None:
-        record.exc_text = gate.scan("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        record.exc_text = gate.format_exception(record.exc_info[1]).rstrip("\n")
         record.exc_info = None
     if record.stack_info:
         record.stack_info = gate.scan(record.stack_info)

@@ -56,6 +56,17 @@ class CallRow:
 
 CALL_FIELDS = tuple(CallRow.__dataclass_fields__)
 
+# A provider may put anything in its finish reason; the store keeps only these words (plaintext is safe).
+FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls", "function_call", "refusal",
+                            "end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "eos"})
+
+
+def finish_reason_word(value) -> str | None:
+    """The provider's finish reason if it is a known word, else 'other'."""
+    if value is None:
+        return None
+    return value if value in FINISH_REASONS else "other"
+
 
 class Store:
     def __init__(self, path: Path, cipher=None):
@@ -117,6 +128,7 @@ class Store:
 
     def add(self, row: CallRow) -> None:
         """Queue a finished call; `flush` writes everything queued in one transaction."""
+        row.finish_reason = finish_reason_word(row.finish_reason)
         values = tuple(getattr(row, f) for f in CALL_FIELDS)   # dataclasses.astuple deep-copies: slow per row
         if self.cipher is not None and row.output is not None:
             values = values[:5] + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),) + values[6:]

@@ -90,12 +90,12 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
           and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict))
     if not ok:  # the slow path only when something is wrong: it explains what
         try:
-            validate(obj, "item", where)
+            validate(obj, "item", where, quote=False)
         except ConfigError as e:
             label = f" (item {obj['id']!r})" if isinstance(obj, dict) and isinstance(obj.get("id"), str) else ""
             raise ConfigError(str(e).replace(f"{where}: (top level)", where) + label) from None
     if "messages" in obj:
-        validate(obj, "item", where)
+        validate(obj, "item", where, quote=False)
         if not any(m["role"] == "user" for m in obj["messages"]):
             raise ConfigError(f"{where}: item {obj['id']!r}: messages: expected at least one 'user' turn")
         turns = tuple((m["role"], m["content"]) for m in obj["messages"])

@@ -97,11 +97,12 @@ def _validator(name: str) -> jsonschema.Draft202012Validator:
 
 
 def validate(data: Any, schema_name: str, file: Path | str, marks: dict[Path_, int] | None = None,
-             line: int | None = None) -> None:
-    """Raise ConfigError listing every schema violation, each with file, line, key path, expected, found."""
+             line: int | None = None, *, quote: bool = True) -> None:
+    """Raise ConfigError listing every schema violation, each with file, line, key path, expected, found.
+    `quote=False` (pool items, which may be held-out) names what was found by its kind, never its value."""
     errors = sorted(_validator(schema_name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
-        msgs = [describe(e, file, marks or {}, line) for e in errors]
+        msgs = [describe(e, file, marks or {}, line, quote=quote) for e in errors]
         raise ConfigError("\n".join(dict.fromkeys(msgs)))
 
 
@@ -111,20 +112,24 @@ def _line_of(path: Path_, marks: dict[Path_, int], default: int | None) -> int |
     return marks.get(path, default)
 
 
-def _found(value: Any, path: Path_) -> str:
+def _found_value(value: Any, path: Path_, quote: bool = True) -> str:
     if any(h in str(p).lower() for p in path for h in SECRET_HINTS) and isinstance(value, str):
         return "a string (not shown)"
     kind = {dict: "a mapping", list: "a list", str: "the string", bool: "the boolean", type(None): "nothing (null)",
             int: "the number", float: "the number"}.get(type(value), type(value).__name__)
+    if not quote:
+        return {"the string": "a string (not shown)", "the number": "a number", "the boolean": "a boolean"}.get(kind, kind)
     if isinstance(value, (dict, list)) or value is None:
         return kind
     shown = repr(value)
     return f"{kind} {shown[:60] + '...' if len(shown) > 60 else shown}"
 
 
-def describe(error: jsonschema.ValidationError, file: Path | str, marks: dict[Path_, int], line: int | None) -> str:
+def describe(error: jsonschema.ValidationError, file: Path | str, marks: dict[Path_, int], line: int | None,
+             *, quote: bool = True) -> str:
     """One line a person can act on: where, which key, what was expected, what was found."""
     path = tuple(error.absolute_path)
+    _found = lambda value, p: _found_value(value, p, quote)  # noqa: E731
     where = lambda p: f"{file}:{_line_of(p, marks, line)}" if _line_of(p, marks, line) else f"{file}"  # noqa: E731
     v, s = error.validator, error.schema
     if v == "additionalProperties" and isinstance(error.instance, dict):
@@ -156,4 +161,6 @@ def describe(error: jsonschema.ValidationError, file: Path | str, marks: dict[Pa
         return f"{where(path)}: {key_path(path)}: expected a number {bounds[v]} {error.validator_value}, found {_found(error.instance, path)}"
     if v in ("minItems", "minLength"):
         return f"{where(path)}: {key_path(path)}: expected at least {error.validator_value} {'items' if v == 'minItems' else 'characters'}"
+    if not quote:
+        return f"{where(path)}: {key_path(path)}: fails the schema's '{v}' rule (value not shown)"
     return f"{where(path)}: {key_path(path)}: {error.message[:200]}"

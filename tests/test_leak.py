@@ -1,21 +1,37 @@
 """The leak test: held-out canaries must never appear anywhere but the model request and the review page.
 
-A held-out pool of canary items goes through the whole pipeline (vault, run with a model that
-echoes the prompt, DEBUG logging on every logger including the SDKs', a forced crash whose message
-quotes a prompt, resume, status, pool list, ...). Then every byte written outside the encrypted
-vault blobs (results/, the workspace and store, logs, captured stdout/stderr, the temp dir) is
-scanned for every canary and every prompt, case-folded and with whitespace removed. Zero hits is
-the only pass. The mock server's request log must contain them: the door meant to be open is open.
+A held-out pool of canary items of every kind (long and very short texts, numeric and one-word
+references, Chinese and Japanese without spaces, Thai, Arabic, Hebrew, Hindi, Cyrillic, accented
+Latin, multi-line text, system turns, multi-turn histories, free-text metadata) goes through the
+whole pipeline: vault, a failed import, a run against models that echo their prompt in altered forms
+(case, fullwidth, NFD, zero-width characters, no whitespace, reversed, base64, JSON and HTML
+escapes), OpenAI-compatible and Anthropic judges (rubric and pairwise) that quote their request,
+DEBUG logging on every logger with OPENAI_LOG and ANTHROPIC_LOG on, a forced crash whose message
+quotes a prompt, resume, grading, reports, scorecards, review, exports, drawing and rotation.
 
-Every new output path is added to PIPELINE in the same change that creates it.
+Then every byte written outside the encrypted vault blobs (results/, the workspace, the run store
+and ledger as raw files, logs, the temp dir) and everything printed is scanned for every canary by
+an independent checker (its own normalization: NFKC, case, escapes, zero-width characters,
+whitespace, reversed and base64 views), for whole texts and for every long enough window of them.
+Zero hits is the only pass. The mock server's request log must contain them: the door meant to be
+open is open.
+
+Every new output path, script or text form gets a canary here in the same change that creates it.
 """
+from __future__ import annotations
+
+import base64
+import codecs
+import html
 import json
 import os
+import random
 import re
 import secrets
 import subprocess
 import sys
-import time
+import unicodedata
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,63 +39,172 @@ import pytest
 from conftest import free_port, wait_for_http
 from harness.mockserver import MockBehaviour, MockServer
 
-N = 12
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+LATIN = "bcdfghjklmnprstvz"
+VOWELS = "aeiou"
 
 
+def pseudo_word(rng: random.Random, syllables: int = 3) -> str:
+    return "".join(rng.choice(LATIN) + rng.choice(VOWELS) for _ in range(syllables))
 
-def canary_items():
-    items = []
-    for i in range(N):
-        canary = f"zq{secrets.token_hex(8)}"
-        items.append({
-            "id": f"c{i:02d}",
-            "prompt": f"Summarise this internal note in two sentences: the project {canary} moved its launch "
-                      f"to week {i + 3} because the {canary} vendor missed the deadline.",
-            "reference": f"The {canary} launch slipped to week {i + 3}.",
-            "metadata": {"category": ["coding", "writing", "math"][i % 3], "language": "en"},
-        })
+
+def rand_chars(rng: random.Random, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+HAN = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明"
+KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをんアイウエオカキクケコサシスセソ"
+THAI = "กขคงจฉชซญดตถทธนบปผพฟภมยรลวศสหอฮะาิีึืุูเแโใไ"
+ARABIC = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
+HEBREW = "אבגדהוזחטיכלמנסעפצקרשת"
+DEVANAGARI = "कखगघचछजझटठडढणतथदधनपफबभमयरलवशसह"
+CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыэюя"
+
+
+def canary_items() -> list[dict]:
+    """Items of every kind; each carries text found nowhere else (random words and characters)."""
+    rng = random.Random(secrets.randbits(64))
+    w = lambda n=3: pseudo_word(rng, n)  # noqa: E731
+    token = lambda: f"zq{secrets.token_hex(8)}"  # noqa: E731
+    items = [
+        {"id": "long-en", "prompt": f"Summarise this internal note in two sentences: the project {token()} moved its "
+                                    f"launch to week 7 because the {w()} vendor missed the deadline.",
+         "reference": f"The {w()} launch slipped to week 7."},
+        {"id": "short-3w", "prompt": f"Define {w(4)} precisely.", "reference": f"{rng.randint(10000, 99999)}"},
+        {"id": "short-1w", "prompt": f"{w(4)}?", "reference": w(3).capitalize()},
+        {"id": "zh", "prompt": "请用三句话总结：" + rand_chars(rng, HAN, 16) + "。", "reference": rand_chars(rng, HAN, 4)},
+        {"id": "ja", "prompt": rand_chars(rng, KANA, 8) + "について" + rand_chars(rng, HAN, 6) + "を教えてください。",
+         "reference": rand_chars(rng, KANA, 5)},
+        {"id": "th", "prompt": "ช่วยสรุป" + rand_chars(rng, THAI, 18), "reference": rand_chars(rng, THAI, 6)},
+        {"id": "ar", "prompt": " ".join(rand_chars(rng, ARABIC, 5) for _ in range(6)) + "؟"},
+        {"id": "he", "prompt": " ".join(rand_chars(rng, HEBREW, 5) for _ in range(6)) + "?"},
+        {"id": "hi", "prompt": " ".join(rand_chars(rng, DEVANAGARI, 3) + "ि" + rand_chars(rng, DEVANAGARI, 2)
+                                        for _ in range(5)) + "।"},
+        {"id": "ru", "prompt": "Кратко: " + " ".join(rand_chars(rng, CYRILLIC, 6) for _ in range(5)) + "."},
+        {"id": "accented", "prompt": f"Résumé de l'élève {w()}é, né à {w()}ès, très {w()}ï.",
+         "reference": f"Ça {w()}è"},
+        {"id": "multiline", "prompt": f"Line one {w()} {w()}\nline two {w()}\n\tindented {w()} {w()}\n\"quoted\" {w()}"},
+        {"id": "system-turn", "messages": [
+            {"role": "system", "content": f"You are {w()} the {w()} assistant of {w()} corp."},
+            {"role": "user", "content": f"Tell me about {w()} {w()}."}]},
+        {"id": "history", "messages": [
+            {"role": "user", "content": f"Remember the word {w(4)} for later."},
+            {"role": "assistant", "content": f"I will remember {w(4)}, promised."},
+            {"role": "user", "content": f"Now use it in a {w()} sentence."}]},
+        {"id": "meta-note", "prompt": f"Plan a {w()} trip to {w()}.",
+         "metadata": {"note": f"internal note {w()} {w()} {w()} from curator"}},
+    ]
+    for n, it in enumerate(items):
+        it.setdefault("metadata", {})
+        it["metadata"].update(category=["coding", "writing", "math"][n % 3], language="xx")
     return items
 
 
-def needles(items):
-    """Every canary token and every prompt/reference, in the forms a leak could take."""
-    out = set()
-    for it in items:
-        out.add(re.search(r"zq[0-9a-f]{16}", it["prompt"]).group())
-        out.add(it["prompt"])
-        out.add(it["reference"])
+def texts_of(item: dict) -> list[str]:
+    """Every held-out text of an item, as a needle."""
+    out = [m["content"] for m in item.get("messages", [])] or [item["prompt"]]
+    if "reference" in item:
+        out.append(item["reference"])
+    out += [v for k, v in item["metadata"].items() if k not in ("category", "language")]
     return out
 
 
-def normal_forms(text: str) -> tuple[str, str]:
-    folded = text.casefold()
-    return folded, re.sub(r"\s+", "", folded)
+# -- echo forms: what models and judges do to text they repeat -----------------------------------------
+
+FULLWIDTH = {i: i + 0xFEE0 for i in range(0x21, 0x7F)}
+ECHO_FORMS = {
+    "same": lambda t: t,
+    "upper": str.upper,
+    "fullwidth": lambda t: t.translate(FULLWIDTH),
+    "nfd": lambda t: unicodedata.normalize("NFD", t),
+    "zero-width": lambda t: "\u200b".join(t),
+    "no-space": lambda t: re.sub(r"\s+", "", t),
+    "reversed": lambda t: t[::-1],
+    "base64": lambda t: base64.b64encode(t.encode()).decode(),
+    "json": lambda t: json.dumps(t),
+    "repr": repr,
+    "html": lambda t: t.encode("ascii", "xmlcharrefreplace").decode(),
+}
 
 
-def find_leaks(blobs: dict[str, bytes], items) -> list[str]:
+def echo(text: str, n: int) -> str:
+    name = list(ECHO_FORMS)[n % len(ECHO_FORMS)]
+    return f"Here it is ({name}): {ECHO_FORMS[name](text)} -- done."
+
+
+# -- the independent checker ------------------------------------------------------------------------
+
+def squeeze(text: str) -> str:
+    """NFKC, case folded, only letters, marks and digits."""
+    text = unicodedata.normalize("NFKC", text.translate(ZERO_WIDTH)).casefold()
+    return "".join(c for c in text if c.isalnum() or unicodedata.category(c)[0] == "M")
+
+
+def views(text: str) -> list[str]:
+    """The blob as a reader could decode it: as is, unescaped, HTML-unescaped, reversed, base64 runs decoded."""
+    out = [text, html.unescape(text), text[::-1], re.sub(r"\s+", "", text)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)     # "invalid escape sequence" in arbitrary bytes
+        try:
+            out.append(codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    for run in re.findall(r"[A-Za-z0-9+/]{8,}={0,2}", text):
+        try:
+            out.append(base64.b64decode(run + "=" * (-len(run) % 4)).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return out
+
+
+def windows(needle: str) -> set[str]:
+    """The whole needle, and every window long enough to be unmistakably it."""
+    s = squeeze(needle)
+    size = 12 if any(ord(c) > 0x2E80 or 0x0E00 <= ord(c) <= 0x0E7F for c in s) else 26
+    if len(s) <= size:
+        return {s}
+    return {s[i:i + size] for i in range(0, len(s) - size + 1, 3)} | {s[-size:]}
+
+
+def find_leaks(blobs: dict[str, bytes], needles: list[str]) -> list[str]:
+    """Needles found in any view of any blob. A number is looked for as a whole number (digits glued to
+    other digits, as in a timestamp, are not it)."""
+    numbers = {n: re.compile(rf"(?<!\d){n}(?!\d)") for n in needles if n.isdigit()}
+    probes = {n: windows(n) for n in needles if len(squeeze(n)) >= 4 and n not in numbers}
     hits = []
-    forms = {n: normal_forms(n) for n in needles(items)}
     for where, data in blobs.items():
-        text = data.decode("utf-8", errors="ignore")
-        folded, squeezed = normal_forms(text)
-        for needle, (nf, ns) in forms.items():
-            if nf in folded or ns in squeezed:
-                hits.append(f"{where}: {needle[:40]}...")
+        raw = [unicodedata.normalize("NFKC", v.translate(ZERO_WIDTH)) for v in views(data.decode("utf-8", "ignore"))]
+        seen = [squeeze(v) for v in raw]
+        for needle, parts in probes.items():
+            if any(p in v for v in seen for p in parts):
+                hits.append(f"{where}: {needle[:30]!r}")
+        for needle, pattern in numbers.items():
+            if any(pattern.search(v) for v in raw):
+                hits.append(f"{where}: {needle!r}")
     return hits
 
 
+# -- the pipeline -----------------------------------------------------------------------------------
+
 @pytest.fixture
 def leak_env(tmp_path):
-    def judge_quoting_the_prompt(api, body):
-        """Judges quote what they judge: the rationale repeats the request; verdicts come after."""
-        if not body["model"].startswith("judge"):
-            return None
-        quoted = body["messages"][-1]["content"]
-        if body["model"] == "judge-rubric":
-            return json.dumps({"scores": {"quality": 4}, "confidence": 0.9, "rationale": "It says: " + quoted})
-        return "Both responses restate: " + quoted + "\nVerdict: [[A=B]]"
+    items = canary_items()
+    position = {}
 
-    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=judge_quoting_the_prompt))
+    def responder(api, body):
+        """Models echo their prompt in an altered form; judges quote their whole request, then answer."""
+        model = body["model"]
+        turns = [m["content"] if isinstance(m["content"], str) else " ".join(b.get("text", "") for b in m["content"])
+                 for m in body["messages"]]
+        last = turns[-1]
+        if model.startswith("judge-rubric"):
+            return json.dumps({"scores": {"quality": 4}, "confidence": 0.9, "rationale": "It says: " + last})
+        if model.startswith("judge-pair"):
+            return "Both responses restate: " + last + "\nVerdict: [[A=B]]"
+        key = position.setdefault(last, len(position))
+        return echo("\n".join([body.get("system") or "", *turns]).strip(), key)
+
+    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=responder))
     server.start()
     root = tmp_path / "proj"
     tmpdir = tmp_path / "tmp"
@@ -87,14 +212,15 @@ def leak_env(tmp_path):
     (root / "suites" / "arena").mkdir(parents=True)
     (root / "suites" / "arena" / "suite.yaml").write_text(
         "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n"
-        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category}\n"
-        "draw: {size: 8, stratify: [category]}\ngraders:\n"
+        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category, topic: metadata.topic}\n"
+        "draw: {size: 8, stratify: [category, topic]}\ngraders:\n"
         "  - rules: {type: contains}\n"
-        "  - rubric:\n      judge: {provider: oa, model: judge-rubric}\n"
+        "  - rubric:\n      judges: [{provider: oa, model: judge-rubric}, {provider: an, model: judge-rubric-an}]\n"
         "      criteria: [{name: quality, scale: [1, 5]}]\n"
-        "  - pairwise:\n      judge: {provider: oa, model: judge-pair}\n      baseline: echo-an\n"
+        "  - pairwise:\n      judge: {provider: an, model: judge-pair}\n      baseline: echo-an\n"
         "  - human:\n      route: {sample: 1.0}\n      overlap: 1\n")
     (root / "configs").mkdir()
+    password = f"pw{secrets.token_hex(6)}"
     (root / "configs" / "arena.yaml").write_text(f"""\
 run_id: arena-nov
 suite: arena
@@ -117,25 +243,29 @@ labs:
   acme: [echo-oa]
   globex: [echo-an]
 """)
+    creds = (root / "configs" / "arena.yaml").read_text().replace(f"{server.url}/v1", f"http://holdout:{password}@127.0.0.1:{server.port}/v1")
     inputs = tmp_path / "inputs"          # what the maintainer imports, then deletes: not scanned
     inputs.mkdir()
-    items = canary_items()
-    (inputs / "pool.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-    rng = secrets.SystemRandom()
-    vocab = ["harbor", "ledger", "orchid", "tundra", "violin", "copper", "meadow", "quartz", "saddle", "ember", "falcon",
-             "gravel", "island", "juniper", "kettle", "lagoon", "marble", "nectar", "oyster", "pepper", "quiver", "ribbon"]
+    (inputs / "creds.yaml").write_text(creds.replace("run_id: arena-nov", "run_id: creds"))
+    (inputs / "pool.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
+    bad = dict(items[0], id="bad one", reference=12)          # two schema errors on a line of held-out text
+    (inputs / "bad.jsonl").write_text(json.dumps(items[1], ensure_ascii=False) + "\n" + json.dumps(bad) + "\n"
+                                      + "{\"id\": \"x\", \"prompt\": \"" + items[2]["prompt"] + "\n")
+    rng = random.Random(secrets.randbits(64))
     source = []                                                # the arena stream to draw from: distinct prompts
-    for n in range(N):
-        canary = f"zq{secrets.token_hex(8)}"
-        words = " ".join(rng.choice(vocab) + str(rng.randint(10, 99)) for _ in range(14))
-        source.append({"id": f"s{n}", "prompt": f"Plan {canary}: {words}?", "reference": f"ref {canary}",
-                       "metadata": {"category": ["coding", "writing"][n % 2]}})
+    topics = [f"cluster about {pseudo_word(rng)} {pseudo_word(rng)}" for _ in range(3)]
+    for n in range(24):
+        words = " ".join(pseudo_word(rng) for _ in range(14))
+        source.append({"id": f"s{n}", "prompt": f"Plan {words}?", "reference": f"ref {pseudo_word(rng, 4)}",
+                       "metadata": {"category": ["coding", "writing"][n % 2],
+                                    "topic": topics[n % 3]}})
     (inputs / "source.jsonl").write_text("".join(json.dumps(i) + "\n" for i in source))
-    items = items + source
+    needles = [t for it in items for t in texts_of(it)] + [s["prompt"] for s in source] + \
+              topics + [password]
     env = {**os.environ, "TMPDIR": str(tmpdir), "OPENAI_LOG": "debug", "ANTHROPIC_LOG": "debug",
            "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("HOLDOUT_VAULT_KEY", None)
-    yield server, root, tmpdir, inputs, items, env
+    yield server, root, tmpdir, inputs, items, needles, env
     server.stop()
 
 
@@ -143,9 +273,11 @@ labs:
 LOG = ["--log-level", "debug", "--log-file", "logs/debug.log"]
 PIPELINE = [
     (["vault", "init"], {}, 0),
+    ([*LOG, "pool", "import", "{inputs}/bad.jsonl", "--suite", "arena", "--heldout"], {}, 2),      # a failed import
     (["pool", "import", "{inputs}/pool.jsonl", "--suite", "arena", "--heldout", "--max-retention", "30d"], {}, 0),
     (["pool", "activate", "arena@v1"], {}, 0),
     (["pool", "list"], {}, 0),
+    ([*LOG, "run", "{inputs}/creds.yaml"], {}, 2),        # a password in a base URL: refused, and never shown
     ([*LOG, "run", "configs/arena.yaml"], {"HOLDOUT_FAILPOINTS": "runner.after_call=crash@5"}, 1),  # crash + traceback
     ([*LOG, "run", "configs/arena.yaml"], {}, 0),                                                 # resume to the end
     ([*LOG, "status"], {}, 0),
@@ -153,7 +285,7 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
     ([*LOG, "check", "arena-nov"], {}, 0),
-    ([*LOG, "review", "add-reviewer", "alice", "--languages", "en", "--port", "{port}"], {}, 0),
+    ([*LOG, "review", "add-reviewer", "alice", "--languages", "xx", "--port", "{port}"], {}, 0),
     ([*LOG, "review", "route", "arena-nov"], {}, 0),
     ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json"], {}, 0),
@@ -171,9 +303,10 @@ PIPELINE = [
 ]
 
 
-def review_app_session(root, env, port, link, captured):
-    """Serve the app, log in, review two items, and provoke every kind of error page. Pages shown to the
-    logged-in reviewer may hold held-out text (the second door); everything else goes into `captured`."""
+def review_app_session(root, env, port, link, captured, items):
+    """Serve the app, log in, review two items (one with a comment quoting the item), and provoke every kind
+    of error page. Pages shown to the logged-in reviewer may hold held-out text (the second door);
+    everything else goes into `captured`."""
     import httpx
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *LOG, "review", "serve", "arena-nov", "--port", str(port)],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -183,11 +316,11 @@ def review_app_session(root, env, port, link, captured):
     r = reviewer.get(link.replace(url, ""))
     captured["login redirect"] = json.dumps(dict(r.headers)).encode()
     shown = 0
-    for _ in range(2):
+    for n in range(2):
         where = reviewer.get("/next").headers["location"]
         captured[f"url {where}"] = where.encode()
         page = reviewer.get(where)                        # the assigned reviewer's page: allowed to show the text
-        assert page.status_code == 200 and "Summarise this internal note" in page.text
+        assert page.status_code == 200 and "<pre" in page.text
         shown += 1
         csrf = re.search(r"name=csrf value=(\w+)", page.text).group(1)
         forged = reviewer.post(where, data={"quality": "4"})  # a form without the page's token
@@ -195,7 +328,8 @@ def review_app_session(root, env, port, link, captured):
         assert forged.status_code == 403
         bad = reviewer.post(where, data={"quality": "99", "csrf": csrf})   # a validation error page (shown to that reviewer)
         assert bad.status_code == 400
-        reviewer.post(where, data={"quality": "4", "csrf": csrf})
+        comment = f"the item says {texts_of(items[n])[0]}"          # reviewers quote what they read
+        reviewer.post(where, data={"quality": "4", "csrf": csrf, "comment": comment})
     anon = httpx.Client(base_url=url)
     for name, resp in (("anonymous", anon.get("/next")), ("unknown id", reviewer.get("/a/not-a-real-id")),
                        ("bad login", anon.get("/login", params={"token": "nope"})),
@@ -209,32 +343,36 @@ def review_app_session(root, env, port, link, captured):
 
 
 def test_no_heldout_text_leaves_the_boundary(leak_env):
-    server, root, tmpdir, inputs, items, env = leak_env
+    server, root, tmpdir, inputs, items, needles, env = leak_env
     (root / "logs").mkdir()
     captured = {}
     port = free_port()
     link = None
     for n, (argv, extra, expected) in enumerate(PIPELINE):
         if argv == "REVIEW-APP":
-            assert review_app_session(root, env, port, link, captured) == 2
+            assert review_app_session(root, env, port, link, captured, items) == 2
             continue
         argv = [a.format(inputs=inputs, port=port) for a in argv]
         proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=root, env={**env, **extra},
-                              capture_output=True, timeout=120)
+                              capture_output=True, timeout=180)
         captured[f"step {n} {argv} stdout"] = proc.stdout
         captured[f"step {n} {argv} stderr"] = proc.stderr
         assert proc.returncode == expected, (argv, proc.stderr.decode()[-2000:])
         if "add-reviewer" in argv:
             link = proc.stdout.decode().strip()
 
-    # the pipeline really ran: the crash printed a traceback, the run completed, debug logs were written
-    crash_err = captured[next(k for k in captured if "step 4" in k and "stderr" in k)].decode()
-    assert "Traceback" in crash_err and "FailpointCrash" in crash_err and "[held-out text redacted]" in crash_err
+    # the pipeline really ran: the import failed naming lines, the crash printed a traceback, the run
+    # completed, the SDKs' debug logs were written, judges of both providers answered
+    import_err = captured[next(k for k in captured if "step 1 " in k and "stderr" in k)].decode()
+    assert "bad.jsonl:2" in import_err and "bad.jsonl:3" in import_err
+    crash_err = captured[next(k for k in captured if "step 6 " in k and "stderr" in k)].decode()
+    assert "Traceback" in crash_err and "FailpointCrash" in crash_err and "message withheld" in crash_err
     assert json.loads((root / "results" / "arena-nov" / "summary.json").read_text())["complete"]
-    assert "Request options" in (root / "logs" / "debug.log").read_text()
+    log = (root / "logs" / "debug.log").read_text()
+    assert "Request options" in log and "HTTP Request" in log or "Sending HTTP Request" in log
     report = json.loads((root / "results" / "arena-nov" / "report.json").read_text())
-    assert report["graders"]["rubric"]["models"]["echo-oa"]["graded"] == N     # judges answered, and were parsed
-    assert report["graders"]["pairwise"]["models"]["echo-oa"]["n"] == N
+    assert report["graders"]["rubric"]["models"]["echo-oa"]["graded"] == len(items)
+    assert report["graders"]["pairwise"]["models"]["echo-oa"]["n"] == len(items)
 
     # every byte written outside the encrypted blobs, plus everything printed
     blobs = dict(captured)
@@ -242,19 +380,26 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
         for f in base.rglob("*"):
             if f.is_file() and f.name != "items.bin":
                 blobs[str(f)] = f.read_bytes()
-    assert any("store.sqlite" in k for k in blobs) and any("ledger.sqlite" in k for k in blobs)
-    assert find_leaks(blobs, items) == []
+    assert any(k.endswith("store.sqlite") for k in blobs) and any(k.endswith("ledger.sqlite") for k in blobs)
+    assert find_leaks(blobs, needles) == []
 
-    # the door that is meant to be open is open: the model saw every canary
+    # files are the owner's alone
+    for f in (root / ".holdout").rglob("*"):
+        assert f.stat().st_mode & 0o077 == 0, f"{f} is readable by others"
+
+    # the door that is meant to be open is open: the models saw every text, and echoed it back
     requests = "\n".join(server.stats.bodies)
-    for it in items[:N]:                       # the pool that was run (the drawn source items never were)
-        assert json.dumps(it["prompt"])[1:-1] in requests
+    for it in items:
+        for text in texts_of(it)[:1]:
+            assert json.dumps(text)[1:-1] in requests or json.dumps(text, ensure_ascii=False)[1:-1] in requests
 
 
-def test_the_scanner_can_fail(leak_env):
-    """A check that cannot fail is a defect: plant a canary and make sure it is found."""
-    _, _, _, _, items, _ = leak_env
-    planted = {"file": f"some output ... {items[3]['prompt'].upper()} ...".encode(),
-               "spaced": " ".join(re.search(r"zq[0-9a-f]{16}", items[5]["prompt"]).group()).encode()}
-    planted["spaced"] = re.search(r"zq[0-9a-f]{16}", items[5]["prompt"]).group().replace("zq", "ZQ \n").encode()
-    assert len(find_leaks(planted, items)) >= 2
+def test_the_checker_finds_every_echo_form(leak_env):
+    """A check that cannot fail is a defect: each altered form of each kind of canary is found."""
+    _, _, _, _, items, needles, _ = leak_env
+    for it in items:
+        text = texts_of(it)[0]
+        for n, name in enumerate(ECHO_FORMS):
+            planted = {f"{it['id']} {name}": f"some output ... {echo(text, n)} ...".encode()}
+            assert find_leaks(planted, needles), (it["id"], name)
+    assert not find_leaks({"innocent": b"run arena-nov: 15 items x 2 models; 0.42 mean; zq0123"}, needles)

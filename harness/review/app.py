@@ -49,11 +49,12 @@ async def guard(request, handler):
 
 
 class ReviewApp:
-    def __init__(self, db_path, contexts: dict, criteria: list[dict]):
+    def __init__(self, db_path, contexts: dict, criteria: list[dict], *, seal_comment=None):
         self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         queue.setup(self.db)
         self.contexts = contexts          # run_id -> (items, outputs): sealed text, opened only to render a page
         self.criteria = criteria
+        self.seal_comment = seal_comment  # held-out runs: comments stored encrypted
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[guard])
@@ -153,7 +154,7 @@ class ReviewApp:
         scores = {c["name"]: form.get(c["name"]) for c in self.criteria}
         try:
             queue.submit(self.db, reviewer, a["id"], scores, self.criteria, form.get("flag") or None,
-                         str(form.get("comment", "")))
+                         str(form.get("comment", "")), seal=self.seal_comment)
         except ValueError as e:
             return self._form(request, a, str(e))
         raise web.HTTPSeeOther("/next", headers=HEADERS)

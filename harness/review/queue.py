@@ -197,9 +197,17 @@ def next_assignment(db, reviewer: str) -> dict | None:
     return dict(zip(("id", "run_id", "model", "item_id", "epoch"), row))
 
 
+def comment_sealer(cipher, run_id: str):
+    """For a held-out run, how a reviewer's comment is stored: encrypted like outputs (it may quote the item)."""
+    if cipher is None:
+        return None
+    return lambda assignment_id, text: cipher.encrypt_output(run_id, "review-comment", assignment_id, text)
+
+
 def submit(db, reviewer: str, assignment_id: str, scores: dict, criteria: list[dict], flag: str | None,
-           comment: str) -> None:
-    """Validate and save a decision; only the assigned reviewer may submit it."""
+           comment: str, *, seal=None) -> None:
+    """Validate and save a decision; only the assigned reviewer may submit it. With `seal` (held-out runs)
+    the comment is stored encrypted."""
     row = db.execute("SELECT reviewer, done FROM assignments WHERE id=?", (assignment_id,)).fetchone()
     if not row or row[0] != reviewer:
         raise PermissionError("not your assignment")
@@ -224,11 +232,12 @@ def submit(db, reviewer: str, assignment_id: str, scores: dict, criteria: list[d
         raise ValueError("comment: at most 2000 characters")
     if "preference" in clean and db.execute("SELECT baseline FROM assignments WHERE id=?", (assignment_id,)).fetchone()[0]:
         clean["model_preference"] = model_preference(assignment_id, clean["preference"])
+    stored = seal(assignment_id, comment) if seal is not None and comment else comment
     db.execute("UPDATE assignments SET done=?, scores=?, flag=?, comment=? WHERE id=?",
-               (time.time(), json.dumps(clean), flag, comment, assignment_id))
+               (time.time(), json.dumps(clean), flag, stored, assignment_id))
 
 
-def import_decisions(db, run_id: str, path: Path, criteria: list[dict]) -> int:
+def import_decisions(db, run_id: str, path: Path, criteria: list[dict], *, seal=None) -> int:
     """Decisions made in another tool: {"reviewer", "model", "item_id", "epoch"?, "scores", "flag"?, "comment"?} per line.
     Every line is validated first; nothing is saved unless all are good."""
     todo, errors = [], []
@@ -253,7 +262,8 @@ def import_decisions(db, run_id: str, path: Path, criteria: list[dict]) -> int:
         db.execute("BEGIN IMMEDIATE")
         for n, reviewer, aid, obj in todo:
             try:
-                submit(db, reviewer, aid, obj.get("scores") or {}, criteria, obj.get("flag"), obj.get("comment", ""))
+                submit(db, reviewer, aid, obj.get("scores") or {}, criteria, obj.get("flag"), obj.get("comment", ""),
+                       seal=seal)
             except ValueError as e:
                 raise HoldoutError(f"{path}:{n}: {e}; nothing was imported") from None
     return len(todo)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..egress import GATE
 from ..errors import HoldoutError
 from ..sealed import Sealed
 
@@ -111,7 +112,10 @@ class OutputCipher:
         self.cipher = Cipher(key, "store-outputs")
 
     def encrypt_output(self, run_id: str, model: str, item_id: str, text: str) -> bytes:
+        GATE.protect(text, short=False)     # a held-out run's output is held-out text: models and judges echo prompts
         return self.cipher.encrypt(text.encode(), f"{run_id}|{model}|{item_id}")
 
     def decrypt_output(self, run_id: str, model: str, item_id: str, blob: bytes) -> Sealed:
-        return Sealed(self.cipher.decrypt(bytes(blob), f"{run_id}|{model}|{item_id}").decode(), item_id)
+        text = self.cipher.decrypt(bytes(blob), f"{run_id}|{model}|{item_id}").decode()
+        GATE.protect(text, short=False)
+        return Sealed(text, item_id)

@@ -49,6 +49,7 @@ class Vault:
         self._key = key
         self.items_cipher = Cipher(key, "pool-items")
         self._mac_key = subkey(key, "manifest-mac")
+        self._label_key = subkey(key, "stratum-labels")
         GATE.vault_dirs.append(self.dir)
 
     # -- opening --------------------------------------------------------------
@@ -225,32 +226,37 @@ class Vault:
         sealed = self.manifest(pool_id)["license_class"] == "heldout"
         yield from iter_jsonl_items(io.BytesIO(self.read_jsonl(pool_id)), pool_id, sealed=sealed)
 
+    def opaque_label(self, key: str, value: str) -> str:
+        """A stratum value that the suite does not declare as a public label, as an opaque, stable tag."""
+        return f"{key}#" + hmac.new(self._label_key, f"{key}={value}".encode(), "sha256").hexdigest()[:8]
+
     def protect(self, pool_id: str) -> None:
         """Register a held-out pool's text with the egress gate (one streamed pass; other pools: nothing to do)."""
-        if self.manifest(pool_id)["license_class"] == "heldout":
+        manifest = self.manifest(pool_id)
+        if manifest["license_class"] == "heldout":
             for it in self.stream_items(pool_id):
-                _protect(it)
+                _protect(it, public_keys=manifest["strata"])
 
     def load_items(self, pool_id: str) -> list[Item]:
         """All items at once, armed in the egress gate (for the small pools of drawing and tests)."""
         items = list(self.stream_items(pool_id))
-        if self.manifest(pool_id)["license_class"] == "heldout":
+        manifest = self.manifest(pool_id)
+        if manifest["license_class"] == "heldout":
             for it in items:
-                _protect(it)
+                _protect(it, public_keys=manifest["strata"])
         return items
 
-    def arm_gate(self, suite: str | None = None) -> None:
-        """Register every held-out pool's text with the egress gate (for commands that write held-out run data)."""
-        for m in self.pools(suite):
-            if m["license_class"] == "heldout":
-                self.protect(m["id"])
 
-
-def _protect(item: Item) -> None:
+def _protect(item: Item, *, public_keys) -> None:
+    """Every held-out text of an item: its turns, its reference, and its metadata other than the declared
+    strata labels (which reports show)."""
     for _, content in item.messages:
         GATE.protect(reveal(content))
     if item.reference is not None:
         GATE.protect(reveal(item.reference))
+    for key, value in item.metadata.items():
+        if key not in public_keys and isinstance(value, str):
+            GATE.protect(value)
 
 
 def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),

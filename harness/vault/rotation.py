@@ -31,7 +31,7 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
     if unknown:
         raise ConfigError(f"{suite.file}: cannot stratify on {', '.join(unknown)}: not mapped under source.metadata "
                           f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})")
-    candidates = load_source(source, src, str(suite.file))
+    candidates = load_source(source, src, str(suite.file), cache_root=vault.dir / "tmp")
     earlier = [t for m in vault.pools(suite.name) for t in texts_of_jsonl(vault.read_jsonl(m["id"]))]
     reference = []
     for ref in src.get("reference_sets", []):
@@ -41,15 +41,26 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})") from None
     items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name)
+    _mask_undeclared_labels(vault, report, stratify, suite.strata)
     if not items:
         raise VaultError(f"nothing left to draw from {source}: every candidate repeats an earlier version or a reference set")
     jsonl = "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items).encode()
     params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
-    pool_id = vault.add_pool(suite.name, jsonl, "heldout", stratify,
+    pool_id = vault.add_pool(suite.name, jsonl, "heldout", [s for s in stratify if s in suite.strata],
                              provenance={"source": source, "distribution": src.get("distribution"),
                                          "data_license": src.get("license"), "drawn": _now()},
                              extra={"draw": params, "draw_report": report})
     return pool_id, report
+
+
+def _mask_undeclared_labels(vault: Vault, report: dict, stratify: list[str], declared) -> None:
+    """Values of a stratify key that the suite does not list under `strata:` (say, topic clusters) may be
+    free text about the held-out prompts: the report, and so the manifest and `pool show`, name them
+    only by an opaque tag."""
+    for row in report["strata"]:
+        values = row.pop("values")
+        if values:
+            row["stratum"] = "/".join(v if key in declared else vault.opaque_label(key, v) for key, v in zip(stratify, values))
 
 
 def exposure(vault: Vault, pool_id: str) -> list[dict]:

@@ -1,0 +1,371 @@
+"""Fingerprints of held-out text, and a scanner that finds them again in any form a leak can take.
+
+Text is first brought to one *dense form*: escapes undone (`\\n`, `\\t`, `\\uXXXX`, `\\xXX`, HTML
+entities, twice over for doubly escaped text), Unicode NFKC per grapheme cluster (so NFD input and
+fullwidth letters fold), case folded, zero-width characters dropped, and everything that is not a
+letter, mark or digit removed. Combining marks are kept: they carry meaning in Indic, Thai and
+Arabic scripts. Every dense character remembers where it came from in the original text, so a match
+is redacted in the original.
+
+Long texts are fingerprinted by character n-grams of the dense form, selected by winnowing (the
+minimum hash of every window of W grams): any shared stretch of at least `K + W - 1` dense
+characters is guaranteed to be found, at a cost of about 2/(W+1) fingerprints per character.
+Scripts written without spaces (Han, kana, Hangul, Thai, Lao, Khmer, Myanmar) use shorter grams,
+since one of their characters carries as much as several Latin letters. Texts too short for that
+guarantee (`391`, `Paris`, `Define X precisely.`) are registered whole and matched exactly, at word
+boundaries where the script has them. The scanner also looks at the text reversed and inside
+base64 runs.
+
+Fingerprints are salted per process (they mean nothing outside it) and kept as sorted 64-bit
+arrays: 8 bytes each, about 1.2 bytes per character of registered text.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+# (gram length K, winnowing window W) for ordinary scripts and for scripts without spaces.
+LATIN_FAMILY = (12, 12)   # guaranteed: shared runs of >= 23 dense characters (about 4-5 English words)
+DENSE_FAMILY = (5, 6)     # guaranteed: shared runs of >= 10 dense characters (about 4-6 CJK words)
+MIN_SHORT_WEIGHT = 3      # shortest text registered: 3 Latin letters/digits, or 2 characters of a dense script
+COMMON_WORDS = frozenset("""yes no true false none null nan ok okay the and for not you are was but all any can
+her his one our out has had who how why what when where which this that with from they them then than their
+there these those will would could should about a b c d e f""".split())
+
+_ZERO_WIDTH = {0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E, 0x200E, 0x200F, 0x202A, 0x202B,
+               0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
+_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})|\\x([0-9a-fA-F]{2})|\\([ntrfvb0])|\\([\\/\"'])"
+                     r"|&#(\d{1,7});|&#[xX]([0-9a-fA-F]{1,6});|&([a-zA-Z]{2,8});")
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
+_MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def is_dense_script(cp: int) -> bool:
+    """Scripts written without spaces between words."""
+    return (0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF
+            or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x3FFFF or 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF
+            or 0x3130 <= cp <= 0x318F or 0x0E00 <= cp <= 0x0EFF or 0x1780 <= cp <= 0x17FF or 0x1000 <= cp <= 0x109F)
+
+
+_DENSE_RANGES = np.array([(0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x3040, 0x30FF),
+                          (0x3130, 0x318F), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
+                          (0xF900, 0xFAFF), (0x20000, 0x3FFFF)], np.uint64)
+
+
+def dense_script_mask(codes: np.ndarray) -> np.ndarray:
+    """is_dense_script for an array of code points."""
+    mask = np.zeros(len(codes), bool)
+    if len(codes) and codes.max() >= 0x0E00:
+        for lo, hi in _DENSE_RANGES:
+            mask |= (codes >= lo) & (codes <= hi)
+    return mask
+
+
+@dataclass(slots=True)
+class Dense:
+    """A text's dense form: code points, where each came from, and which start or end a word."""
+    codes: np.ndarray       # uint64 code points
+    start: np.ndarray       # index in the original text where the character begins
+    end: np.ndarray         # index just after it ends
+    word_start: np.ndarray  # bool: no letter or digit of the same word before it
+    word_end: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def _undo_escapes(chars: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """One level of escapes decoded, each decoded character keeping the span of its escape."""
+    text = "".join(c for c, _, _ in chars)
+    if "\\" not in text and "&" not in text:
+        return chars
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        out.extend(chars[pos:m.start()])
+        s, e = chars[m.start()][1], chars[m.end() - 1][2]
+        u4, u8, x2, ctrl, lit, dec, hx, ent = m.groups()
+        if ctrl is not None:
+            decoded = " "
+        elif lit is not None:
+            decoded = lit
+        elif ent is not None:
+            decoded = html.unescape(f"&{ent};")
+            if decoded == f"&{ent};":
+                decoded = m.group()     # not an entity: keep as it was
+        else:
+            value = int(u4 or u8 or x2 or dec or hx, 16 if (u4 or u8 or x2 or hx) else 10)
+            decoded = chr(value) if value <= 0x10FFFF else " "
+        out.extend((c, s, e) for c in decoded)
+        pos = m.end()
+    out.extend(chars[pos:])
+    # \uD83D\uDE00: a surrogate pair written as two escapes
+    merged: list[tuple[str, int, int]] = []
+    for c, s, e in out:
+        if merged and 0xDC00 <= ord(c) <= 0xDFFF and 0xD800 <= ord(merged[-1][0]) <= 0xDBFF:
+            hi = ord(merged[-1][0])
+            merged[-1] = (chr(0x10000 + ((hi - 0xD800) << 10) + (ord(c) - 0xDC00)), merged[-1][1], e)
+        else:
+            merged.append((c, s, e))
+    return merged
+
+
+def _ascii_dense(text: str) -> Dense:
+    starts, ends, codes = [], [], []
+    for m in _ASCII_WORD.finditer(text):
+        s, e = m.span()
+        starts.append(np.arange(s, e))
+        codes.append(np.frombuffer(m.group().lower().encode(), dtype=np.uint8))
+        ends.append(e)
+    if not starts:
+        return _empty()
+    start = np.concatenate(starts)
+    lengths = np.array([len(a) for a in starts])
+    word_start = np.zeros(len(start), bool)
+    word_end = np.zeros(len(start), bool)
+    firsts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    word_start[firsts] = True
+    word_end[firsts + lengths - 1] = True
+    return Dense(np.concatenate(codes).astype(np.uint64), start, start + 1, word_start, word_end)
+
+
+def _empty() -> Dense:
+    z = np.zeros(0, np.uint64)
+    return Dense(z, z.astype(np.int64), z.astype(np.int64), z.astype(bool), z.astype(bool))
+
+
+def dense(text: str) -> Dense:
+    """The dense form of `text` (see the module docstring)."""
+    if text.isascii() and "\\" not in text and "&" not in text:
+        return _ascii_dense(text)
+    chars = [(c, i, i + 1) for i, c in enumerate(text)]
+    chars = _undo_escapes(_undo_escapes(chars))
+    codes, start, end, wstart, wend = [], [], [], [], []
+    boundary = True
+    i, n = 0, len(chars)
+    while i < n:
+        c, s, e = chars[i]
+        j = i + 1
+        while j < n and unicodedata.category(chars[j][0])[0] == "M":   # a base and its combining marks
+            e = chars[j][2]
+            j += 1
+        cluster = "".join(ch for ch, _, _ in chars[i:j])
+        i = j
+        if ord(c) in _ZERO_WIDTH:
+            cluster = cluster[1:]
+            if not cluster:
+                continue
+        for ch in unicodedata.normalize("NFKC", cluster).casefold():
+            cp = ord(ch)
+            if cp in _ZERO_WIDTH:
+                continue
+            if unicodedata.category(ch)[0] not in "LMN":
+                if codes:
+                    wend[-1] = True
+                boundary = True
+                continue
+            dense_char = is_dense_script(cp)
+            if dense_char and codes:
+                wend[-1] = True
+            codes.append(cp)
+            start.append(s)
+            end.append(e)
+            wstart.append(boundary or dense_char)
+            wend.append(dense_char)
+            boundary = dense_char
+    if not codes:
+        return _empty()
+    wend[-1] = True
+    return Dense(np.array(codes, np.uint64), np.array(start), np.array(end), np.array(wstart), np.array(wend))
+
+
+class Hasher:
+    """Polynomial hashes of every k-gram, finished with a keyed mix: salted per process."""
+
+    def __init__(self) -> None:
+        self.base = np.uint64(secrets.randbits(64) | 1)
+        self.salt = np.uint64(secrets.randbits(64))
+
+    def grams(self, codes: np.ndarray, k: int) -> np.ndarray:
+        n = len(codes) - k + 1
+        if n <= 0:
+            return np.zeros(0, np.uint64)
+        h = np.zeros(n, np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(k):
+                h = h * self.base + codes[j:j + n]
+            return self._mix(h ^ (self.salt + np.uint64(k)))
+
+    @staticmethod
+    def _mix(x: np.ndarray) -> np.ndarray:
+        """splitmix64's finalizer: every input bit reaches every output bit."""
+        with np.errstate(over="ignore"):
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return x ^ (x >> np.uint64(31))
+
+
+class SortedSet:
+    """A set of 64-bit fingerprints as a few sorted arrays (merged like a log-structured tree)."""
+
+    def __init__(self) -> None:
+        self.levels: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []
+        self.pending_n = 0
+
+    def __len__(self) -> int:
+        return sum(len(a) for a in self.levels) + self.pending_n
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.levels) + 8 * self.pending_n
+
+    def add(self, values: np.ndarray) -> None:
+        if len(values):
+            self.pending.append(values)
+            self.pending_n += len(values)
+            if self.pending_n >= 1 << 15:
+                self._compact()
+
+    def _compact(self) -> None:
+        if not self.pending:
+            return
+        new = np.unique(np.concatenate(self.pending))
+        self.pending, self.pending_n = [], 0
+        while self.levels and len(self.levels[-1]) <= 2 * len(new):
+            new = np.union1d(self.levels.pop(), new)
+        self.levels.append(new)
+
+    def contains(self, values: np.ndarray) -> np.ndarray:
+        self._compact()
+        found = np.zeros(len(values), bool)
+        for level in self.levels:
+            idx = np.minimum(np.searchsorted(level, values), len(level) - 1)
+            found |= level[idx] == values
+        return found
+
+
+class Fingerprints:
+    """What the egress gate knows of held-out text, and the scan that finds it again."""
+
+    def __init__(self) -> None:
+        self.hasher = Hasher()
+        self.long = {LATIN_FAMILY: SortedSet(), DENSE_FAMILY: SortedSet()}
+        self.short = SortedSet()
+        self.short_lengths: set[int] = set()
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.long.values()) + len(self.short)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.long.values()) + self.short.nbytes
+
+    # -- registering ---------------------------------------------------------------
+    def add(self, text: str, *, short: bool = True) -> None:
+        """Register `text`: n-grams if it is long enough, and (with `short`) the whole text if it is not."""
+        d = dense(text)
+        if not len(d):
+            return
+        dense_mask = dense_script_mask(d.codes)
+        family = DENSE_FAMILY if dense_mask.mean() >= 0.3 else LATIN_FAMILY
+        k, w = family
+        if short and len(d) < k + w - 1:
+            self._add_short(d, dense_mask, check_common=True)
+        if len(d) < k:
+            return
+        h = self.hasher.grams(d.codes, k)
+        if family is DENSE_FAMILY:   # grams with no character of a dense script would match ordinary words
+            has_dense = np.convolve(dense_mask.astype(np.int32), np.ones(k, np.int32), "valid") > 0
+            h = h[has_dense]
+            if not len(h):
+                return
+        if len(h) > w:
+            h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
+        self.long[family].add(np.unique(h))
+
+    def add_exact(self, text: str) -> None:
+        """Register `text` to be matched whole (at word boundaries), whatever its length."""
+        d = dense(text)
+        if len(d):
+            self._add_short(d, dense_script_mask(d.codes), check_common=False)
+
+    def _add_short(self, d: Dense, dense_mask: np.ndarray, *, check_common: bool) -> None:
+        weight = len(d) + int(dense_mask.sum())
+        word = "".join(map(chr, d.codes.tolist()))
+        if check_common and (weight < MIN_SHORT_WEIGHT or word in COMMON_WORDS):
+            return
+        self.short.add(self.hasher.grams(d.codes, len(d)))
+        self.short_lengths.add(len(d))
+
+    # -- scanning ------------------------------------------------------------------
+    def find(self, text: str) -> list[tuple[int, int]]:
+        """Spans (start, end) of `text` that hold registered held-out text, merged and sorted."""
+        if not len(self) or not text:
+            return []
+        d = dense(text)
+        spans = self._find_dense(d, reverse=False) + self._find_dense(d, reverse=True)
+        for m in _BASE64_RUN.finditer(text):
+            run = m.group()
+            if len(run) < 24 and len(run) % 4:      # a short run is base64 only if padded to a multiple of 4
+                continue
+            decoded = _b64_text(run)
+            if decoded and self._find_dense(dense(decoded), reverse=False):
+                spans.append(m.span())
+        return _merge(spans)
+
+    def _find_dense(self, d: Dense, reverse: bool) -> list[tuple[int, int]]:
+        n = len(d)
+        if not n:
+            return []
+        codes = np.ascontiguousarray(d.codes[::-1]) if reverse else d.codes
+        ranges: list[tuple[int, int]] = []   # half-open ranges of dense positions (in `codes` order)
+        for (k, w), prints in self.long.items():
+            if not len(prints) or n < k:
+                continue
+            hits = np.flatnonzero(prints.contains(self.hasher.grams(codes, k)))
+            for s in hits:
+                ranges.append((max(0, int(s) - (w - 1)), min(n, int(s) + k + (w - 1))))
+        starts, ends = (d.word_end[::-1], d.word_start[::-1]) if reverse else (d.word_start, d.word_end)
+        for length in self.short_lengths:
+            if length > n:
+                continue
+            hits = np.flatnonzero(self.short.contains(self.hasher.grams(codes, length)))
+            for s in hits:
+                e = int(s) + length
+                if starts[s] and ends[e - 1]:
+                    ranges.append((int(s), e))
+        spans = []
+        for s, e in ranges:
+            if reverse:
+                s, e = n - e, n - s
+            spans.append((int(d.start[s]), int(d.end[e - 1])))
+        return spans
+
+
+def _b64_text(run: str) -> str | None:
+    for decode in (base64.b64decode, base64.urlsafe_b64decode):
+        try:
+            raw = decode(run + "=" * (-len(run) % 4))
+            return raw.decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            continue
+    return None
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
