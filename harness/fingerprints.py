@@ -44,6 +44,7 @@ _ZERO_WIDTH = {0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E, 0x200E, 0
 _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})|\\x([0-9a-fA-F]{2})|\\([ntrfvb0])|\\([\\/\"'])"
                      r"|&#(\d{1,7});|&#[xX]([0-9a-fA-F]{1,6});|&([a-zA-Z]{2,8});")
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -261,17 +262,28 @@ class Fingerprints:
         self.long = {LATIN_FAMILY: SortedSet(), DENSE_FAMILY: SortedSet()}
         self.short = SortedSet()
         self.short_lengths: set[int] = set()
+        self._batch: list[np.ndarray] = []     # long ordinary texts waiting to be hashed together
+        self._batch_n = 0
 
     def __len__(self) -> int:
-        return sum(len(s) for s in self.long.values()) + len(self.short)
+        return sum(len(s) for s in self.long.values()) + len(self.short) + self._batch_n
 
     @property
     def nbytes(self) -> int:
+        self._flush_batch()
         return sum(s.nbytes for s in self.long.values()) + self.short.nbytes
 
     # -- registering ---------------------------------------------------------------
     def add(self, text: str, *, short: bool = True) -> None:
         """Register `text`: n-grams if it is long enough, and (with `short`) the whole text if it is not."""
+        if text.isascii() and "\\" not in text and "&" not in text:    # the common case, without positions
+            codes = _NOT_ALNUM.sub("", text).lower().encode()
+            if len(codes) >= sum(LATIN_FAMILY) - 1:
+                self._batch.append(np.frombuffer(codes, np.uint8).astype(np.uint64))
+                self._batch_n += len(codes) + 1
+                if self._batch_n >= 1 << 16:
+                    self._flush_batch()
+                return
         d = dense(text)
         if not len(d):
             return
@@ -282,6 +294,12 @@ class Fingerprints:
             self._add_short(d, dense_mask, check_common=True)
         if len(d) < k:
             return
+        if family is LATIN_FAMILY and len(d) >= k + w - 1:
+            self._batch.append(d.codes)
+            self._batch_n += len(d) + 1
+            if self._batch_n >= 1 << 16:
+                self._flush_batch()
+            return
         h = self.hasher.grams(d.codes, k)
         if family is DENSE_FAMILY:   # grams with no character of a dense script would match ordinary words
             has_dense = np.convolve(dense_mask.astype(np.int32), np.ones(k, np.int32), "valid") > 0
@@ -291,6 +309,23 @@ class Fingerprints:
         if len(h) > w:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
         self.long[family].add(np.unique(h))
+
+    def _flush_batch(self) -> None:
+        """Hash many texts at once (numpy's per-call cost dominates for short prompts): the texts joined with
+        a separator, grams that cross one dropped. Windows across two texts select a real gram of one of
+        them, so every text keeps at least the fingerprints it would have alone."""
+        if not self._batch:
+            return
+        k, w = LATIN_FAMILY
+        joined = np.concatenate([np.append(c, np.uint64(0)) for c in self._batch])
+        self._batch, self._batch_n = [], 0
+        h = self.hasher.grams(joined, k)
+        seps = np.concatenate(([0], np.cumsum(joined == 0)))
+        crossing = (seps[k:k + len(h)] - seps[:len(h)]) > 0
+        h[crossing] = _MASK
+        if len(h) > w:
+            h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
+        self.long[LATIN_FAMILY].add(np.unique(h[h != _MASK]))
 
     def add_exact(self, text: str) -> None:
         """Register `text` to be matched whole (at word boundaries), whatever its length."""
@@ -311,6 +346,7 @@ class Fingerprints:
         """Spans (start, end) of `text` that hold registered held-out text, merged and sorted."""
         if not len(self) or not text:
             return []
+        self._flush_batch()
         d = dense(text)
         spans = self._find_dense(d, reverse=False) + self._find_dense(d, reverse=True)
         for m in _BASE64_RUN.finditer(text):

@@ -384,8 +384,9 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
     assert find_leaks(blobs, needles) == []
 
     # files are the owner's alone
-    for f in (root / ".holdout").rglob("*"):
-        assert f.stat().st_mode & 0o077 == 0, f"{f} is readable by others"
+    for base in (".holdout", "logs", "results", "exported"):
+        for f in (root / base).rglob("*"):
+            assert f.stat().st_mode & 0o077 == 0, f"{f} is readable by others"
 
     # the door that is meant to be open is open: the models saw every text, and echoed it back
     requests = "\n".join(server.stats.bodies)
