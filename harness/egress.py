@@ -61,6 +61,10 @@ class Gate:
             if _is_identifier(m.group()):
                 self.prints.add_exact(m.group())
 
+    def allow_label(self, label: str) -> None:
+        """A declared stratum value that reports show; a short held-out text equal to it stays visible there."""
+        self.prints.allow(label)
+
     # -- scanning -------------------------------------------------------------
     def scan(self, text: str) -> str:
         """`text` with every stretch that matches a held-out fingerprint replaced by a marker."""

@@ -262,6 +262,7 @@ class Fingerprints:
         self.long = {LATIN_FAMILY: SortedSet(), DENSE_FAMILY: SortedSet()}
         self.short = SortedSet()
         self.short_lengths: set[int] = set()
+        self.public: set[str] = set()          # dense forms of labels reports must show (declared strata values)
         self._batch: list[np.ndarray] = []     # long ordinary texts waiting to be hashed together
         self._batch_n = 0
 
@@ -327,6 +328,13 @@ class Fingerprints:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
         self.long[LATIN_FAMILY].add(np.unique(h[h != _MASK]))
 
+    def allow(self, label: str) -> None:
+        """A public label (a declared stratum value): a short held-out text equal to it is not redacted where
+        the label stands alone, so segment tables stay readable."""
+        d = dense(label)
+        if len(d):
+            self.public.add(_chars(d.codes if d.codes.dtype == np.uint64 else d.codes.astype(np.uint64)))
+
     def add_exact(self, text: str) -> None:
         """Register `text` to be matched whole (at word boundaries), whatever its length."""
         d = dense(text)
@@ -377,7 +385,7 @@ class Fingerprints:
             hits = np.flatnonzero(self.short.contains(self.hasher.grams(codes, length)))
             for s in hits:
                 e = int(s) + length
-                if starts[s] and ends[e - 1]:
+                if starts[s] and ends[e - 1] and not (self.public and _chars(codes[s:e]) in self.public):
                     ranges.append((int(s), e))
         spans = []
         for s, e in ranges:
@@ -385,6 +393,10 @@ class Fingerprints:
                 s, e = n - e, n - s
             spans.append((int(d.start[s]), int(d.end[e - 1])))
         return spans
+
+
+def _chars(codes: np.ndarray) -> str:
+    return "".join(map(chr, codes.tolist()))
 
 
 def _b64_text(run: str) -> str | None:

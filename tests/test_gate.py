@@ -121,3 +121,10 @@ def test_memory_per_registered_character_is_bounded():
     text = " ".join(f"word{i} lorem ipsum dolor sit amet consectetur" for i in range(2000))
     gate.protect(text)
     assert gate.prints.nbytes <= 2.0 * len(text)     # about 2/(W+1) fingerprints of 8 bytes per character
+
+
+def test_a_short_heldout_text_equal_to_a_declared_label_leaves_the_label_readable():
+    gate = gate_with("French", "Define zorblat precisely.")
+    gate.allow_label("French")
+    assert gate.scan('{"language": {"French": 12}}') == '{"language": {"French": 12}}'
+    assert REDACTED in gate.scan("the answer: define zorblat precisely")

@@ -234,6 +234,9 @@ class Vault:
         """Register a held-out pool's text with the egress gate (one streamed pass; other pools: nothing to do)."""
         manifest = self.manifest(pool_id)
         if manifest["license_class"] == "heldout":
+            for values in manifest["strata"].values():
+                for label in values:
+                    GATE.allow_label(label)
             for it in self.stream_items(pool_id):
                 _protect(it, public_keys=manifest["strata"])
 
