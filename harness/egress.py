@@ -57,6 +57,8 @@ class Gate:
         if not text:
             return
         self.prints.add(text, short=short)
+        if not short:
+            return
         for m in _IDENTIFIER.finditer(text):   # a canary-like token is caught even on its own
             if _is_identifier(m.group()):
                 self.prints.add_exact(m.group())

@@ -49,23 +49,28 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
+_DENSE_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x3040, 0x30FF),
+                 (0x3130, 0x318F), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
+                 (0xF900, 0xFAFF), (0x20000, 0x3FFFF))   # Thai, Lao, Myanmar, Hangul, Khmer, kana, Han
+
+
 def is_dense_script(cp: int) -> bool:
     """Scripts written without spaces between words."""
-    return (0x3040 <= cp <= 0x30FF or 0x31F0 <= cp <= 0x31FF or 0x3400 <= cp <= 0x4DBF or 0x4E00 <= cp <= 0x9FFF
-            or 0xF900 <= cp <= 0xFAFF or 0x20000 <= cp <= 0x3FFFF or 0xAC00 <= cp <= 0xD7AF or 0x1100 <= cp <= 0x11FF
-            or 0x3130 <= cp <= 0x318F or 0x0E00 <= cp <= 0x0EFF or 0x1780 <= cp <= 0x17FF or 0x1000 <= cp <= 0x109F)
+    return cp >= 0x0E00 and any(lo <= cp <= hi for lo, hi in _DENSE_RANGES)
 
 
-_DENSE_RANGES = np.array([(0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x3040, 0x30FF),
-                          (0x3130, 0x318F), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
-                          (0xF900, 0xFAFF), (0x20000, 0x3FFFF)], np.uint64)
+def _joins_previous(ch: str) -> bool:
+    """Combining marks, and the vowel and final jamo that compose with a leading jamo into one Hangul
+    syllable (NFD Korean): NFKC must see them with the character before."""
+    cp = ord(ch)
+    return (unicodedata.category(ch)[0] == "M" or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF)
 
 
 def dense_script_mask(codes: np.ndarray) -> np.ndarray:
     """is_dense_script for an array of code points."""
     mask = np.zeros(len(codes), bool)
     if len(codes) and codes.max() >= 0x0E00:
-        for lo, hi in _DENSE_RANGES:
+        for lo, hi in np.array(_DENSE_RANGES, np.uint64):
             mask |= (codes >= lo) & (codes <= hi)
     return mask
 
@@ -155,7 +160,7 @@ def dense(text: str) -> Dense:
     while i < n:
         c, s, e = chars[i]
         j = i + 1
-        while j < n and unicodedata.category(chars[j][0])[0] == "M":   # a base and its combining marks
+        while j < n and _joins_previous(chars[j][0]):   # a base and what composes with it
             e = chars[j][2]
             j += 1
         cluster = "".join(ch for ch, _, _ in chars[i:j])
@@ -280,10 +285,7 @@ class Fingerprints:
         if text.isascii() and "\\" not in text and "&" not in text:    # the common case, without positions
             codes = _NOT_ALNUM.sub("", text).lower().encode()
             if len(codes) >= sum(LATIN_FAMILY) - 1:
-                self._batch.append(np.frombuffer(codes, np.uint8).astype(np.uint64))
-                self._batch_n += len(codes) + 1
-                if self._batch_n >= 1 << 16:
-                    self._flush_batch()
+                self._queue_long(np.frombuffer(codes, np.uint8).astype(np.uint64))
                 return
         d = dense(text)
         if not len(d):
@@ -296,10 +298,7 @@ class Fingerprints:
         if len(d) < k:
             return
         if family is LATIN_FAMILY and len(d) >= k + w - 1:
-            self._batch.append(d.codes)
-            self._batch_n += len(d) + 1
-            if self._batch_n >= 1 << 16:
-                self._flush_batch()
+            self._queue_long(d.codes)
             return
         h = self.hasher.grams(d.codes, k)
         if family is DENSE_FAMILY:   # grams with no character of a dense script would match ordinary words
@@ -310,6 +309,12 @@ class Fingerprints:
         if len(h) > w:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
         self.long[family].add(np.unique(h))
+
+    def _queue_long(self, codes: np.ndarray) -> None:
+        self._batch.append(codes)
+        self._batch_n += len(codes) + 1
+        if self._batch_n >= 1 << 16:
+            self._flush_batch()
 
     def _flush_batch(self) -> None:
         """Hash many texts at once (numpy's per-call cost dominates for short prompts): the texts joined with
@@ -333,7 +338,7 @@ class Fingerprints:
         the label stands alone, so segment tables stay readable."""
         d = dense(label)
         if len(d):
-            self.public.add(_chars(d.codes if d.codes.dtype == np.uint64 else d.codes.astype(np.uint64)))
+            self.public.add(_chars(d.codes))
 
     def add_exact(self, text: str) -> None:
         """Register `text` to be matched whole (at word boundaries), whatever its length."""
@@ -343,8 +348,7 @@ class Fingerprints:
 
     def _add_short(self, d: Dense, dense_mask: np.ndarray, *, check_common: bool) -> None:
         weight = len(d) + int(dense_mask.sum())
-        word = "".join(map(chr, d.codes.tolist()))
-        if check_common and (weight < MIN_SHORT_WEIGHT or word in COMMON_WORDS):
+        if check_common and (weight < MIN_SHORT_WEIGHT or _chars(d.codes) in COMMON_WORDS):
             return
         self.short.add(self.hasher.grams(d.codes, len(d)))
         self.short_lengths.add(len(d))

@@ -17,6 +17,7 @@ SCRIPTS = {
     "kana": "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほ", "thai": "กขคงจฉชซญดตถทธนบปผพฟภมยรลวศสหอฮะาิีึืุู",
     "arabic": "ابتثجحخدذرزسشصضطظعغفقكلمنهوي", "hebrew": "אבגדהוזחטיכלמנסעפצקרשת",
     "devanagari": "कखगघचछजझटठडढणतथदधनपफबभमयरलवशसहािीुूेैोौ", "cyrillic": "абвгдежзийклмнопрстуфхцчшщыэюя",
+    "hangul": "가나다라마바사아자차카타파하강남동린몽별송윤정찬탁편휘",
 }
 
 
@@ -44,7 +45,7 @@ def test_every_canary_kind_in_every_echo_form_is_redacted():
 def test_texts_of_any_script_and_length_are_found_in_longer_text(script, data):
     alphabet = SCRIPTS[script]
     words = data.draw(st.lists(st.text(alphabet=alphabet, min_size=3, max_size=9), min_size=1, max_size=12))
-    sep = "" if script in ("han", "kana", "thai") else " "
+    sep = "" if script in ("han", "kana", "thai") else " "   # Korean is written with spaces
     text = sep.join(words)
     form = data.draw(st.sampled_from(sorted(ECHO_FORMS)))
     gate = gate_with(text)

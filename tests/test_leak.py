@@ -59,6 +59,7 @@ ARABIC = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
 HEBREW = "אבגדהוזחטיכלמנסעפצקרשת"
 DEVANAGARI = "कखगघचछजझटठडढणतथदधनपफबभमयरलवशसह"
 CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыэюя"
+HANGUL = "가나다라마바사아자차카타파하강남동린몽별송윤정찬탁편휘"
 
 
 def canary_items() -> list[dict]:
@@ -76,6 +77,8 @@ def canary_items() -> list[dict]:
         {"id": "ja", "prompt": rand_chars(rng, KANA, 8) + "について" + rand_chars(rng, HAN, 6) + "を教えてください。",
          "reference": rand_chars(rng, KANA, 5)},
         {"id": "th", "prompt": "ช่วยสรุป" + rand_chars(rng, THAI, 18), "reference": rand_chars(rng, THAI, 6)},
+        {"id": "ko", "prompt": " ".join(rand_chars(rng, HANGUL, 3) for _ in range(5)) + " 요약해 주세요.",
+         "reference": rand_chars(rng, HANGUL, 3)},
         {"id": "ar", "prompt": " ".join(rand_chars(rng, ARABIC, 5) for _ in range(6)) + "؟"},
         {"id": "he", "prompt": " ".join(rand_chars(rng, HEBREW, 5) for _ in range(6)) + "?"},
         {"id": "hi", "prompt": " ".join(rand_chars(rng, DEVANAGARI, 3) + "ि" + rand_chars(rng, DEVANAGARI, 2)

@@ -60,7 +60,9 @@ def _local_rows(path: Path):
                     yield json.loads(line)
     elif kind == ".json":
         data = json.loads(path.read_bytes())
-        yield from (data if isinstance(data, list) else data.get("data", []) if isinstance(data, dict) else [])
+        if isinstance(data, dict):           # {"data": [...]}, as some exports write it
+            data = data.get("data", [])
+        yield from data if isinstance(data, list) else []
     elif kind == ".csv":
         with open(path, newline="", encoding="utf-8") as f:
             yield from csv.DictReader(f)
