@@ -1,4 +1,9 @@
-"""The dollar budget: a call starts only if its worst-case cost fits in what is left."""
+"""The dollar budget: a call starts only if its worst-case cost fits in what is left.
+
+The worst case of a call is its input at one token per UTF-8 byte and its output at the cap sent
+with it, so while providers bill within the cap, spend never passes the limit. A provider that bills
+past the cap can overshoot by at most what the calls already in flight bill; nothing starts after.
+"""
 from __future__ import annotations
 
 
@@ -17,6 +22,9 @@ class Budget:
             return False
         self.reserved += worst_case_usd
         return True
+
+    def exhausted_by_spend(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
 
     def settle(self, reserved_usd: float, actual_usd: float) -> None:
         if self.limit is not None:

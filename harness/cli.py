@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -17,124 +19,199 @@ from . import __version__
 from .egress import GATE
 from .errors import HoldoutError
 
-EPILOG = "Docs: README.md. Config schema: harness/schemas/run.schema.json."
+EPILOG = ("Exit codes: 0 done; 2 bad input or refused (nothing done); 3 ran, but some calls or judgments failed or "
+          "were not made (re-run to retry), or an export refused something; 130 interrupted (re-run to resume); "
+          "1 a bug in holdout. Results go to stdout, progress and diagnostics to stderr. "
+          "Docs: README.md. Config schema: harness/schemas/run.schema.json.")
 
 
-def _console() -> Console:
-    # stderr for people, so stdout stays clean for anything piped; both pass through the egress gate
+# Exit codes (README: "Exit codes"). 1 is reserved for a bug in holdout.
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_ERROR = 2          # bad input, a refusal, nothing done
+EXIT_INCOMPLETE = 3     # it ran, but some calls or judgments failed or were not made (budget, a dead provider),
+                        # or an export refused something: re-running retries what failed
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: what finished is saved; re-run to resume
+
+
+def _console(file=None) -> Console:
     # off a terminal (pipes, CI logs) tables keep all their columns instead of squeezing into 80
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 200)
+    file = file or sys.stderr
+    return Console(file=file, highlight=False, soft_wrap=True, width=None if file.isatty() else 200)
+
+
+def _err() -> Console:
+    """Progress, notes and diagnostics: stderr, for people."""
+    return _console(sys.stderr)
+
+
+def _out() -> Console:
+    """Results (tables, what was done): stdout, so `holdout status | grep x` works. Both pass the egress gate."""
+    return _console(sys.stdout)
+
+
+def _print_json(doc) -> None:
+    """`--json`: one JSON document on stdout, nothing else there."""
+    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _places(args):
+    """Workspace and results directory for this command: one resolution for all (harness/context.py)."""
+    from .context import locate
+    return locate(getattr(args, "run_id", None), workspace=getattr(args, "workspace", None),
+                  results_dir=getattr(args, "results_dir", None), config=getattr(args, "config", None))
 
 
 def cmd_run(args) -> int:
     from .run import run
-    outcome = run(args.config, _console(), quiet=args.quiet)
-    return 130 if outcome.interrupted else 0
+    outcome = run(args.config, out=_out(), err=_err(), quiet=args.quiet, recall_changed=args.recall_changed)
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if outcome.complete else EXIT_INCOMPLETE
 
 
 def cmd_status(args) -> int:
     from rich.table import Table
 
-    from .store import Store
-    store = Store(args.workspace / "store.sqlite")
+    from .store import NoStore, Store
+    places = _places(args)
     try:
-        rows = store.status()
-    finally:
-        store.close()
-    console = _console()
+        store = Store(places.workspace / "store.sqlite", create=False)
+    except NoStore:
+        rows = []
+    else:
+        try:
+            rows = store.status()
+        finally:
+            store.close()
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
     if not rows:
-        console.print(f"no runs in {args.workspace}/store.sqlite")
-        return 0
-    table = Table(title=f"runs in {args.workspace}")
-    for col in ("run", "suite", "pool", "done", "errors", "cost $", "updated"):
-        table.add_column(col, justify="right" if col in ("done", "errors", "cost $") else "left")
+        _err().print(f"no runs in {places.workspace}/store.sqlite")
+        return EXIT_OK
+    table = Table(title=f"runs in {places.workspace}")
+    for col in ("run", "suite", "pool", "done", "errors", "models $", "judges $", "updated"):
+        table.add_column(col, justify="right" if col in ("done", "errors", "models $", "judges $") else "left")
     for r in rows:
+        judges = sum(r["judge_cost_usd"].values())
         table.add_row(r["run_id"], r["suite"], r["pool"], f"{r['done']}/{r['total']}", str(r["errors"]),
-                      f"{r['cost_usd']:.4f}", time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"])))
-    console.print(table)
-    return 0
+                      f"{r['cost_usd']:.4f}", f"{judges:.4f}" if r["judge_cost_usd"] else "-",
+                      time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"])))
+    _out().print(table)
+    return EXIT_OK
 
 
 @contextlib.contextmanager
 def _run_store(workspace, run_id: str):
-    """The store, checked to hold `run_id`; closed afterwards."""
+    """The store, checked to hold `run_id`; closed afterwards. A missing store is not created."""
     from .store import Store
-    store = Store(workspace / "store.sqlite")
+    store = Store(workspace / "store.sqlite", create=False)
     try:
-        if store.run_info(run_id) is None:
-            raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (see `holdout status`)")
+        if store.run_info(run_id) is None or "/grade/" in run_id:
+            known = ", ".join(r["run_id"] for r in store.status()) or "none"
+            raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (runs: {known})")
         yield store
     finally:
         store.close()
 
 
 def cmd_runs_delete(args) -> int:
-    with _run_store(args.workspace, args.run_id) as store:
-        n = store.delete_run(args.run_id)
-    _console().print(f"deleted run {args.run_id} ({n} calls)")
-    return 0
+    places = _places(args)
+    with _run_store(places.workspace, args.run_id) as store:
+        d = store.delete_run(args.run_id)
+    _out().print(f"deleted run {args.run_id}: {d.calls} calls, {d.grades} grades, {d.judge_calls} judge calls, "
+                 f"{d.assignments} review assignments")
+    return EXIT_OK
 
 
 def cmd_grade(args) -> int:
     from .context import open_run
     from .grading.engine import grade
-    ctx = open_run(args.run_id, args.workspace, args.config)
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config)
+    err = _err()
     try:
         specs, source = ctx.graders()
         summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
-                        ctx.pool.on_sent, _console(), args.quiet, ctx.pool.name, ctx.pool.max_retention)
+                        ctx.pool.on_sent, err, args.quiet, ctx.pool.name, ctx.pool.max_retention,
+                        base_dir=Path(source).parent, regrade=set(args.regrade or ()))
     finally:
         ctx.close()
-    console = _console()
+    out, incomplete = _out(), False
     for name, s in summary.items():
         extra = f", {s['failed']} failed" if s.get("failed") else ""
-        console.print(f"{name}: {s['graded_now']} graded now{extra}, {s['calls']} judge calls")
+        out.print(f"{name}: {s['graded_now']} graded now{extra}, {s['calls']} judge calls")
+        incomplete |= bool(s.get("failed") or s.get("stopped") or s.get("not_graded"))
         if s.get("stopped"):
-            console.print(f"[yellow]{name} stopped early[/] (interrupt, budget or a dead provider): re-run "
-                          f"`holdout grade {args.run_id}` to continue.")
-    console.print(f"report: holdout report {args.run_id}")
-    return 0
+            err.print(f"[yellow]{name} stopped early[/] (interrupt, budget or a dead provider): re-run "
+                      f"`holdout grade {args.run_id}` to continue.")
+        elif s.get("failed"):
+            err.print(f"{name}: {s['failed']} grades failed; `holdout grade {args.run_id}` tries them again")
+    err.print(f"report: holdout report {args.run_id}")
+    return EXIT_INCOMPLETE if incomplete else EXIT_OK
+
+
+def _grader_order(places) -> tuple[list[str] | None, str | None]:
+    """Grader names in the run config's order, and its headline (None, None if the config is gone)."""
+    if places.config is None:
+        return None, None
+    from .config import load_run_config
+    from .context import graders_of
+    from .grading.engine import grader_names
+    from .suite import load_suite
+    config = load_run_config(places.config)
+    specs, _ = graders_of(config, load_suite(config.suite, config.suites_dir))
+    return grader_names(specs), config.headline
+
+
+def _build_report(store, run_id: str, places, seed: int) -> dict:
+    from .report import build_report
+    order, headline = _grader_order(places)
+    return build_report(store, run_id, seed=seed, order=order, headline=headline)
 
 
 def cmd_report(args) -> int:
     from .egress import GATE
-    from .report import build_report, print_report
-    with _run_store(args.workspace, args.run_id) as store:
-        report = build_report(store, args.run_id, seed=args.seed)
-    path = GATE.write_json(args.results_dir / args.run_id / "report.json", report)
-    console = _console()
-    print_report(console, report)
-    console.print(f"written: {path}")
-    return 0
+    from .report import print_report
+    places = _places(args)
+    with _run_store(places.workspace, args.run_id) as store:
+        report = _build_report(store, args.run_id, places, args.seed)
+    path = GATE.write_json(places.results_dir / args.run_id / "report.json", report)
+    if args.json:
+        _print_json(report)
+    else:
+        print_report(_out(), report)
+    _err().print(f"written: {path}")
+    return EXIT_OK
 
 
 def cmd_import_alpaca(args) -> int:
     from .recorded import import_alpaca_eval
     from .store import Store
-    store = Store(args.workspace / "store.sqlite")
+    store = Store(_places(args).workspace / "store.sqlite")
     try:
         if store.run_info(args.run) is not None:
             store.delete_run(args.run)
-            store.db.execute("DELETE FROM grades WHERE run_id=?", (args.run,))
         out = import_alpaca_eval(args.directory, store, args.run)
     finally:
         store.close()
-    _console().print(f"imported {len(out['models'])} models' recorded verdicts against {out['baseline']} "
-                     f"({out['outputs']} outputs) as run '{args.run}'. Next: holdout report {args.run}")
-    return 0
+    _out().print(f"imported {len(out['models'])} models' recorded verdicts against {out['baseline']} "
+                 f"({out['outputs']} outputs) as run '{args.run}'. Next: holdout report {args.run}")
+    return EXIT_OK
 
 
 def cmd_judge_consistency(args) -> int:
     from .egress import GATE
     from .recorded import judge_self_consistency
     out = judge_self_consistency(args.directory)
-    _console().print(f"{out['runs']} runs of one judge over {out['pairs']} pairs:\n"
-                     f"  a run disagrees with the majority of the others: {out['loo_disagreement'] * 100:.1f}%\n"
-                     f"  all runs agree: {out['unanimous'] * 100:.1f}% of pairs\n"
-                     f"  the longer output is preferred: {out['longer_preferred'] * 100:.1f}% of decisive votes")
+    _out().print(f"{out['runs']} runs of one judge over {out['pairs']} pairs:\n"
+                 f"  a run disagrees with the majority of the others: {out['loo_disagreement'] * 100:.1f}%\n"
+                 f"  all runs agree: {out['unanimous'] * 100:.1f}% of pairs\n"
+                 f"  the longer output is preferred: {out['longer_preferred'] * 100:.1f}% of decisive votes")
     if args.json:
         GATE.write_json(args.json, out)
-    return 0
+    return EXIT_OK
 
 
 def _pool_summary(ctx) -> dict:
@@ -157,7 +234,8 @@ def cmd_scorecard(args) -> int:
     from .egress import GATE
     from .scorecard import build_scorecard, render_html, sign, signing_key
     from .vault import Vault
-    ctx = open_run(args.run_id, args.workspace, args.config)
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config)
     try:
         labs = ctx.config.labs
         if not labs:
@@ -166,43 +244,46 @@ def cmd_scorecard(args) -> int:
         for lab in wanted:
             if lab not in labs:
                 raise HoldoutError(f"no lab '{lab}' in {ctx.config.file} (labs: {', '.join(sorted(labs))})")
-        key = signing_key(Vault.open(args.workspace))
+        key = signing_key(Vault.open(places.workspace))
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
-        console = _console()
+        report = _build_report(ctx.store, args.run_id, places, args.seed)
+        out = _out()
         for lab in wanted:
             card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
                                         min_size, args.seed, ctx.config.leaderboard_public,
-                                        ctx.suite.raw.get("safeguards")), key)
-            out = args.results_dir / args.run_id / "scorecards"
-            GATE.write_json(out / f"{lab}.json", card)
-            GATE.write_text(out / f"{lab}.html", render_html(card))
-            console.print(f"{lab}: {out / lab}.json and .html (signed {card['signature']['fingerprint']})")
+                                        ctx.suite.raw.get("safeguards"), report=report), key)
+            folder = places.results_dir / args.run_id / "scorecards"
+            GATE.write_json(folder / f"{lab}.json", card)
+            GATE.write_text(folder / f"{lab}.html", render_html(card))
+            out.print(f"{lab}: {folder / lab}.json and .html (signed {card['signature']['fingerprint']})")
     finally:
         ctx.close()
-    return 0
+    return EXIT_OK
 
 
 def cmd_leaderboard(args) -> int:
     from rich.table import Table
 
-    from .context import open_run
     from .egress import GATE
     from .scorecard import build_leaderboard
-    ctx = open_run(args.run_id, args.workspace, args.config)
-    try:
-        board = build_leaderboard(ctx.store, args.run_id, ctx.config.leaderboard_public, args.seed)
-    finally:
-        ctx.close()
-    path = GATE.write_json(args.results_dir / args.run_id / "leaderboard.json", board)
-    console = _console()
+    places = _places(args)
+    with _run_store(places.workspace, args.run_id) as store:
+        public = False
+        if places.config is not None:
+            from .config import load_run_config
+            public = load_run_config(places.config).leaderboard_public
+        board = build_leaderboard(store, args.run_id, public, args.seed,
+                                  report=_build_report(store, args.run_id, places, args.seed))
+    path = GATE.write_json(places.results_dir / args.run_id / "leaderboard.json", board)
+    out = _out()
     t = Table(title=f"leaderboard {args.run_id}" + ("" if board["public"] else " (aggregates only: the run is not public)"))
     for col in ("grader", "models", "median %", "best %"):
         t.add_column(col)
     for name, f in board["field"].items():
         t.add_row(name, str(f["models"]), f"{f['median'] * 100:.1f}", f"{f['best'] * 100:.1f}")
-    console.print(t)
+    out.print(t)
     if board.get("models"):
         t = Table(title="models (public run)")
         for col in ("model", "rank (range)", "score %", "95% CI"):
@@ -212,9 +293,9 @@ def cmd_leaderboard(args) -> int:
             r = e["rank"] or {}
             t.add_row(m, f"{r.get('rank')} ({r.get('best')}-{r.get('worst')})", f"{e[metric] * 100:.1f}",
                       f"{e['ci_low'] * 100:.1f}-{e['ci_high'] * 100:.1f}")
-        console.print(t)
-    console.print(f"written: {path}")
-    return 0
+        out.print(t)
+    _err().print(f"written: {path}")
+    return EXIT_OK
 
 
 def cmd_check(args) -> int:
@@ -223,19 +304,24 @@ def cmd_check(args) -> int:
     from .egress import GATE
     from .safeguards import check_run, flags
     from .suite import load_suite
+    places = _places(args)
     settings = load_suite(args.suite, args.suites_dir).raw.get("safeguards") if args.suite else None
-    with _run_store(args.workspace, args.run_id) as store:
+    with _run_store(places.workspace, args.run_id) as store:
         heldout = store.run_info(args.run_id)["heldout"]
-        if not heldout:
+        if places.config is None and not heldout:       # the config is gone: the outputs alone
             results = check_run(store, args.run_id, settings)
-    if heldout:
+    if places.config is not None or heldout:
         from .context import open_run
-        ctx = open_run(args.run_id, args.workspace)         # held-out outputs are encrypted: the vault opens them
+        ctx = open_run(args.run_id, places.workspace, places.config)   # held-out outputs: the vault opens them
         try:
-            results = check_run(ctx.store, args.run_id, settings or ctx.suite.raw.get("safeguards"))
+            results = check_run(ctx.store, args.run_id, settings or ctx.suite.raw.get("safeguards"), items=ctx.items())
         finally:
             ctx.close()
-    path = GATE.write_json(args.results_dir / args.run_id / "safeguards.json", results)
+    path = GATE.write_json(places.results_dir / args.run_id / "safeguards.json", results)
+    if args.json:
+        _print_json(results)
+        _err().print(f"written: {path} (counts and item ids, no text)")
+        return EXIT_OK
     t = Table(title=f"run {args.run_id}: gaming and degenerate-output checks (rate; * = flagged)")
     detectors = list(next(iter(results.values()), {}))
     t.add_column("model")
@@ -243,12 +329,12 @@ def cmd_check(args) -> int:
         t.add_column(d.replace("_", " "), justify="right")
     for m, res in results.items():
         t.add_row(m, *(f"{res[d]['rate'] * 100:.1f}%" + (" *" if res[d]["flagged"] else "") for d in detectors))
-    console = _console()
-    console.print(t)
+    out = _out()
+    out.print(t)
     flagged = {m: f for m, f in flags(results).items() if f}
-    console.print("flagged: " + ("; ".join(f"{m} ({', '.join(f)})" for m, f in flagged.items()) or "none"))
-    console.print(f"written: {path} (counts and item ids, no text)")
-    return 0
+    out.print("flagged: " + ("; ".join(f"{m} ({', '.join(f)})" for m, f in flagged.items()) or "none"))
+    _err().print(f"written: {path} (counts and item ids, no text)")
+    return EXIT_OK
 
 
 def _embargo(args, suite) -> float:
@@ -269,8 +355,8 @@ def cmd_export_items(args) -> int:
     from .suite import load_suite
     from .vault import Vault
     suite = load_suite(args.suite, args.suites_dir)
-    exported, refused = export_items(Vault.open(args.workspace), suite.name, args.purpose, args.out, _embargo(args, suite))
-    console = _console()
+    exported, refused = export_items(Vault.open(_places(args).workspace), suite.name, args.purpose, args.out, _embargo(args, suite))
+    console = _out()
     for m in exported:
         console.print(f"exported {m['rows']} items of {m['pool']} to {args.out / m['file']} (rule: {m['why']})")
     _print_refusals(console, refused)
@@ -282,14 +368,15 @@ def cmd_export_items(args) -> int:
 def cmd_export_outputs(args) -> int:
     from .context import open_run
     from .export import export_outputs
-    ctx = open_run(args.run_id, args.workspace, args.config)
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config)
     try:
         if args.lab and args.lab not in ctx.config.labs:
             raise HoldoutError(f"no lab '{args.lab}' in {ctx.config.file} (labs: {', '.join(ctx.config.labs) or 'none'})")
         manifest, refused = export_outputs(ctx, args.purpose, args.out, args.lab)
     finally:
         ctx.close()
-    console = _console()
+    console = _out()
     if manifest:
         console.print(f"exported {manifest['rows']} outputs of {', '.join(manifest['models'])} to {args.out / manifest['file']}")
     _print_refusals(console, refused)
@@ -301,7 +388,7 @@ def cmd_policy_explain(args) -> int:
     from .suite import load_suite
     from .vault import Vault
     from .vault.pools import _now
-    m = Vault.open(args.workspace).manifest(args.pool_id)
+    m = Vault.open(_places(args).workspace).manifest(args.pool_id)
     embargo = args.embargo_days
     if embargo is None:
         try:
@@ -309,7 +396,7 @@ def cmd_policy_explain(args) -> int:
         except HoldoutError:
             from .policy import DEFAULT_EMBARGO_DAYS
             embargo = DEFAULT_EMBARGO_DAYS
-    console = _console()
+    console = _out()
     console.print(f"{m['id']}: {m['license_class']}, {m['status']}, data licence "
                   f"{m['provenance'].get('data_license') or 'unknown'}, distribution {m['provenance'].get('distribution') or '-'}")
     for purpose in ([args.purpose] if args.purpose else PURPOSES):
@@ -321,7 +408,8 @@ def cmd_policy_explain(args) -> int:
 def _review_context(args):
     from .context import open_run
     from .review import queue
-    ctx = open_run(args.run_id, args.workspace, getattr(args, "config", None))
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config)
     graders, _ = ctx.graders()
     spec = queue.human_spec(graders)
     return ctx, graders, spec, queue.criteria_for(spec, graders)
@@ -330,7 +418,7 @@ def _review_context(args):
 def cmd_review_add(args) -> int:
     from .review import queue
     from .store import Store
-    store = Store(args.workspace / "store.sqlite")
+    store = Store(_places(args).workspace / "store.sqlite")
     try:
         token = queue.add_reviewer(store.db, args.name, [x for x in (args.languages or "").split(",") if x],
                                    args.country, args.age_band, args.education)
@@ -338,7 +426,7 @@ def cmd_review_add(args) -> int:
         store.close()
     # the link is a credential: it goes to stdout, once, for the maintainer to hand over
     print(f"http://{args.host}:{args.port}/login?token={token}")
-    _console().print(f"reviewer {args.name} added; the one-time login link above works once")
+    _err().print(f"reviewer {args.name} added; the one-time login link above works once")
     return 0
 
 
@@ -353,7 +441,7 @@ def cmd_review_route(args) -> int:
                             items, outputs, queue.criteria_for(spec, graders))
     finally:
         ctx.close()
-    _console().print(f"assigned: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'nothing new'}"
+    _out().print(f"assigned: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'nothing new'}"
                      + (f"; {pushed} open assignments pushed to {spec['push'].get('destination')}" if pushed else ""))
     return 0
 
@@ -364,9 +452,9 @@ def cmd_review_serve(args) -> int:
     from .review import ReviewApp
     ctx, _, _, criteria = _review_context(args)
     from .review.queue import comment_sealer
-    app = ReviewApp(args.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
+    app = ReviewApp(_places(args).workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
                     seal_comment=comment_sealer(ctx.pool.cipher, args.run_id))
-    _console().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+    _err().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     try:
         web.run_app(app.app(), host=args.host, port=args.port, access_log=None, print=None)
     finally:
@@ -384,7 +472,12 @@ def cmd_review_status(args) -> int:
         st = queue.status(ctx.store.db, args.run_id, criteria, ctx.store.grades(args.run_id), spec.get("min_gold_accuracy", 0.7))
     finally:
         ctx.close()
-    console = _console()
+    path = GATE.write_json(_places(args).results_dir / args.run_id / "review_status.json", st)
+    if args.json:
+        _print_json(st)
+        return 0
+    _err().print(f"written: {path}")
+    console = _out()
     console.print(f"run {args.run_id}: {st['assigned']} assigned, {st['done']} done, {st['queue']} waiting; flagged items: "
                   + ", ".join(f"{k} {v}" for k, v in st["flags"].items()))
     t = Table(title="reviewers")
@@ -400,7 +493,6 @@ def cmd_review_status(args) -> int:
         jh = st["judge_human"].get(c)
         judge = "-" if not jh or jh["krippendorff_alpha"] is None else f"{jh['krippendorff_alpha']:.2f} over {jh['items']} items"
         console.print(f"{c}: agreement between people (Krippendorff's alpha) {people}; judge vs people {judge}")
-    GATE.write_json(args.results_dir / args.run_id / "review_status.json", st)
     return 0
 
 
@@ -412,21 +504,24 @@ def cmd_review_import(args) -> int:
                                    seal=queue.comment_sealer(ctx.pool.cipher, args.run_id))
     finally:
         ctx.close()
-    _console().print(f"imported {n} decisions")
+    _out().print(f"imported {n} decisions")
     return 0
 
 
 def cmd_verify(args) -> int:
     from .scorecard import verify
     fp = verify(args.file, args.key)
-    _console().print(f"OK: {args.file} is intact, signed by {fp}")
+    if args.json:
+        _print_json({"file": str(args.file), "intact": True, "fingerprint": fp})
+    else:
+        _out().print(f"OK: {args.file} is intact, signed by {fp}")
     return 0
 
 
 def cmd_vault_init(args) -> int:
     from .vault import Vault
-    vault, source = Vault.init(args.workspace)
-    _console().print(f"vault created at {vault.dir}\nkey: {source}\n"
+    vault, source = Vault.init(_places(args).workspace)
+    _out().print(f"vault created at {vault.dir}\nkey: {source}\n"
                      "Keep a copy of the key somewhere safe (a password manager or secrets store): without it the "
                      "vault's pools and held-out run outputs cannot be read. To keep it out of the workspace, move it "
                      "and point HOLDOUT_VAULT_KEY_FILE at it, or put its contents in HOLDOUT_VAULT_KEY.")
@@ -437,12 +532,12 @@ def cmd_pool_import(args) -> int:
     from .suite import load_suite
     from .vault import Vault, import_pool_file
     suite = load_suite(args.suite, args.suites_dir)
-    vault = Vault.open(args.workspace)
+    vault = Vault.open(_places(args).workspace)
     license_class = "heldout" if args.heldout else args.license
     pool_id = import_pool_file(vault, suite.name, args.file, license_class, suite.strata, args.max_retention,
                                args.data_license, args.distribution)
     m = vault.manifest(pool_id)
-    console = _console()
+    console = _out()
     console.print(f"imported {m['items']} items as {pool_id} ({license_class}, draft), encrypted in {vault.dir}")
     if args.activate:
         previous = vault.activate(pool_id)
@@ -456,8 +551,11 @@ def cmd_pool_list(args) -> int:
     from rich.table import Table
 
     from .vault import Vault
-    vault = Vault.open(args.workspace)
+    vault = Vault.open(_places(args).workspace)
     pools = vault.pools(args.suite)
+    if args.json:
+        _print_json(pools)
+        return 0
     table = Table(title=f"pools in {vault.dir}")
     for col in ("pool", "status", "class", "items", "created", "strata"):
         table.add_column(col)
@@ -465,7 +563,7 @@ def cmd_pool_list(args) -> int:
         strata = "; ".join(f"{k}: {len(v)}" for k, v in m["strata"].items())
         table.add_row(m["id"], m["status"], m["license_class"], str(m["items"]),
                       time.strftime("%Y-%m-%d", time.gmtime(m["created"])), strata)
-    _console().print(table if pools else "no pools in the vault")
+    _out().print(table if pools else "no pools in the vault")
     return 0
 
 
@@ -488,10 +586,10 @@ def cmd_pool_draw(args) -> int:
     from .vault import Vault
     from .vault.rotation import draw_pool
     suite = load_suite(args.suite, args.suites_dir)
-    vault = Vault.open(args.workspace)
+    vault = Vault.open(_places(args).workspace)
     stratify = [s for s in args.stratify.split(",") if s] if args.stratify is not None else None
     pool_id, report = draw_pool(vault, suite, args.source, args.size, stratify, args.seed, args.floor)
-    console = _console()
+    console = _out()
     _print_draw_report(console, pool_id, report)
     console.print(f"{pool_id} is a draft in the vault (canary {vault.manifest(pool_id)['canary']}); "
                   f"activate it with: holdout pool activate {pool_id}")
@@ -500,8 +598,11 @@ def cmd_pool_draw(args) -> int:
 
 def cmd_pool_show(args) -> int:
     from .vault import Vault
-    m = Vault.open(args.workspace).manifest(args.pool_id)
-    console = _console()
+    m = Vault.open(_places(args).workspace).manifest(args.pool_id)
+    if args.json:
+        _print_json(m)
+        return 0
+    console = _out()
     stamp = lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"  # noqa: E731
     console.print(f"{m['id']}: {m['status']}, {m['license_class']}, {m['items']} items, created {stamp(m['created'])}, "
                   f"activated {stamp(m.get('activated_at'))}, retired {stamp(m.get('retired_at'))}\n"
@@ -519,12 +620,15 @@ def cmd_pool_exposure(args) -> int:
 
     from .vault import Vault
     from .vault.rotation import exposure
-    vault = Vault.open(args.workspace)
+    vault = Vault.open(_places(args).workspace)
     pool_id = args.pool or vault.active_pool(args.suite)
     if pool_id is None:
         raise HoldoutError(f"suite '{args.suite}' has no active pool; name one with --pool")
     rows = exposure(vault, pool_id)
-    console = _console()
+    if args.json:
+        _print_json({"pool": pool_id, "items": vault.manifest(pool_id)["items"], "exposure": rows})
+        return 0
+    console = _out()
     per_provider: dict = {}
     for r in rows:
         p = per_provider.setdefault(r["provider"], {"items": 0, "sends": 0, "max": 0})
@@ -565,9 +669,9 @@ def cmd_pool_rotate(args) -> int:
     policy = suite.raw.get("rotation") or {}
     max_exposure = args.max_exposure or policy.get("max_exposure")
     max_age = _days(args.max_age) or policy.get("max_age_days")
-    vault = Vault.open(args.workspace)
+    vault = Vault.open(_places(args).workspace)
     reasons, pool_id, report = rotate(vault, suite, max_exposure, max_age, args.force)
-    console = _console()
+    console = _out()
     if not pool_id:
         console.print(f"no rotation needed for '{suite.name}' (max exposure {max_exposure or '-'}, max age "
                       f"{max_age or '-'} days); active: {vault.active_pool(suite.name)}")
@@ -580,15 +684,15 @@ def cmd_pool_rotate(args) -> int:
 
 def cmd_pool_activate(args) -> int:
     from .vault import Vault
-    previous = Vault.open(args.workspace).activate(args.pool_id)
-    _console().print(f"{args.pool_id} is active" + (f"; {previous} retired (its embargo starts now)" if previous else ""))
+    previous = Vault.open(_places(args).workspace).activate(args.pool_id)
+    _out().print(f"{args.pool_id} is active" + (f"; {previous} retired (its embargo starts now)" if previous else ""))
     return 0
 
 
 def cmd_pool_retire(args) -> int:
     from .vault import Vault
-    Vault.open(args.workspace).retire(args.pool_id)
-    _console().print(f"{args.pool_id} retired (its embargo starts now)")
+    Vault.open(_places(args).workspace).retire(args.pool_id)
+    _out().print(f"{args.pool_id} retired (its embargo starts now)")
     return 0
 
 
@@ -612,23 +716,42 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def workspace(sp):
-        sp.add_argument("--workspace", type=Path, default=Path(".holdout"), help="store and vault directory (default .holdout)")
+        sp.add_argument("--workspace", type=Path, help="store and vault directory (default: the run config's "
+                        "workspace, else .holdout)")
+
+    def json_flag(sp):
+        sp.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
+
+    def results_dir(sp):
+        sp.add_argument("--results-dir", type=Path, help="where results go (default: the run config's results_dir, "
+                        "else results)")
+
+    def run_config(sp):
+        sp.add_argument("--config", type=Path, help="the run's config: decides workspace and results_dir (default: "
+                        "the config the run was made from)")
 
     sp = sub.add_parser("run", help="run a config: call every model on every item, resuming what is done",
                         description="Run a YAML config. Re-running the same config resumes: calls already in the "
                         "store are not made again. Ctrl-C stops new calls, waits for those in flight, and saves.")
-    sp.add_argument("config", help="run config (YAML), e.g. configs/demo.yaml")
+    sp.add_argument("config", type=Path, help="run config (YAML), e.g. configs/demo.yaml")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--recall-changed", action="store_true", help="items edited (or removed) since this run called "
+                    "them: delete their calls, grades and judge calls and call them again (without this, such a "
+                    "re-run is refused and the items are named)")
     sp.set_defaults(func=cmd_run)
 
-    sp = sub.add_parser("status", help="runs in the store: done/total, errors, cost")
+    sp = sub.add_parser("status", help="runs in the store: done/total, errors, model and judge cost")
+    run_config(sp)
     workspace(sp)
+    json_flag(sp)
     sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("runs", help="manage runs in the store")
     rsub = sp.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
-    dp = rsub.add_parser("delete", help="delete a run's calls from the store")
+    dp = rsub.add_parser("delete", help="delete a run and everything made from it: calls, grades, judge calls, "
+                         "review assignments")
     dp.add_argument("run_id")
+    run_config(dp)
     workspace(dp)
     dp.set_defaults(func=cmd_runs_delete)
 
@@ -636,16 +759,20 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Grade what is not graded yet. Judge calls go through the same engine as model "
                         "calls (limits, retries, budget, resume): grading a graded run again calls nothing.")
     sp.add_argument("run_id")
-    sp.add_argument("--config", type=Path, help="the run's config, if it moved since the run")
+    run_config(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
+    sp.add_argument("--regrade", action="append", metavar="GRADER", help="delete this grader's grades and judge calls "
+                    "and grade again (repeatable); needed after its settings change")
     workspace(sp)
     sp.set_defaults(func=cmd_grade)
 
     sp = sub.add_parser("report", help="scores with 95%% CIs, win rates, ratings, error rates; writes report.json")
     sp.add_argument("run_id")
     sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (reports are reproducible)")
-    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    run_config(sp)
+    results_dir(sp)
     workspace(sp)
+    json_flag(sp)
     sp.set_defaults(func=cmd_report)
 
     sp = sub.add_parser("scorecard", help="signed private scorecards for labs: results/<run>/scorecards/<lab>.{json,html}")
@@ -654,16 +781,16 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--lab", help="one lab (from the run config's labs:)")
     who.add_argument("--all", action="store_true", help="one scorecard per lab")
     sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
-    sp.add_argument("--config", type=Path)
-    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    run_config(sp)
+    results_dir(sp)
     workspace(sp)
     sp.set_defaults(func=cmd_scorecard)
 
     sp = sub.add_parser("leaderboard", help="the public view: aggregates only, unless the run says leaderboard_public")
     sp.add_argument("run_id")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--config", type=Path)
-    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    run_config(sp)
+    results_dir(sp)
     workspace(sp)
     sp.set_defaults(func=cmd_leaderboard)
 
@@ -683,7 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--purpose", required=True, choices=purposes)
     ep.add_argument("--out", type=Path, required=True)
     ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
-    ep.add_argument("--config", type=Path)
+    run_config(ep)
     workspace(ep)
     ep.set_defaults(func=cmd_export_outputs)
     sp = sub.add_parser("policy", help="explain the licence policy")
@@ -722,7 +849,9 @@ def build_parser() -> argparse.ArgumentParser:
             rp.add_argument("--host", default="127.0.0.1")
             rp.add_argument("--port", type=int, default=8700)
         if name == "status":
-            rp.add_argument("--results-dir", type=Path, default=Path("results"))
+            results_dir(rp)
+            json_flag(rp)
+        run_config(rp)
         workspace(rp)
         rp.set_defaults(func=func)
 
@@ -730,13 +859,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_id")
     sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
     sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
-    sp.add_argument("--results-dir", type=Path, default=Path("results"))
+    run_config(sp)
+    results_dir(sp)
     workspace(sp)
+    json_flag(sp)
     sp.set_defaults(func=cmd_check)
 
     sp = sub.add_parser("verify", help="check a scorecard's signature (it fails on any change)")
     sp.add_argument("file", type=Path)
     sp.add_argument("--key", help="require this signer fingerprint (ed25519:...), as printed when it was issued")
+    json_flag(sp)
     sp.set_defaults(func=cmd_verify)
 
     sp = sub.add_parser("recorded", help="load verdicts recorded by other tools (AlpacaEval) as a Holdout run")
@@ -786,12 +918,14 @@ def build_parser() -> argparse.ArgumentParser:
     pp = psub.add_parser("show", help="a version's manifest: strata vs source, distance, dedup counts (no text)")
     pp.add_argument("pool_id")
     workspace(pp)
+    json_flag(pp)
     pp.set_defaults(func=cmd_pool_show)
     pp = psub.add_parser("exposure", help="how often each item was sent to each provider (ids and counts)")
     pp.add_argument("suite")
     pp.add_argument("--pool", help="a version other than the active one")
     pp.add_argument("--items", action="store_true", help="also list every item")
     workspace(pp)
+    json_flag(pp)
     pp.set_defaults(func=cmd_pool_exposure)
     pp = psub.add_parser("rotate", help="draw and activate a fresh version when the rotation policy says so")
     pp.add_argument("suite")
@@ -804,6 +938,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
     pp.add_argument("--suite")
     workspace(pp)
+    json_flag(pp)
     pp.set_defaults(func=cmd_pool_list)
     for name, func, text in (("activate", cmd_pool_activate, "make a version active; the previous one is retired"),
                              ("retire", cmd_pool_retire, "retire a version; its embargo clock starts")):
@@ -859,14 +994,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HoldoutError as e:
         print(f"error: {GATE.scan(str(e))}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted; nothing in the store was lost. Re-run the same command to resume.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as e:  # a bug: show the traceback, but only through the gate
         sys.stderr.write(GATE.format_exception(e))
         print("error: unexpected failure (a bug in holdout); the store is consistent, re-run to resume.", file=sys.stderr)
-        return 1
+        return EXIT_BUG
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1,10 +1,9 @@
 """Run configs: YAML in, a validated RunConfig out, or an error naming file, line and key path."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +37,18 @@ class ProviderConfig:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
+# The output cap sent with every call whose params name none: without a cap the budget has no worst case.
+DEFAULT_MAX_TOKENS = 4096
+REASONING_MAX_TOKENS = 32768           # reasoning models spend output tokens thinking before they answer
+REASONING_FAMILIES = ("o1", "o3", "o4", "gpt-5")
+CAP_KEYS = ("max_tokens", "max_completion_tokens")
+
+
+def default_max_tokens(model: str) -> int:
+    family = model.split("-")[0] if not model.startswith("gpt-5") else "gpt-5"
+    return REASONING_MAX_TOKENS if family in REASONING_FAMILIES else DEFAULT_MAX_TOKENS
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
@@ -48,11 +59,25 @@ class ModelConfig:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.params.get("max_tokens", 1024))
+        """The output cap of every call: the params' max_tokens / max_completion_tokens, else the default."""
+        for key in CAP_KEYS:
+            if self.params.get(key) is not None:
+                return int(self.params[key])
+        return default_max_tokens(self.model)
+
+    @cached_property
+    def sent_params(self) -> dict:
+        """The params as sent: always with an output cap, so the budget's worst case is a real bound."""
+        if any(self.params.get(k) is not None for k in CAP_KEYS):
+            return dict(self.params)
+        return {**self.params, "max_tokens": self.max_tokens}
+
+    def request_params(self) -> dict:
+        return self.sent_params
 
     def identity(self) -> dict:
         """What must not change between attempts of one run for its results to stay comparable."""
-        return {"provider_type": self.provider.type, "model": self.model, "params": self.params}
+        return {"provider_type": self.provider.type, "model": self.model, "params": self.request_params()}
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,7 @@ class RunConfig:
     models: tuple[ModelConfig, ...]
     graders: tuple[dict, ...] | None
     labs: dict
+    headline: str | None = None
     providers: dict = field(default_factory=dict)
     leaderboard_public: bool = False
     min_segment_size: int | None = None
@@ -84,18 +110,29 @@ class RunConfig:
         line = self.marks.get(p)
         return f"{self.file}:{line}: {key_path(tuple(path))}" if line else f"{self.file}: {key_path(tuple(path))}"
 
-    def identity_hash(self) -> str:
-        ident = {"suite": self.suite, "pool": self.pool, "epochs": self.epochs, "limit": self.limit,
-                 "models": {m.name: m.identity() for m in self.models}}
-        return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+def _relative_to(base: Path, value: str | None) -> Path | None:
+    """A path from a config file: relative ones are relative to the file's directory."""
+    return None if value is None else (base / Path(value).expanduser())
+
+
+def nearest_suites_dir(start: Path) -> Path:
+    """`suites/` in the config's directory or the nearest one above it; else `suites` in the working directory."""
+    for d in (start, *start.parents):
+        if (d / "suites").is_dir():
+            return d / "suites"
+    return Path("suites")
 
 
 def load_run_config(file: str | Path) -> RunConfig:
+    """Every problem of the file at once (schema first, then the cross-checks), each with file, line and key."""
     file = Path(file)
     data, marks = load_yaml(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: expected a mapping of keys (suite, models, ...), found {type(data).__name__}")
     validate(data, "run", file, marks)
+    base = file.parent
+    problems: list[str] = []
 
     def where(*path) -> str:
         p = tuple(path)
@@ -107,18 +144,23 @@ def load_run_config(file: str | Path) -> RunConfig:
     for name, spec in (data.get("providers") or {}).items():
         kind = spec["type"]
         if kind == "replay" and "path" not in spec:
-            raise ConfigError(f"{where('providers', name)}: a replay provider needs 'path' "
-                              "(a directory of <model>.jsonl recorded answers)")
+            problems.append(f"{where('providers', name)}: a replay provider needs 'path' "
+                            "(a directory of <model>.jsonl recorded answers)")
+            continue
         if kind == "openai-compatible" and "base_url" not in spec:
-            raise ConfigError(f"{where('providers', name)}: an openai-compatible provider needs 'base_url'")
+            problems.append(f"{where('providers', name)}: an openai-compatible provider needs 'base_url'")
+            continue
         if "@" in urlsplit(spec.get("base_url") or "").netloc:
-            raise ConfigError(f"{where('providers', name, 'base_url')}: a base URL must not carry a user name or "
-                              "password (the SDKs cannot send them, and URLs end up in logs); put the credential in "
-                              "the environment variable named by api_key_env. The URL is not shown.")
+            problems.append(f"{where('providers', name, 'base_url')}: a base URL must not carry a user name or "
+                            "password (the SDKs cannot send them, and URLs end up in logs); put the credential in "
+                            "the environment variable named by api_key_env. The URL is not shown.")
+            continue
         spec = dict(spec)
         spec.setdefault("api_key_env", DEFAULT_KEY_ENV.get(kind))
         if "output_terms" in spec:
             spec["output_terms"] = tuple(spec["output_terms"])
+        if "path" in spec:
+            spec["path"] = str(_relative_to(base, spec["path"]))
         providers[name] = ProviderConfig(name=name, **spec)
 
     models, names = [], {}
@@ -129,13 +171,16 @@ def load_run_config(file: str | Path) -> RunConfig:
         elif pname in ("openai", "anthropic"):
             provider = providers.setdefault(pname, ProviderConfig(name=pname, type=pname, api_key_env=DEFAULT_KEY_ENV[pname]))
         else:
-            declared = ", ".join(sorted(providers)) or "none"
-            raise ConfigError(f"{where('models', i, 'provider')}: unknown provider '{pname}'; expected a name under "
-                              f"providers: (declared: {declared}) or one of: openai, anthropic")
+            if pname not in (data.get("providers") or {}):     # a declared but broken provider is reported above
+                declared = ", ".join(sorted(providers)) or "none"
+                problems.append(f"{where('models', i, 'provider')}: unknown provider '{pname}'; expected a name under "
+                                f"providers: (declared: {declared}) or one of: openai, anthropic")
+            continue
         name = spec.get("name", spec["model"])
         if name in names:
-            raise ConfigError(f"{where('models', i, 'name')}: model name '{name}' is used twice "
-                              f"(also models[{names[name]}]); give one of them a distinct 'name'")
+            problems.append(f"{where('models', i, 'name')}: model name '{name}' is used twice "
+                            f"(also models[{names[name]}]); give one of them a distinct 'name'")
+            continue
         names[name] = i
         price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
         models.append(ModelConfig(name=name, provider=provider, model=spec["model"],
@@ -143,32 +188,45 @@ def load_run_config(file: str | Path) -> RunConfig:
 
     budget = data.get("budget_usd")
     if budget is not None:
-        for i, m in enumerate(models):
+        for m in models:
             if m.price is None:
-                raise ConfigError(f"{where('models', i)}: no price is known for '{m.model}', so budget_usd cannot be "
-                                  "enforced; add price: {input_per_mtok: ..., output_per_mtok: ...}")
+                problems.append(f"{where('models', names[m.name])}: no price is known for '{m.model}', so budget_usd "
+                                "cannot be enforced; add price: {input_per_mtok: ..., output_per_mtok: ...}")
 
     labs = data.get("labs") or {}
     for lab, owned in labs.items():
         for j, mname in enumerate(owned):
             if mname not in names:
-                raise ConfigError(f"{where('labs', lab, j)}: lab '{lab}' owns '{mname}', which is not a model of this run "
-                                  f"(models: {', '.join(names)})")
+                problems.append(f"{where('labs', lab, j)}: lab '{lab}' owns '{mname}', which is not a model of this "
+                                f"run (models: {', '.join(names)})")
+    headline = data.get("headline")
+    if headline is not None and "graders" in data:
+        from .grading.engine import grader_names
+        known = grader_names(data["graders"])
+        if headline not in known:
+            problems.append(f"{where('headline')}: '{headline}' is not a grader of this config "
+                            f"(graders: {', '.join(known)})")
+    if problems:
+        raise ConfigError("\n".join(problems))
 
+    suite = data["suite"]
+    if "/" in suite or suite.endswith((".yaml", ".yml")):
+        suite = str(_relative_to(base, suite))
     return RunConfig(
         file=file,
         run_id=data.get("run_id") or file.stem,
-        suite=data["suite"],
+        suite=suite,
         pool=data.get("pool", "public"),
-        suites_dir=Path(data.get("suites_dir", "suites")),
-        workspace=Path(data.get("workspace", ".holdout")),
-        results_dir=Path(data.get("results_dir", "results")),
+        suites_dir=_relative_to(base, data.get("suites_dir")) or nearest_suites_dir(base),
+        workspace=_relative_to(base, data.get("workspace")) or Path(".holdout"),
+        results_dir=_relative_to(base, data.get("results_dir")) or Path("results"),
         epochs=data.get("epochs", 1),
         limit=data.get("limit"),
         budget_usd=budget,
         models=tuple(models),
         graders=tuple(data["graders"]) if "graders" in data else None,
         labs=labs,
+        headline=headline,
         providers=providers,
         leaderboard_public=data.get("leaderboard_public", False),
         min_segment_size=data.get("min_segment_size"),

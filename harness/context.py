@@ -11,6 +11,13 @@ from .store import Store
 from .suite import Item, Suite, load_suite
 
 
+def graders_of(config: RunConfig, suite: Suite) -> tuple[list[dict], str]:
+    """The graders that apply (the run config's override the suite's) and the file they come from."""
+    if config.graders is not None:
+        return list(config.graders), str(config.file)
+    return list(suite.graders), str(suite.file)
+
+
 @dataclass
 class RunContext:
     run_id: str
@@ -22,9 +29,7 @@ class RunContext:
 
     def graders(self) -> tuple[list[dict], str]:
         """The graders that apply (the run config's override the suite's) and the file they come from."""
-        if self.config.graders is not None:
-            return list(self.config.graders), str(self.config.file)
-        return list(self.suite.graders), str(self.suite.file)
+        return graders_of(self.config, self.suite)
 
     def items(self) -> dict[str, Item]:
         return {it.id: it for it in self.pool.items()}
@@ -38,8 +43,36 @@ class RunContext:
         self.pool.close()
 
 
+@dataclass
+class Places:
+    """Where a command reads and writes: one resolution for every command."""
+    workspace: Path
+    results_dir: Path
+    config: Path | None      # the run config that decided them, if any
+
+
+def locate(run_id: str | None = None, *, workspace: Path | None = None, results_dir: Path | None = None,
+           config: Path | None = None) -> Places:
+    """Explicit --workspace/--results-dir win; else the run config's (--config, or the config the run
+    recorded when it was made); else .holdout and results in the working directory."""
+    if config is not None:
+        cfg = load_run_config(config)
+        return Places(workspace or cfg.workspace, results_dir or cfg.results_dir, Path(config))
+    ws = workspace or Path(".holdout")
+    if run_id is not None and results_dir is None and (ws / "store.sqlite").exists():
+        probe = Store(ws / "store.sqlite", create=False)
+        try:
+            info = probe.run_info(run_id)
+        finally:
+            probe.close()
+        recorded = Path(info["config_file"]) if info and info.get("config_file") else None
+        if recorded is not None and recorded.is_file():
+            return Places(ws, load_run_config(recorded).results_dir, recorded)
+    return Places(ws, results_dir or Path("results"), None)
+
+
 def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None) -> RunContext:
-    probe = Store(Path(workspace) / "store.sqlite")
+    probe = Store(Path(workspace) / "store.sqlite", create=False)
     try:
         info = probe.run_info(run_id)
         known = [r["run_id"] for r in probe.status()]
@@ -47,10 +80,12 @@ def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None
         probe.close()
     if info is None or "/grade/" in run_id:
         raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (runs: {', '.join(known) or 'none'})")
-    path = config_path or info["config_file"]
-    if not Path(path).exists():
-        raise HoldoutError(f"run '{run_id}' was made from {path}, which is gone; pass --config with its config")
-    config = load_run_config(path)
+    if config_path is None:
+        config_path = info["config_file"]
+        if not config_path or not Path(config_path).exists():
+            raise HoldoutError(f"run '{run_id}' was made from {config_path or 'a config'}, which is gone; "
+                               "pass --config with its config")
+    config = load_run_config(config_path)     # a missing --config file is reported as that file
     suite = load_suite(config.suite, config.suites_dir)
     pool = open_pool(config, suite, recorded=info["pool"])
     return RunContext(run_id, info, config, suite, pool, Store(Path(workspace) / "store.sqlite", cipher=pool.cipher))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import HoldoutError
 from .grading.engine import style_features
-from .store import CallRow, Store
+from .store import CallRow, GradeRow, Store
 
 GRADER = "recorded"
 
@@ -64,9 +64,9 @@ def import_alpaca_eval(directory: Path, store: Store, run_id: str) -> dict:
             if model == base:
                 continue
             mine, theirs = style_features(out2), style_features(out1)
-            grades.append((run_id, GRADER, model, iid, 0, "ok", pref - 1.0,
-                           {"baseline": base, "verdicts": {}, "games": [[pref - 1.0, False]], "consistent": True,
-                            "style_diff": {k: mine[k] - theirs[k] for k in mine}, "dataset": r.get("dataset")}))
+            grades.append(GradeRow(run_id, GRADER, model, iid, 0, "ok", pref - 1.0,
+                                   {"baseline": base, "verdicts": {}, "games": [[pref - 1.0, False]], "consistent": True,
+                                    "style_diff": {k: mine[k] - theirs[k] for k in mine}, "dataset": r.get("dataset")}))
             counts[model] = counts.get(model, 0) + 1
     models = sorted({c.model for c in calls})
     store.begin_run(run_id, "recorded:alpaca_eval", "alpaca_eval", "alpaca_eval/recorded", False, len(calls), models,

@@ -59,19 +59,27 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
     return out
 
 
-def build_report(store: Store, run_id: str, seed: int = 0) -> dict:
+def build_report(store: Store, run_id: str, seed: int = 0, *, order: list[str] | None = None,
+                 headline: str | None = None) -> dict:
+    """`order`: grader names as the config lists them (graders it no longer lists follow, by name);
+    `headline`: the grader that heads the report and orders models (default: the first in order)."""
     calls = call_stats(store, run_id)
     grades = store.grades(run_id)
     by_grader = defaultdict(list)
     for g in grades:
         by_grader[g["grader"]].append(g)
-    report = {"run_id": run_id, "seed": seed, "models": {}, "graders": {}}
+    order = [n for n in (order or []) if n in by_grader] + sorted(n for n in by_grader if n not in (order or []))
+    judge_costs = store.judge_costs(run_id)
+    report = {"run_id": run_id, "seed": seed, "models": {}, "graders": {},
+              "headline": headline if headline in by_grader else (order[0] if order else None),
+              "judge_cost_usd": judge_costs}
     for model, c in calls.items():
         report["models"][model] = {"calls": c["calls"], "errors": c["errors"],
                                    "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
                                    "error_kinds": c["error_kinds"], "cost_usd": c["cost_usd"],
                                    "latency_p50_s": c["latency_p50_s"], "latency_p95_s": c["latency_p95_s"]}
-    for grader, rows in by_grader.items():
+    for grader in order:
+        rows = by_grader[grader]
         baseline = next((r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None)
         if baseline is not None:
             section = pairwise_section(rows, baseline, seed)
@@ -94,8 +102,23 @@ def build_report(store: Store, run_id: str, seed: int = 0) -> dict:
             agreement = _judge_agreement(rows)
             if agreement:
                 section["judge_agreement"] = agreement
+        section["judge_cost_usd"] = judge_costs.get(grader, 0.0)
         report["graders"][grader] = section
     return report
+
+
+def headline_metric(section: dict) -> str:
+    return "win_rate" if section["kind"] == "pairwise" else "mean"
+
+
+def by_headline(report: dict, models) -> list[str]:
+    """Models, best headline score first (models without one last, by name)."""
+    head = report["graders"].get(report.get("headline") or "")
+    if head is None:
+        return sorted(models)
+    metric = headline_metric(head)
+    score = lambda m: (head["models"].get(m) or {}).get(metric)  # noqa: E731
+    return sorted(models, key=lambda m: (score(m) is None, -(score(m) or 0.0), m))
 
 
 def _judge_agreement(rows: list[dict]) -> dict:
@@ -112,10 +135,11 @@ def _judge_agreement(rows: list[dict]) -> dict:
 
 
 def print_report(console: Console, report: dict) -> None:
-    t = Table(title=f"run {report['run_id']}: calls")
+    t = Table(title=f"run {report['run_id']}: calls" + (f" (headline: {report['headline']})" if report["headline"] else ""))
     for col in ("model", "calls", "errors", "error rate", "cost $", "p50 s"):
         t.add_column(col, justify="left" if col == "model" else "right")
-    for m, s in report["models"].items():
+    for m in by_headline(report, report["models"]):
+        s = report["models"][m]
         t.add_row(m, str(s["calls"]), str(s["errors"]), f"{(s['error_rate'] or 0) * 100:.1f}%", f"{s['cost_usd']:.4f}",
                   "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}")
     console.print(t)
@@ -125,7 +149,8 @@ def print_report(console: Console, report: dict) -> None:
             for col in ("model", "win rate", "SE", "LC win rate", "BT rating", "BT style-controlled", "inconsistent", "n"):
                 t.add_column(col, justify="left" if col == "model" else "right")
             bt, sbt = g.get("bradley_terry", {}), g.get("bradley_terry_style_controlled", {})
-            for m, s in g["models"].items():
+            for m in by_headline(report, g["models"]):
+                s = g["models"][m]
                 lc = "-" if s["lc_win_rate"] is None else f"{s['lc_win_rate'] * 100:.1f} ± {s['lc_se'] * 100:.1f}"
                 t.add_row(m, _fmt_ci(s, "win_rate", pct=True), f"{s['se'] * 100:.1f}", lc,
                           _fmt_rating(bt.get(m)), _fmt_rating(sbt.get(m)), f"{s['inconsistent_rate'] * 100:.0f}%",
@@ -134,9 +159,13 @@ def print_report(console: Console, report: dict) -> None:
             t = Table(title=f"{name}: mean score, 95% CI (bootstrap over items; errors excluded)")
             for col in ("model", "score", "graded", "skipped", "grade errors", "criteria"):
                 t.add_column(col, justify="left" if col in ("model", "criteria") else "right")
-            for m, s in g["models"].items():
+            for m in by_headline(report, g["models"]):
+                s = g["models"][m]
                 crit = ", ".join(f"{k} {v:.2f}" for k, v in s.get("criteria", {}).items())
-                t.add_row(m, _fmt_ci(s), str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit)
+                score = _fmt_ci(s) if s["graded"] else f"- (all {s['grade_errors']} failed)" if s["grade_errors"] else "-"
+                t.add_row(m, score, str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit)
+        if g.get("judge_cost_usd"):
+            t.caption = f"judge calls: ${g['judge_cost_usd']:.4f}"
         console.print(t)
 
 

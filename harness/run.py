@@ -11,7 +11,8 @@ from rich.console import Console
 
 from .budget import Budget
 from .config import RunConfig, check_api_keys, load_run_config
-from .errors import ConfigError
+from .errors import ConfigError, HoldoutError
+from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
 from .progress import progress_for
 from .results import print_summary, write_summary
 from .runner import Outcome, Runner, item_jobs
@@ -29,6 +30,7 @@ class PoolHandle:
     cipher: object = None
     on_sent: Callable | None = None
     max_retention: str | None = None
+    digest: ItemDigest = field(default_factory=ItemDigest)
     closers: list = field(default_factory=list)
 
     def close(self) -> None:
@@ -52,36 +54,62 @@ def limited(items: Callable[[], Iterable[Item]], limit: int | None) -> Callable[
     return items if limit is None else (lambda: itertools.islice(items(), limit))
 
 
-def run(config_path: str | Path, console: Console, quiet: bool = False) -> Outcome:
+def run(config_path: str | Path, *, out: Console, err: Console, quiet: bool = False,
+        recall_changed: bool = False) -> Outcome:
+    """Results (the summary table) go to `out`, progress and explanations to `err`."""
     config = load_run_config(config_path)
     suite = load_suite(config.suite, config.suites_dir)
     pool = open_pool(config, suite)
     try:
         check_api_keys(config)
-        return _run(config, suite, pool, console, quiet)
+        return _run(config, suite, pool, out, err, quiet, recall_changed)
     finally:
         pool.close()
 
 
-def _run(config: RunConfig, suite: Suite, pool: PoolHandle, console: Console, quiet: bool) -> Outcome:
+def _check_items(store: Store, config: RunConfig, pool: PoolHandle, console: Console, recall_changed: bool) -> None:
+    """A resumed run: refuse if items were edited or removed since their calls were made, unless asked to
+    re-call exactly those (their calls, grades and judge calls are deleted first)."""
+    stored = store.item_digests(config.run_id)
+    if not stored:
+        return
+    changes = find_item_changes(stored, pool.items(), pool.digest)
+    if not changes:
+        return
+    if not recall_changed:
+        raise HoldoutError(f"run '{config.run_id}': {changes.describe()}. Their stored outputs and grades describe "
+                           "other items, so nothing was called. Choose: re-call just these items with "
+                           f"`holdout run {config.file} --recall-changed`, or set a new run_id in {config.file} "
+                           "for a fresh run.")
+    deleted = store.delete_items(config.run_id, changes.ids())
+    console.print(f"{changes.describe()}: their {deleted.calls} calls, {deleted.grades} grades and "
+                  f"{deleted.judge_calls} judge calls were deleted; the edited items are called again")
+
+
+def _run(config: RunConfig, suite: Suite, pool: PoolHandle, out: Console, console: Console, quiet: bool,
+         recall_changed: bool = False) -> Outcome:
     n_items = min(pool.count, config.limit or pool.count)
     total = n_items * len(config.models) * config.epochs
     store = Store(config.workspace / "store.sqlite", cipher=pool.cipher)
     try:
-        resumed = store.begin_run(config.run_id, config.identity_hash(), suite.name, pool.name, pool.heldout, total,
-                                  [m.name for m in config.models], str(config.file))
+        doc = run_identity(config, suite, pool.name)
+        resumed = store.begin_run(config.run_id, identity_hash(doc), suite.name, pool.name, pool.heldout, total,
+                                  [m.name for m in config.models], str(config.file.resolve()), identity_doc=doc)
+        if resumed:
+            _check_items(store, config, pool, console, recall_changed)
         budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
         done_before = len(store.done_keys(config.run_id))
         console.print(f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
                       f"{config.epochs} epochs = {total} calls"
                       + (f"; resuming, {done_before} already done" if resumed and done_before else ""))
         with progress_for(config.run_id, total, console, quiet, completed=done_before) as bar:
-            jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs)
+            jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs, pool.digest)
             runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
             outcome = asyncio.run(runner.run())
         _, summary = write_summary(store, config.run_id, config.results_dir, extra={"pacing": outcome.pacing})
-        print_summary(console, summary)
+        print_summary(out, summary)
         _explain(console, config, outcome, total, done_before, budget)
+        outcome.complete = done_before + outcome.ok >= total
         return outcome
     finally:
         store.close()

@@ -26,6 +26,7 @@ from .store import CallRow, Store
 from .suite import Item, Suite
 
 FATAL_KINDS = {"auth", "forbidden"}   # no point sending more to this provider
+TOKENS_PER_MESSAGE = 16               # an upper bound on the chat format's tokens around each message
 
 
 @dataclass(slots=True)
@@ -36,16 +37,19 @@ class Job:
     model: ModelConfig
     epoch: int
     messages: list        # (role, str | Sealed)
+    item_sha: str | None = None   # digest of the item's content (model calls), stored with the call
 
 
-def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[ModelConfig], epochs: int):
+def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[ModelConfig], epochs: int,
+              digest: Callable[[Item], str]):
     """The jobs of a run: every item x model x epoch, rendered lazily (memory stays flat)."""
     def jobs():
         for item in items():
             messages = suite.render(item)
+            sha = digest(item)
             for model in models:
                 for epoch in range(epochs):
-                    yield Job(item.id, item.id, model, epoch, messages)
+                    yield Job(item.id, item.id, model, epoch, messages, sha)
     return jobs
 
 
@@ -58,6 +62,7 @@ class Outcome:
     cost_usd: float = 0.0
     interrupted: bool = False
     budget_stop: bool = False
+    complete: bool = False       # every call of the run is done (set by `holdout run`)
     dead_providers: dict = field(default_factory=dict)  # provider name -> reason
     pacing: dict = field(default_factory=dict)          # provider name -> Pacer.report()
 
@@ -164,18 +169,25 @@ class Runner:
                 self.outcome.not_started += 1
                 continue
             model = job.model
-            prompt_tokens = sum(len(reveal(c)) for _, c in job.messages) // 4 + 1
-            worst = model.price.cost(prompt_tokens, model.max_tokens) if model.price else 0.0
+            texts = [reveal(c) for _, c in job.messages]
+            prompt_tokens = sum(map(len, texts)) // 4 + 1      # a typical count, for pacing
+            # the budget's worst case: a byte-level tokenizer makes at most one token per UTF-8 byte, plus
+            # a few per message for the chat format; the output at most the cap that is always sent
+            worst = model.price.cost(sum(len(t.encode()) + TOKENS_PER_MESSAGE for t in texts), model.max_tokens) \
+                if model.price else 0.0
             if not self.budget.reserve(worst):
                 self.outcome.not_started += 1
                 self.outcome.budget_stop = True
                 self.stopping.set()
                 continue
-            request = Request(job.item_id, model.model, job.messages, model.params, cfg.timeout_s)
+            request = Request(job.item_id, model.model, job.messages, model.request_params(), cfg.timeout_s)
             row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
             hit("runner.after_call", lambda: reveal(job.messages[-1][1]))  # tests: a crash quoting the prompt
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
+            if self.budget.exhausted_by_spend():    # a provider billed past the cap it was sent: start nothing more
+                self.outcome.budget_stop = True
+                self.stopping.set()
             if row.ok:
                 state["consecutive_failures"] = 0
             else:
@@ -242,15 +254,15 @@ class Runner:
                         c = await self._attempt(provider, pacer, request, job, tokens)
         except ProviderError as e:
             return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, None, 0, 0,
-                           time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time())
+                           time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time(), job.item_sha)
         price = job.model.price
         cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
         if c.finish_reason in ("content_filter", "refusal") and not c.text:
             return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, c.finish_reason,
                            c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, "content_filter",
-                           "the provider's content filter refused", time.time())
+                           "the provider's content filter refused", time.time(), job.item_sha)
         return CallRow(self.run_id, job.model.name, job.key, job.epoch, True, c.text, c.finish_reason,
-                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time())
+                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time(), job.item_sha)
 
     # -- results --------------------------------------------------------------
     def _record(self, row: CallRow) -> None:

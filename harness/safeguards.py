@@ -8,8 +8,10 @@ flagged items (never text). Thresholds come from the suite's `safeguards:` secti
   structure meant to close the judge's prompt). Judges always see outputs quoted as untrusted data
   (the hardened path); a flagged model is marked on reports and scorecards.
 - repeated_outputs: outputs that (nearly) repeat the model's output for another item: a model
-  whose answers barely depend on the prompt.
-- short_outputs: answers shorter than `short_chars`, as from a model tuned to be terse.
+  whose answers barely depend on the prompt. Epochs of one item are the same prompt: a deterministic
+  model repeating itself across them is not flagged.
+- short_outputs: answers shorter than `short_chars`, as from a model tuned to be terse; items whose
+  reference answer is itself short are left out (a short answer is what they ask for).
 - truncated: completions cut at the token limit. refusals: refusal phrases and content filters.
 """
 from __future__ import annotations
@@ -53,7 +55,8 @@ class Output:
 def _result(flagged_ids: list, n: int, threshold: float, above: bool = True) -> dict:
     rate = len(flagged_ids) / n if n else 0.0
     return {"count": len(flagged_ids), "of": n, "rate": rate, "threshold": threshold,
-            "flagged": bool(n) and (rate >= threshold if above else rate <= threshold), "item_ids": sorted(flagged_ids)[:50]}
+            "flagged": bool(n) and (rate >= threshold if above else rate <= threshold),
+            "item_ids": sorted(set(flagged_ids))[:50]}
 
 
 def injection_signals(text: str) -> list[str]:
@@ -78,28 +81,33 @@ def repeated_outputs(outputs: list[Output], threshold: float, similarity: float 
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
     lsh = MinHashLSH(threshold=0.5, num_perm=64)   # candidates only; each is verified against `similarity`
-    exact: Counter = Counter(normalize(reveal(o.text)) for o in ok)
+    texts = [normalize(reveal(o.text)) for o in ok]
+    items_of: dict[str, set] = {}
+    for o, text in zip(ok, texts):
+        items_of.setdefault(text, set()).add(o.item_id)
     repeated = set()
     hashes = {}
-    for k, o in enumerate(ok):
-        if exact[normalize(reveal(o.text))] > 1:
-            repeated.add(o.item_id)
+    for k, (o, text) in enumerate(zip(ok, texts)):
+        if len(items_of[text]) > 1:
+            repeated.add(k)
             continue
         m = MinHash(num_perm=64, seed=1)
         m.update_batch(list(_shingles(reveal(o.text))))
         for other in lsh.query(m):
-            if m.jaccard(hashes[other][1]) >= similarity:
-                repeated.add(o.item_id)
-                repeated.add(hashes[other][0])
-        hashes[f"o{k}"] = (o.item_id, m)
+            j, other_m = hashes[other]
+            if ok[j].item_id != o.item_id and m.jaccard(other_m) >= similarity:
+                repeated.update((k, j))
+        hashes[f"o{k}"] = (k, m)
         lsh.insert(f"o{k}", m)
-    return _result(list(repeated), len(ok), threshold)
+    return _result([ok[k].item_id for k in repeated], len(ok), threshold)
 
 
-def short_outputs(outputs: list[Output], chars: int, threshold: float) -> dict:
-    ok = [o for o in outputs if o.text is not None]
+def short_outputs(outputs: list[Output], chars: int, threshold: float, short_references: set | None = None) -> dict:
+    """Share of answers under `chars` characters, among items whose reference (if any) is not itself that short."""
+    ok = [o for o in outputs if o.text is not None and o.item_id not in (short_references or ())]
     res = _result([o.item_id for o in ok if len(reveal(o.text).strip()) < chars], len(ok), threshold)
     res["chars"] = chars
+    res["left_out_short_references"] = len({o.item_id for o in outputs if o.item_id in (short_references or ())})
     return res
 
 
@@ -115,25 +123,34 @@ def refusals(outputs: list[Output], threshold: float) -> dict:
     return _result(ids, len(outputs), threshold)
 
 
-def check_model(outputs: list[Output], settings: dict | None = None) -> dict:
+def check_model(outputs: list[Output], settings: dict | None = None, short_references: set | None = None) -> dict:
     s = {**DEFAULTS, **(settings or {})}
     return {"judge_injection": judge_injection(outputs, s["injection_rate"]),
             "repeated_outputs": repeated_outputs(outputs, s["repeated_share"]),
-            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"]),
+            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"], short_references),
             "truncated": truncated(outputs, s["truncated_share"]),
             "refusals": refusals(outputs, s["refusal_share"])}
 
 
-def check_run(store, run_id: str, settings: dict | None = None, models: list[str] | None = None) -> dict:
+def short_reference_items(items: dict | None, settings: dict | None = None) -> set:
+    """Ids of items whose reference answer is shorter than `short_chars` (a short answer is right for them)."""
+    chars = {**DEFAULTS, **(settings or {})}["short_chars"]
+    return {i for i, it in (items or {}).items() if it.reference is not None and len(reveal(it.reference).strip()) < chars}
+
+
+def check_run(store, run_id: str, settings: dict | None = None, models: list[str] | None = None,
+              items: dict | None = None) -> dict:
     """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read inside the
-    boundary; the result holds ids and numbers only."""
+    boundary; the result holds ids and numbers only. `items` (id -> Item) lets the short-answer check
+    leave out items whose reference is short."""
     per_model: dict[str, list[Output]] = {}
     for row in store.calls(run_id):
         if models is not None and row.model not in models:
             continue
         per_model.setdefault(row.model, []).append(Output(row.item_id, row.output if row.ok else None,
                                                           row.finish_reason, row.error_kind))
-    return {m: check_model(outs, settings) for m, outs in sorted(per_model.items())}
+    short_refs = short_reference_items(items, settings)
+    return {m: check_model(outs, settings, short_refs) for m, outs in sorted(per_model.items())}
 
 
 def flags(results: dict) -> dict[str, list[str]]:

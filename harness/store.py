@@ -4,6 +4,11 @@ Rows are written as calls finish (grouped into one commit per event-loop turn), 
 loses only calls in flight and a re-run skips everything already done. Outputs of held-out runs
 are encrypted with the vault key before they reach the file (`cipher`), so a copied store file
 reveals no held-out text.
+
+Grades belong to outputs: a successful call is never overwritten (a write over it is ignored), and
+the only way to change one is to delete it, which deletes every grade, judge call and review
+assignment made from its item in the same transaction. So a grade in the store always describes the
+output that is there now. Each call records the digest of the item content it was made from.
 """
 from __future__ import annotations
 
@@ -22,17 +27,34 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, identity TEXT NOT NULL, suite TEXT NOT NULL, pool TEXT NOT NULL,
   heldout INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL, models TEXT NOT NULL,
-  created REAL NOT NULL, updated REAL NOT NULL, config_file TEXT);
+  created REAL NOT NULL, updated REAL NOT NULL, config_file TEXT, identity_doc TEXT);
 CREATE TABLE IF NOT EXISTS calls (
   run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
   ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
-  latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL,
+  latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL, item_sha TEXT,
   PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS grades (
   run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
-  status TEXT NOT NULL, score REAL, detail TEXT,
+  status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
   PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
 """
+# Columns added since the first version, for stores it created: (table, column, type).
+ADDED_COLUMNS = (("runs", "identity_doc", "TEXT"), ("calls", "item_sha", "TEXT"), ("grades", "grader_sha", "TEXT"))
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a store made by an earlier version up to this schema (new columns are added empty)."""
+    for table, column, kind in ADDED_COLUMNS:
+        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as e:   # another process added it a moment ago
+                if "duplicate column" not in str(e):
+                    raise
+
+
+class NoStore(HoldoutError):
+    pass
 
 
 @dataclass(slots=True)
@@ -52,9 +74,36 @@ class CallRow:
     error_kind: str | None
     error: str | None
     finished: float
+    item_sha: str | None = None    # digest of the item content the call was made from (model calls only)
+
+
+@dataclass(slots=True)
+class GradeRow:
+    """One grade: a number (or a status) and labels, never text."""
+    run_id: str
+    grader: str
+    model: str
+    item_id: str
+    epoch: int
+    status: str                    # ok | skipped | error
+    score: float | None
+    detail: dict
+    grader_sha: str | None = None  # digest of the grader's settings the grade was made with
+
+
+@dataclass
+class Deleted:
+    calls: int = 0
+    grades: int = 0
+    judge_calls: int = 0
+    assignments: int = 0
 
 
 CALL_FIELDS = tuple(CallRow.__dataclass_fields__)
+# A successful call is final: a later write for the same key replaces only a failed one.
+UPSERT_CALL = (f"INSERT INTO calls ({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' * len(CALL_FIELDS))}) "
+               "ON CONFLICT(run_id, model, item_id, epoch) DO UPDATE SET "
+               + ", ".join(f"{f}=excluded.{f}" for f in CALL_FIELDS[4:]) + " WHERE calls.ok=0")
 
 # A provider may put anything in its finish reason; the store keeps only these words (plaintext is safe).
 FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls", "function_call", "refusal",
@@ -69,11 +118,16 @@ def finish_reason_word(value) -> str | None:
 
 
 class Store:
-    def __init__(self, path: Path, cipher=None):
+    def __init__(self, path: Path, cipher=None, *, create: bool = True):
+        """`create=False`: a command that only reads refuses a missing store instead of creating one."""
         self.path = Path(path)
+        if not create and not self.path.exists():
+            raise NoStore(f"no run store at {self.path} (no run has been made with this workspace; "
+                          "pass --workspace, or --config with the run's config)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.db = connect(self.path, SCHEMA)
+            _migrate(self.db)
         except (sqlite3.Error, OSError) as e:
             raise HoldoutError(f"{self.path}: cannot open the run store ({e})") from None
         self.cipher = cipher
@@ -81,20 +135,24 @@ class Store:
 
     # -- runs -----------------------------------------------------------------
     def begin_run(self, run_id: str, identity: str, suite: str, pool: str, heldout: bool, total: int,
-                  models: list[str], config_file: str) -> bool:
+                  models: list[str], config_file: str, identity_doc: dict | None = None) -> bool:
         """Register a run or check a resumed one matches. Returns True if resuming."""
-        row = self.db.execute("SELECT identity, suite, pool FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        row = self.db.execute("SELECT identity, suite, pool, identity_doc FROM runs WHERE run_id=?", (run_id,)).fetchone()
         now = time.time()
         if row and row[0] != identity:
-            raise HoldoutError(
-                f"run '{run_id}' already exists in {self.path} with a different suite, pool, epochs or model settings "
-                f"(it was suite '{row[1]}', pool '{row[2]}'). Its results would not be comparable: set a new run_id "
-                "in the config, or delete the old run with `holdout runs delete " + run_id + "`.")
+            from .identity import describe_change
+            was = json.loads(row[3]) if row[3] else None
+            raise HoldoutError(f"{config_file}: run '{run_id}' already exists in {self.path} and what decides its answers has changed: "
+                               f"{describe_change(was, identity_doc)}. Its results would not be comparable (nothing was "
+                               f"called). Set a new run_id in the config, or delete the old run with "
+                               f"`holdout runs delete {run_id}`" + (f", or pin `pool: {row[2]}` to continue it"
+                                                                    if identity_doc and row[2] != pool else "") + ".")
         self.db.execute(
-            "INSERT INTO runs(run_id, identity, suite, pool, heldout, total, models, created, updated, config_file) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET total=excluded.total, "
-            "models=excluded.models, updated=excluded.updated",
-            (run_id, identity, suite, pool, int(heldout), total, json.dumps(models), now, now, config_file))
+            "INSERT INTO runs(run_id, identity, suite, pool, heldout, total, models, created, updated, config_file, "
+            "identity_doc) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET total=excluded.total, "
+            "models=excluded.models, updated=excluded.updated, config_file=excluded.config_file",
+            (run_id, identity, suite, pool, int(heldout), total, json.dumps(models), now, now, config_file,
+             json.dumps(identity_doc, sort_keys=True) if identity_doc is not None else None))
         return row is not None
 
     def run_info(self, run_id: str) -> dict | None:
@@ -102,26 +160,82 @@ class Store:
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row)) if row else None
 
-    def delete_run(self, run_id: str) -> int:
+    def delete_run(self, run_id: str) -> Deleted:
+        """A run and everything made from it: calls, grades, judge calls, review assignments."""
+        judge_runs = f"{run_id}/grade/"
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            n = self.db.execute("DELETE FROM calls WHERE run_id=?", (run_id,)).rowcount
-            self.db.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
-        return n
+            d = Deleted(
+                calls=self.db.execute("DELETE FROM calls WHERE run_id=?", (run_id,)).rowcount,
+                grades=self.db.execute("DELETE FROM grades WHERE run_id=?", (run_id,)).rowcount,
+                judge_calls=self.db.execute("DELETE FROM calls WHERE substr(run_id, 1, ?)=?",
+                                            (len(judge_runs), judge_runs)).rowcount,
+                assignments=self._delete_assignments("run_id=?", (run_id,)))
+            self.db.execute("DELETE FROM runs WHERE run_id=? OR substr(run_id, 1, ?)=?",
+                            (run_id, len(judge_runs), judge_runs))
+        return d
+
+    def delete_items(self, run_id: str, item_ids: list[str]) -> Deleted:
+        """The calls of these items (every model and epoch) and everything made from them, so they are called
+        afresh: grades, judge calls (their keys start with the item id), review assignments."""
+        judge_runs = f"{run_id}/grade/"
+        d = Deleted()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for item in item_ids:
+                d.calls += self.db.execute("DELETE FROM calls WHERE run_id=? AND item_id=?", (run_id, item)).rowcount
+                d.grades += self.db.execute("DELETE FROM grades WHERE run_id=? AND item_id=?", (run_id, item)).rowcount
+                d.judge_calls += self.db.execute(
+                    "DELETE FROM calls WHERE substr(run_id, 1, ?)=? AND substr(item_id, 1, ?)=?",
+                    (len(judge_runs), judge_runs, len(item) + 1, item + "|")).rowcount
+                d.assignments += self._delete_assignments("run_id=? AND item_id=?", (run_id, item))
+        return d
+
+    def delete_grader(self, run_id: str, grader: str) -> Deleted:
+        """A grader's grades and judge calls (`grade --regrade`)."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            return Deleted(grades=self.db.execute("DELETE FROM grades WHERE run_id=? AND grader=?",
+                                                  (run_id, grader)).rowcount,
+                           judge_calls=self.db.execute("DELETE FROM calls WHERE run_id=?",
+                                                       (f"{run_id}/grade/{grader}",)).rowcount)
+
+    def _delete_assignments(self, where: str, args: tuple) -> int:
+        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='assignments'").fetchone():
+            return 0
+        return self.db.execute(f"DELETE FROM assignments WHERE {where}", args).rowcount
 
     def status(self) -> list[dict]:
-        """Per run: done/total, errors, cost. No text."""
+        """Per run: done/total, errors, model cost, and judge cost per grader. No text."""
         cur = self.db.execute(
             "SELECT r.run_id, r.suite, r.pool, r.total, r.updated, "
             "COALESCE(SUM(c.ok),0), COALESCE(SUM(1-c.ok),0), COALESCE(SUM(c.cost_usd),0) "
             "FROM runs r LEFT JOIN calls c ON c.run_id=r.run_id WHERE r.run_id NOT LIKE '%/grade/%' "
             "GROUP BY r.run_id ORDER BY r.updated DESC")
         keys = ("run_id", "suite", "pool", "total", "updated", "done", "errors", "cost_usd")
-        return [dict(zip(keys, r)) for r in cur]
+        runs = [dict(zip(keys, r)) for r in cur]
+        for r in runs:
+            r["judge_cost_usd"] = self.judge_costs(r["run_id"])
+        return runs
+
+    def judge_costs(self, run_id: str) -> dict[str, float]:
+        """grader -> dollars spent on its judge calls for this run."""
+        prefix = f"{run_id}/grade/"
+        return {rid[len(prefix):]: round(cost, 6) for rid, cost in self.db.execute(
+            "SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls WHERE substr(run_id, 1, ?)=? GROUP BY run_id",
+            (len(prefix), prefix))}
 
     # -- calls ----------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[tuple[str, str, int]]:
         return set(self.db.execute("SELECT model, item_id, epoch FROM calls WHERE run_id=? AND ok=1", (run_id,)))
+
+    def item_digests(self, run_id: str) -> dict[str, set]:
+        """item_id -> the item-content digests its successful calls were made from (one, unless edited)."""
+        out: dict[str, set] = {}
+        for item, sha in self.db.execute("SELECT DISTINCT item_id, item_sha FROM calls WHERE run_id=? AND ok=1",
+                                         (run_id,)):
+            out.setdefault(item, set()).add(sha)
+        return out
 
     def spent(self, run_id: str) -> float:
         return self.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -141,7 +255,7 @@ class Store:
         try:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany("INSERT OR REPLACE INTO calls VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                self.db.executemany(UPSERT_CALL, rows)
                 self.db.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0]))
                 hit("store.flush.before_commit")
         except sqlite3.Error as e:
@@ -150,7 +264,7 @@ class Store:
                                "successful write, re-run to resume") from None
 
     def calls(self, run_id: str, model: str | None = None) -> Iterator[CallRow]:
-        sql = "SELECT * FROM calls WHERE run_id=?" + (" AND model=?" if model else "") + " ORDER BY model, item_id, epoch"
+        sql = f"SELECT {', '.join(CALL_FIELDS)} FROM calls WHERE run_id=?" + (" AND model=?" if model else "") + " ORDER BY model, item_id, epoch"
         for values in self.db.execute(sql, (run_id, model) if model else (run_id,)):
             row = CallRow(*values)
             if self.cipher is not None and row.output is not None:
@@ -158,12 +272,12 @@ class Store:
             yield row
 
     # -- grades (numbers and labels only, never text) ---------------------------
-    def put_grades(self, rows: list[tuple]) -> None:
-        """(run_id, grader, model, item_id, epoch, status, score, detail dict)."""
+    def put_grades(self, rows: list[GradeRow]) -> None:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?)",
-                                [r[:7] + (json.dumps(r[7]),) for r in rows])
+            self.db.executemany("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?,?)",
+                                [(r.run_id, r.grader, r.model, r.item_id, r.epoch, r.status, r.score,
+                                  json.dumps(r.detail), r.grader_sha) for r in rows])
 
     def grades(self, run_id: str, grader: str | None = None) -> list[dict]:
         sql = "SELECT grader, model, item_id, epoch, status, score, detail FROM grades WHERE run_id=?"
@@ -176,6 +290,13 @@ class Store:
     def graded_keys(self, run_id: str, grader: str) -> set:
         return set(self.db.execute("SELECT model, item_id, epoch FROM grades WHERE run_id=? AND grader=? "
                                    "AND status IN ('ok','skipped')", (run_id, grader)))
+
+    def grader_digests(self, run_id: str) -> dict[str, set]:
+        """grader -> the settings digests its grades were made with (one, unless its settings changed)."""
+        out: dict[str, set] = {}
+        for grader, sha in self.db.execute("SELECT DISTINCT grader, grader_sha FROM grades WHERE run_id=?", (run_id,)):
+            out.setdefault(grader, set()).add(sha)
+        return out
 
     def close(self) -> None:
         try:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -25,6 +27,49 @@ def key_path(path: Path_) -> str:
     return out or "(top level)"
 
 
+class CoreLoader(yaml.SafeLoader):
+    """YAML 1.2 core scalars, so a config means what it says: only true/false are booleans (`on:`, `yes`,
+    `no`, `off` stay strings), `012` is twelve, `1:30` is text, and `1e3` is a number."""
+
+
+CoreLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int",
+                                                               "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+CoreLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                 list("tTfF"))
+CoreLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                                 list("-+0123456789"))
+CoreLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _core_int(loader, node):
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text)
+
+
+CoreLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
+
+
+def _finite(file: Path, data: Any, path: Path_, marks: dict[Path_, int]) -> None:
+    """NaN and infinity are never a setting (a budget of .inf is no budget): refuse them where they are."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"{file}:{_line_of(path, marks, 1)}: {key_path(path)}: expected a finite number, found {data}")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            _finite(file, v, path + (k,), marks)
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            _finite(file, v, path + (i,), marks)
+
+
 def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
     """Parse a YAML file; return the data and a map key path -> line number."""
     try:
@@ -37,13 +82,14 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
         raise ConfigError(f"{file}: cannot read ({e.strerror})") from None
     loader = None
     try:
-        loader = yaml.SafeLoader(text)   # the reader rejects control characters already here
+        loader = CoreLoader(text)   # the reader rejects control characters already here
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{file}: the file is empty; expected a YAML mapping")
         marks: dict[Path_, int] = {}
         _record_marks(file, node, (), marks)
         data = loader.construct_document(node)
+        _finite(file, data, (), marks)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)

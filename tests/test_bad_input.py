@@ -62,7 +62,7 @@ def test_mutated_run_configs_get_clear_errors(project, capsys, cfg):
     path = project.config(yaml.safe_dump(cfg, sort_keys=False))
     code, err = run_cli(capsys, "run", path, "-q")
     assert "Traceback" not in err
-    if code != 0:
+    if code not in (0, 3):     # 3: it ran, and calls to the closed port failed
         assert code == 2 and err.startswith("error: ")
         assert str(path) in err or "suite" in err
 

@@ -110,7 +110,7 @@ def test_missing_suite(project, cli):
     path = project.config(GOOD.replace("suite: mini", "suite: nope"))
     project.suite()
     code, _, err = cli("run", path)
-    assert code == 2 and "suite 'nope'" in err and "suites in suites: mini" in err
+    assert code == 2 and "suite 'nope'" in err and f"suites in {project.root / 'suites'}: mini" in err
 
 
 def test_bad_pool_lines_are_all_reported(project, cli):

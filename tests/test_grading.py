@@ -119,8 +119,8 @@ def test_rubric_two_judges_aggregated_with_disagreement_and_malformed_retry(proj
     assert good["judge_disagreement"] == pytest.approx((2.5 - 2) / 3)
     assert report["graders"]["rubric"]["judge_agreement"]["correctness"]["units"] == 12
     before = mock_server.stats.requests
-    code, _, err = cli("grade", "run", "-q")                    # a re-grade makes no calls
-    assert code == 0 and mock_server.stats.requests == before and "0 judge calls" in err
+    code, out, err = cli("grade", "run", "-q")                  # a re-grade makes no calls
+    assert code == 0 and mock_server.stats.requests == before and "0 judge calls" in out
 
 
 def test_rubric_judge_that_never_answers_properly_is_an_error_not_a_score(project, cli, mock_server):
@@ -128,8 +128,8 @@ def test_rubric_judge_that_never_answers_properly_is_an_error_not_a_score(projec
     mock_server.behaviour.responder, calls = responder_factory(lambda m, p, c: "no idea")
     path = project.config(judge_config(mock_server.url, RUBRIC.replace("criteria:", "max_attempts: 2\n      criteria:")))
     cli("run", path, "-q")
-    code, _, err = cli("grade", "run", "-q")
-    assert code == 0 and "6 failed" in err
+    code, out, err = cli("grade", "run", "-q")
+    assert code == 3 and "6 failed" in out          # 3: it ran, and judgments failed
     with project.db() as db:
         rows = db.execute("SELECT status, score, detail FROM grades WHERE grader='rubric'").fetchall()
     assert {r[0] for r in rows} == {"error"} and {r[1] for r in rows} == {None}
@@ -177,11 +177,11 @@ def test_pairwise_position_biased_judge_is_caught(project, cli, mock_server):
     path = project.config(judge_config(mock_server.url, PAIRWISE))
     cli("run", path, "-q")
     cli("grade", "run", "-q")
-    code, _, err = cli("report", "run")
+    code, out, err = cli("report", "run")
     rep = json.loads((project.root / "results" / "run" / "report.json").read_text())["graders"]["pairwise"]
     for m in ("m-good", "m-bad"):
         assert rep["models"][m]["win_rate"] == 0.5 and rep["models"][m]["inconsistent_rate"] == 1.0
-    assert "inconsistent" in err
+    assert "inconsistent" in out
 
 
 def test_judge_never_sees_model_names(project, cli, mock_server):

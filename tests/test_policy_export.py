@@ -118,22 +118,22 @@ def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypa
     cli("pool", "draw", "--suite", "arena")
     cli("pool", "activate", "arena@v1")
     out = project.root / "licensed"
-    code, _, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
-    assert code == 3 and "refused arena@v1: rule active_pool" in err and not out.exists()
+    code, stdout, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
+    assert code == 3 and "refused arena@v1: rule active_pool" in stdout + err and not out.exists()
     cli("pool", "draw", "--suite", "arena")
     cli("pool", "activate", "arena@v2")                              # v1 retired now: its embargo starts
     monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 59 * DAY))
-    code, _, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
-    assert code == 3 and "refused arena@v1: rule heldout_embargo: retired 59 days ago; releasable in 1 more days" in err
+    code, stdout, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
+    assert code == 3 and "refused arena@v1: rule heldout_embargo: retired 59 days ago; releasable in 1 more days" in stdout + err
     monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 60 * DAY + 60))
-    code, _, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
-    assert code == 0 and "exported 5 items of arena@v1" in err and "refused arena@v2: rule active_pool" in err
+    code, stdout, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
+    assert code == 0 and "exported 5 items of arena@v1" in stdout + err and "refused arena@v2: rule active_pool" in stdout + err
     manifest = json.loads((out / "arena_v1.manifest.json").read_text())
     assert manifest["rule"] == "allowed" and manifest["purpose"] == "license" and manifest["rows"] == 5
     item = json.loads((out / "arena_v1.jsonl").read_text().splitlines()[0])
     assert item["provenance"]["distribution"] == "arena-live" and item["provenance"]["retired_at"]
-    code, _, err = cli("policy", "explain", "arena@v2")
-    assert "license    refused (active_pool)" in err
+    code, stdout, err = cli("policy", "explain", "arena@v2")
+    assert "license    refused (active_pool)" in stdout + err
 
 
 def test_real_case_alpaca_eval_is_non_commercial(project, cli, monkeypatch):
@@ -153,10 +153,10 @@ def test_real_case_alpaca_eval_is_non_commercial(project, cli, monkeypatch):
     cli("pool", "activate", "alpaca@v2")
     monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 61 * DAY))
     out = project.root / "out"
-    code, _, err = cli("export", "items", "--suite", "alpaca", "--purpose", "license", "--out", out)
-    assert code == 3 and "refused alpaca@v1: rule data_license: the source data licence CC-BY-NC-4.0 does not allow 'license'" in err
-    code, _, err = cli("export", "items", "--suite", "alpaca", "--purpose", "evaluation", "--out", out)
-    assert code == 0 and "exported 40 items of alpaca@v1" in err
+    code, stdout, err = cli("export", "items", "--suite", "alpaca", "--purpose", "license", "--out", out)
+    assert code == 3 and "refused alpaca@v1: rule data_license: the source data licence CC-BY-NC-4.0 does not allow 'license'" in stdout + err
+    code, stdout, err = cli("export", "items", "--suite", "alpaca", "--purpose", "evaluation", "--out", out)
+    assert code == 0 and "exported 40 items of alpaca@v1" in stdout + err
 
 
 def test_output_exports_follow_provider_terms_and_labs(project, cli, mock_server):
@@ -167,14 +167,14 @@ def test_output_exports_follow_provider_terms_and_labs(project, cli, mock_server
                           f"  - {{provider: closed, model: b1}}\nlabs:\n  acme: [a1]\n  globex: [b1]\n")
     cli("run", path, "-q")
     out = project.root / "data"
-    code, _, err = cli("export", "outputs", "run", "--purpose", "training", "--out", out)
-    assert code == 0 and "exported 3 outputs of a1" in err
-    assert "refused b1: 3 outputs, e.g. q0, q1, q2: rule output_terms" in err
+    code, stdout, err = cli("export", "outputs", "run", "--purpose", "training", "--out", out)
+    assert code == 0 and "exported 3 outputs of a1" in stdout + err
+    assert "refused b1: 3 outputs, e.g. q0, q1, q2: rule output_terms" in stdout + err
     rows = [json.loads(x) for x in (out / "run.outputs.jsonl").read_text().splitlines()]
     assert {r["provenance"]["model"] for r in rows} == {"a1"}
-    code, _, err = cli("export", "outputs", "run", "--purpose", "evaluation", "--lab", "globex", "--out", out)
+    code, stdout, err = cli("export", "outputs", "run", "--purpose", "evaluation", "--lab", "globex", "--out", out)
     rows = [json.loads(x) for x in (out / "run.outputs.globex.jsonl").read_text().splitlines()]
-    assert {r["provenance"]["model"] for r in rows} == {"b1"} and "rule other_lab" in err
+    assert {r["provenance"]["model"] for r in rows} == {"b1"} and "rule other_lab" in stdout + err
 
 
 ALLOWED_WRITERS = {

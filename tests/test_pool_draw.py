@@ -48,7 +48,7 @@ def test_allocation_is_proportional_with_floors():
 def test_stratified_draw_on_real_arena_data_matches_the_source(maint, project, cli):
     data = needs_shared("m-arena-hard")
     maint("marena", f"{data}/*.jsonl", "turns[0].content", {"language": "$file", "cluster": "cluster"})
-    code, _, err = cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
+    code, stdout, err = cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
     assert code == 0, err
     report = Vault.open(project.root / ".holdout").manifest("marena@v1")["draw_report"]
     assert report["size"] == 320 and report["source_rows"] == 8000
@@ -56,8 +56,8 @@ def test_stratified_draw_on_real_arena_data_matches_the_source(maint, project, c
     assert all(r["pool"] == 20 for r in report["strata"])          # 16 languages x 20: exactly proportional
     # deterministic for a seed; another seed draws other items
     cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
-    code, _, err = cli("pool", "show", "marena@v2")
-    assert code == 0 and "total variation" in err
+    code, stdout, err = cli("pool", "show", "marena@v2")
+    assert code == 0 and "total variation" in stdout + err
     assert not set(pool_texts(project, "marena@v1")) & set(pool_texts(project, "marena@v2"))  # v1 never comes back
 
 
@@ -95,12 +95,12 @@ NEAR_MISSES = [  # same template, different question: must not be caught
 def test_near_duplicates_are_caught_and_near_misses_kept(maint, project, cli, tmp_path):
     rows = [{"prompt": q} for q in QUESTIONS + REWORDED + NEAR_MISSES]
     maint("s", write_jsonl(tmp_path / "src.jsonl", rows))
-    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "100", "--stratify", "")
+    code, stdout, err = cli("pool", "draw", "--suite", "s", "--size", "100", "--stratify", "")
     assert code == 0, err
     report = Vault.open(project.root / ".holdout").manifest("s@v1")["draw_report"]
     assert report["size"] == len(QUESTIONS) + len(NEAR_MISSES)
     assert sum(report["dropped"].values()) == len(REWORDED)
-    assert "dropped before entering the pool: near duplicate in draw: 3" in err or "duplicate in draw" in err
+    assert "dropped before entering the pool: near duplicate in draw: 3" in stdout + err or "duplicate in draw" in stdout + err
 
 
 def test_retired_items_never_return_and_reference_sets_are_excluded(maint, project, cli, tmp_path):
@@ -136,8 +136,8 @@ def test_exposure_counts_equal_the_servers_own_count(maint, project, cli, tmp_pa
     assert sum(n for *_, n in ledger) == mock_server.stats.requests > 48
     for item_id, provider, n in ledger:
         assert n == server[("ma" if provider == "a" else "mb", items[item_id])]
-    code, _, err = cli("pool", "exposure", "s", "--items")
-    assert code == 0 and "max sends of one item" in err and "Held-out question" not in err
+    code, stdout, err = cli("pool", "exposure", "s", "--items")
+    assert code == 0 and "max sends of one item" in stdout + err and "Held-out question" not in stdout + err
 
 
 def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp_path, monkeypatch, mock_server):
@@ -148,28 +148,28 @@ def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp
     cli("pool", "draw", "--suite", "s")
     cli("pool", "activate", "s@v1")
     monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY - 60))
-    code, _, err = cli("pool", "rotate", "s", "--max-age", "30d")
-    assert code == 0 and "no rotation needed" in err
+    code, stdout, err = cli("pool", "rotate", "s", "--max-age", "30d")
+    assert code == 0 and "no rotation needed" in stdout + err
     monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY))
-    code, _, err = cli("pool", "rotate", "s", "--max-age", "30d")
-    assert code == 0 and "has been active 30.0 days" in err and "s@v2 is now active" in err
+    code, stdout, err = cli("pool", "rotate", "s", "--max-age", "30d")
+    assert code == 0 and "has been active 30.0 days" in stdout + err and "s@v2 is now active" in stdout + err
     vault = Vault.open(project.root / ".holdout")
     assert vault.manifest("s@v1")["status"] == "retired" and vault.manifest("s@v1")["retired_at"] == t0 + 30 * DAY
     # exposure: spent after exactly max_exposure sends to one provider
     path = project.config(f"suite: s\npool: heldout\nproviders:\n  a:\n    type: openai-compatible\n"
                           f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m}}\n")
     cli("run", path, "-q")
-    assert "no rotation needed" in cli("pool", "rotate", "s", "--max-exposure", "2")[2]
+    assert "no rotation needed" in cli("pool", "rotate", "s", "--max-exposure", "2")[1]
     path.write_text(path.read_text().replace("suite: s", "run_id: second\nsuite: s"))
     cli("run", path, "-q")
-    code, _, err = cli("pool", "rotate", "s", "--max-exposure", "2")
-    assert "5 item(s) of s@v2 were sent to provider 'a' at least 2 times" in err and "s@v3 is now active" in err
+    code, stdout, err = cli("pool", "rotate", "s", "--max-exposure", "2")
+    assert "5 item(s) of s@v2 were sent to provider 'a' at least 2 times" in stdout + err and "s@v3 is now active" in stdout + err
 
 
 def test_draw_errors_are_clear(maint, cli, tmp_path):
     maint("s", tmp_path / "missing.jsonl")
-    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "3")
-    assert code == 2 and "cannot stratify" not in err and "missing.jsonl" in err
+    code, stdout, err = cli("pool", "draw", "--suite", "s", "--size", "3")
+    assert code == 2 and "cannot stratify" not in stdout + err and "missing.jsonl" in stdout + err
     maint("t", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]))
-    code, _, err = cli("pool", "draw", "--suite", "t", "--size", "3", "--stratify", "language")
-    assert code == 2 and "cannot stratify on language: not mapped under source.metadata" in err
+    code, stdout, err = cli("pool", "draw", "--suite", "t", "--size", "3", "--stratify", "language")
+    assert code == 2 and "cannot stratify on language: not mapped under source.metadata" in stdout + err

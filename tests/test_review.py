@@ -36,7 +36,7 @@ def reviewed(project, cli, mock_server):
     for name, langs in (("alice", "en,ja"), ("bob", "en"), ("carol", "en,ja")):
         code, out, _ = cli("review", "add-reviewer", name, "--languages", langs)
         tokens[name] = out.strip().split("token=")[1]
-    code, _, err = cli("review", "route", "run")
+    code, stdout, err = cli("review", "route", "run")
     assert code == 0, err
     return project, tokens
 
@@ -139,12 +139,12 @@ def test_score_flag_and_move_on(server, cli):
         assert done.status_code == 303 and done.headers["location"] == "/next"
     assert "nothing is waiting for you" in alice.get("/next", follow_redirects=True).text
     assert len(seen) == sum(1 for a in assignments(project) if a[1] == "alice")
-    code, _, err = cli("review", "status", "run")
+    code, stdout, err = cli("review", "status", "run")
     st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
     alice_had_gold = any(a[1] == "alice" and a[3] for a in assignments(project))
     assert st["reviewers"]["alice"]["gold_accuracy"] == (1.0 if alice_had_gold else None)
     assert st["flags"]["ambiguous"] == (1 if any(a[1] == "alice" and a[0] == "q3" for a in assignments(project)) else 0)
-    assert "Review question" not in err
+    assert "Review question" not in stdout + err
 
 
 def test_status_agreement_gold_and_judge_vs_people(reviewed, cli, tmp_path):
@@ -156,12 +156,12 @@ def test_status_agreement_gold_and_judge_vs_people(reviewed, cli, tmp_path):
         lines.append(json.dumps({"reviewer": reviewer, "model": "m", "item_id": item, "scores": {"quality": score}}))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(lines[0] + "\n" + json.dumps({"reviewer": "zed", "model": "m", "item_id": "q0", "scores": {}}) + "\n")
-    code, _, err = cli("review", "import", "run", bad)
-    assert code == 2 and "bad.jsonl:2: item 'q0' of 'm' is not assigned to 'zed'" in err and "nothing was imported" in err
+    code, stdout, err = cli("review", "import", "run", bad)
+    assert code == 2 and "bad.jsonl:2: item 'q0' of 'm' is not assigned to 'zed'" in stdout + err and "nothing was imported" in stdout + err
     good = tmp_path / "d.jsonl"
     good.write_text("\n".join(lines) + "\n")
-    code, _, err = cli("review", "import", "run", good)
-    assert code == 0 and f"imported {len(lines)} decisions" in err
+    code, stdout, err = cli("review", "import", "run", good)
+    assert code == 0 and f"imported {len(lines)} decisions" in stdout + err
     cli("review", "status", "run")
     st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
     assert st["done"] == len(rows) and st["queue"] == 0
@@ -251,7 +251,7 @@ def test_scorecards_show_human_review_with_agreement_and_reviewer_segments(revie
     cfg = project.root / "configs" / "run.yaml"
     cfg.write_text(cfg.read_text() + "labs:\n  acme: [m]\nmin_segment_size: 2\n")
     cli("vault", "init")
-    code, _, err = cli("scorecard", "run", "--lab", "acme")
+    code, stdout, err = cli("scorecard", "run", "--lab", "acme")
     assert code == 0, err
     card = json.loads((project.root / "results" / "run" / "scorecards" / "acme.json").read_text())
     human = card["models"]["m"]["human_review"]
@@ -301,6 +301,6 @@ def test_pairwise_review_shows_two_unnamed_outputs_in_random_order(project, cli,
     with project.db() as db:
         prefs = [json.loads(s)["model_preference"] for (s,) in db.execute("SELECT scores FROM assignments")]
     assert prefs == [1.0] * 8                             # un-swapped: the candidate won every time
-    code, _, err = cli("review", "status", "run")
+    code, stdout, err = cli("review", "status", "run")
     st = json.loads((project.root / "results" / "run" / "review_status.json").read_text())
-    assert st["judge_human"]["model_preference"]["items"] == 8 and "secret" not in err
+    assert st["judge_human"]["model_preference"]["items"] == 8 and "secret" not in stdout + err

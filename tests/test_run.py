@@ -42,7 +42,7 @@ def test_anthropic_provider_with_system_prompt(project, cli, mock_server):
     mock_server.behaviour.responder = lambda api, body: seen.append((api, body.get("system"), body["max_tokens"])) or "ok"
     code, _, err = cli("run", project.config(config(mock_server.url, provider="anthropic")), "-q")
     assert code == 0, err
-    assert seen == [("anthropic", "Be brief.", 1024)] * 3
+    assert seen == [("anthropic", "Be brief.", 4096)] * 3      # the default output cap, always sent
 
 
 def test_retries_honour_retry_after_and_record_attempts(project, cli, mock_server):
@@ -61,7 +61,7 @@ def test_non_retryable_error_is_recorded_not_retried(project, cli, mock_server):
     project.suite(n=2)
     path = project.config(config(mock_server.url + "/nowhere"))  # 404: wrong base URL
     code, _, err = cli("run", path, "-q")
-    assert code == 0
+    assert code == 3                                             # it ran; calls failed
     rows = project.rows("run")
     assert [r[4] for r in rows] == ["not_found", "not_found"] and all(r[5] == 1 for r in rows)
     assert "2 calls are not done" in err
@@ -84,7 +84,7 @@ def test_budget_stops_new_calls_then_resumes(project, cli, mock_server):
     text = text.replace("  - {provider: mock, model: m1}\n", "  - provider: mock\n    model: m1\n    params: {max_tokens: 20}\n" + price)
     path = project.config(text + "budget_usd: 0.2\n")
     code, _, err = cli("run", path, "-q")
-    assert code == 0
+    assert code == 3                                             # stopped by the budget: not everything is done
     done = len(project.rows("run"))
     assert 0 < done < 10
     assert "Budget reached" in err and "Raise budget_usd" in err
@@ -101,24 +101,27 @@ def test_changed_model_settings_refuse_to_mix_results(project, cli, mock_server)
     assert cli("run", path, "-q")[0] == 0
     path.write_text(path.read_text().replace("model: m1}", "model: m1, params: {temperature: 1}}"))
     code, _, err = cli("run", path, "-q")
-    assert code == 2 and "already exists" in err and "set a new run_id" in err
+    assert code == 2 and "already exists" in err and "Set a new run_id" in err
+    assert "model 'm1': params was {'max_tokens': 4096}, now {'temperature': 1, 'max_tokens': 4096}" in err
 
 
 def test_replay_missing_answer_is_an_error_row(project, cli):
     project.suite(n=3)
     (project.root / "replay").mkdir()
     (project.root / "replay" / "rec.jsonl").write_text(json.dumps({"id": "q0", "output": "0"}) + "\n")
-    path = project.config("suite: mini\nproviders:\n  r: {type: replay, path: replay}\nmodels:\n  - {provider: r, model: rec}\n")
+    path = project.config("suite: mini\nproviders:\n  r: {type: replay, path: ../replay}\nmodels:\n  - {provider: r, model: rec}\n")
     code, _, err = cli("run", path, "-q")
-    assert code == 0
+    assert code == 3
     assert [(r[1], r[3], r[4]) for r in project.rows("run")] == [("q0", 1, None), ("q1", 0, "not_found"), ("q2", 0, "not_found")]
 
 
 def test_status_lists_runs(project, cli, mock_server):
     project.suite(n=2)
     cli("run", project.config(config(mock_server.url)), "-q")
-    code, _, err = cli("status")
-    assert code == 0 and "run" in err and "2/2" in err
+    code, out, err = cli("status")
+    assert code == 0 and "run" in out and "2/2" in out           # results on stdout, for scripts
+    code, out, _ = cli("status", "--json")
+    assert code == 0 and [(r["run_id"], r["done"], r["total"]) for r in json.loads(out)] == [("run", 2, 2)]
 
 
 def test_api_key_never_written(project, cli, mock_server):

@@ -58,11 +58,13 @@ def test_segments_below_the_minimum_are_suppressed(graded_run, cli):
 
 
 def test_signature_fails_on_a_one_byte_change(graded_run, cli):
-    code, _, err = cli("scorecard", "run", "--lab", "acme")
-    fp = err.split("signed ")[1].rstrip(")\n")
+    code, out, _ = cli("scorecard", "run", "--lab", "acme")
+    fp = out.split("signed ")[1].rstrip(")\n")
     path = graded_run.root / "results" / "run" / "scorecards" / "acme.json"
-    code, _, err = cli("verify", path, "--key", fp)
-    assert code == 0 and "intact" in err
+    code, out, _ = cli("verify", path, "--key", fp)
+    assert code == 0 and "intact" in out
+    code, out, _ = cli("verify", path, "--key", fp, "--json")
+    assert code == 0 and json.loads(out) == {"file": str(path), "intact": True, "fingerprint": fp}
     data = path.read_bytes()
     i = data.index(b'"error_rate": 0.0') + len(b'"error_rate": 0.')
     path.write_bytes(data[:i] + b"1" + data[i + 1:])           # 0.0 -> 0.1: one byte

@@ -125,16 +125,16 @@ def test_crash_during_import_leaves_no_partial_version(tmp_path, vault):
 def test_cli_pool_commands(project, cli, monkeypatch, tmp_path):
     project.suite(name="arena")
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
-    code, _, err = cli("vault", "init")
-    assert code == 0 and "vault.key" in err and "Keep a copy of the key" in err
-    code, _, err = cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout")
-    assert code == 0 and "arena@v1" in err and "holdout pool activate arena@v1" in err
-    code, _, err = cli("pool", "activate", "arena@v1")
+    code, stdout, err = cli("vault", "init")
+    assert code == 0 and "vault.key" in stdout + err and "Keep a copy of the key" in stdout + err
+    code, stdout, err = cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout")
+    assert code == 0 and "arena@v1" in stdout + err and "holdout pool activate arena@v1" in stdout + err
+    code, stdout, err = cli("pool", "activate", "arena@v1")
     assert code == 0
-    code, _, err = cli("pool", "list")
-    assert code == 0 and "arena@v1" in err and "active" in err and "quokka" not in err
-    code, _, err = cli("pool", "activate", "arena@v9")
-    assert code == 2 and "no pool arena@v9" in err
+    code, stdout, err = cli("pool", "list")
+    assert code == 0 and "arena@v1" in stdout + err and "active" in stdout + err and "quokka" not in stdout + err
+    code, stdout, err = cli("pool", "activate", "arena@v9")
+    assert code == 2 and "no pool arena@v9" in stdout + err
 
 
 def test_heldout_run_refuses_provider_with_longer_retention(project, cli, monkeypatch, tmp_path, mock_server):
@@ -144,13 +144,13 @@ def test_heldout_run_refuses_provider_with_longer_retention(project, cli, monkey
     cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout", "--max-retention", "zero", "--activate")
     path = project.config(f"suite: arena\npool: heldout\nproviders:\n  p:\n    type: openai-compatible\n"
                           f"    base_url: {mock_server.url}/v1\n    retention: 30d\nmodels:\n  - {{provider: p, model: m}}\n")
-    code, _, err = cli("run", path, "-q")
+    code, stdout, err = cli("run", path, "-q")
     assert code == 2
-    assert "pool arena@v1 may only be sent to providers that keep prompts at most zero" in err
-    assert "provider 'p' declares retention '30d'" in err and "Nothing was sent" in err
+    assert "pool arena@v1 may only be sent to providers that keep prompts at most zero" in stdout + err
+    assert "provider 'p' declares retention '30d'" in stdout + err and "Nothing was sent" in stdout + err
     assert mock_server.stats.requests == 0
     path.write_text(path.read_text().replace("30d", "zero"))
-    code, _, err = cli("run", path, "-q")
+    code, stdout, err = cli("run", path, "-q")
     assert code == 0 and mock_server.stats.requests == 5
     # the store holds outputs encrypted; reading them back gives sealed text
     from harness.store import Store
@@ -178,11 +178,11 @@ def test_review_push_of_heldout_text_needs_a_trusted_destination(project, cli, m
     cli("run", path, "-q")
     cli("grade", "run", "-q")
     cli("review", "add-reviewer", "ann")
-    code, _, err = cli("review", "route", "run")
+    code, stdout, err = cli("review", "route", "run")
     import mytool
-    assert code == 2 and "destination 'acme-labelling' is not in the run config's trusted_destinations" in err
+    assert code == 2 and "destination 'acme-labelling' is not in the run config's trusted_destinations" in stdout + err
     assert mytool.SENT == []
     path.write_text(path.read_text() + "trusted_destinations: [acme-labelling]\n")
-    code, _, err = cli("review", "route", "run")
-    assert code == 0 and "5 open assignments pushed to acme-labelling" in err
+    code, stdout, err = cli("review", "route", "run")
+    assert code == 0 and "5 open assignments pushed to acme-labelling" in stdout + err
     assert len(mytool.SENT[0][1]) == 5 and "quokka" in mytool.SENT[0][1][0]["prompt"]

@@ -2,15 +2,21 @@
 
 Judge calls are ordinary jobs for the same Runner (concurrency, retries, budget, exposure ledger,
 resume), stored under the run id `<run>/grade/<grader>`: the judge model is the store's model, the
-graded target is its item key, and the attempt is its epoch. A malformed judge answer leads to a
-fresh call (the next attempt) up to `max_attempts`; then the grade is recorded as an error, never a
-guess. Grading a fully graded run makes no calls.
+graded target is its item key (`item|model|epoch[|order]`, item first so an item's judge calls can
+be found and deleted with it), and the attempt is its epoch. A malformed judge answer or a failed
+call leads to a fresh call (the next attempt) up to `max_attempts` per `grade`; then the grade is
+recorded as an error, never a guess, and the next `grade` tries again. Grading a fully graded run
+makes no calls. Each grade records a digest of its grader's settings: grades made with other
+settings are not mixed in (`grade --regrade NAME` replaces them).
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,12 +27,22 @@ from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..runner import Job, Runner
 from ..sealed import reveal
-from ..store import Store
+from ..store import GradeRow, Store
 from ..yamlfile import key_path
 from .judges import (model_score, pairwise_messages, parse_rubric, parse_verdict, rubric_messages, rubric_score)
-from .rules import RuleGrader
+from .rules import RuleError, RuleGrader
 
 Target = tuple  # (model, item_id, epoch)
+
+
+def judge_key(t: Target) -> str:
+    """The store key of a target's judge calls: the item id first (item ids never contain '|')."""
+    return f"{t[1]}|{t[0]}|{t[2]}"
+
+
+def settings_digest(spec: dict) -> str:
+    """A grader's settings as written (judges, criteria, rule), digested: grades made with other settings differ."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def style_features(text: str) -> dict:
@@ -46,6 +62,7 @@ class JudgeGrader:
     max_attempts: int = 3
     baseline: str | None = None
     criteria: list = field(default_factory=list)
+    sha: str = ""                  # digest of the grader's settings (set by build_graders)
 
     def targets(self, outputs: dict) -> list[Target]:
         if self.kind == "rubric":
@@ -60,7 +77,7 @@ class JudgeGrader:
 
     def slots(self, t: Target) -> list[tuple[ModelConfig, str]]:
         """(judge, key) of every judge call a target needs."""
-        base = f"{t[0]}|{t[1]}|{t[2]}"
+        base = judge_key(t)
         orders = ("",) if self.kind == "rubric" else ("|0", "|1")
         return [(j, base + o) for j in self.judges for o in orders]
 
@@ -90,7 +107,7 @@ class JudgeGrader:
             return sum(scores.values()) / len(scores), detail
         verdicts, per_judge, consistent, games = {}, {}, True, []
         for j in self.judges:
-            base = f"{t[0]}|{t[1]}|{t[2]}"
+            base = judge_key(t)
             v0, v1 = answers[(j.name, base + "|0")], answers[(j.name, base + "|1")]
             (s0, st0), (s1, st1) = model_score(v0, "B"), model_score(v1, "A")
             verdicts[j.name] = [v0, v1]
@@ -112,11 +129,15 @@ def _judge_config(spec: dict, config: RunConfig, where: str) -> ModelConfig:
         raise ConfigError(f"{where}.provider: unknown provider '{pname}'; declare it under providers: in the run config "
                           f"(declared: {', '.join(sorted(config.providers)) or 'none'})")
     price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
+    if price is None and config.budget_usd is not None:
+        raise ConfigError(f"{where}: no price is known for judge model '{spec['model']}', so budget_usd cannot be "
+                          "enforced on its calls; add price: {input_per_mtok: ..., output_per_mtok: ...}")
     return ModelConfig(name=spec.get("name", f"judge:{spec['model']}"), provider=provider, model=spec["model"],
                        params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})}, price=price)
 
 
-def build_graders(specs: list[dict], config: RunConfig, source: str) -> list:
+def build_graders(specs: list[dict], config: RunConfig, source: str, base_dir: Path | None = None) -> list:
+    """The graders of `specs` (from the file `source`, whose directory `base_dir` Python rules load from)."""
     graders, used = [], {}
     model_names = {m.name for m in config.models}
     for i, spec in enumerate(specs):
@@ -125,7 +146,7 @@ def build_graders(specs: list[dict], config: RunConfig, source: str) -> list:
         name = spec.get("name") or (kind if used[kind] == 1 else f"{kind}-{used[kind]}")
         where = f"{source}: {key_path(('graders', i, kind))}"
         if kind == "rules":
-            graders.append(RuleGrader(name, spec["rules"]))
+            g = RuleGrader(name, spec["rules"], base_dir=base_dir)
         elif kind in ("rubric", "pairwise"):
             body = spec[kind]
             judge_specs = body.get("judges") or ([body["judge"]] if "judge" in body else [])
@@ -143,14 +164,32 @@ def build_graders(specs: list[dict], config: RunConfig, source: str) -> list:
                 if g.baseline not in model_names:
                     raise ConfigError(f"{where}.baseline: '{g.baseline}' is not a model of this run "
                                       f"(models: {', '.join(sorted(model_names))}); add it under models:")
-            graders.append(g)
+        else:
+            continue
+        g.sha = settings_digest(spec)
+        graders.append(g)
     return graders
 
 
-def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict) -> None:
-    """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its cause to `errors`."""
+def grader_names(specs: list[dict]) -> list[str]:
+    """Grader names in the order the config lists them (the headline is the first, unless `headline:` says)."""
+    names, used = [], {}
+    for spec in specs:
+        kind = next((k for k in ("rules", "rubric", "pairwise", "human") if k in spec), None)
+        if kind is None:
+            continue
+        used[kind] = used.get(kind, 0) + 1
+        names.append(spec.get("name") or (kind if used[kind] == 1 else f"{kind}-{used[kind]}"))
+    return names
+
+
+def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict) -> dict:
+    """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its cause to `errors`.
+    Returns slot -> the next unused attempt number (epoch)."""
+    next_epoch: dict = {}
     for row in store.calls(jrun):
         slot = (row.model, row.item_id)
+        next_epoch[slot] = max(next_epoch.get(slot, 0), row.epoch + 1)
         if slot in answers:
             continue
         parsed = grader.parse(row.output) if row.ok else None
@@ -159,11 +198,13 @@ def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict
             errors.pop(slot, None)
         else:
             errors[slot] = "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+    return next_epoch
 
 
 async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: dict, items: dict, budget: Budget,
                       on_sent, console: Console, quiet: bool) -> dict:
-    """Rounds of judge calls until every slot has a parseable answer or max_attempts is spent."""
+    """Rounds of judge calls until every slot has a parseable answer or this `grade` spent max_attempts on it.
+    Attempts of earlier `grade`s are kept (and their answers used), so a judge outage costs a re-run, not the run."""
     jrun = f"{run_id}/grade/{grader.name}"
     graded = store.graded_keys(run_id, grader.name)
     todo = [t for t in grader.targets(outputs) if t not in graded]
@@ -172,54 +213,73 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
     calls_made = 0
     judges = {j.name: j for j in grader.judges}
     store.begin_run(jrun, f"judge:{grader.name}", "judge", "judge", False, 0, list(judges), "")
+    first_epoch = _collect_answers(store, jrun, grader, answers, errors)   # where this grade's attempts start
     for attempt in range(grader.max_attempts):
-        _collect_answers(store, jrun, grader, answers, errors)   # earlier attempts and earlier invocations
-        done_calls = {(r[0], r[1], r[2]) for r in store.db.execute(
-            "SELECT model, item_id, epoch FROM calls WHERE run_id=?", (jrun,))}
-        jobs = []
-        for t in todo:
-            for judge, key in grader.slots(t):
-                if (judge.name, key) in answers:
-                    continue
-                tried = sum((judge.name, key, a) in done_calls for a in range(grader.max_attempts))
-                if tried > attempt:
-                    continue
-                jobs.append(Job(t[1], key, judge, attempt, grader.messages(key, t, outputs, items)))
+        if attempt:
+            _collect_answers(store, jrun, grader, answers, errors)
+        jobs = [Job(t[1], key, judge, first_epoch.get((judge.name, key), 0) + attempt,
+                    grader.messages(key, t, outputs, items))
+                for t in todo for judge, key in grader.slots(t) if (judge.name, key) not in answers]
         if not jobs:
-            if attempt == 0 or all((j.name, k) in answers for t in todo for j, k in grader.slots(t)):
-                break
-            continue
+            break
         with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet) as bar:
             runner = Runner(jrun, lambda: iter(jobs), list(judges.values()), store, budget, bar, on_sent=on_sent)
             outcome = await runner.run()
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
+            _collect_answers(store, jrun, grader, answers, errors)
             return {"answers": answers, "errors": errors, "todo": todo, "stopped": outcome, "calls": calls_made}
     _collect_answers(store, jrun, grader, answers, errors)       # the last round's answers
     return {"answers": answers, "errors": errors, "todo": todo, "stopped": None, "calls": calls_made}
 
 
+def _check_settings(store: Store, run_id: str, graders: list, regrade: set[str], source: str) -> None:
+    """Grades made with other settings are not mixed with new ones: refuse, or (--regrade) delete them first."""
+    unknown = regrade - {g.name for g in graders}
+    if unknown:
+        raise HoldoutError(f"--regrade {', '.join(sorted(unknown))}: no such grader in {source} "
+                           f"(graders: {', '.join(g.name for g in graders)})")
+    digests = store.grader_digests(run_id)
+    for g in graders:
+        if g.name in regrade:
+            store.delete_grader(run_id, g.name)
+        elif digests.get(g.name, {g.sha}) != {g.sha}:
+            raise HoldoutError(f"grader '{g.name}': its settings in {source} changed since its grades were made, so old "
+                               f"and new grades would be mixed. Nothing was graded. Re-grade it with "
+                               f"`holdout grade {run_id} --regrade {g.name}` (judge calls are paid again), or restore "
+                               "its settings.")
+
+
 def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs: dict,
-          on_sent, console: Console, quiet: bool, pool_id: str = "", max_retention: str | None = None) -> dict:
-    graders = build_graders(specs, config, source)
+          on_sent, console: Console, quiet: bool, pool_id: str = "", max_retention: str | None = None,
+          *, base_dir: Path | None = None, regrade: set[str] = frozenset()) -> dict:
+    graders = build_graders(specs, config, source, base_dir)
     if not graders:
         raise HoldoutError(f"no graders: add `graders:` to the suite ({source}) or to the run config")
     from ..vault.runpool import check_retention   # judges see held-out prompts too
     check_retention(config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])])
-    spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR run_id LIKE ?",
-                             (run_id, f"{run_id}/grade/%")).fetchone()[0]
+    _check_settings(store, run_id, graders, set(regrade), source)
+    spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
+                             (run_id, len(run_id) + 7, f"{run_id}/grade/")).fetchone()[0]
     budget = Budget(config.budget_usd, spent)
     summary = {}
     for g in graders:
         if isinstance(g, RuleGrader):
             done = store.graded_keys(run_id, g.name)
-            rows = []
+            rows, failed = [], 0
             for t, out in outputs.items():
-                if t not in done:
+                if t in done:
+                    continue
+                try:
                     score, detail = g.grade(out, items[t[1]])
-                    rows.append((run_id, g.name, *t, "ok" if score is not None else "skipped", score, detail))
+                    status = "ok" if score is not None else "skipped"
+                except RuleError as e:
+                    score, detail, status = None, {"reason": str(e)}, "error"
+                    failed += 1
+                rows.append(GradeRow(run_id, g.name, *t, status, score, detail, g.sha))
             store.put_grades(rows)
-            summary[g.name] = {"kind": "rules", "graded_now": len(rows), "calls": 0}
+            summary[g.name] = {"kind": "rules", "graded_now": len(rows) - failed, "failed": failed, "calls": 0,
+                               "stopped": False}
             continue
         res = asyncio.run(_run_judges(store, run_id, g, outputs, items, budget, on_sent, console, quiet))
         rows, failed = [], 0
@@ -227,13 +287,14 @@ def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], sourc
             slots = g.slots(t)
             if all((j.name, k) in res["answers"] for j, k in slots):
                 score, detail = g.combine(t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots}, outputs)
-                rows.append((run_id, g.name, *t, "ok", score, detail))
+                rows.append(GradeRow(run_id, g.name, *t, "ok", score, detail, g.sha))
             elif res["stopped"] is None:
                 reasons = sorted({res["errors"].get((j.name, k), "no answer") for j, k in slots
                                   if (j.name, k) not in res["answers"]})
-                rows.append((run_id, g.name, *t, "error", None, {"reason": "; ".join(reasons)}))
+                rows.append(GradeRow(run_id, g.name, *t, "error", None, {"reason": "; ".join(reasons)}, g.sha))
                 failed += 1
         store.put_grades(rows)
         summary[g.name] = {"kind": g.kind, "graded_now": len(rows) - failed, "failed": failed,
-                           "calls": res["calls"], "stopped": bool(res["stopped"])}
+                           "calls": res["calls"], "stopped": bool(res["stopped"]),
+                           "not_graded": len(res["todo"]) - len(rows)}
     return summary

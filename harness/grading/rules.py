@@ -1,15 +1,23 @@
 """Rule graders: deterministic checks of an output, scored in [0, 1]. No calls, no text written anywhere."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
+import math
 import re
+import sys
 import unicodedata
+from pathlib import Path
 
 import jsonschema
 
-from ..errors import ConfigError
+from ..errors import ConfigError, HoldoutError
 from ..sealed import reveal
+
+
+class RuleError(HoldoutError):
+    """A rule could not grade one output (a Python rule raised or returned something that is not a score).
+    The message names the exception type only: an exception's text may quote the output."""
 
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
 
@@ -39,7 +47,7 @@ def _json_of(text: str):
 class RuleGrader:
     kind = "rules"
 
-    def __init__(self, name: str, spec: dict):
+    def __init__(self, name: str, spec: dict, base_dir: Path | None = None):
         self.name, self.spec = name, spec
         self.type = spec["type"]
         self.on = spec.get("on", "pattern" if self.type in ("json_schema", "python") or
@@ -56,11 +64,7 @@ class RuleGrader:
                 raise ConfigError(f"grader '{name}': a json_schema rule needs 'schema'")
             self.validator = jsonschema.Draft202012Validator(spec["schema"])
         if self.type == "python":
-            module, _, func = spec.get("function", ":").partition(":")
-            try:
-                self.function = getattr(importlib.import_module(module), func)
-            except (ImportError, AttributeError) as e:
-                raise ConfigError(f"grader '{name}': cannot load rules.function {spec.get('function')!r} ({e})") from None
+            self.function = load_function(name, spec.get("function", ":"), base_dir)
 
     def grade(self, output, item) -> tuple[float | None, dict]:
         """(score, detail) with score None when the rule does not apply (e.g. no reference): never a guess."""
@@ -94,6 +98,41 @@ class RuleGrader:
                 return 0.0, {"valid_json": False}
             return float(self.validator.is_valid(value)), {"valid_json": True}
         if t == "python":
-            result = self.function(out, item)
-            return (float(result) if result is not None else None), {}
+            try:
+                result = self.function(out, item)
+            except Exception as e:
+                raise RuleError(f"the rule function raised {type(e).__name__}") from None
+            if result is None:
+                return None, {"skipped": "the rule function returned None"}
+            if not isinstance(result, (int, float)) or math.isnan(result) or not 0 <= result <= 1:   # True/False: 1/0
+                shown = type(result).__name__ if not isinstance(result, (int, float)) else repr(result)
+                raise RuleError(f"the rule function returned {shown}; expected a score in [0, 1] or None")
+            return float(result), {}
         raise AssertionError(t)
+
+
+def load_function(grader: str, ref: str, base_dir: Path | None):
+    """`module:function`, where the module is a file next to the file that names it (the suite or the run
+    config), else an importable module. Loaded once per process under a name of its own."""
+    module, _, func = ref.partition(":")
+    if not module or not func:
+        raise ConfigError(f"grader '{grader}': rules.function: expected 'module:function', found {ref!r}")
+    file = (base_dir / Path(*module.split("."))).with_suffix(".py") if base_dir else None
+    try:
+        if file is not None and file.is_file():
+            unique = f"holdout_rules_{abs(hash(str(file.resolve())))}_{module.replace('.', '_')}"
+            mod = sys.modules.get(unique)
+            if mod is None:
+                spec = importlib.util.spec_from_file_location(unique, file)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                sys.modules[unique] = mod
+        else:
+            mod = importlib.import_module(module)
+        return getattr(mod, func)
+    except (ImportError, AttributeError) as e:
+        where = f" (looked for {file} and an importable module)" if file else ""
+        raise ConfigError(f"grader '{grader}': cannot load rules.function {ref!r}: {type(e).__name__}{where}") from None
+    except Exception as e:
+        raise ConfigError(f"grader '{grader}': rules.function {ref!r}: importing {file or module} raised "
+                          f"{type(e).__name__}") from None

@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 
 from .. import stats
-from ..report import build_report
+from ..report import build_report, by_headline, headline_metric
 from ..review import queue
 from ..safeguards import check_run
 from ..store import Store, call_stats
@@ -19,14 +19,11 @@ SCHEMA_ID = "holdout.scorecard/1"
 
 
 def _primary(report: dict) -> tuple[str | None, str | None]:
-    """(grader, metric) the ranking uses: the first score grader, else the first pairwise one."""
-    for name, g in report["graders"].items():
-        if g["kind"] == "scores":
-            return name, "mean"
-    for name, g in report["graders"].items():
-        if g["kind"] == "pairwise":
-            return name, "win_rate"
-    return None, None
+    """(grader, metric) the headline and ranking use: the run config's `headline:`, else its first grader."""
+    name = report.get("headline")
+    if name is None:
+        return None, None
+    return name, headline_metric(report["graders"][name])
 
 
 def ranks(entries: dict[str, dict], metric: str) -> dict[str, dict]:
@@ -68,7 +65,7 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                     safeguard_settings: dict | None = None, report: dict | None = None) -> dict:
     report = report or build_report(store, run_id, seed=seed)
     grades = store.grades(run_id) if owned else []
-    checks = check_run(store, run_id, safeguard_settings, models=list(owned)) if owned else {}
+    checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items) if owned else {}
     calls = call_stats(store, run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
@@ -76,7 +73,7 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
     card = {"schema": SCHEMA_ID, "run_id": run_id, "lab": lab, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "pool": pool, "primary": {"grader": primary, "metric": metric}, "seed": seed,
             "min_segment_size": min_segment_size, "models": {}, "field": {}}
-    for model in owned:
+    for model in by_headline(report, owned):
         c = calls.get(model)
         if c is None:
             continue
@@ -93,6 +90,7 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
             if model in g["models"]:
                 entry["graders"][name] = {"kind": g["kind"], **g["models"][model]}
                 if g["kind"] == "pairwise":
+                    entry["graders"][name]["baseline"] = g["baseline"]
                     for view in ("bradley_terry", "bradley_terry_style_controlled"):
                         if model in g.get(view, {}):
                             entry["graders"][name][view] = g[view][model]
@@ -115,9 +113,9 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
     return card
 
 
-def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0) -> dict:
+def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0, report: dict | None = None) -> dict:
     """The public view: per grader the field's size, median and best; model names only if the run says public."""
-    report = build_report(store, run_id, seed=seed)
+    report = report or build_report(store, run_id, seed=seed)
     card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public, report=report)
     board = {"schema": "holdout.leaderboard/1", "run_id": run_id, "generated": card["generated"], "public": public,
              "field": card["field"], "primary": card["primary"]}

@@ -126,6 +126,29 @@ def _exposure(pool: dict) -> str:
     return f"<table><tr><th>provider</th><th>items seen</th><th>sends</th></tr>{rows}</table>"
 
 
+def _all_graders(card: dict) -> str:
+    """Every grader's result for every model: the headline is one of them, not the only one."""
+    rows = []
+    for m, e in card["models"].items():
+        for name, g in e["graders"].items():
+            pairwise = g["kind"] == "pairwise"
+            v = g.get("win_rate" if pairwise else "mean")
+            n = g.get("n") if pairwise else g.get("graded")
+            lc = f"{_pct(g.get('lc_win_rate'))} ± {_pct(g.get('lc_se'))}" if g.get("lc_win_rate") is not None else "-"
+            bt = g.get("bradley_terry") or {}
+            rating = f"{bt['rating']:.0f} [{bt['ci_low']:.0f}, {bt['ci_high']:.0f}]" if bt else "-"
+            score = f"{_pct(v)} [{_pct(g.get('ci_low'))}, {_pct(g.get('ci_high'))}]" if v is not None else \
+                f"- (all {g.get('grade_errors')} grades failed)" if g.get("grade_errors") else "-"
+            head = " (headline)" if name == card["primary"]["grader"] else ""
+            rows.append(f"<tr><td>{_e(m)}</td><td>{_e(name)}{head}</td><td>{'win rate vs ' + _e(g.get('baseline', '')) if pairwise else 'mean score'}"
+                        f"</td><td>{score}</td><td>{lc}</td><td>{rating}</td><td>{_e(n)}</td>"
+                        f"<td>{_e(g.get('grade_errors', 0) if not pairwise else '-')}</td></tr>")
+    if not rows:
+        return "<p class=note>No grader results yet.</p>"
+    return ('<table id="all-graders"><tr><th>model</th><th>grader</th><th>measure</th><th>%, 95% CI</th>'
+            f"<th>length-controlled</th><th>BT rating</th><th>n</th><th>grade errors</th></tr>{''.join(rows)}</table>")
+
+
 def render_html(card: dict) -> str:
     grader, metric = card["primary"]["grader"], card["primary"]["metric"]
     rows = []
@@ -156,6 +179,7 @@ def render_html(card: dict) -> str:
 primary measure: {_e(grader)} ({_e(metric)}, %)</p>
 <table><tr><th>model</th><th>score, 95% CI</th><th>length-controlled</th><th>rank (range)</th><th>errors</th><th>refusals</th><th>cost</th><th>latency p50/p95 s</th></tr>{''.join(rows)}</table>
 <p class=note>Ranks: models whose confidence intervals overlap share a rank range. Errors are counted apart from scores, never as wrong answers.</p>
+<h2>Every grader</h2>{_all_graders(card)}
 <h2>Scores with 95% confidence intervals</h2>{_score_chart(card)}
 <h2>Segments</h2><p class=note>Segments with fewer than {card['min_segment_size']} items are suppressed.</p>{_heatmap(card)}
 <h2>Cost and score</h2>{_frontier(card)}

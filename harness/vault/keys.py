@@ -110,6 +110,7 @@ class OutputCipher:
 
     def __init__(self, key: bytes):
         self.cipher = Cipher(key, "store-outputs")
+        self.digest_key = subkey(key, "item-digest")   # keys the item-content digests stored beside outputs
 
     def encrypt_output(self, run_id: str, model: str, item_id: str, text: str) -> bytes:
         GATE.protect(text, short=False)     # a held-out run's output is held-out text: models and judges echo prompts

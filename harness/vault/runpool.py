@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+from ..identity import ItemDigest
 from .keys import VaultError
 from .ledger import Ledger
 from .pools import Vault
@@ -57,7 +58,8 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
     def on_sent(item_id, provider, model):
         ledger.record(pool_id, item_id, provider, model, config.run_id)
 
+    heldout = manifest["license_class"] == "heldout"
+    cipher = vault.output_cipher() if heldout else None
     return PoolHandle(name=pool_id, count=manifest["items"], items=lambda: vault.stream_items(pool_id),
-                      heldout=manifest["license_class"] == "heldout",
-                      cipher=vault.output_cipher() if manifest["license_class"] == "heldout" else None,
+                      heldout=heldout, cipher=cipher, digest=ItemDigest(cipher.digest_key if cipher else None),
                       on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[ledger.close])
