@@ -41,6 +41,8 @@ class MockBehaviour:
     retry_after_s: float = 1.0
     hang_s: float = 30.0
     record_bodies: bool = False               # keep every request body (the leak test's "door is open" check)
+    output_tokens: int | None = None          # report this many output tokens (a long answer), not len(text)/4
+    honour_max_tokens: bool = True            # ... cut to the request's max_tokens, as real servers do
     seed: int = 0
 
 
@@ -173,7 +175,7 @@ class MockServer:
                     headers.update(self._limit_headers(api))
                     return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
                                              status=429, headers=headers)
-                if fault in ("500", "503"):
+                if fault.isdigit():
                     return web.json_response({"error": {"message": "server error", "type": "server_error"}},
                                              status=int(fault))
                 if fault == "reset":
@@ -210,11 +212,15 @@ class MockServer:
                 return text
         return prompt if b.reply == "echo" else b.reply
 
-    @staticmethod
-    def _format(api: str, model: str, body: dict, text: str, finish: str) -> dict:
+    def _format(self, api: str, model: str, body: dict, text: str, finish: str) -> dict:
         prompt_chars = sum(len(m.get("content") if isinstance(m.get("content"), str) else "")
                            for m in body.get("messages") or []) + len(body.get("system") or "")
         tin, tout = prompt_chars // 4 + 1, len(text) // 4 + 1 if text else 0
+        b = self.behaviour
+        if b.output_tokens is not None and text:
+            cap = body.get("max_tokens") or body.get("max_completion_tokens")
+            tout = min(b.output_tokens, cap) if (cap and b.honour_max_tokens) else b.output_tokens
+            finish = "length" if cap and tout >= cap else finish
         if api == "openai":
             return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
                     "choices": [{"index": 0, "finish_reason": finish,

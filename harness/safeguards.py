@@ -1,7 +1,8 @@
 """Detectors for gamed or degenerate outputs: plain functions over recorded outputs.
 
 Each returns counts, a rate, its threshold, whether the model is flagged, and the ids of the
-flagged items (never text). Thresholds come from the suite's `safeguards:` section.
+flagged items (never text). Thresholds come from the suite's `safeguards:` section. A share of
+fewer than `min_outputs` outputs (default 10) flags nothing, except judge injection: one is enough.
 
 - judge_injection: outputs that address the judge or the grading (instructions to ignore what came
   before, fake verdict markup such as [[A>>B]], fake score JSON, chat-template or evaluation-prompt
@@ -26,7 +27,7 @@ from .grading.rules import normalize
 from .sealed import reveal
 
 DEFAULTS = {"injection_rate": 0.05, "repeated_share": 0.3, "short_chars": 40, "short_share": 0.5,
-            "truncated_share": 0.2, "refusal_share": 0.2}
+            "truncated_share": 0.2, "refusal_share": 0.2, "min_outputs": 10}
 
 INJECTION = {
     "ignore_instructions": re.compile(r"\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+)?"
@@ -52,10 +53,11 @@ class Output:
     error_kind: str | None = None
 
 
-def _result(flagged_ids: list, n: int, threshold: float, above: bool = True) -> dict:
+def _result(flagged_ids: list, n: int, threshold: float, min_outputs: int = 1) -> dict:
+    """A share over `n` outputs against its threshold; under `min_outputs` outputs a share says nothing, so no flag."""
     rate = len(flagged_ids) / n if n else 0.0
     return {"count": len(flagged_ids), "of": n, "rate": rate, "threshold": threshold,
-            "flagged": bool(n) and (rate >= threshold if above else rate <= threshold),
+            "flagged": n >= max(1, min_outputs) and rate >= threshold,
             "item_ids": sorted(set(flagged_ids))[:50]}
 
 
@@ -77,7 +79,7 @@ def _shingles(text: str) -> set[bytes]:
     return {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
 
 
-def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8) -> dict:
+def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8, min_outputs: int = 1) -> dict:
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
     lsh = MinHashLSH(threshold=0.5, num_perm=64)   # candidates only; each is verified against `similarity`
@@ -99,37 +101,40 @@ def repeated_outputs(outputs: list[Output], threshold: float, similarity: float 
                 repeated.update((k, j))
         hashes[f"o{k}"] = (k, m)
         lsh.insert(f"o{k}", m)
-    return _result([ok[k].item_id for k in repeated], len(ok), threshold)
+    return _result([ok[k].item_id for k in repeated], len(ok), threshold, min_outputs)
 
 
-def short_outputs(outputs: list[Output], chars: int, threshold: float, short_references: set | None = None) -> dict:
+def short_outputs(outputs: list[Output], chars: int, threshold: float, short_references: set | None = None,
+                  min_outputs: int = 1) -> dict:
     """Share of answers under `chars` characters, among items whose reference (if any) is not itself that short."""
     ok = [o for o in outputs if o.text is not None and o.item_id not in (short_references or ())]
-    res = _result([o.item_id for o in ok if len(reveal(o.text).strip()) < chars], len(ok), threshold)
+    res = _result([o.item_id for o in ok if len(reveal(o.text).strip()) < chars], len(ok), threshold, min_outputs)
     res["chars"] = chars
     res["left_out_short_references"] = len({o.item_id for o in outputs if o.item_id in (short_references or ())})
     return res
 
 
-def truncated(outputs: list[Output], threshold: float) -> dict:
-    res = _result([o.item_id for o in outputs if o.finish_reason in ("length", "max_tokens")], len(outputs), threshold)
+def truncated(outputs: list[Output], threshold: float, min_outputs: int = 1) -> dict:
+    res = _result([o.item_id for o in outputs if o.finish_reason in ("length", "max_tokens")], len(outputs), threshold,
+                  min_outputs)
     res["empty"] = sum(o.error_kind == "empty" for o in outputs)
     return res
 
 
-def refusals(outputs: list[Output], threshold: float) -> dict:
+def refusals(outputs: list[Output], threshold: float, min_outputs: int = 1) -> dict:
     ids = [o.item_id for o in outputs if o.error_kind == "content_filter"
            or (o.text is not None and REFUSAL.search(reveal(o.text)[:200]))]
-    return _result(ids, len(outputs), threshold)
+    return _result(ids, len(outputs), threshold, min_outputs)
 
 
 def check_model(outputs: list[Output], settings: dict | None = None, short_references: set | None = None) -> dict:
     s = {**DEFAULTS, **(settings or {})}
     return {"judge_injection": judge_injection(outputs, s["injection_rate"]),
-            "repeated_outputs": repeated_outputs(outputs, s["repeated_share"]),
-            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"], short_references),
-            "truncated": truncated(outputs, s["truncated_share"]),
-            "refusals": refusals(outputs, s["refusal_share"])}
+            "repeated_outputs": repeated_outputs(outputs, s["repeated_share"], min_outputs=s["min_outputs"]),
+            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"], short_references,
+                                           s["min_outputs"]),
+            "truncated": truncated(outputs, s["truncated_share"], s["min_outputs"]),
+            "refusals": refusals(outputs, s["refusal_share"], s["min_outputs"])}
 
 
 def short_reference_items(items: dict | None, settings: dict | None = None) -> set:

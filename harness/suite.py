@@ -87,7 +87,8 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
           and obj.keys() <= ITEM_KEYS
           and (isinstance(obj.get("prompt"), str) and obj["prompt"] and "messages" not in obj
                or isinstance(obj.get("messages"), list) and "prompt" not in obj)
-          and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict))
+          and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict)
+          and all(v is None or isinstance(v, (str, int, float)) for v in obj.get("metadata", {}).values()))
     if not ok:  # the slow path only when something is wrong: it explains what
         try:
             validate(obj, "item", where, quote=False)
@@ -111,14 +112,20 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
 MAX_PROMPT_BYTES = 1_000_000   # a larger "prompt" is almost always a data error, and would be paid for
 
 
+def _not_a_number(name: str):
+    raise ValueError(f"{name} is not valid JSON (a value must be a finite number)")
+
+
 def _parse_line(line: str, where: str, sealed: bool) -> Item:
     if len(line) > MAX_PROMPT_BYTES:
         raise ConfigError(f"{where}: the line is {len(line) / 1e6:.1f} MB; items are limited to "
                           f"{MAX_PROMPT_BYTES / 1e6:.0f} MB (is this the right file?)")
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_not_a_number)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
+    except ValueError as e:
+        raise ConfigError(f"{where}: {e}") from None
     return parse_item(obj, where, sealed)
 
 

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import unicodedata
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -303,6 +302,18 @@ PIPELINE = [
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
     ("REVIEW-APP", {}, 0),                      # the reviewers' app, served and used (see review_app_session)
     ([*LOG, "review", "status", "arena-nov"], {}, 0),
+    # results for scripts: every --json form
+    ([*LOG, "status", "--json"], {}, 0),
+    ([*LOG, "report", "arena-nov", "--json"], {}, 0),
+    ([*LOG, "check", "arena-nov", "--json"], {}, 0),
+    ([*LOG, "review", "status", "arena-nov", "--json"], {}, 0),
+    ([*LOG, "pool", "list", "--json"], {}, 0),
+    ([*LOG, "pool", "show", "arena@v2", "--json"], {}, 0),
+    ([*LOG, "pool", "exposure", "arena", "--pool", "arena@v1", "--items", "--json"], {}, 0),
+    ([*LOG, "verify", "results/arena-nov/scorecards/acme.json", "--json"], {}, 0),
+    ([*LOG, "run", "configs/arena.yaml"], {}, 2),          # the pool rotated: refused, naming what changed
+    ([*LOG, "grade", "arena-nov", "--regrade", "rubric"], {}, 0),                                 # judged again
+    ([*LOG, "runs", "delete", "arena-nov"], {}, 0),
 ]
 
 

@@ -61,6 +61,9 @@ def _positive(value: str | None) -> float | None:
 
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
+    refused = _refusal(e)
+    if refused is not None:       # the aiohttp transport reports a refused connection as a connect *timeout*
+        return ProviderError("connection", refused, retryable=True)
     if isinstance(e, sdk.APITimeoutError):
         return ProviderError("timeout", "no answer within the timeout", retryable=True)
     if isinstance(e, sdk.APIConnectionError):
@@ -78,3 +81,14 @@ def map_error(sdk, e: Exception) -> ProviderError:
     if isinstance(e, (ValueError, KeyError, TypeError, AttributeError)):
         return ProviderError("bad_response", f"unreadable response ({type(e).__name__})", retryable=True)
     return ProviderError("error", type(e).__name__, retryable=False)
+
+
+def _refusal(e: BaseException) -> str | None:
+    """The name of a refused or reset connection somewhere in the exception's causes, if there is one."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
+            return type(e).__name__
+        e = e.__cause__ or e.__context__
+    return None
