@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import re
@@ -52,7 +51,8 @@ def _out() -> Console:
 
 def _print_json(doc) -> None:
     """`--json`: one JSON document on stdout, nothing else there."""
-    sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n")
+    from .egress import strict_json
+    sys.stdout.write(strict_json(doc) + "\n")
 
 
 def _places(args):
@@ -128,14 +128,16 @@ def cmd_runs_delete(args) -> int:
 def cmd_grade(args) -> int:
     from .context import open_run
     from .grading.engine import grade
+    from .runlock import run_lock
     places = _places(args)
-    ctx = open_run(args.run_id, places.workspace, places.config)
     err = _err()
+    ctx = open_run(args.run_id, places.workspace, places.config)
     try:
-        specs, source = ctx.graders()
-        summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
-                        ctx.pool.on_sent, err, args.quiet, ctx.pool.name, ctx.pool.max_retention,
-                        base_dir=Path(source).parent, regrade=set(args.regrade or ()))
+        with run_lock(places.workspace, args.run_id, f"grade {args.run_id}"):   # one payer per run's judge calls
+            specs, source = ctx.graders()
+            summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
+                            ctx.pool.on_sent, err, args.quiet, ctx.pool.name, ctx.pool.max_retention,
+                            base_dir=Path(source).parent, regrade=set(args.regrade or ()))
     finally:
         ctx.close()
     out, incomplete = _out(), False
@@ -161,8 +163,12 @@ def _grader_order(places) -> tuple[list[str] | None, str | None]:
     from .grading.engine import grader_names
     from .suite import load_suite
     config = load_run_config(places.config)
-    specs, _ = graders_of(config, load_suite(config.suite, config.suites_dir))
-    return grader_names(specs), config.headline
+    specs, source = graders_of(config, load_suite(config.suite, config.suites_dir))
+    names = grader_names(specs)
+    if config.headline is not None and config.headline not in names:
+        raise HoldoutError(f"{config.where('headline')}: '{config.headline}' is not a grader of {source} "
+                           f"(graders: {', '.join(names) or 'none'})")
+    return names, config.headline
 
 
 def _build_report(store, run_id: str, places, seed: int) -> dict:

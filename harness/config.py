@@ -27,6 +27,7 @@ class ProviderConfig:
     timeout_s: float = 120.0
     max_attempts: int = 6
     max_consecutive_failures: int = 20
+    max_consecutive_timeouts: int = 8     # attempts in a row with no answer: a hung provider is given up
     retention: str = "unknown"
     output_terms: tuple[str, ...] = ("evaluation", "research")
     path: str | None = None
@@ -199,6 +200,8 @@ def load_run_config(file: str | Path) -> RunConfig:
             if mname not in names:
                 problems.append(f"{where('labs', lab, j)}: lab '{lab}' owns '{mname}', which is not a model of this "
                                 f"run (models: {', '.join(names)})")
+    from .grading.rules import check_patterns
+    problems += check_patterns(data.get("graders"), file, marks)
     headline = data.get("headline")
     if headline is not None and "graders" in data:
         from .grading.engine import grader_names

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -36,6 +37,21 @@ class EgressRefused(HoldoutError):
 
 def _is_identifier(token: str) -> bool:
     return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+
+
+def finite(obj):
+    """`obj` with every NaN or infinity replaced by None: what JSON can say."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def strict_json(obj, indent: int | None = 2) -> str:
+    return json.dumps(finite(obj), indent=indent, ensure_ascii=False, allow_nan=False, default=str)
 
 
 class Gate:
@@ -132,7 +148,8 @@ class Gate:
         return path
 
     def write_json(self, path: Path | str, obj) -> Path:
-        return self.write_text(path, json.dumps(self.clean(obj), indent=2, ensure_ascii=False) + "\n")
+        """Strict JSON (a number that is not finite is written as null, never as a bare NaN)."""
+        return self.write_text(path, strict_json(self.clean(obj)) + "\n")
 
     # -- the terminal, logs, tracebacks ----------------------------------------
     def install(self) -> None:

@@ -51,6 +51,7 @@ class Pacer:
         self.sent, self.first_sent = 0, None
         self.paused_until = 0.0
         self.rate_limited = 0   # 429s heard
+        self.timeouts_in_a_row = 0   # attempts with no answer since the last answer (the runner gives up at a bound)
         self.pauses = 0         # 429 pauses so far: a sender that slept through one queues again
         self.cut_until = 0.0
         self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts

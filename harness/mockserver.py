@@ -183,6 +183,9 @@ class MockServer:
                     return web.Response(status=500)
                 if fault == "hang":
                     await asyncio.sleep(b.hang_s)
+                if fault == "no_choices":
+                    return web.json_response({"id": "chatcmpl-mock", "object": "chat.completion", "choices": [],
+                                              "usage": {"prompt_tokens": 1, "completion_tokens": 0}})
                 if fault == "garbled":
                     return web.Response(body=b"<html>upstream error: not json", status=200,
                                         content_type="application/json")

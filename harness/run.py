@@ -15,6 +15,7 @@ from .errors import ConfigError, HoldoutError
 from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
 from .progress import progress_for
 from .results import print_summary, write_summary
+from .runlock import run_lock
 from .runner import Outcome, Runner, item_jobs
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
@@ -59,12 +60,13 @@ def run(config_path: str | Path, *, out: Console, err: Console, quiet: bool = Fa
     """Results (the summary table) go to `out`, progress and explanations to `err`."""
     config = load_run_config(config_path)
     suite = load_suite(config.suite, config.suites_dir)
-    pool = open_pool(config, suite)
-    try:
-        check_api_keys(config)
-        return _run(config, suite, pool, out, err, quiet, recall_changed)
-    finally:
-        pool.close()
+    with run_lock(config.workspace, config.run_id, f"run {config_path}"):   # one payer per run
+        pool = open_pool(config, suite)
+        try:
+            check_api_keys(config)
+            return _run(config, suite, pool, out, err, quiet, recall_changed)
+        finally:
+            pool.close()
 
 
 def _check_items(store: Store, config: RunConfig, pool: PoolHandle, console: Console, recall_changed: bool) -> None:

@@ -25,7 +25,7 @@ from .sealed import reveal
 from .store import CallRow, Store
 from .suite import Item, Suite
 
-FATAL_KINDS = {"auth", "forbidden"}   # no point sending more to this provider
+FATAL_KINDS = {"auth", "forbidden", "hung"}   # no point sending more to this provider
 TOKENS_PER_MESSAGE = 16               # an upper bound on the chat format's tokens around each message
 
 
@@ -205,11 +205,19 @@ class Runner:
         try:
             self.on_sent(job.item_id, cfg.name, job.model.model)
             try:
-                async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
-                    c: Completion = await provider.complete(request)
-            except TimeoutError:
-                raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+                try:
+                    async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
+                        c: Completion = await provider.complete(request)
+                except TimeoutError:
+                    raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
             except ProviderError as e:
+                if e.kind == "timeout":
+                    pacer.timeouts_in_a_row += 1
+                    if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
+                        raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
+                                            f"{cfg.timeout_s:g} s", retryable=False) from None
+                else:
+                    pacer.timeouts_in_a_row = 0
                 if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
                     pacer.on_rate_limited(e.retry_after)
                 if e.limits != (None, None):
@@ -217,6 +225,7 @@ class Runner:
                 raise
         finally:
             pacer.release()
+        pacer.timeouts_in_a_row = 0
         if c.limits != (None, None):
             pacer.on_advertised(*c.limits)
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):

@@ -70,6 +70,10 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: expected a mapping (name, template, strata, ...)")
     validate(data, "suite", file, marks)
+    from .grading.rules import check_patterns
+    problems = check_patterns(data.get("graders"), file, marks)
+    if problems:
+        raise ConfigError("\n".join(problems))
     template = data.get("template", "{prompt}")
     if "{prompt}" not in template:
         raise ConfigError(f"{file}:{marks.get(('template',), 1)}: template: expected the placeholder {{prompt}} somewhere in it")
@@ -112,6 +116,21 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
 MAX_PROMPT_BYTES = 1_000_000   # a larger "prompt" is almost always a data error, and would be paid for
 
 
+def _encodable(obj) -> bool:
+    """Whether every string in `obj` is valid Unicode (JSON's \\u escapes can spell half a surrogate pair)."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(obj, dict):
+        return all(_encodable(k) and _encodable(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(_encodable(v) for v in obj)
+    return True
+
+
 def _not_a_number(name: str):
     raise ValueError(f"{name} is not valid JSON (a value must be a finite number)")
 
@@ -126,6 +145,11 @@ def _parse_line(line: str, where: str, sealed: bool) -> Item:
         raise ConfigError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to be an item") from None
+    if ("\\ud" in line or "\\uD" in line) and not _encodable(obj):
+        raise ConfigError(f"{where}: a text holds a lone surrogate (a \\u escape of half a character): not valid "
+                          "Unicode, and no provider could be sent it")
     return parse_item(obj, where, sealed)
 
 

@@ -55,19 +55,39 @@ def _core_int(loader, node):
     return int(text)
 
 
+def _core_float(loader, node):
+    """A float; a whole one (2.0, 1e3) is read as the integer it is, so `concurrency: 2.0` means 2."""
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    return int(value) if math.isfinite(value) and value.is_integer() else value
+
+
 CoreLoader.add_constructor("tag:yaml.org,2002:int", _core_int)
+CoreLoader.add_constructor("tag:yaml.org,2002:float", _core_float)
+
+# A config is small: more nodes than this (aliases expanding, a "billion laughs") or deeper nesting is refused.
+MAX_NODES = 100_000
+MAX_DEPTH = 64
 
 
-def _finite(file: Path, data: Any, path: Path_, marks: dict[Path_, int]) -> None:
-    """NaN and infinity are never a setting (a budget of .inf is no budget): refuse them where they are."""
+def _check_values(file: Path, data: Any, path: Path_, marks: dict[Path_, int]) -> None:
+    """NaN and infinity are never a setting (a budget of .inf is no budget), and text must be Unicode (YAML's
+    \\u escapes can spell half a surrogate pair): refuse them where they are."""
+    where = lambda: f"{file}:{_line_of(path, marks, 1)}: {key_path(path)}"  # noqa: E731
     if isinstance(data, float) and not math.isfinite(data):
-        raise ConfigError(f"{file}:{_line_of(path, marks, 1)}: {key_path(path)}: expected a finite number, found {data}")
+        raise ConfigError(f"{where()}: expected a finite number, found {data}")
+    if isinstance(data, str):
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{where()}: the text holds a lone surrogate (a \\u escape of half a character); "
+                              "not valid Unicode") from None
     if isinstance(data, dict):
         for k, v in data.items():
-            _finite(file, v, path + (k,), marks)
+            _check_values(file, k, path, marks)
+            _check_values(file, v, path + (k,), marks)
     elif isinstance(data, list):
         for i, v in enumerate(data):
-            _finite(file, v, path + (i,), marks)
+            _check_values(file, v, path + (i,), marks)
 
 
 def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
@@ -87,22 +107,32 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
         if node is None:
             raise ConfigError(f"{file}: the file is empty; expected a YAML mapping")
         marks: dict[Path_, int] = {}
-        _record_marks(file, node, (), marks)
+        _record_marks(file, node, (), marks, [0])
         data = loader.construct_document(node)
-        _finite(file, data, (), marks)
+        _check_values(file, data, (), marks)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else str(file)
         raise ConfigError(f"{where}: bad YAML: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{file}: bad YAML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{file}: nested deeper than a config can be (over {MAX_DEPTH} levels)") from None
     finally:
         if loader is not None:
             loader.dispose()
     return data, marks
 
 
-def _record_marks(file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, int]) -> None:
+def _record_marks(file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, int], visited: list) -> None:
+    """Line numbers by key path; also the guard against documents that expand (aliases) or nest without bound."""
+    visited[0] += 1
+    if visited[0] > MAX_NODES:
+        raise ConfigError(f"{file}:{node.start_mark.line + 1}: the document expands to more than {MAX_NODES:,} "
+                          "values (aliases repeating aliases?); a config is never that large")
+    if len(path) > MAX_DEPTH:
+        raise ConfigError(f"{file}:{node.start_mark.line + 1}: {key_path(path[:3])}...: nested deeper than "
+                          f"{MAX_DEPTH} levels (a recursive alias?)")
     marks[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: set = set()
@@ -111,11 +141,11 @@ def _record_marks(file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, i
             if key in seen:
                 raise ConfigError(f"{file}:{knode.start_mark.line + 1}: {key_path(path + (key,))}: duplicate key")
             seen.add(key)
-            _record_marks(file, vnode, path + (key,), marks)
+            _record_marks(file, vnode, path + (key,), marks, visited)
             marks[path + (key,)] = knode.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _record_marks(file, child, path + (i,), marks)
+            _record_marks(file, child, path + (i,), marks, visited)
 
 
 def _read_schema(name: str) -> dict:

@@ -52,7 +52,8 @@ def test_texts_of_any_script_and_length_are_found_in_longer_text(script, data):
     if not gate.armed:                       # too short to register (below the documented minimum)
         return
     out = gate.scan("prefix words here " + ECHO_FORMS[form](text) + " suffix words")
-    assert not find_leaks({"out": out.encode()}, [text]), (script, form, out)
+    # the marker itself is ours: a held-out "held" or "text" is not leaked by the words of "[held-out text redacted]"
+    assert not find_leaks({"out": out.replace(REDACTED, " ").encode()}, [text]), (script, form, out)
 
 
 def test_short_texts_match_whole_words_only():

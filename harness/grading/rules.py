@@ -44,19 +44,41 @@ def _json_of(text: str):
     return json.loads(fenced.group(1) if fenced else text)
 
 
+def compile_pattern(name: str, spec: dict) -> re.Pattern | None:
+    """A rule's `pattern`, compiled; a bad one is a config error naming the grader (checked when the config loads)."""
+    if "pattern" not in spec:
+        return None
+    try:
+        return re.compile(spec["pattern"], re.S)
+    except (re.error, RecursionError, OverflowError) as e:
+        raise ConfigError(f"grader '{name}': rules.pattern is not a valid regular expression "
+                          f"({getattr(e, 'msg', type(e).__name__)})") from None
+
+
+def check_patterns(graders: list, file, marks: dict) -> list[str]:
+    """Problems with the regular expressions of `graders` (a config's or suite's list), each with file:line."""
+    problems = []
+    for i, spec in enumerate(graders or ()):
+        rule = spec.get("rules") if isinstance(spec, dict) else None
+        if isinstance(rule, dict) and "pattern" in rule:
+            try:
+                compile_pattern(spec.get("name", "rules"), rule)
+            except ConfigError as e:
+                line = marks.get(("graders", i, "rules", "pattern"), marks.get(("graders", i), 1))
+                problems.append(f"{file}:{line}: graders[{i}].rules.pattern: {str(e).split(': ', 1)[1]}")
+    return problems
+
+
 class RuleGrader:
     kind = "rules"
 
     def __init__(self, name: str, spec: dict, base_dir: Path | None = None):
         self.name, self.spec = name, spec
         self.type = spec["type"]
+        self.pattern = compile_pattern(name, spec)
         self.on = spec.get("on", "pattern" if self.type in ("json_schema", "python") or
-                           (self.type == "regex" and "pattern" in spec and not re.compile(spec["pattern"]).groups)
+                           (self.type == "regex" and self.pattern is not None and not self.pattern.groups)
                            else "reference")
-        try:
-            self.pattern = re.compile(spec["pattern"], re.S) if "pattern" in spec else None
-        except re.error as e:
-            raise ConfigError(f"grader '{name}': rules.pattern is not a valid regular expression ({e})") from None
         if self.type == "regex" and self.pattern is None:
             raise ConfigError(f"grader '{name}': a regex rule needs 'pattern'")
         if self.type == "json_schema":

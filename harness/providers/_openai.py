@@ -38,6 +38,8 @@ class OpenAIProvider(Provider):
                                          body={"model": request.model, "messages": messages, **params},
                                          options={"timeout": request.timeout_s})
             body = raw.json()
+            if not body.get("choices"):
+                raise ProviderError("empty", "the response had no choices", retryable=True)
             choice = body["choices"][0]
             usage = body.get("usage") or {}
             return Completion(text=choice["message"].get("content") or "", finish_reason=choice.get("finish_reason"),

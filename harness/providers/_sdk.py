@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
 
 import httpx2
@@ -61,9 +62,10 @@ def _positive(value: str | None) -> float | None:
 
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
-    refused = _refusal(e)
-    if refused is not None:       # the aiohttp transport reports a refused connection as a connect *timeout*
-        return ProviderError("connection", refused, retryable=True)
+    cause = _cause(e)
+    if cause is not None:         # the aiohttp transport reports a refused connection as a connect *timeout*
+        kind, detail, retryable = cause
+        return ProviderError(kind, detail, retryable=retryable)
     if isinstance(e, sdk.APITimeoutError):
         return ProviderError("timeout", "no answer within the timeout", retryable=True)
     if isinstance(e, sdk.APIConnectionError):
@@ -78,17 +80,22 @@ def map_error(sdk, e: Exception) -> ProviderError:
                              limits=advertised_limits(e.response.headers))
     if isinstance(e, sdk.APIResponseValidationError):
         return ProviderError("bad_response", "the response did not match the API's schema", retryable=True)
-    if isinstance(e, (ValueError, KeyError, TypeError, AttributeError)):
+    if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
         return ProviderError("bad_response", f"unreadable response ({type(e).__name__})", retryable=True)
     return ProviderError("error", type(e).__name__, retryable=False)
 
 
-def _refusal(e: BaseException) -> str | None:
-    """The name of a refused or reset connection somewhere in the exception's causes, if there is one."""
+def _cause(e: BaseException) -> tuple[str, str, bool] | None:
+    """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class does:
+    a refused or reset connection, a name that does not resolve, a request that cannot be encoded."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
-            return type(e).__name__
+            return "connection", type(e).__name__, True
+        if isinstance(e, socket.gaierror):
+            return "dns", "the host name does not resolve", True
+        if isinstance(e, UnicodeEncodeError):
+            return "request_encoding", "the request holds text that is not valid Unicode", False
         e = e.__cause__ or e.__context__
     return None
