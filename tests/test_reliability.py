@@ -206,3 +206,62 @@ def test_a_hung_provider_is_given_up_after_a_bounded_number_of_silent_attempts(p
     with project.db() as db:
         kinds = {k for (k,) in db.execute("SELECT error_kind FROM calls")}
     assert kinds <= {"timeout", "hung"} and "hung" in kinds
+
+
+# a vault that recovers ---------------------------------------------------------------------------------
+
+def _vault_verifies(root) -> list[str]:
+    """Every listed version opens and matches its manifest: what `pool list` promises."""
+    from harness.vault import Vault
+    vault = Vault.open(root / ".holdout")
+    return [m["id"] for m in vault.pools() if vault.read_jsonl(m["id"])]
+
+
+@pytest.mark.parametrize("failpoint", ["vault.add_pool.before_rename", "vault.add_pool.before_index",
+                                       "vault.activate.before_index"])
+@pytest.mark.parametrize("trial", range(3))
+def test_a_kill_anywhere_in_an_import_or_activation_is_repaired_by_the_next_command(project, failpoint, trial,
+                                                                                     monkeypatch):
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    project.suite(name="arena", n=1)
+    pool = project.root / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"held-out {trial} {i}"}) + "\n" for i in range(5)))
+
+    def holdout(*args, env=None):
+        proc = holdout_subprocess(*args, cwd=project.root, env=env)
+        out, err = proc.communicate(timeout=60)
+        return proc.returncode, out, err
+    assert holdout("vault", "init")[0] == 0
+    assert holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate")[0] == 0
+    code, _, _ = holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate",
+                         env={"HOLDOUT_FAILPOINTS": f"{failpoint}=kill"})
+    assert code == -9
+    code, out, err = holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate")
+    assert code == 0 and "Traceback" not in err, err
+    if failpoint != "vault.activate.before_index":
+        assert "left unfinished by an interrupted import" in err
+    assert not list((project.root / ".holdout" / "vault" / "pools" / "arena").glob(".incoming-*"))
+    listed = _vault_verifies(project.root)
+    assert listed[0] == "arena@v1" and len(listed) in (2, 3)
+    code, out, _ = holdout("pool", "list", "--json")
+    assert [m["status"] for m in json.loads(out)].count("active") == 1
+
+
+def test_ten_first_scorecards_at_once_share_one_signing_key(project, cli, mock_server, monkeypatch):
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    project.suite(n=3)
+    path = project.config(config(mock_server.url, extra="graders:\n  - rules: {type: contains}\nlabs:\n  acme: [m]\n"))
+    cli("run", path, "-q")
+    cli("grade", "run", "-q")
+    cli("vault", "init")
+    procs = [holdout_subprocess("scorecard", "run", "--lab", "acme", "--results-dir", project.root / f"r{k}",
+                                cwd=project.root) for k in range(10)]
+    for p in procs:
+        p.wait(timeout=120)
+    assert [p.returncode for p in procs] == [0] * 10
+    fingerprints = {p.stdout.read().split("signed ")[1].strip().rstrip(")") for p in procs}
+    assert len(fingerprints) == 1
+    (fp,) = fingerprints
+    for k in range(10):
+        code, out, _ = cli("verify", project.root / f"r{k}" / "run" / "scorecards" / "acme.json", "--key", fp)
+        assert code == 0, out

@@ -30,16 +30,15 @@ def fingerprint(public_raw: bytes) -> str:
 
 
 def signing_key(vault) -> Ed25519PrivateKey:
-    """The vault's scorecard key, created on first use."""
-    path = vault.dir / KEY_FILE
+    """The vault's scorecard key, created once (under the vault's lock: processes issuing their first cards at
+    the same moment all sign with the one key a lab pins)."""
     cipher = Cipher(vault._key, "scorecard-signing")
-    if path.exists():
-        raw = cipher.decrypt(path.read_bytes(), "scorecard-signing")
-        return Ed25519PrivateKey.from_private_bytes(raw)
-    key = Ed25519PrivateKey.generate()
-    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
-    path.write_bytes(cipher.encrypt(raw, "scorecard-signing"))
-    return key
+
+    def make() -> bytes:
+        raw = Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                                         serialization.NoEncryption())
+        return cipher.encrypt(raw, "scorecard-signing")
+    return Ed25519PrivateKey.from_private_bytes(cipher.decrypt(vault.create_once(KEY_FILE, make), "scorecard-signing"))
 
 
 def sign(card: dict, key: Ed25519PrivateKey) -> dict:

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ from ..sealed import reveal
 from ..suite import Item, check_pool_lines, iter_jsonl_items
 from .keys import Cipher, subkey, DecryptError, OutputCipher, VaultError, default_key_file, load_key, new_key, write_key_file
 
+log = logging.getLogger("holdout.vault")
 LICENSE_CLASSES = ("heldout", "public", "licensable")
 KEYCHECK = b"holdout vault key check"
 
@@ -134,11 +136,36 @@ class Vault:
         return self.dir / "pools" / suite / version
 
     def manifest(self, pool_id: str, index: dict | None = None) -> dict:
-        """The pool's signed manifest with its lifecycle state from the index (pass `index` to read it once)."""
-        if not self._pool_dir(pool_id).exists():
+        """The pool's signed manifest with its lifecycle state from the index (pass the index's `pools` to read
+        it once). A version exists only once the index lists it; a manifest must name the version it sits in."""
+        pools = index if index is not None else self._index()["pools"]
+        if pool_id not in pools or not self._pool_dir(pool_id).exists():
             raise VaultError(f"no pool {pool_id} in the vault (see `holdout pool list`)")
         manifest = self._read_signed(self._pool_dir(pool_id) / "manifest.json")
-        return {**manifest, **(index or self._index()["pools"]).get(pool_id, {})}
+        if manifest.get("id") != pool_id:
+            raise VaultError(f"{self._pool_dir(pool_id)}/manifest.json: is the manifest of {manifest.get('id')}, "
+                             f"not of {pool_id} (moved outside holdout)")
+        return {**manifest, **pools[pool_id]}
+
+    def create_once(self, name: str, make) -> bytes:
+        """The vault file `name`, created by `make()` the first time, under the vault's lock and atomically, so
+        processes starting together all get the same one."""
+        path = self.dir / name
+        with self._locked():
+            if not path.exists():
+                _atomic_write(path, make())
+            return path.read_bytes()
+
+    def _repair(self, index: dict) -> None:
+        """Under the lock: remove what an interrupted import left (an `.incoming-*` directory, or a version
+        renamed into place before the index listed it). Neither was ever listed, so nothing used them."""
+        listed = {self._pool_dir(pid) for pid in index["pools"]}
+        for suite_dir in (self.dir / "pools").glob("*"):
+            for d in (suite_dir.iterdir() if suite_dir.is_dir() else ()):
+                if d.name.startswith(".incoming-") or (d.is_dir() and d not in listed):
+                    shutil.rmtree(d, ignore_errors=True)
+                    log.warning("vault: removed %s, left unfinished by an interrupted import (never listed, never "
+                                "sent); import it again if it is still wanted", d.relative_to(self.dir))
 
     def pools(self, suite: str | None = None) -> list[dict]:
         index = self._index()["pools"]
@@ -164,6 +191,7 @@ class Vault:
         counts = {s: dict(Counter(str(it.metadata.get(s)) for it in items)) for s in strata}
         with self._locked():
             index = self._index()
+            self._repair(index)
             versions = [int(p.split("@v")[1]) for p in index["pools"] if p.split("@")[0] == suite]
             pool_id = f"{suite}@v{max(versions, default=0) + 1}"
             manifest = {"id": pool_id, "suite": suite, "version": max(versions, default=0) + 1, "items": len(items),
@@ -181,6 +209,7 @@ class Vault:
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
+            hit("vault.add_pool.before_index")
             index["pools"][pool_id] = {"status": "draft", "status_changed": _now()}
             self._write_index(index)
         return pool_id
