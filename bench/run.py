@@ -10,7 +10,7 @@ a small run's CPU, mostly start-up, is subtracted), peak RSS of the harness, 429
 
 Scenarios: a (5,000 calls, C=100, 200 ms), a-floor (the same through the bare SDK and bare aiohttp),
 a-jitter (a with +-50 ms), b1/b2 (200 and 20 req/s limits, advertised in headers), b1-blind/b2-blind
-(the same limits, not advertised), c (latency 0: CPU per request), d (10k and 100k items: RSS; then
+(the same limits, not advertised), f (10,000 calls with and without 3% sporadic 429s), c (latency 0: CPU per request), d (10k and 100k items: RSS; then
 (e), re-running the finished 100k run), d-heldout (d from a vault pool).
 """
 from __future__ import annotations
@@ -150,7 +150,7 @@ def fmt(r: dict) -> str:
             + (f" calls made: {r['calls']}" if "calls" in r else ""))
 
 
-SCENARIOS = ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "c", "d"]
+SCENARIOS = ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "f", "c", "d"]
 
 
 def main(which: list[str]) -> None:
@@ -189,6 +189,13 @@ def main(which: list[str]) -> None:
     if "b2-blind" in which:
         print(fmt(scenario("b2-20rps-unadvertised", 400, 100, 400 / 20,
                            {"latency_ms": 200, "rate_limit": 20, **blind})), flush=True)
+    if "f" in which:   # sporadic 429s with no limit behind them (a gateway's hiccups): they should cost little
+        calm = scenario("f-calm", 10_000, 100, 10_000 * 0.05 / 100, {"latency_ms": 50})
+        print(fmt(calm), flush=True)
+        sporadic = scenario("f-sporadic-429", 10_000, 100, 10_000 * 0.05 / 100,
+                            {"latency_ms": 50, "error_rate": 0.03, "faults": "429", "retry_after": 1})
+        print(fmt(sporadic), flush=True)
+        print(f"# sporadic 429s (3%, Retry-After 1 s): wall {sporadic['wall'] / calm['wall']:.2f}x the calm run", flush=True)
     if "c" in which:
         small = scenario("c-small", 200, 64, None, {})
         big = scenario("c", 5000, 64, None, {})

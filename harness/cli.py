@@ -707,7 +707,9 @@ def cmd_mock_server(args) -> int:
     serve_forever(args.port, MockBehaviour(latency_s=args.latency_ms / 1000, jitter_s=args.jitter_ms / 1000,
                                           reply=args.reply, rate_limit_rps=args.rate_limit,
                                           advertise_limits=not args.no_limit_headers,
-                                          max_concurrency=args.max_concurrency, error_rate=args.error_rate))
+                                          max_concurrency=args.max_concurrency, error_rate=args.error_rate,
+                                          faults=tuple(f for f in args.faults.split(",") if f),
+                                          retry_after_s=args.retry_after))
     return 0
 
 
@@ -963,7 +965,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-limit-headers", action="store_true",
                     help="do not advertise the rate limit: the client learns it only from 429s")
     sp.add_argument("--max-concurrency", type=int, default=None, help="requests in flight above which it answers 429")
-    sp.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with HTTP 500")
+    sp.add_argument("--error-rate", type=float, default=0.0, help="fraction of requests answered with a fault")
+    sp.add_argument("--faults", default="500", help="comma-separated faults taken in turn at --error-rate: an HTTP "
+                    "status (500, 429, 400 ...), reset, hang, garbled, truncated, empty, no_choices, content_filter")
+    sp.add_argument("--retry-after", type=float, default=1.0, help="the Retry-After of a 429 fault, in seconds")
     sp.set_defaults(func=cmd_mock_server)
     return p
 

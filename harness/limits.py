@@ -8,14 +8,15 @@ are enforced in short slices. The rate it keeps is the lowest it knows of:
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
   `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
   each 429 (a key shared with another run);
-- after a 429, 95% of the rate at which requests were being accepted, raised by 1% per second
-  of success up to that rate and 5% per second beyond it, so an unadvertised limit is approached
-  without bursts.
+- after 429s that say a limit (10 of the last 50 answers; fewer are a gateway's sporadic hiccups,
+  which only the refused request waits out), 95% of the rate at which requests were being
+  accepted, not counting our own pauses, raised by 1% per second of success up to that rate and
+  5% per second beyond it, so an unadvertised limit is approached without bursts.
 When nothing is known yet, the window ramps up in time, not in round trips: it grows evenly from 8
 to the configured concurrency over 200 ms, whatever the latency, and stops growing at the first
 429 or as soon as a limit is advertised. Even, because requests sent in a burst come back in a
-burst, and the burst then repeats every round trip (bench/README.md). A 429 also pauses every
-sender until its Retry-After has passed.
+burst, and the burst then repeats every round trip (bench/README.md). A 429 that says a limit
+also pauses every sender until its Retry-After has passed.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Pacer:
     CUT = 0.95           # rate cap after an unadvertised 429, as a fraction of the recent success rate
     GROWTH_NEAR = 0.01   # per second of successes, the cap grows by this fraction of itself up to the
     GROWTH_FAR = 0.05    # rate last accepted, and by this much beyond it (probing for more)
+    RECENT = 50          # answers remembered to tell a limit from sporadic 429s ...
+    DENSE = 10           # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
 
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
         self.max_window = concurrency
@@ -55,6 +58,8 @@ class Pacer:
         self.pauses = 0         # 429 pauses so far: a sender that slept through one queues again
         self.cut_until = 0.0
         self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
+        self.recent_429s = deque(maxlen=self.RECENT)   # per recent answer: was it a 429?
+        self.pause_log: deque = deque(maxlen=64)       # (start, end) of pauses: not time the provider refused us
         # Ramp only when the config says nothing about limits; a declared rpm/tpm paces from the start.
         self.ramping = not (rpm or tpm) and concurrency > self.INITIAL_WINDOW
         self.window = float(self.INITIAL_WINDOW if self.ramping else concurrency)
@@ -115,6 +120,7 @@ class Pacer:
     # -- what the provider tells us -------------------------------------------------
     def on_success(self) -> None:
         self.successes.append(time.monotonic())
+        self.recent_429s.append(False)
         if not self.ramping and self.window < self.max_window:   # additive increase after a 429
             self.window = min(self.max_window, self.window + 1.0 / self.window)
             self.release_slack()
@@ -122,12 +128,25 @@ class Pacer:
             growth = self.GROWTH_NEAR if self.adaptive_rate < self.last_accepted else self.GROWTH_FAR
             self.adaptive_rate *= 1 + growth / max(1.0, self.adaptive_rate)
 
+    def limit_reached(self) -> bool:
+        """Whether recent 429s say a limit (DENSE of the last RECENT answers, fewer answers counting as
+        RECENT), not a gateway's sporadic hiccups, which only the refused request waits out."""
+        return sum(self.recent_429s) >= self.DENSE or (self.advertised_rate is not None and self.recent_429s[-1])
+
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429: everyone waits out Retry-After; the ramp stops and the rate drops (once per pause:
-        a burst of 429s is one signal)."""
+        """A 429. Sporadic ones: only that request waits (the runner honours its Retry-After). Once they say
+        a limit, everyone waits out Retry-After; the ramp stops and the rate drops (once per pause: a burst
+        of 429s is one signal)."""
         now = time.monotonic()
         self.rate_limited += 1
+        self.recent_429s.append(True)
+        if not self.limit_reached():
+            return
         if retry_after:
+            if now >= self.paused_until:
+                self.pause_log.append((now, now + retry_after + self.PAUSE_MARGIN_S))
+            else:
+                self.pause_log[-1] = (self.pause_log[-1][0], max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S))
             self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
             self.next_at = self.paused_until   # the paced schedules restart after the pause
             self.tokens_next_at = max(self.tokens_next_at, self.paused_until)
@@ -167,12 +186,15 @@ class Pacer:
             self.tpm = tpm * self.headroom
 
     def success_rate(self) -> float | None:
-        """Successes per second over the last two seconds."""
+        """Successes per second over the last two seconds, not counting time everyone was paused (the pauses
+        are ours: counting them would measure our own waiting as the provider's limit)."""
         now = time.monotonic()
         recent = [t for t in self.successes if now - t <= 2.0]
         if len(recent) < 4:
             return None
-        return len(recent) / max(0.25, now - recent[0])
+        start = recent[0]
+        paused = sum(max(0.0, min(end, now) - max(begin, start)) for begin, end in self.pause_log)
+        return len(recent) / max(0.25, now - start - paused)
 
     # -- internals ---------------------------------------------------------------------
     async def _take_tokens(self, tokens: int) -> None:

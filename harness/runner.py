@@ -119,9 +119,12 @@ class Runner:
     async def _drive(self, provider: Provider, models: list[ModelConfig]) -> None:
         cfg: ProviderConfig = provider.config
         pacer = Pacer(cfg.concurrency, cfg.rpm, cfg.tpm)
-        queue: asyncio.Queue = asyncio.Queue(maxsize=cfg.concurrency * 2)
+        # Twice as many workers as places in flight (the pacer holds in-flight to `concurrency`): a call waiting
+        # out a Retry-After sleeps in its worker, and must not leave a place in the window empty meanwhile.
+        n_workers = 2 * cfg.concurrency
+        queue: asyncio.Queue = asyncio.Queue(maxsize=n_workers * 2)
         state = {"consecutive_failures": 0, "dead": None}
-        workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(cfg.concurrency)]
+        workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(n_workers)]
         producer = asyncio.create_task(self._produce(queue, models, state, len(workers)))
         try:
             await self._supervise({producer, *workers})

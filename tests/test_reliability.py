@@ -201,8 +201,8 @@ def test_a_hung_provider_is_given_up_after_a_bounded_number_of_silent_attempts(p
                                                                  "    max_attempts: 6\n    max_consecutive_timeouts: 4\n"))
     code, _, err = cli("run", path, "-q")
     assert code == 3 and "Gave up on provider 'mock'" in err and "attempts in a row got no answer" in err
-    # 4 silent attempts, plus at most one more for each call the 2 workers had in flight, then nothing
-    assert mock_server.stats.requests <= 4 + 2
+    # 4 silent attempts, plus at most one more for each call a worker (2 per place in flight) had in hand
+    assert mock_server.stats.requests <= 4 + 2 * 2
     with project.db() as db:
         kinds = {k for (k,) in db.execute("SELECT error_kind FROM calls")}
     assert kinds <= {"timeout", "hung"} and "hung" in kinds
@@ -265,3 +265,20 @@ def test_ten_first_scorecards_at_once_share_one_signing_key(project, cli, mock_s
     for k in range(10):
         code, out, _ = cli("verify", project.root / f"r{k}" / "run" / "scorecards" / "acme.json", "--key", fp)
         assert code == 0, out
+
+
+def test_sporadic_429s_are_waited_out_by_their_call_alone(project, cli, mock_server):
+    """3% of answers are 429s with no limit behind them: each refused call waits its Retry-After, and nobody
+    else does: no pause for everyone, no rate cut, nothing failed. (The wall time is in bench/, scenario f.)"""
+    project.suite(n=400)
+    mock_server.behaviour.error_rate = 0.03
+    mock_server.behaviour.faults = ("429",)
+    mock_server.behaviour.retry_after_s = 0.2
+    mock_server.behaviour.seed = 11
+    path = project.config(config(mock_server.url, provider_extra="    concurrency: 16\n"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 0, err
+    pacing = json.loads((project.root / "results" / "run" / "summary.json").read_text())["pacing"]["mock"]
+    assert 0 < pacing["rate_limited"] == mock_server.stats.faults["429"]
+    assert pacing["paced_by"] is None                   # sporadic 429s never set a rate
+    assert all(r[3] == 1 for r in project.rows("run"))
