@@ -135,7 +135,7 @@ def cmd_grade(args) -> int:
     try:
         with run_lock(places.workspace, args.run_id, f"grade {args.run_id}"):   # one payer per run's judge calls
             specs, source = ctx.graders()
-            summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs(),
+            summary = grade(args.run_id, ctx.store, ctx.config, specs, source, ctx.items(), ctx.outputs,
                             ctx.pool.on_sent, err, args.quiet, ctx.pool.name, ctx.pool.max_retention,
                             base_dir=Path(source).parent, regrade=set(args.regrade or ()))
     finally:

@@ -43,6 +43,7 @@ DEFAULT_MAX_TOKENS = 4096
 REASONING_MAX_TOKENS = 32768           # reasoning models spend output tokens thinking before they answer
 REASONING_FAMILIES = ("o1", "o3", "o4", "gpt-5")
 CAP_KEYS = ("max_tokens", "max_completion_tokens")
+TOKENS_OVERHEAD = 64                   # a request's tokens beyond its output cap, at the least (for the tpm check)
 
 
 def default_max_tokens(model: str) -> int:
@@ -187,6 +188,11 @@ def load_run_config(file: str | Path) -> RunConfig:
         models.append(ModelConfig(name=name, provider=provider, model=spec["model"],
                                   params=dict(spec.get("params") or {}), price=price))
 
+    for m in models:
+        if m.provider.tpm and m.provider.tpm < m.max_tokens + TOKENS_OVERHEAD:
+            problems.append(f"{where('providers', m.provider.name, 'tpm')}: {m.provider.tpm:g} tokens per minute is less "
+                            f"than one request of model '{m.name}' (its output cap {m.max_tokens} + the prompt): every "
+                            "call would wait longer than a minute. Raise tpm, or lower params.max_tokens")
     budget = data.get("budget_usd")
     if budget is not None:
         for m in models:

@@ -129,9 +129,10 @@ class Pacer:
             self.adaptive_rate *= 1 + growth / max(1.0, self.adaptive_rate)
 
     def limit_reached(self) -> bool:
-        """Whether recent 429s say a limit (DENSE of the last RECENT answers, fewer answers counting as
-        RECENT), not a gateway's sporadic hiccups, which only the refused request waits out."""
-        return sum(self.recent_429s) >= self.DENSE or (self.advertised_rate is not None and self.recent_429s[-1])
+        """Whether the 429 just heard says a limit: one is known (advertised, or found before), or DENSE of the
+        last RECENT answers were 429s. Else it is a gateway's sporadic hiccup, which only its request waits out."""
+        return (self.advertised_rate is not None or self.adaptive_rate is not None
+                or sum(self.recent_429s) >= self.DENSE)
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         """A 429. Sporadic ones: only that request waits (the runner honours its Retry-After). Once they say

@@ -148,14 +148,14 @@ def check_run(store, run_id: str, settings: dict | None = None, models: list[str
     """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read inside the
     boundary; the result holds ids and numbers only. `items` (id -> Item) lets the short-answer check
     leave out items whose reference is short."""
-    per_model: dict[str, list[Output]] = {}
-    for row in store.calls(run_id):
-        if models is not None and row.model not in models:
-            continue
-        per_model.setdefault(row.model, []).append(Output(row.item_id, row.output if row.ok else None,
-                                                          row.finish_reason, row.error_kind))
     short_refs = short_reference_items(items, settings)
-    return {m: check_model(outs, settings, short_refs) for m, outs in sorted(per_model.items())}
+    names = sorted({m for (m,) in store.db.execute("SELECT DISTINCT model FROM calls WHERE run_id=?", (run_id,))})
+    results = {}
+    for model in names if models is None else [m for m in names if m in models]:   # one model in memory at a time
+        outs = [Output(row.item_id, row.output if row.ok else None, row.finish_reason, row.error_kind)
+                for row in store.calls(run_id, model)]
+        results[model] = check_model(outs, settings, short_refs)
+    return results
 
 
 def flags(results: dict) -> dict[str, list[str]]:

@@ -17,6 +17,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 Z95 = 1.959963984540054
+BOOTSTRAP_CELLS = 2_000_000   # resample indices held at once (16 MB)
 
 
 def bootstrap_mean(values: Sequence[float], clusters: Sequence[Hashable] | None = None, n_boot: int = 1000,
@@ -27,18 +28,22 @@ def bootstrap_mean(values: Sequence[float], clusters: Sequence[Hashable] | None 
         return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
     rng = np.random.default_rng(seed)
     if clusters is None:
-        idx = rng.integers(0, x.size, size=(n_boot, x.size))
-        boots = x[idx].mean(axis=1)
-        n = int(x.size)
+        sums, counts = x, None
     else:
         groups = defaultdict(list)
         for v, c in zip(x, clusters):
             groups[c].append(v)
         sums = np.array([sum(g) for g in groups.values()])
         counts = np.array([len(g) for g in groups.values()])
-        idx = rng.integers(0, len(groups), size=(n_boot, len(groups)))
-        boots = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-        n = len(groups)
+    n = len(sums)
+    # resamples in chunks of rows: the same draws from the same generator as one (n_boot x n) matrix,
+    # in memory that does not grow with n_boot (a 1M-item run would otherwise need 16 GB)
+    boots = np.empty(n_boot)
+    step = max(1, BOOTSTRAP_CELLS // n)
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+        boots[start:start + len(idx)] = (sums[idx].mean(axis=1) if counts is None
+                                         else sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
     alpha = (1 - level) / 2
     return {"mean": float(x.mean()), "ci_low": float(np.quantile(boots, alpha)),
             "ci_high": float(np.quantile(boots, 1 - alpha)), "n": n}

@@ -161,7 +161,9 @@ yaml_scalars = st.one_of(st.sampled_from([".nan", ".inf", "-.inf", "1e308", "1e-
                                           "\"\\ud800\"", "'('"]),
                          st.text(max_size=20).map(json.dumps))
 KEYS = ["epochs", "limit", "budget_usd", "run_id", "pool", "headline", "workspace", "min_segment_size"]
-PROVIDER_KEYS = ["concurrency", "rpm", "tpm", "timeout_s", "max_attempts", "max_consecutive_failures",
+# (rpm and tpm are left out: `rpm: 2` with `epochs: 12` is a legitimately slow run, not a fault; the tpm
+# that no request fits in is its own test below)
+PROVIDER_KEYS = ["concurrency", "timeout_s", "max_attempts", "max_consecutive_failures",
                  "max_consecutive_timeouts", "base_url", "type"]
 
 
@@ -178,6 +180,14 @@ def test_fuzzed_config_values_never_give_a_traceback(project, capsys, top, prov)
     err = capsys.readouterr().err
     assert "Traceback" not in err and code in (0, 2, 3), (text, err)
     assert code != 2 or err.startswith("error: ")
+
+
+def test_a_token_limit_no_request_fits_in_is_refused(project, cli, mock_server):
+    project.suite(n=1)
+    path = project.config(config(mock_server.url, provider_extra="    tpm: 1000\n"))
+    code, _, err = cli("run", path, "-q")
+    assert code == 2 and "providers.mock.tpm: 1000 tokens per minute is less than one request of model 'm'" in err
+    assert mock_server.stats.requests == 0
 
 
 # faults named right and bounded -----------------------------------------------------------------------

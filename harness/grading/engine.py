@@ -233,6 +233,29 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
     return {"answers": answers, "errors": errors, "todo": todo, "stopped": None, "calls": calls_made}
 
 
+def _grade_rules(store: Store, run_id: str, g: RuleGrader, items: dict, batch: int = 5000) -> dict:
+    """A rule over every successful call not graded yet, streamed from the store and written in batches."""
+    done = store.graded_keys(run_id, g.name)
+    rows, graded, failed = [], 0, 0
+    for call in store.calls(run_id):
+        t = (call.model, call.item_id, call.epoch)
+        if not call.ok or t in done or call.item_id not in items:
+            continue
+        try:
+            score, detail = g.grade(call.output, items[call.item_id])
+            status = "ok" if score is not None else "skipped"
+        except RuleError as e:
+            score, detail, status = None, {"reason": str(e)}, "error"
+            failed += 1
+        rows.append(GradeRow(run_id, g.name, *t, status, score, detail, g.sha))
+        if len(rows) >= batch:
+            store.put_grades(rows)
+            graded, rows = graded + len(rows), []
+    store.put_grades(rows)
+    graded += len(rows)
+    return {"kind": "rules", "graded_now": graded - failed, "failed": failed, "calls": 0, "stopped": False}
+
+
 def _check_settings(store: Store, run_id: str, graders: list, regrade: set[str], source: str) -> None:
     """Grades made with other settings are not mixed with new ones: refuse, or (--regrade) delete them first."""
     unknown = regrade - {g.name for g in graders}
@@ -250,9 +273,11 @@ def _check_settings(store: Store, run_id: str, graders: list, regrade: set[str],
                                "its settings.")
 
 
-def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs: dict,
+def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs,
           on_sent, console: Console, quiet: bool, pool_id: str = "", max_retention: str | None = None,
           *, base_dir: Path | None = None, regrade: set[str] = frozenset()) -> dict:
+    """`outputs`: the run's outputs ((model, item, epoch) -> text), or a callable giving them; rules stream from
+    the store instead, so a run graded by rules alone is never held in memory."""
     graders = build_graders(specs, config, source, base_dir)
     if not graders:
         raise HoldoutError(f"no graders: add `graders:` to the suite ({source}) or to the run config")
@@ -262,31 +287,24 @@ def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], sourc
     spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
                              (run_id, len(run_id) + 7, f"{run_id}/grade/")).fetchone()[0]
     budget = Budget(config.budget_usd, spent)
+    loaded: dict = {}
+
+    def all_outputs() -> dict:
+        if "outputs" not in loaded:
+            loaded["outputs"] = outputs() if callable(outputs) else outputs
+        return loaded["outputs"]
     summary = {}
     for g in graders:
         if isinstance(g, RuleGrader):
-            done = store.graded_keys(run_id, g.name)
-            rows, failed = [], 0
-            for t, out in outputs.items():
-                if t in done:
-                    continue
-                try:
-                    score, detail = g.grade(out, items[t[1]])
-                    status = "ok" if score is not None else "skipped"
-                except RuleError as e:
-                    score, detail, status = None, {"reason": str(e)}, "error"
-                    failed += 1
-                rows.append(GradeRow(run_id, g.name, *t, status, score, detail, g.sha))
-            store.put_grades(rows)
-            summary[g.name] = {"kind": "rules", "graded_now": len(rows) - failed, "failed": failed, "calls": 0,
-                               "stopped": False}
+            summary[g.name] = _grade_rules(store, run_id, g, items)
             continue
-        res = asyncio.run(_run_judges(store, run_id, g, outputs, items, budget, on_sent, console, quiet))
+        res = asyncio.run(_run_judges(store, run_id, g, all_outputs(), items, budget, on_sent, console, quiet))
         rows, failed = [], 0
         for t in res["todo"]:
             slots = g.slots(t)
             if all((j.name, k) in res["answers"] for j, k in slots):
-                score, detail = g.combine(t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots}, outputs)
+                score, detail = g.combine(t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots},
+                                          all_outputs())
                 rows.append(GradeRow(run_id, g.name, *t, "ok", score, detail, g.sha))
             elif res["stopped"] is None:
                 reasons = sorted({res["errors"].get((j.name, k), "no answer") for j, k in slots
