@@ -17,6 +17,7 @@ fewer than `min_outputs` outputs (default 10) flags nothing, except judge inject
 """
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from datasketch import MinHash, MinHashLSH
 from .grading.rules import normalize
 from .sealed import reveal
 
+CLUSTER_INDEXED = 8                  # members of one cluster of near-copies kept in the LSH index
+MAX_CANDIDATES = 32                  # LSH candidates verified per output
 DEFAULTS = {"injection_rate": 0.05, "repeated_share": 0.3, "short_chars": 40, "short_share": 0.5,
             "truncated_share": 0.2, "refusal_share": 0.2, "min_outputs": 10}
 
@@ -82,23 +85,32 @@ def _shingles(text: str) -> set[bytes]:
 def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8, min_outputs: int = 1) -> dict:
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
-    lsh = MinHashLSH(threshold=0.5, num_perm=64)   # candidates only; each is verified against `similarity`
+    # candidates a little below `similarity` (far below, templated answers are all candidates of each other:
+    # quadratic time), each verified; at most MAX_CANDIDATES looked at per output
+    lsh = MinHashLSH(threshold=similarity - 0.15, num_perm=64)
     texts = [normalize(reveal(o.text)) for o in ok]
     items_of: dict[str, set] = {}
     for o, text in zip(ok, texts):
         items_of.setdefault(text, set()).add(o.item_id)
     repeated = set()
     hashes = {}
+    cluster: dict[int, int] = {}     # output -> the first output of its cluster of near-copies
+    indexed: dict[int, int] = {}     # cluster -> members in the LSH index
     for k, (o, text) in enumerate(zip(ok, texts)):
         if len(items_of[text]) > 1:
             repeated.add(k)
             continue
         m = MinHash(num_perm=64, seed=1)
         m.update_batch(list(_shingles(reveal(o.text))))
-        for other in lsh.query(m):
-            j, other_m = hashes[other]
-            if ok[j].item_id != o.item_id and m.jaccard(other_m) >= similarity:
-                repeated.update((k, j))
+        candidates = itertools.islice(lsh.query(m), MAX_CANDIDATES)
+        match = next((j for j, other_m in (hashes[c] for c in candidates)
+                      if ok[j].item_id != o.item_id and m.jaccard(other_m) >= similarity), None)
+        if match is not None:
+            repeated.update((k, match))
+            cluster[k] = cluster.get(match, match)
+            indexed[cluster[k]] = indexed.get(cluster[k], 1) + 1
+            if indexed[cluster[k]] > CLUSTER_INDEXED:
+                continue    # a large cluster of near-copies keeps a few members indexed: time stays linear
         hashes[f"o{k}"] = (k, m)
         lsh.insert(f"o{k}", m)
     return _result([ok[k].item_id for k in repeated], len(ok), threshold, min_outputs)
