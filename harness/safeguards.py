@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from .grading.rules import normalize
@@ -103,15 +104,15 @@ def repeated_outputs(outputs: list[Output], threshold: float, similarity: float 
         m = MinHash(num_perm=64, seed=1)
         m.update_batch(list(_shingles(reveal(o.text))))
         candidates = itertools.islice(lsh.query(m), MAX_CANDIDATES)
-        match = next((j for j, other_m in (hashes[c] for c in candidates)
-                      if ok[j].item_id != o.item_id and m.jaccard(other_m) >= similarity), None)
+        match = next((j for j, other in (hashes[c] for c in candidates)
+                      if ok[j].item_id != o.item_id and float(np.mean(m.hashvalues == other)) >= similarity), None)
         if match is not None:
             repeated.update((k, match))
             cluster[k] = cluster.get(match, match)
             indexed[cluster[k]] = indexed.get(cluster[k], 1) + 1
             if indexed[cluster[k]] > CLUSTER_INDEXED:
                 continue    # a large cluster of near-copies keeps a few members indexed: time stays linear
-        hashes[f"o{k}"] = (k, m)
+        hashes[f"o{k}"] = (k, m.hashvalues)      # the signature alone (the MinHash object carries 1 KB more)
         lsh.insert(f"o{k}", m)
     return _result([ok[k].item_id for k in repeated], len(ok), threshold, min_outputs)
 
