@@ -419,3 +419,14 @@ def test_a_grader_whose_grades_all_failed_is_not_printed_as_a_mean(project, cli,
     cli("grade", "run", "-q")
     out = cli("report", "run")[1]
     assert "- (all 2 failed)" in out
+
+
+def test_prices_match_exact_names_and_dated_snapshots_never_a_prefix():
+    from harness.pricing import KNOWN, price_for
+    assert price_for("openai", "o3-pro") == KNOWN["o3-pro"] != KNOWN["o3"]
+    assert price_for("openai", "o3-2025-04-16") == KNOWN["o3"]
+    assert price_for("anthropic", "claude-sonnet-4-20250514") == KNOWN["claude-sonnet-4"]
+    assert price_for("anthropic", "claude-opus-4-1-20250805") == KNOWN["claude-opus-4-1"]
+    assert price_for("anthropic", "claude-3-5-haiku-latest") == KNOWN["claude-3-5-haiku"]
+    assert price_for("openai", "gpt-4o-audio-preview") is None        # another model, not gpt-4o
+    assert price_for("openai", "gpt-4o-mini") == KNOWN["gpt-4o-mini"]
