@@ -131,7 +131,7 @@ def cmd_grade(args) -> int:
     from .runlock import run_lock
     places = _places(args)
     err = _err()
-    ctx = open_run(args.run_id, places.workspace, places.config)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
     try:
         with run_lock(places.workspace, args.run_id, f"grade {args.run_id}"):   # one payer per run's judge calls
             specs, source = ctx.graders()
@@ -154,16 +154,14 @@ def cmd_grade(args) -> int:
     return EXIT_INCOMPLETE if incomplete else EXIT_OK
 
 
-def _grader_order(places) -> tuple[list[str] | None, str | None]:
+def _grader_order(config, suite=None) -> tuple[list[str] | None, str | None]:
     """Grader names in the run config's order, and its headline (None, None if the config is gone)."""
-    if places.config is None:
+    if config is None:
         return None, None
-    from .config import load_run_config
     from .context import graders_of
     from .grading.engine import grader_names
     from .suite import load_suite
-    config = load_run_config(places.config)
-    specs, source = graders_of(config, load_suite(config.suite, config.suites_dir))
+    specs, source = graders_of(config, suite or load_suite(config.suite, config.suites_dir))
     names = grader_names(specs)
     if config.headline is not None and config.headline not in names:
         raise HoldoutError(f"{config.where('headline')}: '{config.headline}' is not a grader of {source} "
@@ -171,9 +169,9 @@ def _grader_order(places) -> tuple[list[str] | None, str | None]:
     return names, config.headline
 
 
-def _build_report(store, run_id: str, places, seed: int) -> dict:
+def _build_report(store, run_id: str, config, seed: int, suite=None) -> dict:
     from .report import build_report
-    order, headline = _grader_order(places)
+    order, headline = _grader_order(config, suite)
     return build_report(store, run_id, seed=seed, order=order, headline=headline)
 
 
@@ -182,7 +180,7 @@ def cmd_report(args) -> int:
     from .report import print_report
     places = _places(args)
     with _run_store(places.workspace, args.run_id) as store:
-        report = _build_report(store, args.run_id, places, args.seed)
+        report = _build_report(store, args.run_id, places.run_config, args.seed)
     path = GATE.write_json(places.results_dir / args.run_id / "report.json", report)
     if args.json:
         _print_json(report)
@@ -241,7 +239,7 @@ def cmd_scorecard(args) -> int:
     from .scorecard import build_scorecard, render_html, sign, signing_key
     from .vault import Vault
     places = _places(args)
-    ctx = open_run(args.run_id, places.workspace, places.config)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
     try:
         labs = ctx.config.labs
         if not labs:
@@ -254,7 +252,7 @@ def cmd_scorecard(args) -> int:
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
-        report = _build_report(ctx.store, args.run_id, places, args.seed)
+        report = _build_report(ctx.store, args.run_id, ctx.config, args.seed, ctx.suite)
         out = _out()
         for lab in wanted:
             card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
@@ -276,12 +274,9 @@ def cmd_leaderboard(args) -> int:
     from .scorecard import build_leaderboard
     places = _places(args)
     with _run_store(places.workspace, args.run_id) as store:
-        public = False
-        if places.config is not None:
-            from .config import load_run_config
-            public = load_run_config(places.config).leaderboard_public
+        public = places.run_config is not None and places.run_config.leaderboard_public
         board = build_leaderboard(store, args.run_id, public, args.seed,
-                                  report=_build_report(store, args.run_id, places, args.seed))
+                                  report=_build_report(store, args.run_id, places.run_config, args.seed))
     path = GATE.write_json(places.results_dir / args.run_id / "leaderboard.json", board)
     out = _out()
     t = Table(title=f"leaderboard {args.run_id}" + ("" if board["public"] else " (aggregates only: the run is not public)"))
@@ -318,7 +313,7 @@ def cmd_check(args) -> int:
             results = check_run(store, args.run_id, settings)
     if places.config is not None or heldout:
         from .context import open_run
-        ctx = open_run(args.run_id, places.workspace, places.config)   # held-out outputs: the vault opens them
+        ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)   # held-out outputs: the vault opens them
         try:
             results = check_run(ctx.store, args.run_id, settings or ctx.suite.raw.get("safeguards"), items=ctx.items())
         finally:
@@ -375,7 +370,7 @@ def cmd_export_outputs(args) -> int:
     from .context import open_run
     from .export import export_outputs
     places = _places(args)
-    ctx = open_run(args.run_id, places.workspace, places.config)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
     try:
         if args.lab and args.lab not in ctx.config.labs:
             raise HoldoutError(f"no lab '{args.lab}' in {ctx.config.file} (labs: {', '.join(ctx.config.labs) or 'none'})")
@@ -411,11 +406,10 @@ def cmd_policy_explain(args) -> int:
     return 0
 
 
-def _review_context(args):
+def _review_context(args, places):
     from .context import open_run
     from .review import queue
-    places = _places(args)
-    ctx = open_run(args.run_id, places.workspace, places.config)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
     graders, _ = ctx.graders()
     spec = queue.human_spec(graders)
     return ctx, graders, spec, queue.criteria_for(spec, graders)
@@ -438,7 +432,8 @@ def cmd_review_add(args) -> int:
 
 def cmd_review_route(args) -> int:
     from .review import queue
-    ctx, graders, spec, _ = _review_context(args)
+    places = _places(args)
+    ctx, graders, spec, _ = _review_context(args, places)
     try:
         items, outputs = ctx.items(), ctx.outputs()
         counts = queue.route(ctx.store.db, args.run_id, spec, ctx.store.grades(args.run_id), outputs, items,
@@ -456,9 +451,10 @@ def cmd_review_serve(args) -> int:
     from aiohttp import web
 
     from .review import ReviewApp
-    ctx, _, _, criteria = _review_context(args)
+    places = _places(args)
+    ctx, _, _, criteria = _review_context(args, places)
     from .review.queue import comment_sealer
-    app = ReviewApp(_places(args).workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
+    app = ReviewApp(places.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
                     seal_comment=comment_sealer(ctx.pool.cipher, args.run_id))
     _err().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     try:
@@ -473,12 +469,13 @@ def cmd_review_status(args) -> int:
 
     from .egress import GATE
     from .review import queue
-    ctx, _, spec, criteria = _review_context(args)
+    places = _places(args)
+    ctx, _, spec, criteria = _review_context(args, places)
     try:
         st = queue.status(ctx.store.db, args.run_id, criteria, ctx.store.grades(args.run_id), spec.get("min_gold_accuracy", 0.7))
     finally:
         ctx.close()
-    path = GATE.write_json(_places(args).results_dir / args.run_id / "review_status.json", st)
+    path = GATE.write_json(places.results_dir / args.run_id / "review_status.json", st)
     if args.json:
         _print_json(st)
         return 0
@@ -504,7 +501,8 @@ def cmd_review_status(args) -> int:
 
 def cmd_review_import(args) -> int:
     from .review import queue
-    ctx, _, _, criteria = _review_context(args)
+    places = _places(args)
+    ctx, _, _, criteria = _review_context(args, places)
     try:
         n = queue.import_decisions(ctx.store.db, args.run_id, args.file, criteria,
                                    seal=queue.comment_sealer(ctx.pool.cipher, args.run_id))

@@ -49,6 +49,7 @@ class Places:
     workspace: Path
     results_dir: Path
     config: Path | None      # the run config that decided them, if any
+    run_config: RunConfig | None = None   # ... as loaded (so no command reads it twice)
 
 
 def locate(run_id: str | None = None, *, workspace: Path | None = None, results_dir: Path | None = None,
@@ -57,7 +58,7 @@ def locate(run_id: str | None = None, *, workspace: Path | None = None, results_
     recorded when it was made); else .holdout and results in the working directory."""
     if config is not None:
         cfg = load_run_config(config)
-        return Places(workspace or cfg.workspace, results_dir or cfg.results_dir, Path(config))
+        return Places(workspace or cfg.workspace, results_dir or cfg.results_dir, Path(config), cfg)
     ws = workspace or Path(".holdout")
     if run_id is not None and results_dir is None and (ws / "store.sqlite").exists():
         probe = Store(ws / "store.sqlite", create=False)
@@ -67,11 +68,15 @@ def locate(run_id: str | None = None, *, workspace: Path | None = None, results_
             probe.close()
         recorded = Path(info["config_file"]) if info and info.get("config_file") else None
         if recorded is not None and recorded.is_file():
-            return Places(ws, load_run_config(recorded).results_dir, recorded)
+            cfg = load_run_config(recorded)
+            return Places(ws, cfg.results_dir, recorded, cfg)
     return Places(ws, results_dir or Path("results"), None)
 
 
-def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None) -> RunContext:
+def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None, *,
+             config: RunConfig | None = None) -> RunContext:
+    """`config`: the run config already loaded (from `locate`), else it is read from `config_path` or the
+    path the run recorded."""
     probe = Store(Path(workspace) / "store.sqlite", create=False)
     try:
         info = probe.run_info(run_id)
@@ -80,12 +85,13 @@ def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None
         probe.close()
     if info is None or "/grade/" in run_id:
         raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (runs: {', '.join(known) or 'none'})")
-    if config_path is None:
-        config_path = info["config_file"]
-        if not config_path or not Path(config_path).exists():
-            raise HoldoutError(f"run '{run_id}' was made from {config_path or 'a config'}, which is gone; "
-                               "pass --config with its config")
-    config = load_run_config(config_path)     # a missing --config file is reported as that file
+    if config is None:
+        if config_path is None:
+            config_path = info["config_file"]
+            if not config_path or not Path(config_path).exists():
+                raise HoldoutError(f"run '{run_id}' was made from {config_path or 'a config'}, which is gone; "
+                                   "pass --config with its config")
+        config = load_run_config(config_path)     # a missing --config file is reported as that file
     suite = load_suite(config.suite, config.suites_dir)
     pool = open_pool(config, suite, recorded=info["pool"])
     return RunContext(run_id, info, config, suite, pool, Store(Path(workspace) / "store.sqlite", cipher=pool.cipher))

@@ -38,6 +38,13 @@ class Job:
     epoch: int
     messages: list        # (role, str | Sealed)
     item_sha: str | None = None   # digest of the item's content (model calls), stored with the call
+    input_bound: int | None = None  # the budget's worst-case input tokens (computed once per item; else per call)
+
+
+def input_bound(messages: list) -> int:
+    """The budget's worst case of a request's input: a byte-level tokenizer makes at most one token per UTF-8
+    byte, plus a few per message for the chat format (the output's worst case is the cap always sent)."""
+    return sum(len(reveal(c).encode()) + TOKENS_PER_MESSAGE for _, c in messages)
 
 
 def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[ModelConfig], epochs: int,
@@ -46,10 +53,10 @@ def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[Mo
     def jobs():
         for item in items():
             messages = suite.render(item)
-            sha = digest(item)
+            sha, bound = digest(item), input_bound(messages)
             for model in models:
                 for epoch in range(epochs):
-                    yield Job(item.id, item.id, model, epoch, messages, sha)
+                    yield Job(item.id, item.id, model, epoch, messages, sha, bound)
     return jobs
 
 
@@ -172,12 +179,10 @@ class Runner:
                 self.outcome.not_started += 1
                 continue
             model = job.model
-            texts = [reveal(c) for _, c in job.messages]
-            prompt_tokens = sum(map(len, texts)) // 4 + 1      # a typical count, for pacing
-            # the budget's worst case: a byte-level tokenizer makes at most one token per UTF-8 byte, plus
-            # a few per message for the chat format; the output at most the cap that is always sent
-            worst = model.price.cost(sum(len(t.encode()) + TOKENS_PER_MESSAGE for t in texts), model.max_tokens) \
-                if model.price else 0.0
+            prompt_tokens = sum(len(reveal(c)) for _, c in job.messages) // 4 + 1      # a typical count, for pacing
+            if job.input_bound is None:
+                job.input_bound = input_bound(job.messages)
+            worst = model.price.cost(job.input_bound, model.max_tokens) if model.price else 0.0
             if not self.budget.reserve(worst):
                 self.outcome.not_started += 1
                 self.outcome.budget_stop = True

@@ -214,8 +214,13 @@ class Store:
             "GROUP BY r.run_id ORDER BY r.updated DESC")
         keys = ("run_id", "suite", "pool", "total", "updated", "done", "errors", "cost_usd")
         runs = [dict(zip(keys, r)) for r in cur]
+        judges: dict[str, dict] = {}                    # every run's judge spend in one pass
+        for rid, cost in self.db.execute("SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls "
+                                         "WHERE run_id LIKE '%/grade/%' GROUP BY run_id"):
+            run, _, grader = rid.partition("/grade/")
+            judges.setdefault(run, {})[grader] = round(cost, 6)
         for r in runs:
-            r["judge_cost_usd"] = self.judge_costs(r["run_id"])
+            r["judge_cost_usd"] = judges.get(r["run_id"], {})
         return runs
 
     def judge_costs(self, run_id: str) -> dict[str, float]:

@@ -430,3 +430,45 @@ def test_prices_match_exact_names_and_dated_snapshots_never_a_prefix():
     assert price_for("anthropic", "claude-3-5-haiku-latest") == KNOWN["claude-3-5-haiku"]
     assert price_for("openai", "gpt-4o-audio-preview") is None        # another model, not gpt-4o
     assert price_for("openai", "gpt-4o-mini") == KNOWN["gpt-4o-mini"]
+
+
+def test_a_second_run_of_a_heldout_pool_in_other_scripts_is_not_mistaken_for_edits(project, cli, mock_server,
+                                                                                   monkeypatch, tmp_path):
+    """Item digests are keyed and computed from sealed text in each process: they must agree across runs for
+    Chinese, Arabic, Hindi and multi-line prompts, or every re-run would be refused."""
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    project.suite(name="mini", n=1)
+    prompts = ["请用一句话解释光合作用。", "ما هي عاصمة المغرب؟\nأجب بكلمة واحدة.", "भारत की राजधानी क्या है?",
+               "Line one\n\nLine two \\n with an escape", "2+2?"]
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("".join(json.dumps({"id": f"s{i}", "prompt": p, "reference": "x"}, ensure_ascii=False) + "\n"
+                            for i, p in enumerate(prompts)), encoding="utf-8")
+    cli("vault", "init")
+    cli("pool", "import", pool, "--suite", "mini", "--heldout", "--activate")
+    path = project.config(config(mock_server.url).replace("suite: mini\n", "suite: mini\npool: heldout\nlimit: 3\n"))
+    assert cli("run", path, "-q")[0] == 0 and mock_server.stats.requests == 3
+    path.write_text(path.read_text().replace("limit: 3\n", ""))
+    code, _, err = cli("run", path, "-q")                  # the rest, in a second process' worth of digests
+    assert code == 0 and "edited" not in err and mock_server.stats.requests == 5, err
+    code, _, err = cli("run", path, "-q")
+    assert code == 0 and mock_server.stats.requests == 5 and "0 calls made" in err
+
+
+def test_rule_grading_streams_across_write_batches(project, cli, mock_server):
+    """Grades are written every `batch` rows while the store's calls are still being read."""
+    from harness.config import load_run_config
+    from harness.grading.engine import _grade_rules, build_graders
+    from harness.store import Store
+    from harness.suite import read_pool_file
+    suite = project.suite(n=11)
+    path = project.config(config(mock_server.url, extra=GRADER + "epochs: 2\n"))
+    mock_server.behaviour.responder = answers(7)
+    cli("run", path, "-q")
+    (grader,) = build_graders([{"rules": {"type": "exact"}}], load_run_config(path), str(path))
+    store = Store(project.root / ".holdout" / "store.sqlite")
+    items = {it.id: it for it in read_pool_file(suite / "items.jsonl")}
+    assert _grade_rules(store, "run", grader, items, batch=3)["graded_now"] == 22
+    assert _grade_rules(store, "run", grader, items, batch=3)["graded_now"] == 0     # all written, nothing twice
+    scores = [g["score"] for g in store.grades("run")]
+    store.close()
+    assert len(scores) == 22 and sum(scores) == 14
