@@ -17,19 +17,18 @@ fewer than `min_outputs` outputs (default 10) flags nothing, except judge inject
 """
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
 
+from . import nearcopy
 from .grading.rules import normalize
 from .sealed import reveal
 
-CLUSTER_INDEXED = 8                  # members of one cluster of near-copies kept in the LSH index
-MAX_CANDIDATES = 32                  # LSH candidates verified per output
+HASHER = nearcopy.Hasher(64)
+NEIGHBOURS = 8                       # earlier members of an LSH bucket each output is verified against
 DEFAULTS = {"injection_rate": 0.05, "repeated_share": 0.3, "short_chars": 40, "short_share": 0.5,
             "truncated_share": 0.2, "refusal_share": 0.2, "min_outputs": 10}
 
@@ -79,42 +78,39 @@ def judge_injection(outputs: list[Output], threshold: float) -> dict:
 
 
 def _shingles(text: str) -> set[bytes]:
-    words = normalize(text).split()[:300]
+    """Word 3-grams of the first 300 words of a normalized text."""
+    words = text.split()[:300]
     return {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
 
 
 def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8, min_outputs: int = 1) -> dict:
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
-    # candidates a little below `similarity` (far below, templated answers are all candidates of each other:
-    # quadratic time), each verified; at most MAX_CANDIDATES looked at per output
-    lsh = MinHashLSH(threshold=similarity - 0.15, num_perm=64)
-    texts = [normalize(reveal(o.text)) for o in ok]
-    items_of: dict[str, set] = {}
-    for o, text in zip(ok, texts):
-        items_of.setdefault(text, set()).add(o.item_id)
-    repeated = set()
-    hashes = {}
-    cluster: dict[int, int] = {}     # output -> the first output of its cluster of near-copies
-    indexed: dict[int, int] = {}     # cluster -> members in the LSH index
-    for k, (o, text) in enumerate(zip(ok, texts)):
-        if len(items_of[text]) > 1:
-            repeated.add(k)
-            continue
-        m = MinHash(num_perm=64, seed=1)
-        m.update_batch(list(_shingles(reveal(o.text))))
-        candidates = itertools.islice(lsh.query(m), MAX_CANDIDATES)
-        match = next((j for j, other in (hashes[c] for c in candidates)
-                      if ok[j].item_id != o.item_id and float(np.mean(m.hashvalues == other)) >= similarity), None)
-        if match is not None:
-            repeated.update((k, match))
-            cluster[k] = cluster.get(match, match)
-            indexed[cluster[k]] = indexed.get(cluster[k], 1) + 1
-            if indexed[cluster[k]] > CLUSTER_INDEXED:
-                continue    # a large cluster of near-copies keeps a few members indexed: time stays linear
-        hashes[f"o{k}"] = (k, m.hashvalues)      # the signature alone (the MinHash object carries 1 KB more)
-        lsh.insert(f"o{k}", m)
-    return _result([ok[k].item_id for k in repeated], len(ok), threshold, min_outputs)
+    items_of: dict[str, set] = {}          # normalized text -> the items it answers
+    for o in ok:
+        items_of.setdefault(normalize(reveal(o.text)), set()).add(o.item_id)
+    exact = {text for text, items in items_of.items() if len(items) > 1}
+    # one signature per distinct text answering one item (epochs repeating themselves are one text)
+    texts = [text for text, items in items_of.items() if len(items) == 1]
+    del items_of
+    item_of = {text: k for k, text in enumerate(texts)}
+    sig = HASHER.signatures((_shingles(t) for t in texts), len(texts))
+    item_code = np.empty(len(texts), dtype=np.int64)
+    codes: dict[str, int] = {}
+    for o in ok:
+        k = item_of.get(normalize(reveal(o.text)))
+        if k is not None:
+            item_code[k] = codes.setdefault(o.item_id, len(codes))
+    near = np.zeros(len(texts), dtype=bool)
+    # candidates a little below `similarity`; each verified; a few neighbours per bucket keep time linear
+    for i, j in nearcopy.similar_pairs(sig, threshold=similarity, candidate_threshold=similarity - 0.15,
+                                       neighbours=NEIGHBOURS):
+        other_item = item_code[i] != item_code[j]
+        near[i[other_item]] = True
+        near[j[other_item]] = True
+    near_texts = {texts[k] for k in np.flatnonzero(near).tolist()}
+    repeated = [o.item_id for o in ok if (t := normalize(reveal(o.text))) in exact or t in near_texts]
+    return _result(repeated, len(ok), threshold, min_outputs)
 
 
 def short_outputs(outputs: list[Output], chars: int, threshold: float, short_references: set | None = None,

@@ -23,8 +23,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
 
+from .. import nearcopy
 from ..errors import ConfigError
 from ..grading.rules import normalize
 
@@ -134,12 +135,32 @@ def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> 
     return out
 
 
-def _minhash(text: str) -> MinHash:
-    norm = normalize(text)
-    grams = {norm[i:i + 5] for i in range(max(1, len(norm) - 4))}
-    m = MinHash(num_perm=PERMUTATIONS, seed=1)
-    m.update_batch([g.encode() for g in grams])
-    return m
+HASHER = nearcopy.Hasher(PERMUTATIONS)
+CANDIDATE_THRESHOLD = 0.5   # LSH proposes pairs from about here (a pair at 0.71 nearly always); each is verified
+BANDING = nearcopy.banding(CANDIDATE_THRESHOLD, PERMUTATIONS)
+
+
+class Fingerprint:
+    """A text's exact key, MinHash signature and band keys, each computed once however many dedupers look."""
+
+    def __init__(self, text: str):
+        self.norm = normalize(text)
+        self.exact = hashlib.sha256(self.norm.encode()).digest()
+        self._sig: np.ndarray | None = None
+        self._keys: list[int] | None = None
+
+    @property
+    def sig(self) -> np.ndarray:
+        if self._sig is None:
+            norm = self.norm
+            self._sig = HASHER.signature({norm[i:i + 5].encode() for i in range(max(1, len(norm) - 4))})
+        return self._sig
+
+    @property
+    def keys(self) -> list[int]:
+        if self._keys is None:
+            self._keys = nearcopy.band_keys(self.sig[None, :], *BANDING)[0].tolist()
+        return self._keys
 
 
 class Deduper:
@@ -148,28 +169,25 @@ class Deduper:
     verified with its estimated Jaccard similarity against NEAR_DUP_THRESHOLD."""
 
     def __init__(self):
-        self.exact: set[str] = set()
-        self.lsh = MinHashLSH(threshold=0.4, num_perm=PERMUTATIONS)
-        self.hashes: dict[str, MinHash] = {}
+        self.exact: set[bytes] = set()
+        self.index = nearcopy.Index(perms=PERMUTATIONS, candidate_threshold=CANDIDATE_THRESHOLD)
 
-    def check(self, text: str) -> tuple[str | None, str, MinHash]:
-        key = hashlib.sha256(normalize(text).encode()).hexdigest()
-        if key in self.exact:
-            return "exact", key, None
-        mh = _minhash(text)
-        near = any(mh.jaccard(self.hashes[k]) >= NEAR_DUP_THRESHOLD for k in self.lsh.query(mh))
-        return ("near" if near else None), key, mh
+    def check(self, fp: Fingerprint) -> str | None:
+        """'exact', 'near' or None."""
+        if fp.exact in self.exact:
+            return "exact"
+        if self.index.size and self.index.query(fp.sig, NEAR_DUP_THRESHOLD, fp.keys):
+            return "near"
+        return None
 
-    def add(self, key: str, mh: MinHash | None, text: str | None = None) -> None:
-        self.exact.add(key)
-        name = f"k{len(self.hashes)}"
-        self.hashes[name] = mh or _minhash(text)
-        self.lsh.insert(name, self.hashes[name])
+    def add(self, fp: Fingerprint) -> None:
+        self.exact.add(fp.exact)
+        self.index.insert(fp.sig, fp.keys)
 
     def add_text(self, text: str) -> None:
-        reason, key, mh = self.check(text)
-        if reason != "exact":
-            self.add(key, mh, text)
+        fp = Fingerprint(text)
+        if self.check(fp) != "exact":
+            self.add(fp)
 
 
 def allocate(counts: dict, size: int, floor: int = 0) -> dict:
@@ -213,17 +231,18 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
         for c in pool:
             if taken >= quota[key]:
                 break
-            if seen_before.check(c.text)[0]:
+            fp = Fingerprint(c.text)
+            if seen_before.check(fp):
                 dropped["in_an_earlier_version"] += 1
                 continue
-            if reference.check(c.text)[0]:
+            if reference.check(fp):
                 dropped["in_a_reference_set"] += 1
                 continue
-            reason, h, mh = accepted.check(c.text)
+            reason = accepted.check(fp)
             if reason:
                 dropped[f"{reason}_duplicate_in_draw"] += 1
                 continue
-            accepted.add(h, mh)
+            accepted.add(fp)
             items.append({"id": "h" + hashlib.sha256(f"{suite}|{c.source_id}".encode()).hexdigest()[:15],
                           "prompt": c.text, "metadata": c.metadata})
             taken += 1
