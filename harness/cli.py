@@ -221,6 +221,9 @@ def cmd_judge_consistency(args) -> int:
 def _pool_summary(ctx) -> dict:
     """Pool id, size and exposure per provider (ids and counts only) for a scorecard."""
     info = {"id": ctx.pool.name, "items": ctx.pool.count, "heldout": ctx.pool.heldout}
+    if ctx.pool.draft or ctx.config.allow_draft:
+        info["draft"] = ctx.pool.draft
+        info["allow_draft"] = ctx.config.allow_draft
     if ctx.pool.heldout:
         from .vault import Vault
         from .vault.rotation import exposure
@@ -262,9 +265,34 @@ def cmd_scorecard(args) -> int:
             GATE.write_json(folder / f"{lab}.json", card)
             GATE.write_text(folder / f"{lab}.html", render_html(card))
             out.print(f"{lab}: {folder / lab}.json and .html (signed {card['signature']['fingerprint']})")
+            changed = _audit_issue(folder, lab, card)
+            if changed:
+                _err().print(f"[yellow]note[/]: {lab}'s card was issued before from different store rows "
+                             f"({changed[:12]}… then, {card['built_from']['store_rows_sha256'][:12]}… now); "
+                             f"both issues are in {folder / 'audit.jsonl'}")
     finally:
         ctx.close()
     return EXIT_OK
+
+
+def _audit_issue(folder: Path, lab: str, card: dict) -> str | None:
+    """Append this issue to the scorecards' audit trail; return the previous issue's store fingerprint if it differs."""
+    import hashlib
+    import json
+
+    from .egress import GATE, strict_json
+    audit = folder / "audit.jsonl"
+    previous = None
+    if audit.exists():
+        for line in audit.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            if entry.get("lab") == lab:
+                previous = entry.get("store_rows_sha256")
+    rows = card["built_from"]["store_rows_sha256"]
+    entry = {"issued": card["generated"], "lab": lab, "signer": card["signature"]["fingerprint"],
+             "store_rows_sha256": rows, "card_sha256": hashlib.sha256(strict_json(card).encode()).hexdigest()}
+    GATE.append_line(audit, strict_json(entry, None))
+    return previous if previous not in (None, rows) else None
 
 
 def cmd_leaderboard(args) -> int:
@@ -283,7 +311,10 @@ def cmd_leaderboard(args) -> int:
     for col in ("grader", "models", "median %", "best %"):
         t.add_column(col)
     for name, f in board["field"].items():
-        t.add_row(name, str(f["models"]), f"{f['median'] * 100:.1f}", f"{f['best'] * 100:.1f}")
+        if f.get("suppressed"):
+            t.add_row(name, str(f["models"]), "-", f"- ({f['reason']})")
+        else:
+            t.add_row(name, str(f["models"]), f"{f['median'] * 100:.1f}", f"{f['best'] * 100:.1f}")
     out.print(t)
     if board.get("models"):
         t = Table(title="models (public run)")
@@ -338,11 +369,12 @@ def cmd_check(args) -> int:
     return EXIT_OK
 
 
-def _embargo(args, suite) -> float:
-    from .policy import DEFAULT_EMBARGO_DAYS
-    if args.embargo_days is not None:
-        return args.embargo_days
-    return (suite.raw.get("license") or {}).get("embargo_days", DEFAULT_EMBARGO_DAYS)
+def _embargo(args, suite, command: str):
+    """The suite's embargo (license.embargo_days, default 60), lengthened by --embargo-days, or shortened only
+    with --justification."""
+    from .policy import DEFAULT_EMBARGO_DAYS, choose_embargo
+    policy_days = (suite.raw.get("license") or {}).get("embargo_days", DEFAULT_EMBARGO_DAYS)
+    return choose_embargo(policy_days, args.embargo_days, getattr(args, "justification", None), command)
 
 
 def _print_refusals(console, refused: list[dict]) -> None:
@@ -356,7 +388,8 @@ def cmd_export_items(args) -> int:
     from .suite import load_suite
     from .vault import Vault
     suite = load_suite(args.suite, args.suites_dir)
-    exported, refused = export_items(Vault.open(_places(args).workspace), suite.name, args.purpose, args.out, _embargo(args, suite))
+    embargo = _embargo(args, suite, "export items")
+    exported, refused = export_items(Vault.open(_places(args).workspace), suite.name, args.purpose, args.out, embargo)
     console = _out()
     for m in exported:
         console.print(f"exported {m['rows']} items of {m['pool']} to {args.out / m['file']} (rule: {m['why']})")
@@ -374,7 +407,7 @@ def cmd_export_outputs(args) -> int:
     try:
         if args.lab and args.lab not in ctx.config.labs:
             raise HoldoutError(f"no lab '{args.lab}' in {ctx.config.file} (labs: {', '.join(ctx.config.labs) or 'none'})")
-        manifest, refused = export_outputs(ctx, args.purpose, args.out, args.lab)
+        manifest, refused = export_outputs(ctx, args.purpose, args.out, args.lab, _embargo(args, ctx.suite, "export outputs"))
     finally:
         ctx.close()
     console = _out()
@@ -388,12 +421,12 @@ def cmd_policy_explain(args) -> int:
     from .policy import PURPOSES, decide_pool
     from .suite import load_suite
     from .vault import Vault
-    from .vault.pools import _now
+    from . import clock
     m = Vault.open(_places(args).workspace).manifest(args.pool_id)
     embargo = args.embargo_days
     if embargo is None:
         try:
-            embargo = _embargo(args, load_suite(m["suite"], args.suites_dir))
+            embargo = _embargo(args, load_suite(m["suite"], args.suites_dir), "policy explain").days
         except HoldoutError:
             from .policy import DEFAULT_EMBARGO_DAYS
             embargo = DEFAULT_EMBARGO_DAYS
@@ -401,7 +434,7 @@ def cmd_policy_explain(args) -> int:
     console.print(f"{m['id']}: {m['license_class']}, {m['status']}, data licence "
                   f"{m['provenance'].get('data_license') or 'unknown'}, distribution {m['provenance'].get('distribution') or '-'}")
     for purpose in ([args.purpose] if args.purpose else PURPOSES):
-        d = decide_pool(m, purpose, _now(), embargo)
+        d = decide_pool(m, purpose, clock.now(), embargo)
         console.print(f"  {purpose:10s} {'ALLOWED' if d.allowed else 'refused'} ({d.rule}): {d.why}")
     return 0
 
@@ -513,13 +546,34 @@ def cmd_review_import(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .scorecard import verify
-    fp = verify(args.file, args.key)
+    """A scorecard (JSON or HTML) or an export manifest. Exit 0: intact and from a trusted signer; 2: changed, or
+    signed by someone else; 3: intact, but the signer is unpinned and no vault here can vouch for it."""
+    from .scorecard import vault_fingerprint, verify
+    from .scorecard.sign import strict_load
+    from .vault import Vault, VaultError
+    try:
+        vault = Vault.open(_places(args).workspace)
+    except (VaultError, HoldoutError):
+        vault = None
+    if args.file.suffix == ".json" and args.file.name.endswith(".manifest.json"):
+        manifest = strict_load(args.file.read_text(encoding="utf-8"), str(args.file))
+        if vault is None:
+            raise HoldoutError(f"{args.file}: an export manifest is signed with the vault key: run this where the vault is")
+        if not vault.signed_by_this_vault(manifest):
+            raise HoldoutError(f"{args.file}: NOT signed by this vault (changed after export, or from elsewhere)")
+        _out().print(f"OK: {args.file} is intact, signed by this vault")
+        return EXIT_OK
+    v = verify(args.file, args.key, vault_fingerprint(vault) if vault and not args.key else None)
     if args.json:
-        _print_json({"file": str(args.file), "intact": True, "fingerprint": fp})
+        _print_json({"file": str(args.file), "intact": True, "fingerprint": v.fingerprint, "pinned": v.pinned,
+                     "signed_by_this_vault": v.this_vault, "trusted": v.trusted})
+    elif v.trusted:
+        _out().print(f"OK: {args.file} is intact, signed by {v.fingerprint}"
+                     + (" (the pinned key)" if v.pinned else " (this vault's scorecard key)"))
     else:
-        _out().print(f"OK: {args.file} is intact, signed by {fp}")
-    return 0
+        _out().print(f"UNPINNED: {args.file} is intact and signed by {v.fingerprint}, but nothing here says that key "
+                     "is the evaluator's: anyone can sign a card. Pass --key with the fingerprint the evaluator gave you.")
+    return EXIT_OK if v.trusted else EXIT_INCOMPLETE
 
 
 def cmd_vault_init(args) -> int:
@@ -530,6 +584,25 @@ def cmd_vault_init(args) -> int:
                      "vault's pools and held-out run outputs cannot be read. To keep it out of the workspace, move it "
                      "and point HOLDOUT_VAULT_KEY_FILE at it, or put its contents in HOLDOUT_VAULT_KEY.")
     return 0
+
+
+def cmd_vault_verify(args) -> int:
+    """Exit 0: intact; 3: something was changed outside holdout (each named)."""
+    from .vault import Vault
+    vault = Vault.open(_places(args).workspace)
+    problems = vault.verify()
+    index = vault._read_signed(vault.dir / "index.json")
+    summary = {"intact": not problems, "problems": problems, "index_serial": index.get("serial", 0),
+               "pools": len(index["pools"]), "ledger_rows": vault.ledger.rows()}
+    if args.json:
+        _print_json(summary)
+    elif problems:
+        _err().print("the vault was changed outside holdout:\n" + "\n".join(f"  - {p}" for p in problems))
+    else:
+        _out().print(f"OK: vault intact (index serial {summary['index_serial']}, {summary['pools']} pools, "
+                     f"{summary['ledger_rows']} exposure rows in an unbroken chain). Keep the serial: an older "
+                     "index restored together with an older ledger can only be told from it.")
+    return EXIT_OK if not problems else EXIT_INCOMPLETE
 
 
 def cmd_pool_import(args) -> int:
@@ -801,13 +874,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_leaderboard)
 
     purposes = ["evaluation", "research", "training", "license"]
+
+    def embargo_flags(p):
+        p.add_argument("--embargo-days", type=float, help="lengthen the suite's license.embargo_days (default 60); "
+                                                          "a shorter value needs --justification")
+        p.add_argument("--justification", help="why the embargo is shortened (written into the signed manifest)")
     sp = sub.add_parser("export", help="the one way items or outputs leave: only what the licence policy allows")
     esub = sp.add_subparsers(dest="export_command", metavar="WHAT", required=True)
     ep = esub.add_parser("items", help="a suite's pool versions that may be exported for a purpose")
     ep.add_argument("--suite", required=True)
     ep.add_argument("--purpose", required=True, choices=purposes)
     ep.add_argument("--out", type=Path, required=True)
-    ep.add_argument("--embargo-days", type=float, help="default: the suite's license.embargo_days, else 60")
+    embargo_flags(ep)
     ep.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(ep)
     ep.set_defaults(func=cmd_export_items)
@@ -816,6 +894,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--purpose", required=True, choices=purposes)
     ep.add_argument("--out", type=Path, required=True)
     ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
+    embargo_flags(ep)
     run_config(ep)
     workspace(ep)
     ep.set_defaults(func=cmd_export_outputs)
@@ -871,8 +950,9 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(sp)
     sp.set_defaults(func=cmd_check)
 
-    sp = sub.add_parser("verify", help="check a scorecard's signature (it fails on any change)")
+    sp = sub.add_parser("verify", help="check a scorecard (.json or .html) or an export manifest: fails on any change")
     sp.add_argument("file", type=Path)
+    workspace(sp)
     sp.add_argument("--key", help="require this signer fingerprint (ed25519:...), as printed when it was issued")
     json_flag(sp)
     sp.set_defaults(func=cmd_verify)
@@ -894,6 +974,11 @@ def build_parser() -> argparse.ArgumentParser:
     vp = vsub.add_parser("init", help="create the vault and its key (a 0600 key file, or HOLDOUT_VAULT_KEY)")
     workspace(vp)
     vp.set_defaults(func=cmd_vault_init)
+    vp = vsub.add_parser("verify", help="check everything a command-line user without the key could have changed: "
+                                        "index (and rollback), manifests, pool contents, the exposure ledger's chain")
+    workspace(vp)
+    json_flag(vp)
+    vp.set_defaults(func=cmd_vault_verify)
 
     sp = sub.add_parser("pool", help="pool versions in the vault: import, list, activate, retire")
     psub = sp.add_subparsers(dest="pool_command", metavar="ACTION", required=True)

@@ -100,6 +100,7 @@ class RunConfig:
     headline: str | None = None
     providers: dict = field(default_factory=dict)
     leaderboard_public: bool = False
+    allow_draft: bool = False
     min_segment_size: int | None = None
     trusted_destinations: tuple[str, ...] = ()
     marks: dict = field(repr=False, compare=False, default_factory=dict)
@@ -225,7 +226,7 @@ def load_run_config(file: str | Path) -> RunConfig:
         file=file,
         run_id=data.get("run_id") or file.stem,
         suite=suite,
-        pool=data.get("pool", "public"),
+        pool=data.get("pool", "public"), allow_draft=bool(data.get("allow_draft", False)),
         suites_dir=_relative_to(base, data.get("suites_dir")) or nearest_suites_dir(base),
         workspace=_relative_to(base, data.get("workspace")) or Path(".holdout"),
         results_dir=_relative_to(base, data.get("results_dir")) or Path("results"),

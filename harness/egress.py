@@ -147,6 +147,23 @@ class Gate:
                                "re-run the command once the disk/permissions are fixed") from None
         return path
 
+    def append_line(self, path: Path | str, line: str) -> Path:
+        """Append one line through the gate (an audit trail): one write() of O_APPEND, so lines of processes
+        appending at once never interleave."""
+        path = Path(path)
+        self._check_destination(path)
+        data = (self.scan(line).rstrip("\n") + "\n").encode("utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise HoldoutError(f"{path}: cannot write ({e.strerror})") from None
+        return path
+
     def write_json(self, path: Path | str, obj) -> Path:
         """Strict JSON (a number that is not finite is written as null, never as a bare NaN)."""
         return self.write_text(path, strict_json(self.clean(obj)) + "\n")

@@ -10,31 +10,35 @@ from pathlib import Path
 
 from .egress import GATE
 from .errors import HoldoutError
-from .policy import decide_output, decide_pool
+from .policy import Embargo, decide_output, decide_pool
 from .sealed import reveal
-from .vault.pools import _now
+from . import clock
 
 
-def _write(out: Path, name: str, rows: list[dict], manifest: dict) -> dict:
+def _write(out: Path, name: str, rows: list[dict], manifest: dict, vault=None) -> dict:
+    """The rows and their manifest; the manifest is signed with the vault's key when there is a vault
+    (`holdout verify FILE.manifest.json` checks it)."""
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     path = out / f"{name}.jsonl"
     # text the policy released is written as is: the gate still refuses sealed values and checks the destination
     GATE.write_text(path, data, scan=False)
     manifest = {**manifest, "file": path.name, "rows": len(rows), "sha256": hashlib.sha256(data.encode()).hexdigest(),
-                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_now()))}
+                "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now()))}
+    if vault is not None:
+        manifest = vault.sign(manifest)
     GATE.write_json(out / f"{name}.manifest.json", manifest)
     return manifest
 
 
-def export_items(vault, suite: str, purpose: str, out: Path, embargo_days: float) -> tuple[list[dict], list[dict]]:
+def export_items(vault, suite: str, purpose: str, out: Path, embargo: Embargo) -> tuple[list[dict], list[dict]]:
     """Export every pool version of the suite that the policy allows. Returns (exported manifests, refusals)."""
-    now = _now()
+    now = clock.now()
     exported, refused = [], []
     pools = vault.pools(suite)
     if not pools:
         raise HoldoutError(f"suite '{suite}' has no pools in the vault")
     for m in pools:
-        d = decide_pool(m, purpose, now, embargo_days)
+        d = decide_pool(m, purpose, now, embargo.days)
         if not d.allowed:
             refused.append({"pool": m["id"], "rule": d.rule, "why": d.why, "items": m["items"]})
             continue
@@ -47,20 +51,23 @@ def export_items(vault, suite: str, purpose: str, out: Path, embargo_days: float
                 rows.append(item)
         exported.append(_write(out, m["id"].replace("@", "_"), rows, {
             "kind": "items", "pool": m["id"], "purpose": purpose, "rule": d.rule, "why": d.why,
-            "embargo_days": embargo_days, "pool_content_sha256": m["content_sha256"], "canary": m["canary"]}))
+            **embargo.record(), "pool_content_sha256": m["content_sha256"], "canary": m["canary"]}, vault))
     return exported, refused
 
 
-def export_outputs(ctx, purpose: str, out: Path, lab: str | None) -> tuple[dict | None, list[dict]]:
-    """Export a run's outputs that the providers' terms allow for `purpose` (and only `lab`'s, if given)."""
+def export_outputs(ctx, purpose: str, out: Path, lab: str | None, embargo: Embargo) -> tuple[dict | None, list[dict]]:
+    """Export a run's outputs that the providers' terms allow for `purpose` (and only `lab`'s, if given). Outputs
+    of a held-out run echo its prompts: they share the pool's fate, under the same embargo as its items."""
     lab_of = {m: name for name, models in ctx.config.labs.items() for m in models}
     terms = {m.name: m.provider.output_terms for m in ctx.config.models}
     providers = {m.name: (m.provider.name, m.provider.type, m.model) for m in ctx.config.models}
+    vault = None
     if ctx.pool.heldout:
         pool = ctx.pool.name
         from .vault import Vault
-        d = decide_pool(Vault.open(ctx.config.workspace).manifest(pool), purpose, _now())
-        if not d.allowed:   # outputs of a held-out run echo its prompts: they share the pool's fate
+        vault = Vault.open(ctx.config.workspace)
+        d = decide_pool(vault.manifest(pool), purpose, clock.now(), embargo.days)
+        if not d.allowed:
             return None, [{"pool": pool, "rule": d.rule, "why": "outputs of a run on this pool: " + d.why}]
     rows, refused = [], {}
     for row in ctx.store.calls(ctx.run_id):
@@ -82,5 +89,6 @@ def export_outputs(ctx, purpose: str, out: Path, lab: str | None) -> tuple[dict 
         return None, refusals
     manifest = _write(out, f"{ctx.run_id}.outputs" + (f".{lab}" if lab else ""), rows,
                       {"kind": "outputs", "run": ctx.run_id, "purpose": purpose, "lab": lab, "rule": "allowed",
-                       "models": sorted({r["provenance"]["model"] for r in rows})})
+                       "models": sorted({r["provenance"]["model"] for r in rows}), "pool": ctx.pool.name,
+                       **embargo.record()}, vault)
     return manifest, refusals

@@ -1,21 +1,31 @@
 """Failpoints: named places where a test can make the process crash or die on purpose.
 
-HOLDOUT_FAILPOINTS="store.flush=kill@3,runner.result=crash" kills the process with SIGKILL at the
-third pass through `store.flush`, and raises at the first `runner.result`. Unset (always, outside
-tests), `hit` is one dictionary lookup. Crashes carry the context they are given, so the leak
-test can check that a traceback quoting held-out text is still redacted on its way out.
+`arm("store.flush=kill@3,runner.result=crash")` kills the process with SIGKILL at the third pass
+through `store.flush`, and raises at the first `runner.result`. Nothing in the installed package
+arms them (no environment variable or flag does): tests call `arm` in their own process, or run the
+CLI through `tests/instrumented.py`. Unarmed, `hit` is one dictionary lookup. Crashes carry the
+context they are given, so the leak test can check that a traceback quoting held-out text is still
+redacted on its way out.
 """
 from __future__ import annotations
 
 import os
 import signal
 
-_SPEC = os.environ.get("HOLDOUT_FAILPOINTS", "")
 _ACTIVE: dict[str, list] = {}
-for part in filter(None, (p.strip() for p in _SPEC.split(","))):
-    name, _, action = part.partition("=")
-    action, _, nth = action.partition("@")
-    _ACTIVE[name] = [action or "crash", int(nth or 1)]
+
+
+def arm(spec: str) -> None:
+    """For tests only: `name=action[@nth]`, comma separated; action is `kill` or `crash`."""
+    _ACTIVE.clear()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, action = part.partition("=")
+        action, _, nth = action.partition("@")
+        _ACTIVE[name] = [action or "crash", int(nth or 1)]
+
+
+def armed() -> bool:
+    return bool(_ACTIVE)
 
 
 class FailpointCrash(RuntimeError):

@@ -13,7 +13,10 @@ Outputs (per call):
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from .errors import ConfigError
 
 PURPOSES = ("evaluation", "research", "training", "license")
 DEFAULT_EMBARGO_DAYS = 60
@@ -32,6 +35,35 @@ class Decision:
     allowed: bool
     rule: str            # the rule that refused, or "allowed"
     why: str
+
+
+@dataclass(frozen=True)
+class Embargo:
+    """The embargo an export applies: the suite's, or a longer one; a shorter one only with a justification,
+    which the export's signed manifest records."""
+    days: float
+    policy_days: float
+    justification: str | None = None
+
+    def record(self) -> dict:
+        out = {"embargo_days": self.days, "policy_embargo_days": self.policy_days}
+        if self.justification:
+            out["embargo_shortened_because"] = self.justification
+        return out
+
+
+def choose_embargo(policy_days: float, override: float | None, justification: str | None, where: str) -> Embargo:
+    """`override` may lengthen the suite's embargo; shortening it needs a justification; negative or
+    non-finite values are errors."""
+    if override is None:
+        return Embargo(policy_days, policy_days)
+    if not math.isfinite(override) or override < 0:
+        raise ConfigError(f"{where}: --embargo-days must be a number of days, 0 or more (got {override:g})")
+    if override < policy_days and not (justification and justification.strip()):
+        raise ConfigError(f"{where}: --embargo-days {override:g} is shorter than the suite's embargo of "
+                          f"{policy_days:g} days; an override may only lengthen it, unless --justification says why "
+                          "(it is written into the export's signed manifest). Nothing was exported.")
+    return Embargo(override, policy_days, justification.strip() if override < policy_days else None)
 
 
 def allowed_by_data_license(license_name: str | None) -> set[str]:

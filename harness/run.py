@@ -28,6 +28,7 @@ class PoolHandle:
     count: int
     items: Callable[[], Iterable[Item]]
     heldout: bool = False
+    draft: bool = False          # a draft vault version, sent because the config says allow_draft
     cipher: object = None
     on_sent: Callable | None = None
     max_retention: str | None = None
@@ -108,7 +109,8 @@ def _run(config: RunConfig, suite: Suite, pool: PoolHandle, out: Console, consol
             jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs, pool.digest)
             runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
             outcome = asyncio.run(runner.run())
-        _, summary = write_summary(store, config.run_id, config.results_dir, extra={"pacing": outcome.pacing})
+        _, summary = write_summary(store, config.run_id, config.results_dir, extra={"pacing": outcome.pacing,
+                                   **({"pool_sent_as_draft": pool.name} if pool.draft else {})})
         print_summary(out, summary)
         _explain(console, config, outcome, total, done_before, budget)
         outcome.complete = done_before + outcome.ok >= total

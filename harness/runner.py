@@ -89,13 +89,17 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
 
 
+async def _nothing_to_record(item_id: str, provider: str, model: str) -> None:
+    """A public pool's calls: no exposure ledger."""
+
+
 class Runner:
     def __init__(self, run_id: str, jobs: Callable[[], Iterable[Job]], models: Iterable[ModelConfig],
                  store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
         self.run_id, self.jobs = run_id, jobs
         self.models = list(models)
         self.store, self.budget, self.progress = store, budget, progress
-        self.on_sent = on_sent or (lambda item_id, provider, model: None)
+        self.on_sent = on_sent or _nothing_to_record
         self.grace_s = grace_s
         self.outcome = Outcome()
         self.stopping = asyncio.Event()
@@ -211,7 +215,7 @@ class Runner:
         cfg = provider.config
         await pacer.acquire(tokens)
         try:
-            self.on_sent(job.item_id, cfg.name, job.model.model)
+            await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
             try:
                 try:
                     async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout

@@ -12,6 +12,7 @@ output that is there now. Each call records the digest of the item content it wa
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -291,6 +292,18 @@ class Store:
             sql, args = sql + " AND grader=?", (run_id, grader)
         keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
         return [dict(zip(keys, r[:6] + (json.loads(r[6]),))) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)]
+
+    def rows_fingerprint(self, run_id: str) -> str:
+        """SHA-256 over every call and grade row of a run that a scorecard is built from (numbers, digests and
+        labels; never text): cards issued before and after an edit of the store carry different fingerprints."""
+        h = hashlib.sha256()
+        for sql in ("SELECT model, item_id, epoch, ok, error_kind, cost_usd, input_tokens, output_tokens, latency_s, "
+                    "item_sha FROM calls WHERE run_id=? ORDER BY model, item_id, epoch",
+                    "SELECT grader, model, item_id, epoch, status, score, detail, grader_sha FROM grades WHERE run_id=? "
+                    "ORDER BY grader, model, item_id, epoch"):
+            for row in self.db.execute(sql, (run_id,)):
+                h.update(repr(row).encode())
+        return h.hexdigest()
 
     def graded_keys(self, run_id: str, grader: str) -> set:
         return set(self.db.execute("SELECT model, item_id, epoch FROM grades WHERE run_id=? AND grader=? "

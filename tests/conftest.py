@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import clock
+
 from harness.cli import main
 from harness.mockserver import MockBehaviour, MockServer
 
@@ -99,6 +101,15 @@ class Project:
 
 
 @pytest.fixture
+def set_clock():
+    """Move holdout's clock in this process (harness/clock.py); back to the system clock afterwards."""
+    def set_(t: float) -> None:
+        clock.inject(lambda: t)
+    yield set_
+    clock.inject(None)
+
+
+@pytest.fixture
 def cli(capsys):
     """Run `holdout ...` in-process; returns (exit code, stdout, stderr)."""
     def run(*args):
@@ -108,8 +119,18 @@ def cli(capsys):
     return run
 
 
-def holdout_subprocess(*args, cwd, env=None, **kw) -> subprocess.Popen:
+INSTRUMENTED = Path(__file__).resolve().parent / "instrumented.py"
+
+
+def holdout_argv(*args, failpoints: str | None = None) -> list[str]:
+    """The console entry point; with `failpoints`, through tests/instrumented.py (production cannot arm them)."""
+    if failpoints:
+        return [sys.executable, str(INSTRUMENTED), "--failpoints", failpoints, "--", *map(str, args)]
+    return [sys.executable, "-m", "harness.cli", *map(str, args)]
+
+
+def holdout_subprocess(*args, cwd, env=None, failpoints: str | None = None, **kw) -> subprocess.Popen:
     """The real console entry point in its own process (for kill -9 and Ctrl-C tests)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=cwd, env=full_env,
+    return subprocess.Popen(holdout_argv(*args, failpoints=failpoints), cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)

@@ -88,7 +88,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, comma
         steps = [("run", "run.yaml"), ("grade", "run")]
         for cmd, arg in steps:
             if label == "killed" and cmd == command:
-                proc = holdout_subprocess(cmd, arg, "-q", cwd=root, env={**env, "HOLDOUT_FAILPOINTS": failpoint})
+                proc = holdout_subprocess(cmd, arg, "-q", cwd=root, env=env, failpoints=failpoint)
                 proc.communicate(timeout=60)
                 assert proc.returncode == -signal.SIGKILL, "the failpoint did not fire"
             proc = holdout_subprocess(cmd, arg, "-q", cwd=root, env=env)
@@ -110,10 +110,10 @@ def test_interrupted_activation_leaves_the_previous_pool_active(tmp_path, monkey
     v1 = import_pool_file(vault, "arena", pool, "heldout")
     v2 = import_pool_file(vault, "arena", pool, "heldout")
     vault.activate(v1)
-    code = ("import sys; from pathlib import Path; from harness.vault import Vault; "
-            "Vault.open(Path(sys.argv[1])).activate(sys.argv[2])")
+    code = ("import sys; from pathlib import Path; from harness import failpoints; from harness.vault import Vault; "
+            "failpoints.arm('vault.activate.before_index=kill'); Vault.open(Path(sys.argv[1])).activate(sys.argv[2])")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), v2],
-                          env={**os.environ, "HOLDOUT_FAILPOINTS": "vault.activate.before_index=kill"})
+                          env=os.environ)
     assert proc.returncode == -signal.SIGKILL
     assert vault.active_pool("arena") == v1 and vault.manifest(v2)["status"] == "draft"
 

@@ -35,7 +35,7 @@ import warnings
 
 import pytest
 
-from conftest import free_port, wait_for_http
+from conftest import free_port, holdout_argv, wait_for_http
 from harness.mockserver import MockBehaviour, MockServer
 
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
@@ -280,7 +280,7 @@ PIPELINE = [
     (["pool", "activate", "arena@v1"], {}, 0),
     (["pool", "list"], {}, 0),
     ([*LOG, "run", "{inputs}/creds.yaml"], {}, 2),        # a password in a base URL: refused, and never shown
-    ([*LOG, "run", "configs/arena.yaml"], {"HOLDOUT_FAILPOINTS": "runner.after_call=crash@5"}, 1),  # crash + traceback
+    ([*LOG, "run", "configs/arena.yaml"], {"failpoints": "runner.after_call=crash@5"}, 1),  # crash + traceback
     ([*LOG, "run", "configs/arena.yaml"], {}, 0),                                                 # resume to the end
     ([*LOG, "status"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),
@@ -367,7 +367,7 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
             assert review_app_session(root, env, port, link, captured, items) == 2
             continue
         argv = [a.format(inputs=inputs, port=port) for a in argv]
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", *argv], cwd=root, env={**env, **extra},
+        proc = subprocess.run(holdout_argv(*argv, failpoints=extra.get("failpoints")), cwd=root, env=env,
                               capture_output=True, timeout=180)
         captured[f"step {n} {argv} stdout"] = proc.stdout
         captured[f"step {n} {argv} stderr"] = proc.stderr

@@ -7,7 +7,8 @@ from pathlib import Path
 from hypothesis import given, settings, strategies as st
 
 from conftest import needs_shared
-from harness.policy import DATA_LICENSES, DAY, PURPOSES, allowed_by_data_license, decide_output, decide_pool
+from harness import clock
+from harness.policy import DATA_LICENSES, DAY, PURPOSES, Embargo, allowed_by_data_license, decide_output, decide_pool
 from harness.vault import Vault
 
 NOW = 1_800_000_000.0
@@ -78,16 +79,16 @@ def test_exports_contain_exactly_the_allowed_pools(tmp_path_factory, plan, days_
     root = tmp_path_factory.mktemp("exp")
     os.environ.pop("HOLDOUT_VAULT_KEY", None)
     vault, _ = Vault.init(root / "ws")
-    os.environ["HOLDOUT_NOW"] = str(NOW)
+    clock.inject(lambda: NOW)
     try:
         for n, (action, cls, lic) in enumerate(plan):
             rows = "".join(json.dumps({"id": f"v{n}i{k}", "prompt": f"pool {n} item {k}"}) + "\n" for k in range(3))
             pid = vault.add_pool("s", rows.encode(), cls, provenance={"data_license": lic})
             if action == "activate":
                 vault.activate(pid)
-        os.environ["HOLDOUT_NOW"] = str(NOW + days_later * DAY)
+        clock.inject(lambda: NOW + days_later * DAY)
         out = root / "out"
-        exported, refused = export_items(vault, "s", purpose, out, 60)
+        exported, refused = export_items(vault, "s", purpose, out, Embargo(60, 60))
         expected = {m["id"] for m in vault.pools("s") if decide(m, purpose, NOW + days_later * DAY, 60).allowed}
         assert {m["pool"] for m in exported} == expected
         assert {r["pool"] for r in refused} == {m["id"] for m in vault.pools("s")} - expected
@@ -101,10 +102,10 @@ def test_exports_contain_exactly_the_allowed_pools(tmp_path_factory, plan, days_
             written = {p.name for p in out.iterdir()}
             assert all(not any(r["pool"].replace("@", "_") in w for w in written) for r in refused)
     finally:
-        os.environ.pop("HOLDOUT_NOW", None)
+        clock.inject(None)
 
 
-def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypatch, tmp_path):
+def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypatch, tmp_path, set_clock):
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
     rows = [{"prompt": f"Live question {i}: " + " ".join(f"q{i}k{j}" for j in range(10))} for i in range(20)]
     (tmp_path / "src.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -113,7 +114,7 @@ def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypa
     (d / "suite.yaml").write_text(f"name: arena\nsource:\n  data: '{tmp_path}/src.jsonl'\n  distribution: arena-live\n"
                                   f"  license: CC-BY-4.0\ndraw: {{size: 5, stratify: []}}\nlicense: {{embargo_days: 60}}\n")
     t0 = time.time()
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0))
+    set_clock(t0)
     cli("vault", "init")
     cli("pool", "draw", "--suite", "arena")
     cli("pool", "activate", "arena@v1")
@@ -122,10 +123,10 @@ def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypa
     assert code == 3 and "refused arena@v1: rule active_pool" in stdout + err and not out.exists()
     cli("pool", "draw", "--suite", "arena")
     cli("pool", "activate", "arena@v2")                              # v1 retired now: its embargo starts
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 59 * DAY))
+    set_clock(t0 + 59 * DAY)
     code, stdout, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
     assert code == 3 and "refused arena@v1: rule heldout_embargo: retired 59 days ago; releasable in 1 more days" in stdout + err
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 60 * DAY + 60))
+    set_clock(t0 + 60 * DAY + 60)
     code, stdout, err = cli("export", "items", "--suite", "arena", "--purpose", "license", "--out", out)
     assert code == 0 and "exported 5 items of arena@v1" in stdout + err and "refused arena@v2: rule active_pool" in stdout + err
     manifest = json.loads((out / "arena_v1.manifest.json").read_text())
@@ -136,7 +137,7 @@ def test_draw_activate_retire_wait_out_the_embargo_export(project, cli, monkeypa
     assert "license    refused (active_pool)" in stdout + err
 
 
-def test_real_case_alpaca_eval_is_non_commercial(project, cli, monkeypatch):
+def test_real_case_alpaca_eval_is_non_commercial(project, cli, monkeypatch, set_clock):
     data = needs_shared("alpaca-eval")
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
     d = project.root / "suites" / "alpaca"
@@ -145,13 +146,13 @@ def test_real_case_alpaca_eval_is_non_commercial(project, cli, monkeypatch):
                                   f"  prompt: instruction\n  metadata: {{dataset: dataset}}\n  license: CC-BY-NC-4.0\n"
                                   f"draw: {{size: 40, stratify: [dataset], seed: 1}}\n")
     t0 = time.time()
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0))
+    set_clock(t0)
     cli("vault", "init")
     assert cli("pool", "draw", "--suite", "alpaca")[0] == 0
     cli("pool", "activate", "alpaca@v1")
     cli("pool", "draw", "--suite", "alpaca", "--seed", "2")
     cli("pool", "activate", "alpaca@v2")
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 61 * DAY))
+    set_clock(t0 + 61 * DAY)
     out = project.root / "out"
     code, stdout, err = cli("export", "items", "--suite", "alpaca", "--purpose", "license", "--out", out)
     assert code == 3 and "refused alpaca@v1: rule data_license: the source data licence CC-BY-NC-4.0 does not allow 'license'" in stdout + err

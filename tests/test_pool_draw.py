@@ -140,17 +140,17 @@ def test_exposure_counts_equal_the_servers_own_count(maint, project, cli, tmp_pa
     assert code == 0 and "max sends of one item" in stdout + err and "Held-out question" not in stdout + err
 
 
-def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp_path, monkeypatch, mock_server):
+def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp_path, monkeypatch, mock_server, set_clock):
     rows = [{"prompt": f"Rotating question {i}: " + " ".join(f"r{i}z{j}" for j in range(10))} for i in range(40)]
     maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra="draw: {size: 5, stratify: []}\n")
     t0 = time.time()
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0))
+    set_clock(t0)
     cli("pool", "draw", "--suite", "s")
     cli("pool", "activate", "s@v1")
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY - 60))
+    set_clock(t0 + 30 * DAY - 60)
     code, stdout, err = cli("pool", "rotate", "s", "--max-age", "30d")
     assert code == 0 and "no rotation needed" in stdout + err
-    monkeypatch.setenv("HOLDOUT_NOW", str(t0 + 30 * DAY))
+    set_clock(t0 + 30 * DAY)
     code, stdout, err = cli("pool", "rotate", "s", "--max-age", "30d")
     assert code == 0 and "has been active 30.0 days" in stdout + err and "s@v2 is now active" in stdout + err
     vault = Vault.open(project.root / ".holdout")

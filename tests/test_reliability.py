@@ -237,14 +237,14 @@ def test_a_kill_anywhere_in_an_import_or_activation_is_repaired_by_the_next_comm
     pool = project.root / "pool.jsonl"
     pool.write_text("".join(json.dumps({"id": f"h{i}", "prompt": f"held-out {trial} {i}"}) + "\n" for i in range(5)))
 
-    def holdout(*args, env=None):
-        proc = holdout_subprocess(*args, cwd=project.root, env=env)
+    def holdout(*args, failpoints=None):
+        proc = holdout_subprocess(*args, cwd=project.root, failpoints=failpoints)
         out, err = proc.communicate(timeout=60)
         return proc.returncode, out, err
     assert holdout("vault", "init")[0] == 0
     assert holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate")[0] == 0
     code, _, _ = holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate",
-                         env={"HOLDOUT_FAILPOINTS": f"{failpoint}=kill"})
+                         failpoints=f"{failpoint}=kill")
     assert code == -9
     code, out, err = holdout("pool", "import", pool, "--suite", "arena", "--heldout", "--activate")
     assert code == 0 and "Traceback" not in err, err

@@ -113,9 +113,10 @@ def test_bad_pool_file_leaves_no_partial_version(tmp_path, vault):
 def test_crash_during_import_leaves_no_partial_version(tmp_path, vault):
     import subprocess
     import sys
-    code = ("import sys; from pathlib import Path; from harness.vault import Vault, import_pool_file; "
+    code = ("import sys; from pathlib import Path; from harness import failpoints; "
+            "from harness.vault import Vault, import_pool_file; failpoints.arm('vault.add_pool.before_rename=kill'); "
             "v = Vault.open(Path(sys.argv[1])); import_pool_file(v, 'arena', Path(sys.argv[2]), 'heldout')")
-    env = {**os.environ, "HOLDOUT_FAILPOINTS": "vault.add_pool.before_rename=kill"}
+    env = dict(os.environ)
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), str(pool_file(tmp_path))], env=env)
     assert proc.returncode == -9
     assert vault.pools() == [] and not (vault.dir / "pools" / "arena" / "v1").exists()

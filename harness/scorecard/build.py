@@ -18,6 +18,9 @@ from ..store import Store, call_stats
 SCHEMA_ID = "holdout.scorecard/1"
 
 
+MIN_FIELD_SIZE = 3       # other models a field aggregate needs before its median and best are shown
+
+
 def _primary(report: dict) -> tuple[str | None, str | None]:
     """(grader, metric) the headline and ranking use: the run config's `headline:`, else its first grader."""
     name = report.get("headline")
@@ -62,7 +65,8 @@ def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, 
 
 def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
                     pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
-                    safeguard_settings: dict | None = None, report: dict | None = None) -> dict:
+                    safeguard_settings: dict | None = None, report: dict | None = None,
+                    min_field_size: int = MIN_FIELD_SIZE) -> dict:
     report = report or build_report(store, run_id, seed=seed)
     grades = store.grades(run_id) if owned else []
     checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items) if owned else {}
@@ -104,9 +108,17 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
     for name, g in report["graders"].items():
         key = "mean" if g["kind"] == "scores" else "win_rate"
         values = [e[key] for e in g["models"].values() if e.get(key) is not None]
-        if values:
+        others = sum(m not in owned for m, e in g["models"].items() if e.get(key) is not None)
+        if not values:
+            continue
+        if others < min_field_size:    # with one or two others, the median and best would be their scores
+            card["field"][name] = {"models": len(values), "metric": key, "suppressed": True,
+                                   "reason": f"fewer than {min_field_size} other models"}
+        else:
             card["field"][name] = {"models": len(values), "median": statistics.median(values), "best": max(values),
                                    "metric": key}
+    card["min_field_size"] = min_field_size
+    card["built_from"] = {"store_rows_sha256": store.rows_fingerprint(run_id)}
     if public:
         card["all_models"] = {m: {"rank": rank.get(m), metric: e.get(metric), "ci_low": e.get("ci_low"),
                                   "ci_high": e.get("ci_high")} for m, e in everyone.items()}
@@ -116,7 +128,8 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
 def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0, report: dict | None = None) -> dict:
     """The public view: per grader the field's size, median and best; model names only if the run says public."""
     report = report or build_report(store, run_id, seed=seed)
-    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public, report=report)
+    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public, report=report,
+                           min_field_size=0 if public else MIN_FIELD_SIZE)
     board = {"schema": "holdout.leaderboard/1", "run_id": run_id, "generated": card["generated"], "public": public,
              "field": card["field"], "primary": card["primary"]}
     if public:

@@ -167,8 +167,9 @@ def render_html(card: dict) -> str:
         for name, g in e["graders"].items():
             for c, v in (g.get("criteria") or {}).items():
                 crit.append(f"<tr><td>{_e(m)}</td><td>{_e(name)}</td><td>{_e(c)}</td><td>{v:.2f}</td></tr>")
-    field = "".join(f"<tr><td>{_e(n)}</td><td>{f['models']}</td><td>{_pct(f['median'])}</td><td>{_pct(f['best'])}</td></tr>"
-                    for n, f in card["field"].items())
+    field = "".join(f"<tr><td>{_e(n)}</td><td>{f['models']}</td>" + (
+                    f"<td colspan=2>not shown: {_e(f['reason'])}</td></tr>" if f.get("suppressed") else
+                    f"<td>{_pct(f['median'])}</td><td>{_pct(f['best'])}</td></tr>") for n, f in card["field"].items())
     sig = card.get("signature", {})
     data = json.dumps(card, ensure_ascii=False).replace("</", "<\\/")
     pool = card.get("pool") or {}

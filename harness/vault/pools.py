@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import hmac
 import io
@@ -21,26 +22,23 @@ import logging
 import os
 import shutil
 import tempfile
-import time
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .. import clock
 from ..egress import GATE
 from ..errors import ConfigError
 from ..failpoints import hit
 from ..sealed import reveal
 from ..suite import Item, check_pool_lines, iter_jsonl_items
+from .ledger import Ledger
 from .keys import Cipher, subkey, DecryptError, OutputCipher, VaultError, default_key_file, load_key, new_key, write_key_file
 
 log = logging.getLogger("holdout.vault")
 LICENSE_CLASSES = ("heldout", "public", "licensable")
 KEYCHECK = b"holdout vault key check"
-
-
-def _now() -> float:
-    return float(os.environ.get("HOLDOUT_NOW") or time.time())  # HOLDOUT_NOW: an injected clock for tests
 
 
 class Vault:
@@ -114,6 +112,14 @@ class Vault:
         obj["mac"] = self._mac(obj)
         _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
+    def sign(self, obj: dict) -> dict:
+        """`obj` with a MAC from the vault key (export manifests): only a holder of the key can make or check it."""
+        obj = {**obj, "mac": ""}
+        return {**obj, "mac": self._mac(obj)}
+
+    def signed_by_this_vault(self, obj: dict) -> bool:
+        return isinstance(obj.get("mac"), str) and hmac.compare_digest(obj["mac"], self._mac(obj))
+
     @contextlib.contextmanager
     def _locked(self):
         """One writer at a time across processes."""
@@ -124,11 +130,64 @@ class Vault:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.dir, subkey(self._key, "ledger-mac"))
+
     def _index(self) -> dict:
-        return self._read_signed(self.dir / "index.json")
+        """The signed index, refused if it is older than the last one written (a restored copy: a retired pool
+        would be active again). The ledger remembers the highest serial written."""
+        index = self._read_signed(self.dir / "index.json")
+        seen = self.ledger.index_serial()
+        if index.get("serial", 0) < seen:
+            raise VaultError(f"{self.dir}/index.json: is older than the vault's last write (serial "
+                             f"{index.get('serial', 0)}, the vault has seen {seen}): an earlier copy was restored "
+                             "outside holdout. Nothing was done; see `holdout vault verify`.")
+        if self.ledger.rows() < index.get("ledger_rows", 0):
+            raise VaultError(f"{self.ledger.path}: holds {self.ledger.rows()} exposure rows, but it had "
+                             f"{index['ledger_rows']} when the vault index was last written: rows were removed or an "
+                             "older ledger was restored outside holdout. Nothing was done; see `holdout vault verify`.")
+        return index
+
+    def anchor_ledger(self) -> None:
+        """Write the ledger's current row count into the signed index (after a run or a grading), so a ledger
+        emptied or cut later is detected even though its own head row went with it."""
+        try:
+            with self._locked():
+                index = self._index()
+                if self.ledger.rows() != index.get("ledger_rows", 0):
+                    self._write_index(index)
+        except OSError as e:     # a full disk: the ledger itself is intact; the next command anchors it
+            log.warning("vault: could not record the ledger's row count in the index (%s)", e.strerror)
 
     def _write_index(self, index: dict) -> None:
+        """Under the lock: a new serial; the ledger's row count at this moment (rows can only grow from here);
+        and whether the record was made under an injected test clock."""
+        index = {**index, "serial": index.get("serial", 0) + 1, "ledger_rows": self.ledger.rows()}
+        if clock.injected():
+            index["injected_clock_writes"] = index.get("injected_clock_writes", 0) + 1
         self._write_signed(self.dir / "index.json", index)
+        self.ledger.note_index(index["serial"])
+
+    def verify(self) -> list[str]:
+        """Everything that was changed outside holdout, or that a record cannot vouch for: the index (signature,
+        rollback), every listed pool (manifest signature, its id, its encrypted items against the manifest's
+        hash), the exposure ledger's chain, and status changes made under an injected test clock."""
+        try:
+            index = self._index()
+        except VaultError as e:
+            return [str(e)]
+        problems = []
+        for pool_id in index["pools"]:
+            try:
+                self.read_jsonl(pool_id)
+            except (VaultError, DecryptError) as e:
+                problems.append(f"{pool_id}: {e}")
+        problems += [f"exposure ledger: {p}" for p in self.ledger.verify(index.get("ledger_rows", 0))]
+        if index.get("injected_clock_writes"):
+            problems.append(f"index.json: {index['injected_clock_writes']} write(s) were made under an injected test "
+                            "clock (their times are not the system's)")
+        return problems
 
     # -- pools ----------------------------------------------------------------
     def _pool_dir(self, pool_id: str) -> Path:
@@ -195,7 +254,7 @@ class Vault:
             versions = [int(p.split("@v")[1]) for p in index["pools"] if p.split("@")[0] == suite]
             pool_id = f"{suite}@v{max(versions, default=0) + 1}"
             manifest = {"id": pool_id, "suite": suite, "version": max(versions, default=0) + 1, "items": len(items),
-                        "content_sha256": hashlib.sha256(jsonl).hexdigest(), "created": _now(),
+                        "content_sha256": hashlib.sha256(jsonl).hexdigest(), "created": clock.now(),
                         "license_class": license_class, "max_retention": max_retention, "strata": counts,
                         "canary": f"holdout-canary-{uuid.uuid4()}", "provenance": provenance or {}, **(extra or {})}
             final = self._pool_dir(pool_id)
@@ -210,7 +269,7 @@ class Vault:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             hit("vault.add_pool.before_index")
-            index["pools"][pool_id] = {"status": "draft", "status_changed": _now()}
+            index["pools"][pool_id] = {"status": "draft", "status_changed": clock.now()}
             self._write_index(index)
         return pool_id
 
@@ -226,9 +285,9 @@ class Vault:
             previous = None
             for pid, st in index["pools"].items():
                 if pid != pool_id and pid.split("@")[0] == suite and st["status"] == "active":
-                    st.update(status="retired", status_changed=_now(), retired_at=_now())
+                    st.update(status="retired", status_changed=clock.now(), retired_at=clock.now())
                     previous = pid
-            state.update(status="active", status_changed=_now(), activated_at=_now())
+            state.update(status="active", status_changed=clock.now(), activated_at=clock.now())
             hit("vault.activate.before_index")
             self._write_index(index)
         return previous
@@ -237,7 +296,7 @@ class Vault:
         self.manifest(pool_id)
         with self._locked():
             index = self._index()
-            index["pools"][pool_id].update(status="retired", status_changed=_now(), retired_at=_now())
+            index["pools"][pool_id].update(status="retired", status_changed=clock.now(), retired_at=clock.now())
             self._write_index(index)
 
     def read_jsonl(self, pool_id: str) -> bytes:
@@ -301,7 +360,7 @@ def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: s
         raise ConfigError(f"{path}: pool file not found") from None
     check_pool_lines(data.splitlines(), str(path))
     return vault.add_pool(suite_name, data, license_class, strata, max_retention,
-                          provenance={"source": Path(path).name, "imported": _now(), "data_license": data_license,
+                          provenance={"source": Path(path).name, "imported": clock.now(), "data_license": data_license,
                                       "distribution": distribution})
 
 

@@ -9,8 +9,8 @@ from ..errors import ConfigError
 from ..suite import Suite
 from .draw import draw, load_source, texts_of_jsonl
 from .keys import VaultError
-from .ledger import Ledger
-from .pools import Vault, _now
+from .. import clock
+from .pools import Vault
 
 
 def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, stratify: list[str] | None,
@@ -48,7 +48,7 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
     params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
     pool_id = vault.add_pool(suite.name, jsonl, "heldout", [s for s in stratify if s in suite.strata],
                              provenance={"source": source, "distribution": src.get("distribution"),
-                                         "data_license": src.get("license"), "drawn": _now()},
+                                         "data_license": src.get("license"), "drawn": clock.now()},
                              extra={"draw": params, "draw_report": report})
     return pool_id, report
 
@@ -64,11 +64,10 @@ def _mask_undeclared_labels(vault: Vault, report: dict, stratify: list[str], dec
 
 
 def exposure(vault: Vault, pool_id: str) -> list[dict]:
-    ledger = Ledger(vault.dir)
-    try:
-        rows = ledger.counts(pool_id)
-    finally:
-        ledger.close()
+    """Sends per item and provider, from a ledger whose chain verifies (a changed ledger is refused: counts
+    from it could hide exposure)."""
+    vault.ledger.check(vault._index().get("ledger_rows", 0))
+    rows = vault.ledger.counts(pool_id)
     return [{"item_id": i, "provider": p, "sent": n, "first_seen": f, "last_seen": last} for i, p, n, f, last in rows]
 
 
@@ -87,7 +86,7 @@ def rotation_reasons(vault: Vault, suite: str, max_exposure: int | None, max_age
             reasons.append(f"{n} item(s) of {active} were sent to provider '{provider}' at least {max_exposure} times")
     if max_age_days:
         m = vault.manifest(active)
-        age = (_now() - m.get("activated_at", m["created"])) / 86400
+        age = (clock.now() - m.get("activated_at", m["created"])) / 86400
         if age >= max_age_days:
             reasons.append(f"{active} has been active {age:.1f} days (max {max_age_days:g})")
     return reasons

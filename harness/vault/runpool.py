@@ -6,7 +6,6 @@ import math
 from ..errors import ConfigError
 from ..identity import ItemDigest
 from .keys import VaultError
-from .ledger import Ledger
 from .pools import Vault
 
 
@@ -51,15 +50,21 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
     manifest = vault.manifest(pool_id)
     if not recorded and manifest["status"] == "retired" and manifest["license_class"] == "heldout":
         raise VaultError(f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool instead")
+    if not recorded and manifest["status"] == "draft" and manifest["license_class"] == "heldout" and not config.allow_draft:
+        raise VaultError(f"{config.where('pool')}: pool {pool_id} is a draft: a future held-out test set, and every "
+                         "model it is sent to sees it. Activate it first (`holdout pool activate`), or set "
+                         "`allow_draft: true` in the config to send it anyway (recorded in the run and on its "
+                         "scorecards). Nothing was sent.")
     check_retention(config, pool_id, manifest.get("max_retention"))
     vault.protect(pool_id)                 # arms the egress gate before anything can be written
-    ledger = Ledger(vault.dir)
+    ledger = vault.ledger
 
-    def on_sent(item_id, provider, model):
-        ledger.record(pool_id, item_id, provider, model, config.run_id)
+    async def on_sent(item_id, provider, model):
+        """Before each request: the exposure is committed first (a failed write raises; nothing is sent)."""
+        await ledger.record(pool_id, item_id, provider, model, config.run_id)
 
     heldout = manifest["license_class"] == "heldout"
     cipher = vault.output_cipher() if heldout else None
-    return PoolHandle(name=pool_id, count=manifest["items"], items=lambda: vault.stream_items(pool_id),
+    return PoolHandle(name=pool_id, draft=manifest["status"] == "draft", count=manifest["items"], items=lambda: vault.stream_items(pool_id),
                       heldout=heldout, cipher=cipher, digest=ItemDigest(cipher.digest_key if cipher else None),
-                      on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[ledger.close])
+                      on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[vault.anchor_ledger])
