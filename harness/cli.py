@@ -449,18 +449,47 @@ def _review_context(args, places):
 
 
 def cmd_review_add(args) -> int:
+    import math
+
+    from .review import queue
+    from .store import Store
+    if not (math.isfinite(args.expires_hours) and 0 < args.expires_hours <= 24 * 365):
+        raise HoldoutError(f"review add-reviewer: --expires-hours must be more than 0 and at most a year "
+                           f"(got {args.expires_hours:g})")
+    base = _public_url(args.public_url) if args.public_url else f"http://{args.host}:{args.port}"
+    store = Store(_places(args).workspace / "store.sqlite")
+    try:
+        token = queue.add_reviewer(store.db, args.name, [x for x in (args.languages or "").split(",") if x],
+                                   args.country, args.age_band, args.education, link_hours=args.expires_hours)
+    finally:
+        store.close()
+    # the link is a credential: it goes to stdout, once, for the maintainer to hand over
+    print(f"{base}/login?token={token}")
+    _err().print(f"reviewer {args.name} added; the one-time login link above works once, within "
+                 f"{args.expires_hours:g} hours (any earlier link and session of {args.name} has ended)")
+    return 0
+
+
+def cmd_review_revoke(args) -> int:
     from .review import queue
     from .store import Store
     store = Store(_places(args).workspace / "store.sqlite")
     try:
-        token = queue.add_reviewer(store.db, args.name, [x for x in (args.languages or "").split(",") if x],
-                                   args.country, args.age_band, args.education)
+        found = queue.revoke(store.db, args.name)
     finally:
         store.close()
-    # the link is a credential: it goes to stdout, once, for the maintainer to hand over
-    print(f"http://{args.host}:{args.port}/login?token={token}")
-    _err().print(f"reviewer {args.name} added; the one-time login link above works once")
+    if not found:
+        raise HoldoutError(f"no reviewer '{args.name}' (see `holdout review add-reviewer`)")
+    _out().print(f"{args.name}: login link and sessions ended; their decisions are kept")
     return 0
+
+
+def _public_url(url: str) -> str:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise HoldoutError(f"--public-url: expected the app's origin, such as https://review.example.org (got {url!r})")
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def cmd_review_route(args) -> int:
@@ -481,17 +510,30 @@ def cmd_review_route(args) -> int:
 
 
 def cmd_review_serve(args) -> int:
-    from aiohttp import web
+    import asyncio
+    import ipaddress
 
     from .review import ReviewApp
+    from .review.queue import comment_sealer
+    public = _public_url(args.public_url) if args.public_url else None
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not (public or "").startswith("https://"):
+        _err().print(f"[bold red]WARNING[/]: serving held-out text on {args.host} over plain HTTP. Anyone on the "
+                     "network path can read the pages and steal sessions. Put a TLS-terminating proxy in front and "
+                     "pass --public-url https://… (README: the reviewers' app behind TLS).")
     places = _places(args)
     ctx, _, _, criteria = _review_context(args, places)
-    from .review.queue import comment_sealer
     app = ReviewApp(places.workspace / "store.sqlite", {args.run_id: (ctx.items(), ctx.outputs())}, criteria,
-                    seal_comment=comment_sealer(ctx.pool.cipher, args.run_id))
-    _err().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/ (Ctrl-C to stop)")
+                    seal_comment=comment_sealer(ctx.pool.cipher, args.run_id), public_url=public)
+    _err().print(f"reviewers' app for run {args.run_id} on http://{args.host}:{args.port}/"
+                 + (f", reached as {public}" if public else "") + " (Ctrl-C to stop)")
     try:
-        web.run_app(app.app(), host=args.host, port=args.port, access_log=None, print=None)
+        asyncio.run(app.serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
     finally:
         ctx.close()
     return 0
@@ -918,8 +960,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--education")
     rp.add_argument("--host", default="127.0.0.1")
     rp.add_argument("--port", type=int, default=8700)
+    rp.add_argument("--public-url", help="the app's address behind a TLS proxy (https://review.example.org): the link uses it")
+    rp.add_argument("--expires-hours", type=float, default=72.0, help="the link dies if unused this long (default 72)")
     workspace(rp)
     rp.set_defaults(func=cmd_review_add)
+    rp = rvs.add_parser("revoke", help="end a reviewer's login link and sessions now (their decisions stay)")
+    rp.add_argument("name")
+    workspace(rp)
+    rp.set_defaults(func=cmd_review_revoke)
     for name, func, text in (("route", cmd_review_route, "queue outputs for people by the human: grader's policy, and assign them"),
                              ("serve", cmd_review_serve, "the reviewers' web app"),
                              ("status", cmd_review_status, "queue, agreement, gold accuracy, flagged reviewers (no text)"),
@@ -931,8 +979,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "route":
             rp.add_argument("--seed", type=int, default=0)
         if name == "serve":
-            rp.add_argument("--host", default="127.0.0.1")
+            rp.add_argument("--host", default="127.0.0.1", help="bind address (default loopback; put a TLS proxy in "
+                                                                "front for anything else)")
             rp.add_argument("--port", type=int, default=8700)
+            rp.add_argument("--public-url", help="the https:// address reviewers use, served by a TLS-terminating "
+                                                 "proxy in front: forms must come from it, and cookies are Secure")
         if name == "status":
             results_dir(rp)
             json_flag(rp)

@@ -28,6 +28,7 @@ import os
 import random
 import re
 import secrets
+from urllib.parse import quote
 import subprocess
 import sys
 import unicodedata
@@ -327,7 +328,10 @@ def review_app_session(root, env, port, link, captured, items):
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url + "/next")
     reviewer = httpx.Client(base_url=url, follow_redirects=False)
-    r = reviewer.get(link.replace(url, ""))
+    landing = reviewer.get(link.replace(url, ""))              # what a link previewer sees: spends nothing
+    captured["login landing"] = landing.content
+    r = reviewer.post("/login", data={"token": link.split("token=")[1]})
+    assert r.status_code == 303
     captured["login redirect"] = json.dumps(dict(r.headers)).encode()
     shown = 0
     for n in range(2):
@@ -345,11 +349,20 @@ def review_app_session(root, env, port, link, captured, items):
         comment = f"the item says {texts_of(items[n])[0]}"          # reviewers quote what they read
         reviewer.post(where, data={"quality": "4", "csrf": csrf, "comment": comment})
     anon = httpx.Client(base_url=url)
+    quoted = texts_of(items[0])[0]
     for name, resp in (("anonymous", anon.get("/next")), ("unknown id", reviewer.get("/a/not-a-real-id")),
-                       ("bad login", anon.get("/login", params={"token": "nope"})),
-                       ("anonymous post", anon.post(where, data={"quality": "1"}))):
-        captured[f"error page {name}"] = resp.content
-        assert resp.status_code in (401, 404)
+                       ("bad login", anon.post("/login", data={"token": "nope"})),
+                       ("anonymous post", anon.post(where, data={"quality": "1"})),
+                       # aiohttp's own parser refusals: a request line and a cookie over its limits, quoting the item
+                       ("oversized request line", anon.get("/a/" + quote(quoted) + "x" * 9000)),
+                       ("oversized cookie", anon.get("/next", headers={"Cookie": "c=" + quote(quoted) * 200}))):
+        captured[f"error page {name}"] = resp.content + json.dumps(dict(resp.headers)).encode()
+        assert resp.status_code in (400, 401, 404, 431), (name, resp.status_code)
+        assert resp.headers.get("cache-control") == "no-store" and resp.headers.get("server") == "holdout", name
+    csrf = re.search(r"name=csrf value=(\w+)", reviewer.get("/next", follow_redirects=True).text).group(1)
+    bye = reviewer.post("/logout", data={"csrf": csrf})
+    captured["logout"] = bye.content
+    assert bye.status_code == 200 and reviewer.get("/next").status_code == 401
     proc.terminate()
     out, err = proc.communicate(timeout=10)
     captured["review server stdout"], captured["review server stderr"] = out, err

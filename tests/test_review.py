@@ -73,8 +73,11 @@ def server(reviewed):
 
 
 def login(url, token) -> httpx.Client:
+    """As a reviewer does: open the link (a landing page that spends nothing), then press Sign in (a POST)."""
     client = httpx.Client(base_url=url, follow_redirects=False)
-    r = client.get("/login", params={"token": token})
+    landing = client.get("/login", params={"token": token})
+    assert landing.status_code == 200 and "Sign in" in landing.text
+    r = client.post("/login", data={"token": token})
     assert r.status_code == 303 and r.headers["location"] == "/next"
     return client
 
@@ -90,9 +93,9 @@ def test_access_is_refused_without_a_valid_login_and_across_reviewers(server):
     anon = httpx.Client(base_url=url)
     r = anon.get("/next")
     assert r.status_code == 401 and "question" not in r.text and r.headers["cache-control"] == "no-store"
-    assert anon.get("/login", params={"token": "wrong"}).status_code == 401
+    assert anon.post("/login", data={"token": "wrong"}).status_code == 401
     alice, bob = login(url, tokens["alice"]), login(url, tokens["bob"])
-    assert httpx.get(url + "/login", params={"token": tokens["alice"]}).status_code == 401     # one-time link
+    assert httpx.post(url + "/login", data={"token": tokens["alice"]}).status_code == 401      # one-time link
     first = alice.get("/next").headers["location"]
     page = alice.get(first)
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
@@ -222,6 +225,9 @@ def test_a_reviewer_in_a_real_browser_logs_in_scores_and_sees_the_next_item(serv
 
                 await call("Page.enable")
                 await call("Page.navigate", url=f"{url}/login?token={tokens['carol']}")
+                landing = await text()
+                assert landing.startswith("/login") and "Sign in" in landing
+                await key("Enter", "Enter", 13)           # the Sign in button has focus: press it
                 first = await text()
                 assert first.startswith("/a/") and "Review question" in first
                 await key(" ", "Space", 32)               # the first radio has focus (autofocus): select it

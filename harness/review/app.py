@@ -1,18 +1,23 @@
 """The reviewers' web app: one assigned item at a time, server-rendered, no script.
 
 Held-out text may be shown here, to the reviewer it is assigned to, and nowhere else: URLs carry
-only opaque assignment ids, every response is `Cache-Control: no-store`, there is no access log,
-and error pages say nothing about what failed. Models are never named. A form is accepted only
-with the token derived from the reviewer's own session (and, when the browser states one, an
-Origin of this server), so another site cannot submit scores in a reviewer's name.
+only opaque assignment ids, every response is `Cache-Control: no-store` with a strict CSP and no
+version banner, there is no access log, and error pages (aiohttp's own parser refusals included)
+say nothing about what failed. Models are never named. A login link only opens a landing page; its
+POST spends the link. A form is accepted only with the token derived from the reviewer's own
+session and, when the browser states one, the Origin reviewers use (`--public-url` behind a TLS
+proxy, where the cookie is also `Secure`), so another site cannot act in a reviewer's name.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import html
 import logging
+import re
 import sqlite3
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -21,11 +26,14 @@ from . import queue
 
 COOKIE = "holdout_review"
 HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Server": "holdout",
            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
 CSS = ("body{font:15px/1.5 system-ui,sans-serif;max-width:860px;margin:1.5rem auto;padding:0 1rem;color:#1d2330}"
        "pre{white-space:pre-wrap;background:#f5f6f9;padding:.8rem;border-radius:6px}fieldset{border:1px solid #dde;"
-       "margin:.6rem 0}label{margin-right:1rem}.err{color:#b3261e}.muted{color:#5a6275}button{font-size:1rem;padding:.4rem 1.2rem}")
+       "margin:.6rem 0}label{margin-right:1rem}.err{color:#b3261e}.muted{color:#5a6275}button{font-size:1rem;padding:.4rem 1.2rem}"
+       ".out{float:right}")
+ASSIGNMENT = re.compile(r"/a/([\w-]{1,80})")
+log = logging.getLogger("holdout.review")
 
 
 def page(title: str, body: str, status: int = 200) -> web.Response:
@@ -34,75 +42,154 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
                         status=status, headers=HEADERS)
 
 
-@web.middleware
-async def guard(request, handler):
-    """No detail of a failure ever reaches the page or the log."""
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status in (302, 303):
-            raise
-        return page("Not available", "<p>Not available.</p>", e.status)
-    except Exception:  # noqa: BLE001
-        logging.getLogger("holdout.review").error("a review page failed")
-        return page("Error", "<p>Something went wrong; nothing was saved. Reload to try again.</p>", 500)
+def see_other(where: str) -> web.Response:
+    return web.Response(status=303, headers={**HEADERS, "Location": where})
+
+
+NOT_AVAILABLE = ("Not available", "<p>Not available.</p>")
+
+
+class _GuardedRequestHandler(web.RequestHandler):
+    """aiohttp's own error pages (a request line or header over the limits, a malformed request) would answer
+    without our headers, echo the start of the request and log it at ERROR: here they get the generic page
+    and a log line with the status only."""
+
+    def handle_error(self, request, status: int = 500, exc=None, message=None) -> web.StreamResponse:
+        log.warning("refused a malformed request (HTTP %d)", status)
+        resp = page(*NOT_AVAILABLE, status=status if 400 <= status < 600 else 400)
+        resp.force_close()
+        return resp
+
+
+class _GuardedServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
 class ReviewApp:
-    def __init__(self, db_path, contexts: dict, criteria: list[dict], *, seal_comment=None):
-        self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    def __init__(self, db_path, contexts: dict, criteria: list[dict], *, seal_comment=None,
+                 public_url: str | None = None):
+        self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
         queue.setup(self.db)
         self.contexts = contexts          # run_id -> (items, outputs): sealed text, opened only to render a page
         self.criteria = criteria
         self.seal_comment = seal_comment  # held-out runs: comments stored encrypted
+        public = urlsplit(public_url) if public_url else None
+        self.origin = f"{public.scheme}://{public.netloc}" if public else None   # behind a TLS proxy: what browsers send
+        self.secure = bool(public and public.scheme == "https")
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[guard])
-        app.router.add_get("/login", self.login)
-        app.router.add_get("/next", self.next)
-        app.router.add_get("/a/{id}", self.show)
-        app.router.add_post("/a/{id}", self.post)
-        app.router.add_get("/", self.next)
-        return app
+    # -- serving ----------------------------------------------------------------
+    def server(self) -> web.Server:
+        """aiohttp's low-level server (no access log) with our routing and our error pages for everything."""
+        return _GuardedServer(self.handle, access_log=None)
 
+    async def serve(self, host: str, port: int) -> None:
+        runner = web.ServerRunner(self.server())
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def handle(self, request) -> web.StreamResponse:
+        """Routing, and no detail of a failure ever reaching the page or the log."""
+        try:
+            return await self._route(request)
+        except web.HTTPException as e:
+            return page(*NOT_AVAILABLE, status=e.status)
+        except Exception:  # noqa: BLE001
+            log.error("a review page failed")
+            return page("Error", "<p>Something went wrong; nothing was saved. Reload to try again.</p>", 500)
+
+    async def _route(self, request) -> web.StreamResponse:
+        path, method = request.path, request.method
+        get = method in ("GET", "HEAD")
+        if path == "/login" and get:
+            return self.landing(request)
+        if path == "/login" and method == "POST":
+            return await self.login(request)
+        if path == "/logout" and method == "POST":
+            return await self.logout(request)
+        if path in ("/", "/next") and get:
+            return self.next(request)
+        m = ASSIGNMENT.fullmatch(path)
+        if m and get:
+            return self.show(request, m.group(1))
+        if m and method == "POST":
+            return await self.post(request, m.group(1))
+        return page(*NOT_AVAILABLE, status=404)
+
+    # -- pages --------------------------------------------------------------------
     def who(self, request) -> str:
         reviewer = queue.reviewer_for(self.db, request.cookies.get(COOKIE))
         if reviewer is None:
             raise web.HTTPUnauthorized()
         return reviewer
 
-    async def login(self, request):
-        session = queue.login(self.db, request.query.get("token", ""))
-        if session is None:
-            return page("Login", "<p>This login link is not valid (or was used already). Ask for a new one.</p>", 401)
-        resp = web.HTTPSeeOther("/next", headers=HEADERS)
-        resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict", max_age=12 * 3600)
-        raise resp
+    @staticmethod
+    def landing(request) -> web.Response:
+        """What a login link opens. Nothing is spent here: mail scanners and link previewers fetch links, and
+        only the reviewer's own click (a POST) exchanges the token for a session."""
+        token = html.escape(request.query.get("token", ""), quote=True)
+        return page("Sign in", "<p>This is your one-time link to the review queue.</p>"
+                    f"<form method=post action=/login><input type=hidden name=token value=\"{token}\">"
+                    "<button type=submit autofocus>Sign in</button></form>"
+                    "<p class=muted>The link works once and expires; ask the maintainers for a new one if it fails.</p>")
 
-    async def next(self, request):
+    async def login(self, request) -> web.Response:
+        form = await request.post()
+        self._check_origin(request)
+        session = queue.login(self.db, str(form.get("token", "")))
+        if session is None:
+            return page("Login", "<p>This login link is not valid (used already, expired or revoked). "
+                        "Ask for a new one.</p>", 401)
+        resp = see_other("/next")
+        resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict", max_age=queue.SESSION_HOURS * 3600,
+                        secure=self.secure, path="/")
+        return resp
+
+    async def logout(self, request) -> web.Response:
+        form = await request.post()
+        self._check_form(request, form)
+        queue.logout(self.db, request.cookies.get(COOKIE))
+        resp = page("Signed out", "<p>You are signed out. Use a new login link to come back.</p>")
+        resp.del_cookie(COOKIE, path="/")
+        return resp
+
+    def next(self, request) -> web.Response:
         reviewer = self.who(request)
-        a = queue.next_assignment(self.db, reviewer)
+        a = queue.next_assignment(self.db, reviewer, self.contexts)
         if a is None:
-            return page("Done", f"<p>Thank you, {html.escape(reviewer)}: nothing is waiting for you.</p>")
-        raise web.HTTPSeeOther(f"/a/{a['id']}", headers=HEADERS)
+            return page("Done", f"<p>Thank you, {html.escape(reviewer)}: nothing is waiting for you.</p>"
+                        + self._logout_form(request))
+        return see_other(f"/a/{a['id']}")
 
     @staticmethod
     def csrf_token(request) -> str:
         """Only a page holding the session cookie can know it; nothing is stored."""
         return hashlib.sha256(b"holdout-review-form:" + request.cookies.get(COOKIE, "").encode()).hexdigest()
 
-    def _check_form(self, request, form) -> None:
+    def _logout_form(self, request) -> str:
+        return (f"<form method=post action=/logout class=out><input type=hidden name=csrf value={self.csrf_token(request)}>"
+                "<button type=submit>Sign out</button></form>")
+
+    def _check_origin(self, request) -> None:
         origin = request.headers.get("Origin", "null")   # "null": how browsers say it under Referrer-Policy: no-referrer
-        if origin != "null" and origin != f"{request.scheme}://{request.host}":
+        expected = self.origin or f"{request.scheme}://{request.host}"
+        if origin != "null" and origin != expected:
             raise web.HTTPForbidden()
+
+    def _check_form(self, request, form) -> None:
+        self._check_origin(request)
         if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf_token(request)):
             raise web.HTTPForbidden()
 
-    def _mine(self, request) -> tuple[str, dict]:
+    def _mine(self, request, assignment_id: str) -> tuple[str, dict]:
         reviewer = self.who(request)
         row = self.db.execute("SELECT id, run_id, model, item_id, epoch, done, baseline FROM assignments "
-                              "WHERE id=? AND reviewer=?", (request.match_info["id"], reviewer)).fetchone()
-        if row is None:                      # unknown, or someone else's: the same answer, nothing shown
+                              "WHERE id=? AND reviewer=?", (assignment_id, reviewer)).fetchone()
+        if row is None or row[1] not in self.contexts:   # unknown, someone else's, another run: nothing shown
             raise web.HTTPNotFound()
         return reviewer, dict(zip(("id", "run_id", "model", "item_id", "epoch", "done", "baseline"), row))
 
@@ -119,7 +206,7 @@ class ReviewApp:
                              f'{" autofocus" if n == 0 and v == lo else ""}> {v}</label>' for v in range(lo, hi + 1))
             fields.append(f'<fieldset><legend><b>{html.escape(c["name"])}</b> <span class=muted>'
                           f'{html.escape(c.get("guide", ""))}</span></legend>{radios}</fieldset>')
-        body = (f"<p class=muted>{left} item(s) waiting for you</p>"
+        body = (self._logout_form(request) + f"<p class=muted>{left} item(s) waiting for you</p>"
                 + (f"<p class=err>{html.escape(error)}</p>" if error else "")
                 + f"<h3>Request</h3><pre>{html.escape(reveal(item.prompt))}</pre>"
                 + self._responses(a, output, outputs)
@@ -141,14 +228,14 @@ class ReviewApp:
         first, second = (output, base) if queue.swapped(a["id"]) else (base, output)   # order randomized, never named
         return f"<h3>Response 1</h3><pre>{shown(first)}</pre><h3>Response 2</h3><pre>{shown(second)}</pre>"
 
-    async def show(self, request):
-        _, a = self._mine(request)
+    def show(self, request, assignment_id: str) -> web.Response:
+        _, a = self._mine(request, assignment_id)
         if a["done"] is not None:
-            raise web.HTTPSeeOther("/next", headers=HEADERS)
+            return see_other("/next")
         return self._form(request, a)
 
-    async def post(self, request):
-        reviewer, a = self._mine(request)
+    async def post(self, request, assignment_id: str) -> web.Response:
+        reviewer, a = self._mine(request, assignment_id)
         form = await request.post()
         self._check_form(request, form)
         scores = {c["name"]: form.get(c["name"]) for c in self.criteria}
@@ -157,4 +244,4 @@ class ReviewApp:
                          str(form.get("comment", "")), seal=self.seal_comment)
         except ValueError as e:
             return self._form(request, a, str(e))
-        raise web.HTTPSeeOther("/next", headers=HEADERS)
+        return see_other("/next")
