@@ -303,7 +303,12 @@ PIPELINE = [
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
     ("REVIEW-APP", {}, 0),                      # the reviewers' app, served and used (see review_app_session)
     ([*LOG, "review", "status", "arena-nov"], {}, 0),
+    ([*LOG, "review", "revoke", "alice"], {}, 0),
+    ([*LOG, "vault", "verify"], {}, 0),
+    ([*LOG, "verify", "results/arena-nov/scorecards/acme.html"], {}, 0),
+    ([*LOG, "scorecard", "arena-nov", "--lab", "acme"], {}, 0),                  # a re-issue: the audit trail
     # results for scripts: every --json form
+    ([*LOG, "vault", "verify", "--json"], {}, 0),
     ([*LOG, "status", "--json"], {}, 0),
     ([*LOG, "report", "arena-nov", "--json"], {}, 0),
     ([*LOG, "check", "arena-nov", "--json"], {}, 0),
