@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import socket
 import sqlite3
@@ -10,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness import clock
@@ -134,3 +136,57 @@ def holdout_subprocess(*args, cwd, env=None, failpoints: str | None = None, **kw
     full_env = {**os.environ, **(env or {})}
     return subprocess.Popen(holdout_argv(*args, failpoints=failpoints), cwd=cwd, env=full_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+# -- human review: a routed run, and its app served in its own process (tests/test_review*.py) --------------
+
+@pytest.fixture
+def reviewed(project, cli, mock_server):
+    """6 items (4 en, 2 ja), one model, two judges that disagree on odd items; human review with overlap 2 and gold."""
+    items = [{"id": f"q{i}", "prompt": f"Review question {i} in {'ja' if i >= 4 else 'en'}",
+              "metadata": {"language": "ja" if i >= 4 else "en"}} for i in range(6)]
+    d = project.suite(items=items, graders=[
+        {"rubric": {"judges": [{"provider": "p", "model": "judge-1"}, {"provider": "p", "model": "judge-2"}],
+                    "criteria": [{"name": "quality", "scale": [1, 5], "guide": "overall"}]}},
+        {"human": {"route": {"when": ["judge_disagreement"], "gold": "gold.jsonl"}, "overlap": 2}}])
+    (d / "gold.jsonl").write_text(json.dumps({"item_id": "q0", "model": "m", "scores": {"quality": 5}}) + "\n")
+
+    def respond(api, body):
+        if body["model"].startswith("judge"):
+            n = int(re.search(r"question (\d)", body["messages"][-1]["content"]).group(1))
+            q = 5 if body["model"] == "judge-1" or n % 2 == 0 else 1
+            return json.dumps({"scores": {"quality": q}, "confidence": 0.9})
+        return "the model's answer to " + body["messages"][-1]["content"]
+    mock_server.behaviour.responder = respond
+    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                          f"models:\n  - {{provider: p, model: m}}\n")
+    assert cli("run", path, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
+    tokens = {}
+    for name, langs in (("alice", "en,ja"), ("bob", "en"), ("carol", "en,ja")):
+        code, out, _ = cli("review", "add-reviewer", name, "--languages", langs)
+        tokens[name] = out.strip().split("token=")[1]
+    code, stdout, err = cli("review", "route", "run")
+    assert code == 0, err
+    return project, tokens
+
+
+@pytest.fixture
+def server(reviewed):
+    project, tokens = reviewed
+    port = free_port()
+    proc = holdout_subprocess("review", "serve", "run", "--port", port, cwd=project.root)
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/next")
+    yield project, tokens, url, proc
+    proc.terminate()
+    proc.wait(10)
+
+
+def login(url, token) -> httpx.Client:
+    """As a reviewer does: open the link (a landing page that spends nothing), then press Sign in (a POST)."""
+    client = httpx.Client(base_url=url, follow_redirects=False)
+    landing = client.get("/login", params={"token": token})
+    assert landing.status_code == 200 and "Sign in" in landing.text
+    r = client.post("/login", data={"token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/next"
+    return client

@@ -10,8 +10,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port, holdout_subprocess, wait_for_http
-from test_review import login, reviewed, server  # noqa: F401  (fixtures)
+from conftest import free_port, holdout_subprocess, login, wait_for_http
 
 
 def _link_token(cli, name, *extra):
