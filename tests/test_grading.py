@@ -4,9 +4,11 @@ import re
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.grading.judges import parse_rubric, parse_verdict, quote
-from harness.grading.rules import RuleGrader
+from harness.grading.rules import RuleGrader, normalize
 from harness.suite import Item
 
 
@@ -202,3 +204,36 @@ def test_grader_config_errors_name_the_line(project, cli, mock_server):
     path = project.config(judge_config(mock_server.url, "  - rules: {type: exactly}\n"), name="r2.yaml")
     code, _, err = cli("run", path)
     assert code == 2 and f"{path}:12: graders[0].rules.type: expected one of: exact" in err
+
+
+MINIMAL_PAIRS = [        # words that differ only by a mark: different words, never equal after normalizing
+    ("दिल", "दाल"),       # Hindi: heart / lentils (vowel signs)
+    ("कम", "काम"),        # Hindi: less / work
+    ("ปา", "ป้า"),        # Thai: throw / aunt (tone mark)
+    ("ใกล", "ใกล้"),      # Thai: far (written without) / near
+    ("عَلِمَ", "عُلِمَ"),     # Arabic: he knew / it was known (vowel marks)
+    ("שָׁלוֹם", "שְׁלוֹם"),    # Hebrew niqqud
+    ("கல்", "கால்"),       # Tamil: stone / leg
+    ("мой", "мои"),       # Russian: my / my (plural): й is its own letter
+]
+
+
+@pytest.mark.parametrize("a, b", MINIMAL_PAIRS)
+def test_normalized_rules_keep_the_marks_that_make_a_word(a, b):
+    assert normalize(a) != normalize(b)
+    grader = RuleGrader("n", {"type": "normalized"})
+    assert grader.grade(b, item(a))[0] == 0.0 and grader.grade(f" {a}! ", item(a))[0] == 1.0
+    if normalize(a) not in normalize(b):   # (Thai ใกล is the start of ใกล้: containment is by characters)
+        assert RuleGrader("c", {"type": "contains"}).grade(f"The answer is {b}.", item(a))[0] == 0.0
+
+
+def test_normalizing_still_ignores_case_latin_accents_punctuation_and_width():
+    assert normalize("  Café, CRÈME-brûlée! ") == normalize("cafe creme brulee")
+    assert normalize("ＡＢＣ　１２３") == "abc 123"
+    assert normalize("東京。") == normalize("東京")
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_normalize_is_idempotent_on_any_text(text):
+    once = normalize(text)
+    assert normalize(once) == once

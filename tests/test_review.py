@@ -48,6 +48,7 @@ def test_access_is_refused_without_a_valid_login_and_across_reviewers(server):
     page = alice.get(first)
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     assert "Review question" in page.text and "the model&#x27;s answer" in page.text
+    assert page.text.count("<pre dir=auto>") == 2 and "<pre>" not in page.text   # Arabic and Hebrew read right to left
     assert "judge" not in page.text and ">m<" not in page.text                               # models never named
     stolen = bob.get(first)
     assert stolen.status_code == 404 and "question" not in stolen.text
@@ -241,8 +242,8 @@ def test_pairwise_review_shows_two_unnamed_outputs_in_random_order(project, cli,
         firsts = []
         while (r := ann.get("/next")).status_code == 303:
             page = ann.get(r.headers["location"]).text
-            one = re.search(r"Response 1</h3><pre>(.*?)</pre>", page, re.S).group(1)
-            two = re.search(r"Response 2</h3><pre>(.*?)</pre>", page, re.S).group(1)
+            one = re.search(r"Response 1</h3><pre dir=auto>(.*?)</pre>", page, re.S).group(1)
+            two = re.search(r"Response 2</h3><pre dir=auto>(.*?)</pre>", page, re.S).group(1)
             assert {one.split("-secret")[0], two.split("-secret")[0]} == {"answer by cand", "answer by base"}
             firsts.append(one.startswith("answer by cand"))
             # always prefer the candidate's response strongly, wherever it is shown

@@ -1,6 +1,7 @@
 """Rule graders: deterministic checks of an output, scored in [0, 1]. No calls, no text written anywhere."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import math
@@ -22,11 +23,36 @@ class RuleError(HoldoutError):
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
 
 
+_ASCII_PUNCT = re.compile(r"[^a-z0-9\s]")
+_ACCENTED_SCRIPTS = ("LATIN", "GREEK")
+
+
+@functools.lru_cache(maxsize=4096)
+def _accents_fold(base: str) -> bool:
+    """Whether marks on this letter are accents that may be ignored (Latin and Greek: café = cafe). In other
+    scripts they make other letters or words (Russian й and и; Hindi दिल and दाल; Thai ปา and ป้า): kept."""
+    return unicodedata.name(base, "").startswith(_ACCENTED_SCRIPTS)
+
+
 def normalize(text: str) -> str:
-    """Case, accents, punctuation and spacing do not matter."""
+    """Case, accents, punctuation and spacing do not matter; letters, digits and the marks that change a word
+    in Indic, Thai, Arabic, Hebrew and other scripts do."""
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
+    if text.isascii():
+        return " ".join(_ASCII_PUNCT.sub(" ", text).split())
+    out, fold = [], False
+    for c in unicodedata.normalize("NFKD", text):
+        kind = unicodedata.category(c)[0]
+        if kind == "M":
+            if not fold:
+                out.append(c)
+        elif kind in "LN":
+            out.append(c)
+            fold = _accents_fold(c)
+        else:                  # punctuation, symbols, separators, controls
+            out.append(" ")
+            fold = False
+    return " ".join(unicodedata.normalize("NFC", "".join(out)).split())
 
 
 def _number(text: str) -> float | None:

@@ -208,7 +208,7 @@ class ReviewApp:
                           f'{html.escape(c.get("guide", ""))}</span></legend>{radios}</fieldset>')
         body = (self._logout_form(request) + f"<p class=muted>{left} item(s) waiting for you</p>"
                 + (f"<p class=err>{html.escape(error)}</p>" if error else "")
-                + f"<h3>Request</h3><pre>{html.escape(reveal(item.prompt))}</pre>"
+                + f"<h3>Request</h3><pre dir=auto>{html.escape(reveal(item.prompt))}</pre>"
                 + self._responses(a, output, outputs)
                 + f"<form method=post action='/a/{a['id']}'>"
                 + f"<input type=hidden name=csrf value={self.csrf_token(request)}>{''.join(fields)}"
@@ -223,10 +223,10 @@ class ReviewApp:
     def _responses(a: dict, output, outputs: dict) -> str:
         shown = lambda o: html.escape(reveal(o) if o is not None else "(missing)")  # noqa: E731
         if not a.get("baseline"):
-            return f"<h3>Response</h3><pre>{shown(output)}</pre>"
+            return f"<h3>Response</h3><pre dir=auto>{shown(output)}</pre>"
         base = outputs.get((a["baseline"], a["item_id"], a["epoch"]))
         first, second = (output, base) if queue.swapped(a["id"]) else (base, output)   # order randomized, never named
-        return f"<h3>Response 1</h3><pre>{shown(first)}</pre><h3>Response 2</h3><pre>{shown(second)}</pre>"
+        return f"<h3>Response 1</h3><pre dir=auto>{shown(first)}</pre><h3>Response 2</h3><pre dir=auto>{shown(second)}</pre>"
 
     def show(self, request, assignment_id: str) -> web.Response:
         _, a = self._mine(request, assignment_id)
