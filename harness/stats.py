@@ -201,17 +201,50 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
     return 1.0 if pe == 1 else (po - pe) / (1 - pe)
 
 
+ALPHA_LEVELS = ("nominal", "ordinal", "interval", "ratio")
+
+
+def _alpha_distances(values: np.ndarray, totals: np.ndarray, level: str) -> np.ndarray:
+    """Krippendorff's squared metric differences between every pair of values (sorted ascending)."""
+    a, b = values[:, None], values[None, :]
+    if level == "nominal":
+        return (a != b).astype(float)
+    if level == "interval":
+        return (a - b) ** 2
+    if level == "ratio":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d = ((a - b) / (a + b)) ** 2
+        return np.nan_to_num(d, nan=0.0)        # 0 and 0: no difference
+    # ordinal: the number of pairable values from one rank to the other, less half of the two ends
+    cum = np.concatenate([[0.0], np.cumsum(totals)])
+    i, j = np.minimum.outer(np.arange(len(values)), np.arange(len(values))), \
+        np.maximum.outer(np.arange(len(values)), np.arange(len(values)))
+    return (cum[j + 1] - cum[i] - (totals[i] + totals[j]) / 2) ** 2
+
+
 def krippendorff_alpha(units: dict[Hashable, Sequence[float | None]], level: str = "interval") -> float | None:
     """Alpha for any number of raters with missing ratings. `units`: unit -> the ratings it got (None = missing).
-    level 'nominal' or 'interval'."""
-    values = {u: [v for v in vs if v is not None] for u, vs in units.items()}
-    values = {u: vs for u, vs in values.items() if len(vs) >= 2}
-    if not values:
+    `level`: nominal, ordinal, interval or ratio (Krippendorff's metric differences). Computed from the
+    coincidence matrix, so its cost is linear in the ratings. None where alpha is undefined: fewer than two
+    pairable ratings, or no variation at all (every rating the same value)."""
+    if level not in ALPHA_LEVELS:
+        raise ValueError(f"alpha level must be one of {', '.join(ALPHA_LEVELS)}, not {level!r}")
+    rated = [[v for v in vs if v is not None] for vs in units.values()]
+    rated = [vs for vs in rated if len(vs) >= 2]
+    if not rated:
         return None
-    delta = (lambda x, y: float(x != y)) if level == "nominal" else (lambda x, y: (x - y) ** 2)
-    n = sum(len(vs) for vs in values.values())
-    do = sum(sum(delta(x, y) for i, x in enumerate(vs) for j, y in enumerate(vs) if i != j) / (len(vs) - 1)
-             for vs in values.values()) / n
-    pooled = [v for vs in values.values() for v in vs]
-    de = sum(delta(x, y) for i, x in enumerate(pooled) for j, y in enumerate(pooled) if i != j) / (n * (n - 1))
-    return 1.0 if de == 0 else 1 - do / de
+    flat = np.array([v for vs in rated for v in vs], dtype=float)
+    unit = np.repeat(np.arange(len(rated)), [len(vs) for vs in rated])
+    values, codes = np.unique(flat, return_inverse=True)
+    counts = np.zeros((len(rated), len(values)))                 # unit x value: how many raters gave it
+    np.add.at(counts, (unit, codes), 1.0)
+    weighted = counts / (counts.sum(axis=1, keepdims=True) - 1)  # each pair within a unit counts 1/(m_u - 1)
+    coincidences = counts.T @ weighted - np.diag(weighted.sum(axis=0))
+    totals = coincidences.sum(axis=1)
+    n = totals.sum()
+    delta = _alpha_distances(values, totals, level)
+    expected = (np.outer(totals, totals) * delta).sum() / (n * (n - 1))
+    if expected == 0:
+        return None
+    observed = (coincidences * delta).sum() / n
+    return float(1 - observed / expected)

@@ -216,7 +216,7 @@ def leak_env(tmp_path):
     (root / "suites" / "arena" / "suite.yaml").write_text(
         "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n"
         "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category, topic: metadata.topic}\n"
-        "draw: {size: 8, stratify: [category, topic]}\ngraders:\n"
+        "draw: {size: 8, stratify: [category, topic], max_marginal_tv: 1}\ngraders:\n"
         "  - rules: {type: contains}\n"
         "  - rubric:\n      judges: [{provider: oa, model: judge-rubric}, {provider: an, model: judge-rubric-an}]\n"
         "      criteria: [{name: quality, scale: [1, 5]}]\n"

@@ -173,3 +173,52 @@ def test_draw_errors_are_clear(maint, cli, tmp_path):
     maint("t", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]))
     code, stdout, err = cli("pool", "draw", "--suite", "t", "--size", "3", "--stratify", "language")
     assert code == 2 and "cannot stratify on language: not mapped under source.metadata" in stdout + err
+
+
+def _marginal_tvs(items, candidates, keys):
+    from harness.vault.draw import marginal_distances
+    src = Counter(tuple(c.metadata[k] for k in keys) for c in candidates)
+    pool = Counter(tuple(it["metadata"][k] for k in keys) for it in items)
+    return marginal_distances(src, pool, keys)
+
+
+def test_two_key_strata_keep_every_marginal_on_real_arena_data():
+    """m-arena-hard: 16 languages x the question clusters, 500 drawn: each key's shares within 0.05 of the
+    source's; the seed decides the pool (was: 2 languages of 16, total variation 0.9)."""
+    from harness.vault.draw import load_source
+    data = needs_shared("m-arena-hard")
+    mapping = {"data": f"{data}/*.jsonl", "prompt": "turns[0].content", "metadata": {"language": "$file", "cluster": "cluster"}}
+    candidates = load_source(mapping["data"], mapping, "test", cache_root=None)
+    keys = ["language", "cluster"]
+    assert len({c.metadata["cluster"] for c in candidates}) > 100        # many joint strata of few items
+    runs = {seed: draw(candidates, 500, keys, seed, 0, [], [], "marena") for seed in (7, 7, 8)}
+    items, report = runs[7]
+    assert len(items) == 500 and all(d <= 0.05 for d in report["marginals"].values()), report["marginals"]
+    assert _marginal_tvs(items, candidates, keys) == report["marginals"]
+    assert len({it["metadata"]["language"] for it in items}) == 16
+    again = draw(candidates, 500, keys, 7, 0, [], [], "marena")[0]
+    assert [it["id"] for it in again] == [it["id"] for it in items]                       # same seed, same pool
+    assert {it["id"] for it in runs[8][0]} != {it["id"] for it in items}                  # another seed, another
+
+
+@pytest.mark.parametrize("languages, clusters, per, size, representable",
+                         [(22, 250, 2, 500, True), (40, 30, 3, 200, True), (5, 1000, 1, 300, False)])
+def test_many_small_joint_strata_keep_every_marginal(languages, clusters, per, size, representable):
+    rng = __import__("random").Random(languages)
+    candidates = [Candidate(f"s{l}-{c}-{k}", f"prompt {l} {c} {k} " + " ".join(str(rng.random()) for _ in range(6)),
+                            {"language": f"L{l}", "cluster": f"c{c}"})
+                  for l in range(languages) for c in range(clusters) for k in range(per)]
+    items, report = draw(candidates, size, ["language", "cluster"], 1, 0, [], [], "s")
+    assert len(items) == size and report["marginals"]["language"] <= 0.05
+    # 300 items cannot show 1,000 clusters of 5 in their shares: the distance says so (and `pool draw` refuses)
+    assert (report["marginals"]["cluster"] <= 0.05) == representable, report["marginals"]
+
+
+def test_a_pool_too_small_for_its_strata_is_refused_with_the_distances(maint, project, cli, tmp_path):
+    rows = [{"prompt": f"Question {i} " + " ".join(f"w{i}x{j}" for j in range(8)), "lang": f"L{i % 22}"} for i in range(220)]
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows), metadata={"language": "lang"})
+    code, out, err = cli("pool", "draw", "--suite", "s", "--size", "5", "--stratify", "language")
+    assert code == 2 and "cannot represent the source's strata" in err and "language is 0." in err
+    assert "max_marginal_tv" in err and Vault.open(project.root / ".holdout").pools("s") == []
+    code, out, err = cli("pool", "draw", "--suite", "s", "--size", "110", "--stratify", "language")
+    assert code == 0 and "language 0.000" in out + err

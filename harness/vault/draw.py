@@ -190,22 +190,57 @@ class Deduper:
             self.add(fp)
 
 
-def allocate(counts: dict, size: int, floor: int = 0) -> dict:
-    """Quotas proportional to counts (largest remainder), at least `floor` each where available, summing to size."""
-    total = sum(counts.values())
-    raw = {k: size * c / total for k, c in counts.items()}
-    quota = {k: min(counts[k], max(floor, int(v))) for k, v in raw.items()}
-    by_remainder = sorted(counts, key=lambda k: raw[k] - int(raw[k]), reverse=True)
-    while sum(quota.values()) < size and any(quota[k] < counts[k] for k in counts):
-        for k in by_remainder:
-            if sum(quota.values()) >= size:
-                break
-            if quota[k] < counts[k]:
-                quota[k] += 1
-    while sum(quota.values()) > size:   # floors can overshoot: take back from the largest
-        k = max(quota, key=lambda s: (quota[s] - floor, quota[s]))
-        quota[k] -= 1
-    return quota
+def allocate(counts: dict, size: int, floor: int = 0, *, seed: int = 0) -> dict:
+    """Quotas over joint strata (keys: tuples of one value per stratify key, or single values) summing to `size`,
+    at least `floor` each where available, that keep every key's shares (each marginal) as close to the
+    source's as the size allows. One unit at a time goes to the stratum whose values are furthest below
+    their targets, summed over the keys, then the one furthest below its own share; remaining ties are broken
+    by the seed, never by file order. With one key this is the largest-remainder method."""
+    strata = list(counts)
+    if not strata or size <= 0:
+        return {k: 0 for k in strata}
+    keyed = [k if isinstance(k, tuple) else (k,) for k in strata]
+    capacity = np.array([counts[k] for k in strata], dtype=float)
+    total = capacity.sum()
+    n_keys = len(keyed[0])
+    codes, targets = [], []
+    for j in range(n_keys):                  # per key: each stratum's value code and each value's target
+        values = sorted({k[j] for k in keyed}, key=str)
+        index = {v: n for n, v in enumerate(values)}
+        code = np.array([index[k[j]] for k in keyed])
+        codes.append(code)
+        targets.append(np.bincount(code, weights=capacity, minlength=len(values)) * size / total)
+    joint_target = capacity * size / total
+    jitter = np.random.default_rng(seed).random(len(strata)) * 1e-9
+    # whole units of every stratum's own share first (then at most one more unit per stratum is left to place)
+    quota = np.minimum(capacity, np.maximum(floor, np.floor(joint_target)))
+    got = [np.bincount(code, weights=quota, minlength=len(t)) for code, t in zip(codes, targets)]
+    for _ in range(int(min(size, total) - quota.sum())):
+        deficit = sum(t[code] - g[code] for code, t, g in zip(codes, targets, got))
+        score = np.where(quota < capacity, deficit + 1e-3 * (joint_target - quota) + jitter, -np.inf)
+        best = int(np.argmax(score))
+        quota[best] += 1
+        for code, g in zip(codes, got):
+            g[code[best]] += 1
+    while quota.sum() > size:                # floors can overshoot: take back from the largest
+        over = quota - np.minimum(capacity, floor)
+        best = int(np.argmax(np.where(quota > 0, over * (len(strata) + 1) + quota + jitter, -np.inf)))
+        quota[best] -= 1
+    return {k: int(q) for k, q in zip(strata, quota)}
+
+
+def marginal_distances(source: dict, pool: dict, stratify: list[str]) -> dict[str, float]:
+    """Per stratify key: the total variation distance between its shares in the source and in the pool."""
+    out = {}
+    n_source, n_pool = sum(source.values()), sum(pool.values())
+    for j, key in enumerate(stratify):
+        a, b = Counter(), Counter()
+        for k, c in source.items():
+            a[k[j]] += c
+        for k, c in pool.items():
+            b[k[j]] += c
+        out[key] = 0.5 * sum(abs(a[v] / n_source - (b[v] / n_pool if n_pool else 0.0)) for v in a.keys() | b.keys())
+    return out
 
 
 def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int, floor: int,
@@ -220,7 +255,7 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
     for c in candidates:
         strata[tuple(c.metadata.get(s, "") for s in stratify)].append(c)
     counts = {k: len(v) for k, v in strata.items()}
-    quota = allocate(counts, min(size, len(candidates)), floor)
+    quota = allocate(counts, min(size, len(candidates)), floor, seed=seed)
     rng = random.Random(seed)
     accepted, dropped = Deduper(), Counter()
     items = []
@@ -254,7 +289,8 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
               "short": quota[k] - pool_counts.get(k, 0)} for k in sorted(counts)]
     tv = 0.5 * sum(abs(r["source_share"] - r["pool_share"]) for r in table)
     report = {"size": n, "requested": size, "source_rows": total, "stratify": stratify, "seed": seed, "floor": floor,
-              "strata": table, "total_variation": tv, "dropped": dict(dropped)}
+              "strata": table, "total_variation": tv, "dropped": dict(dropped),
+              "marginals": marginal_distances(counts, dict(pool_counts), stratify)}
     return items, report
 
 

@@ -41,6 +41,13 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})") from None
     items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name)
+    tolerance = defaults.get("max_marginal_tv", 0.05)
+    off = {k: d for k, d in report["marginals"].items() if d > tolerance}
+    if off and items:
+        raise VaultError(f"{suite.file}: a pool of {len(items)} cannot represent the source's strata: "
+                         + ", ".join(f"{k} is {d:.3f} from the source's shares" for k, d in off.items())
+                         + f" (total variation; draw.max_marginal_tv is {tolerance:g}). Ask for a larger --size, "
+                         "stratify on fewer keys, or raise draw.max_marginal_tv in the suite. Nothing was stored.")
     _mask_undeclared_labels(vault, report, stratify, suite.strata)
     if not items:
         raise VaultError(f"nothing left to draw from {source}: every candidate repeats an earlier version or a reference set")
