@@ -698,6 +698,9 @@ def _print_draw_report(console, pool_id: str, report: dict) -> None:
     dropped = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report["dropped"].items()) or "none"
     console.print(f"{report['size']} items (asked {report['requested']}) from {report['source_rows']} source rows; "
                   f"dropped before entering the pool: {dropped}")
+    if report.get("groups") is False:
+        console.print("[yellow]note[/]: translations and variants of one prompt are not detected across languages "
+                      "(near-duplicate checks compare text): declare source.group, the column that ties them")
     if report.get("marginals"):
         console.print("each key's shares against the source's (total variation): "
                       + ", ".join(f"{k} {d:.3f}" for k, d in report["marginals"].items()))

@@ -222,3 +222,26 @@ def test_a_pool_too_small_for_its_strata_is_refused_with_the_distances(maint, pr
     assert "max_marginal_tv" in err and Vault.open(project.root / ".holdout").pools("s") == []
     code, out, err = cli("pool", "draw", "--suite", "s", "--size", "110", "--stratify", "language")
     assert code == 0 and "language 0.000" in out + err
+
+
+def test_translations_declared_as_groups_never_share_a_pool_or_come_back(maint, project, cli):
+    """m-arena-hard: the same question_id in 16 languages. With source.group, two draws share no question;
+    without it, the draw says that cross-language copies are not detected."""
+    data = needs_shared("m-arena-hard")
+    maint("grouped", f"{data}/*.jsonl", "turns[0].content", {"language": "$file"}, extra="")
+    suite_file = project.root / "suites" / "grouped" / "suite.yaml"
+    suite_file.write_text(suite_file.read_text().replace("  prompt:", "  group: question_id\n  prompt:"))
+    code, out, err = cli("pool", "draw", "--suite", "grouped", "--size", "300", "--stratify", "language", "--seed", "1")
+    assert code == 0 and "not detected across languages" not in out + err, err
+    code, out, err = cli("pool", "draw", "--suite", "grouped", "--size", "300", "--stratify", "language", "--seed", "2")
+    assert code == 0, err
+    vault = Vault.open(project.root / ".holdout")
+    groups = [[json.loads(x)["group"] for x in vault.read_jsonl(f"grouped@v{v}").decode().splitlines()] for v in (1, 2)]
+    assert len(groups[0]) == len(set(groups[0])) == 300                # one language of each question per pool
+    assert len(groups[1]) == len(set(groups[1])) == 200                # the 200 questions v1 did not take
+    assert not set(groups[0]) & set(groups[1])                       # a drawn question never comes back translated
+    assert vault.manifest("grouped@v2")["draw_report"]["dropped"]["group_in_an_earlier_version"] > 0
+    assert all(g.startswith("g") and len(g) == 16 for g in groups[0])   # opaque: not the public question id
+    maint("plain", f"{data}/*.jsonl", "turns[0].content", {"language": "$file"})
+    code, out, err = cli("pool", "draw", "--suite", "plain", "--size", "100", "--stratify", "language")
+    assert code == 0 and "not detected across languages" in out + err

@@ -38,6 +38,7 @@ class Candidate:
     source_id: str
     text: str
     metadata: dict
+    group: str | None = None     # the source's group column: translations and variants of one prompt
 
 
 def _get(row: dict, path: str):
@@ -112,7 +113,7 @@ def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> 
     """Rows of the source as candidates. Local files (jsonl, json, csv, parquet) are read directly, one by
     one (so `$file` can name a file's stem); a dataset id or directory goes through `datasets` (`_hub_rows`)."""
     files = sorted(glob.glob(source)) if any(c in source for c in "*?[") else ([source] if Path(source).is_file() else [])
-    prompt_col, id_col = mapping.get("prompt", "prompt"), mapping.get("id")
+    prompt_col, id_col, group_col = mapping.get("prompt", "prompt"), mapping.get("id"), mapping.get("group")
     meta_cols = mapping.get("metadata", {})
     out: list[Candidate] = []
     parts = [(Path(f).stem, _local_rows(Path(f))) for f in files] or [("", _hub_rows(source, cache_root, where))]
@@ -123,11 +124,14 @@ def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> 
                     text = _get(row, prompt_col)
                     sid = f"{stem}:{_get(row, id_col) if id_col else n}"
                     meta = {k: (stem if col == "$file" else _get(row, col)) for k, col in meta_cols.items()}
+                    group = None if group_col is None else _get(row, group_col)
                 except (KeyError, IndexError, TypeError):
                     raise ConfigError(f"{where}: source row {n} of {stem or source} has no column "
-                                      f"{prompt_col!r} / {id_col!r} / {list(meta_cols.values())} (see source: in the suite)") from None
+                                      f"{prompt_col!r} / {id_col!r} / {group_col!r} / {list(meta_cols.values())} "
+                                      "(see source: in the suite)") from None
                 if isinstance(text, str) and text.strip():
-                    out.append(Candidate(sid, text, {k: str(v) for k, v in meta.items()}))
+                    out.append(Candidate(sid, text, {k: str(v) for k, v in meta.items()},
+                                         None if group is None else str(group)))
         except (ValueError, UnicodeDecodeError, csv.Error) as e:
             raise ConfigError(f"{where}: source {stem or source}: unreadable ({type(e).__name__}); rows are not shown") from None
     if not out:
@@ -243,9 +247,17 @@ def marginal_distances(source: dict, pool: dict, stratify: list[str]) -> dict[st
     return out
 
 
+def group_id(suite: str, group: str) -> str:
+    """A source group as stored in a pool item: opaque (a public question id cannot be looked up from it)."""
+    return "g" + hashlib.sha256(f"{suite}|group|{group}".encode()).hexdigest()[:15]
+
+
 def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int, floor: int,
-         earlier_texts: list[str], reference_texts: list[str], suite: str) -> tuple[list[dict], dict]:
-    """The new pool's items (JSON-ready, text included: encrypt them) and a report of ids and numbers only."""
+         earlier_texts: list[str], reference_texts: list[str], suite: str,
+         earlier_groups: set[str] = frozenset()) -> tuple[list[dict], dict]:
+    """The new pool's items (JSON-ready, text included: encrypt them) and a report of ids and numbers only.
+    Candidates with a group (translations of one prompt) count as one: at most one member per pool, and none
+    whose group an earlier version had (`earlier_groups`, as stored)."""
     seen_before, reference = Deduper(), Deduper()
     for t in earlier_texts:
         seen_before.add_text(t)
@@ -258,29 +270,54 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
     quota = allocate(counts, min(size, len(candidates)), floor, seed=seed)
     rng = random.Random(seed)
     accepted, dropped = Deduper(), Counter()
+    groups_taken: set[str] = set()
     items = []
+
+    def next_item(c: Candidate) -> dict | None:
+        """The pool item for `c`, or None (and the reason counted) if it repeats something."""
+        group = group_id(suite, c.group) if c.group is not None else None
+        if group is not None and group in earlier_groups:
+            dropped["group_in_an_earlier_version"] += 1
+            return None
+        if group is not None and group in groups_taken:
+            dropped["same_group_in_draw"] += 1
+            return None
+        fp = Fingerprint(c.text)
+        if seen_before.check(fp):
+            dropped["in_an_earlier_version"] += 1
+            return None
+        if reference.check(fp):
+            dropped["in_a_reference_set"] += 1
+            return None
+        reason = accepted.check(fp)
+        if reason:
+            dropped[f"{reason}_duplicate_in_draw"] += 1
+            return None
+        accepted.add(fp)
+        item = {"id": "h" + hashlib.sha256(f"{suite}|{c.source_id}".encode()).hexdigest()[:15],
+                "prompt": c.text, "metadata": c.metadata}
+        if group is not None:
+            item["group"] = group
+            groups_taken.add(group)
+        return item
+
+    queues = {}
     for key in sorted(strata):
-        pool = strata[key][:]
-        rng.shuffle(pool)
-        taken = 0
-        for c in pool:
-            if taken >= quota[key]:
-                break
-            fp = Fingerprint(c.text)
-            if seen_before.check(fp):
-                dropped["in_an_earlier_version"] += 1
+        queue = strata[key][:]
+        rng.shuffle(queue)
+        queues[key] = iter(queue)
+    taken = Counter()
+    active = [key for key in sorted(strata) if quota[key] > 0]
+    while active:      # round robin over the strata: when candidates run short (groups, repeats), all share it
+        for key in list(active):
+            item = next((it for c in queues[key] if (it := next_item(c)) is not None), None)
+            if item is None:
+                active.remove(key)
                 continue
-            if reference.check(fp):
-                dropped["in_a_reference_set"] += 1
-                continue
-            reason = accepted.check(fp)
-            if reason:
-                dropped[f"{reason}_duplicate_in_draw"] += 1
-                continue
-            accepted.add(fp)
-            items.append({"id": "h" + hashlib.sha256(f"{suite}|{c.source_id}".encode()).hexdigest()[:15],
-                          "prompt": c.text, "metadata": c.metadata})
-            taken += 1
+            items.append(item)
+            taken[key] += 1
+            if taken[key] >= quota[key]:
+                active.remove(key)
     n = len(items)
     pool_counts = Counter(tuple(it["metadata"].get(s, "") for s in stratify) for it in items)
     total = sum(counts.values())
@@ -290,8 +327,13 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
     tv = 0.5 * sum(abs(r["source_share"] - r["pool_share"]) for r in table)
     report = {"size": n, "requested": size, "source_rows": total, "stratify": stratify, "seed": seed, "floor": floor,
               "strata": table, "total_variation": tv, "dropped": dict(dropped),
-              "marginals": marginal_distances(counts, dict(pool_counts), stratify)}
+              "marginals": marginal_distances(counts, dict(pool_counts), stratify),
+              "groups": sum(c.group is not None for c in candidates) > 0}
     return items, report
+
+
+def groups_of_jsonl(data: bytes) -> set[str]:
+    return {g for line in data.splitlines() if line.strip() and (g := json.loads(line).get("group"))}
 
 
 def texts_of_jsonl(data: bytes) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..suite import Suite
-from .draw import draw, load_source, texts_of_jsonl
+from .draw import draw, groups_of_jsonl, load_source, texts_of_jsonl
 from .keys import VaultError
 from .. import clock
 from .pools import Vault
@@ -32,7 +32,11 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
         raise ConfigError(f"{suite.file}: cannot stratify on {', '.join(unknown)}: not mapped under source.metadata "
                           f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})")
     candidates = load_source(source, src, str(suite.file), cache_root=vault.dir / "tmp")
-    earlier = [t for m in vault.pools(suite.name) for t in texts_of_jsonl(vault.read_jsonl(m["id"]))]
+    earlier, earlier_groups = [], set()
+    for m in vault.pools(suite.name):
+        data = vault.read_jsonl(m["id"])
+        earlier += texts_of_jsonl(data)
+        earlier_groups |= groups_of_jsonl(data)
     reference = []
     for ref in src.get("reference_sets", []):
         path = (suite.dir / ref) if not Path(ref).is_absolute() else Path(ref)
@@ -40,7 +44,7 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
             reference += texts_of_jsonl(path.read_bytes())
         except (OSError, ValueError, KeyError) as e:
             raise ConfigError(f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})") from None
-    items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name)
+    items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name, earlier_groups)
     tolerance = defaults.get("max_marginal_tv", 0.05)
     off = {k: d for k, d in report["marginals"].items() if d > tolerance}
     if off and items:
