@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from .errors import HoldoutError
-from .grading.engine import style_features
+from . import style
 from .store import CallRow, GradeRow, Store
 
 GRADER = "recorded"
@@ -63,9 +63,10 @@ def import_alpaca_eval(directory: Path, store: Store, run_id: str) -> dict:
                                          None, 0.0, 1, None, None, 0.0))
             if model == base:
                 continue
-            mine, theirs = style_features(out2), style_features(out1)
+            mine, theirs = style.features(out2), style.features(out1)
             grades.append(GradeRow(run_id, GRADER, model, iid, 0, "ok", pref - 1.0,
                                    {"baseline": base, "verdicts": {}, "games": [[pref - 1.0, False]], "consistent": True,
+                                    "style": {"model": mine, "baseline": theirs},
                                     "style_diff": {k: mine[k] - theirs[k] for k in mine}, "dataset": r.get("dataset")}))
             counts[model] = counts.get(model, 0) + 1
     models = sorted({c.model for c in calls})

@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from . import stats
+from . import stats, style
 from .store import Store, call_stats
 
 STYLE_KEYS = ("length", "headers", "lists", "bold")
@@ -43,19 +43,22 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
             "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"], "length_slope": lc["length_slope"],
             "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs)}
         for r in rs:
-            diff = r["detail"]["style_diff"]
             for score, strong in r["detail"]["games"]:      # every judge game is a battle; ">>" counts 3 times
                 battles.append((model, baseline, score))
                 weights.append(3.0 if strong else 1.0)
-                covs.append([diff[k] for k in STYLE_KEYS])
+                covs.append(r["detail"].get("style") or r["detail"]["style_diff"])
     if battles:
-        cov = np.array(covs, dtype=float)
-        sd = cov.std(axis=0)
-        cov = np.where(sd > 0, cov / np.where(sd > 0, sd, 1), 0.0)
         out["bradley_terry"] = stats.bradley_terry(battles, anchor=baseline, weights=weights, seed=seed)["ratings"]
+        if all("model" in c for c in covs):
+            cov, form = style.covariates([(c["model"], c["baseline"]) for c in covs]), "arena-hard"
+        else:    # grades made before both sides' counts were kept: raw differences (re-grade for Arena-Hard's form)
+            raw = np.array([[c[k] for k in STYLE_KEYS] for c in covs], dtype=float)
+            sd = raw.std(axis=0)
+            cov, form = np.where(sd > 0, raw / np.where(sd > 0, sd, 1), 0.0), "raw-differences"
         styled = stats.bradley_terry(battles, anchor=baseline, weights=weights, covariates=cov, seed=seed)
         out["bradley_terry_style_controlled"] = styled["ratings"]
-        out["style_coefficients"] = dict(zip(STYLE_KEYS, styled["coefficients"]))
+        out["style_control"] = form
+        out["style_coefficients"] = dict(zip(style.COVARIATES, styled["coefficients"]))
     return out
 
 

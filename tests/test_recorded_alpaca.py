@@ -44,3 +44,66 @@ def test_bad_recorded_files_are_clear_errors(cli, tmp_path):
     (tmp_path / "annotations" / "m.json").write_text('[{"generator_1": "a"}]')
     code, _, err = cli("recorded", "import-alpaca-eval", tmp_path, "--workspace", tmp_path / "ws")
     assert code == 2 and "m.json: record 0: expected generator_1/2" in err
+
+
+def _arena_hard_counts(text: str) -> dict:
+    """Arena-Hard's own counting (utils/add_markdown_info.py in lmarena/arena-hard-auto), transcribed."""
+    import re
+    for block in re.findall("```([^`]*)```", text):
+        text = text.replace(block, "")
+    return {"headers": sum(len(re.findall(rf"^#{{{n}}}\s", text, re.M)) for n in range(1, 7)),
+            "lists": len(re.findall(r"^\s*\d+\.\s", text, re.M)) + len(re.findall(r"^\s*[-*+]\s", text, re.M)),
+            "bold": len(re.findall(r"\*\*[^*\n]+\*\*", text)) + len(re.findall(r"__[^_\n]+__", text))}
+
+
+@pytest.mark.parametrize("text", ["# Title\n\nSome **bold** and __bold__ text.\n\n- a\n- b\n1. one\n2. two\n",
+                                  "```python\n# not a header\n- not a list\n```\n## Real header\n* item",
+                                  "plain text, no markdown at all", "### ok\n####### seven is not a header\n  + nested"])
+def test_markdown_counts_are_arena_hards(text):
+    from harness import style
+    mine = style.features(text)
+    assert {k: mine[k] for k in ("headers", "lists", "bold")} == _arena_hard_counts(text)
+
+
+def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(project, cli):
+    """The same battles (AlpacaEval's recorded verdicts), Arena-Hard's covariates transcribed from its
+    show_result.py (normalized length difference, markdown density differences, centred and scaled with
+    torch.std's n-1), fitted by scikit-learn's unpenalized logistic regression: every model's
+    style-controlled rating within 1 point of Holdout's."""
+    import sqlite3
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    data = needs_shared("alpaca-eval")
+    assert cli("recorded", "import-alpaca-eval", data, "--run", "ae")[0] == 0
+    assert cli("report", "ae")[0] == 0
+    section = json.loads((project.root / "results" / "ae" / "report.json").read_text())["graders"]["recorded"]
+    assert section["style_control"] == "arena-hard"
+    ours = {m: r["rating"] for m, r in section["bradley_terry_style_controlled"].items()}
+    rows = sqlite3.connect(project.root / ".holdout" / "store.sqlite").execute(
+        "SELECT model, score, detail FROM grades WHERE run_id='ae' AND status='ok' ORDER BY model, item_id").fetchall()
+    baseline = section["baseline"]
+    models = sorted({m for m, _, _ in rows})
+    feats, y, X = [], [], []
+    for model, score, detail in rows:
+        d = json.loads(detail)
+        a, b = d["style"]["model"], d["style"]["baseline"]
+        ta, tb = a["tokens"], b["tokens"]
+        row = [(ta - tb) / (ta + tb)]
+        for k in ("headers", "lists", "bold"):
+            da, db = a[k] / ta, b[k] / tb
+            row.append((da - db) / (da + db + 1))
+        feats.append(row)
+        X.append([1.0 if m == model else 0.0 for m in models])
+        y.append(score)
+    feats = np.array(feats)
+    feats = (feats - feats.mean(axis=0)) / feats.std(axis=0, ddof=1)
+    design = np.hstack([np.array(X), feats])
+    y = np.array(y)
+    fit = LogisticRegression(C=np.inf, fit_intercept=False, max_iter=10_000, tol=1e-10)   # no penalty
+    fit.fit(np.vstack([design, design]), np.r_[np.ones(len(y)), np.zeros(len(y))], sample_weight=np.r_[y, 1 - y])
+    scale = 400 / np.log(10)
+    theirs = {m: 1000 + scale * c for m, c in zip(models, fit.coef_[0][:len(models)])}
+    assert baseline not in models and ours[baseline] == pytest.approx(1000)
+    for m in models:
+        assert ours[m] == pytest.approx(theirs[m], abs=1.0), m

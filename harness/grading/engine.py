@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from ..errors import ConfigError, HoldoutError
 from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..runner import Job, Runner
+from .. import style
 from ..sealed import reveal
 from ..store import GradeRow, Store
 from ..yamlfile import key_path
@@ -43,14 +43,6 @@ def judge_key(t: Target) -> str:
 def settings_digest(spec: dict) -> str:
     """A grader's settings as written (judges, criteria, rule), digested: grades made with other settings differ."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def style_features(text: str) -> dict:
-    """Length and markdown counts (numbers only): the covariates of style control."""
-    body = re.sub(r"```.*?```", "", text, flags=re.S)
-    return {"length": len(text), "headers": len(re.findall(r"^#{1,6} ", body, re.M)),
-            "lists": len(re.findall(r"^\s*(?:[-*+]|\d+\.) ", body, re.M)),
-            "bold": len(re.findall(r"\*\*[^*\n]+\*\*|__[^_\n]+__", body))}
 
 
 @dataclass
@@ -114,9 +106,10 @@ class JudgeGrader:
             per_judge[j.name] = (s0 + s1) / 2
             consistent &= not ({s0, s1} == {0.0, 1.0})
             games += [[s0, st0], [s1, st1]]
-        mine, theirs = style_features(reveal(outputs[t])), style_features(reveal(outputs[self._baseline_key(t, outputs)]))
+        mine = style.features(reveal(outputs[t]))
+        theirs = style.features(reveal(outputs[self._baseline_key(t, outputs)]))
         detail = {"baseline": self.baseline, "verdicts": verdicts, "judges": per_judge, "consistent": consistent, "games": games,
-                  "style_diff": {k: mine[k] - theirs[k] for k in mine}}
+                  "style": {"model": mine, "baseline": theirs}, "style_diff": {k: mine[k] - theirs[k] for k in mine}}
         return sum(per_judge.values()) / len(per_judge), detail
 
 

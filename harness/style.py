@@ -1,0 +1,50 @@
+"""Style control: what an answer looks like (length, markdown), so a judge's taste for it can be separated
+from quality.
+
+Features are counted once per answer at grading time and kept in the grade (numbers only). The covariates
+of the style-controlled Bradley-Terry fit are Arena-Hard's (`show_result.py --control-features length
+markdown` in lmarena/arena-hard-auto): for each battle, the normalized length difference
+(a - b) / (a + b) in tokens, and for headers, list items and bold spans the difference of their
+densities per token, (da - db) / (da + db + 1); each column centred and scaled by its standard
+deviation. So a Holdout style-controlled rating can be set beside a published one. One difference:
+Arena-Hard counts tokens with tiktoken's gpt-4o encoding, which Holdout cannot fetch at run time;
+Holdout counts words and punctuation marks (`\\w+|[^\\w\\s]`), which differ from BPE tokens by a
+roughly constant factor that the normalized difference cancels.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+MARKDOWN = ("headers", "lists", "bold")
+COVARIATES = ("length", *MARKDOWN)
+_CODE = re.compile(r"```([^`]*)```")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def features(text: str) -> dict:
+    """Counts for one answer (markdown inside code blocks is not markdown, as in Arena-Hard)."""
+    body = _CODE.sub("", text)
+    return {"length": len(text), "tokens": len(_TOKEN.findall(text)),
+            "headers": len(re.findall(r"^#{1,6}\s", body, re.M)),
+            "lists": len(re.findall(r"^\s*\d+\.\s", body, re.M)) + len(re.findall(r"^\s*[-*+]\s", body, re.M)),
+            "bold": len(re.findall(r"\*\*[^*\n]+\*\*", body)) + len(re.findall(r"__[^_\n]+__", body))}
+
+
+def covariates(pairs: list[tuple[dict, dict]]) -> np.ndarray:
+    """One row per battle (model's features, baseline's): Arena-Hard's normalized differences, centred and
+    scaled per column (a column with no variation is 0)."""
+    model = np.array([[m["tokens"], *(m[k] for k in MARKDOWN)] for m, _ in pairs], dtype=float)
+    base = np.array([[b["tokens"], *(b[k] for k in MARKDOWN)] for _, b in pairs], dtype=float)
+    out = np.zeros_like(model)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = model[:, 0] + base[:, 0]
+        out[:, 0] = np.where(total > 0, (model[:, 0] - base[:, 0]) / np.where(total > 0, total, 1), 0.0)
+        dm = np.where(model[:, :1] > 0, model[:, 1:] / np.where(model[:, :1] > 0, model[:, :1], 1), 0.0)
+        db = np.where(base[:, :1] > 0, base[:, 1:] / np.where(base[:, :1] > 0, base[:, :1], 1), 0.0)
+    out[:, 1:] = (dm - db) / (dm + db + 1)
+    if len(out) < 2:
+        return np.zeros_like(out)
+    sd = out.std(axis=0, ddof=1)
+    return np.where(sd > 0, (out - out.mean(axis=0)) / np.where(sd > 0, sd, 1), 0.0)
