@@ -295,6 +295,29 @@ def _audit_issue(folder: Path, lab: str, card: dict) -> str | None:
     return previous if previous not in (None, rows) else None
 
 
+def cmd_difficulty(args) -> int:
+    """Store a pool's length-control reference: this run's pairwise battles (numbers only)."""
+    with _run_store(_places(args).workspace, args.run_id) as store:
+        info = store.run_info(args.run_id) or {}
+        rows = [g for g in store.grades(args.run_id) if g["status"] == "ok" and "baseline" in (g["detail"] or {})]
+        graders = sorted({g["grader"] for g in rows})
+        grader = args.grader or (graders[0] if len(graders) == 1 else None)
+        if grader is None or grader not in graders:
+            raise HoldoutError(f"run {args.run_id}: " + ("no pairwise grades: grade it first" if not graders else
+                               f"pairwise graders are {', '.join(graders)}: pass --grader"))
+        rows = [g for g in rows if g["grader"] == grader]
+        models = sorted({g["model"] for g in rows})
+        if len(models) < args.min_models:
+            raise HoldoutError(f"run {args.run_id}: {len(models)} model(s) graded by {grader}; a reference needs at "
+                               f"least {args.min_models} (--min-models), or it is a few models' taste")
+        store.put_length_reference(info["pool"], run_id=args.run_id, grader=grader, rows=[
+            (g["model"], g["item_id"], g["score"], g["detail"]["style_diff"]["length"]) for g in rows])
+    _out().print(f"pool {info['pool']}: length control now uses {len(models)} models of run {args.run_id} ({grader}) "
+                 "as its reference; each model's LC win rate on this pool no longer depends on the other models in "
+                 "its run")
+    return EXIT_OK
+
+
 def cmd_leaderboard(args) -> int:
     from rich.table import Table
 
@@ -1006,6 +1029,14 @@ def build_parser() -> argparse.ArgumentParser:
     workspace(sp)
     json_flag(sp)
     sp.set_defaults(func=cmd_check)
+
+    sp = sub.add_parser("difficulty", help="make a run's pairwise battles the pool's reference for length control "
+                                           "(LC win rates become a property of the model and the pool)")
+    sp.add_argument("run_id")
+    sp.add_argument("--grader", help="the pairwise grader (needed if the run has several)")
+    sp.add_argument("--min-models", type=int, default=5, help="reference models required (default 5)")
+    workspace(sp)
+    sp.set_defaults(func=cmd_difficulty)
 
     sp = sub.add_parser("verify", help="check a scorecard (.json or .html) or an export manifest: fails on any change")
     sp.add_argument("file", type=Path)

@@ -22,22 +22,32 @@ def _fmt_ci(d: dict, key: str = "mean", pct: bool = False) -> str:
         f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
 
 
-def pairwise_section(rows: list[dict], baseline: str, seed: int = 0) -> dict:
-    """Win rates vs the baseline, BT ratings from every game, and the style-controlled view."""
+def pairwise_section(rows: list[dict], baseline: str, seed: int = 0,
+                     reference: tuple[list, dict] | None = None) -> dict:
+    """Win rates vs the baseline, LC win rates, BT ratings from every game, and the style-controlled view.
+
+    `reference`: the pool's stored length-control reference (`holdout difficulty`): battles of a declared set
+    of models, and where they came from. Each model's LC rate is fitted against the reference without that
+    model, so it depends on the model and the pool only. Without a stored reference, the run's other models
+    serve, and the section says so (`difficulty_from`): then LC moves with the company a model keeps."""
     by_model = defaultdict(list)
     for r in rows:
         if r["status"] == "ok":
             by_model[r["model"]].append(r)
     out = {"baseline": baseline, "models": {}}
     battles, weights, covs = [], [], []
-    lc_all = stats.length_controlled_win_rates(
-        [(m, r["item_id"], r["score"], r["detail"]["style_diff"]["length"]) for m, rs in by_model.items() for r in rs],
-        seed=seed)
+    length = lambda r: r["detail"]["style_diff"]["length"]  # noqa: E731
+    if reference is None:
+        ref_rows = [(m, r["item_id"], r["score"], length(r)) for m, rs in by_model.items() for r in rs]
+        out["difficulty_from"] = {"this_run_models": len(by_model)}
+    else:
+        ref_rows, out["difficulty_from"] = reference
     for model, rs in sorted(by_model.items()):
         prefs = [r["score"] for r in rs]
         boot = stats.bootstrap_mean(prefs, clusters=[r["item_id"] for r in rs], seed=seed)
         wr = stats.win_rate(prefs)
-        lc = lc_all[model]
+        without = stats.length_reference([x for x in ref_rows if x[0] != model])   # never a model's own items
+        lc = stats.length_controlled_win_rate([(r["item_id"], r["score"], length(r)) for r in rs], without, seed=seed)
         out["models"][model] = {
             "win_rate": boot["mean"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "se": wr["se"],
             "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"], "length_slope": lc["length_slope"],
@@ -85,7 +95,8 @@ def build_report(store: Store, run_id: str, seed: int = 0, *, order: list[str] |
         rows = by_grader[grader]
         baseline = next((r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None)
         if baseline is not None:
-            section = pairwise_section(rows, baseline, seed)
+            info = store.run_info(run_id) or {}
+            section = pairwise_section(rows, baseline, seed, store.length_reference(info.get("pool") or "", grader))
             section["kind"] = "pairwise"
         else:
             section = {"kind": "scores", "models": {}}
@@ -158,6 +169,11 @@ def print_report(console: Console, report: dict) -> None:
                 t.add_row(m, _fmt_ci(s, "win_rate", pct=True), f"{s['se'] * 100:.1f}", lc,
                           _fmt_rating(bt.get(m)), _fmt_rating(sbt.get(m)), f"{s['inconsistent_rate'] * 100:.0f}%",
                           str(s["n"]))
+            src = g.get("difficulty_from") or {}
+            t.caption = (f"LC: per model, against the pool's reference ({len(src['models'])} models of run {src['run']})"
+                         if "run" in src else
+                         f"LC: item difficulty from this run's other models ({src.get('this_run_models', 0)} in all): "
+                         "it moves with the company a model keeps; `holdout difficulty RUN` stores a fixed reference")
         else:
             t = Table(title=f"{name}: mean score, 95% CI (bootstrap over items; errors excluded)")
             for col in ("model", "score", "graded", "skipped", "grade errors", "criteria"):

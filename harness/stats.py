@@ -5,13 +5,14 @@
 - `win_rate`: mean of per-item preferences in [0, 1] (ties 0.5) with its standard error and CI.
 - `bradley_terry`: strengths by maximum likelihood (logistic regression on battles, optionally with
   style covariates: style control), on the Elo scale, with bootstrap CIs.
-- `length_controlled_win_rates`: win rates at zero length difference, from one logistic model over all models.
+- `length_reference`, `length_controlled_win_rate`: AlpacaEval's length control, per model, against a fixed reference.
 - `cohen_kappa`, `krippendorff_alpha`: agreement between raters (judges, people).
 """
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import numpy as np
@@ -122,10 +123,11 @@ def bradley_terry(battles: Sequence[tuple[str, str, float]], anchor: str | None 
     return {"ratings": ratings, "coefficients": [float(c) for c in beta[k:]]}
 
 
-def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: int = 60) -> np.ndarray:
+def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: int = 60,
+                    offset: np.ndarray | float = 0.0) -> np.ndarray:
     beta = np.zeros(X.shape[1])
     for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+        p = 1 / (1 + np.exp(-np.clip(X @ beta + offset, -30, 30)))
         step = np.linalg.solve((X * (p * (1 - p))[:, None]).T @ X + np.diag(penalty), X.T @ (y - p) - penalty * beta)
         beta += step
         if np.max(np.abs(step)) < 1e-9:
@@ -133,61 +135,82 @@ def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: in
     return beta
 
 
-def length_controlled_win_rates(rows: Sequence[tuple[str, Hashable, float, float]], shrink: float = 5.0,
-                                n_boot: int = 100, seed: int = 0) -> dict[str, dict]:
-    """Win rates against one baseline at zero length difference, for every model at once.
+def _logit(p: float) -> float:
+    p = min(max(p, 0.01), 0.99)
+    return math.log(p / (1 - p))
 
-    rows: (model, item, preference in [0, 1], model length - baseline length). One logistic model over all
-    battles: P = sigmoid(strength_model + (slope + slope_model) * tanh(len_diff / sd) + w * difficulty_item),
-    where the length slope is shared (it is the judge's taste) with per-model deviations shrunk towards it
-    (ridge `shrink`), and difficulty_item is the mean logit preference of the *other* models on that item.
-    A model's length-controlled win rate is the mean over its items of the prediction at zero length
-    difference; its standard error comes from a bootstrap over items.
-    """
-    models = sorted({r[0] for r in rows})
-    if not rows:
-        return {}
-    index = {m: k for k, m in enumerate(models)}
-    n_models = len(models)
-    logits = defaultdict(list)
+
+@dataclass
+class LengthReference:
+    """What length control holds fixed, from a reference set of models: each item's difficulty, the judge's
+    taste for length (the slope on tanh(length difference / sd)) and that sd."""
+    difficulty: dict
+    slope: float
+    sd: float
+
+
+def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> LengthReference:
+    """rows: (model, item, preference in [0, 1], model length - baseline length) of the reference models.
+    Difficulty: the two-way additive decomposition of the logit preferences (model effect + item effect),
+    centred. Slope: one logistic fit over every battle with a strength per model, the item difficulty and a
+    shared length term. Fewer than two models: no difficulty and no slope (nothing to tell them apart)."""
+    by_model = defaultdict(list)
     for m, item, pref, _ in rows:
-        p = min(max(pref, 0.01), 0.99)
-        logits[item].append((m, math.log(p / (1 - p))))
-    difficulty = np.array([np.mean([v for mm, v in logits[item] if mm != m] or [0.0]) for m, item, _, _ in rows])
+        by_model[m].append((item, _logit(pref)))
+    if len(by_model) < 2:
+        return LengthReference({}, 0.0, float(np.std([r[3] for r in rows])) if rows else 1.0)
+    strength = {m: float(np.mean([v for _, v in vs])) for m, vs in by_model.items()}
+    per_item = defaultdict(list)
+    for m, vs in by_model.items():
+        for item, v in vs:
+            per_item[item].append(v - strength[m])
+    raw = {item: float(np.mean(vs)) for item, vs in per_item.items()}
+    centre = float(np.mean(list(raw.values())))
+    difficulty = {item: v - centre for item, v in raw.items()}
     diffs = np.array([r[3] for r in rows], dtype=float)
-    t = np.tanh(diffs / (diffs.std() or 1.0))
-    y = np.array([r[2] for r in rows], dtype=float)
-    X = np.zeros((len(rows), 2 * n_models + 2))
-    rows_of = defaultdict(list)
+    sd = float(diffs.std()) or 1.0
+    models = sorted(by_model)
+    index = {m: k for k, m in enumerate(models)}
+    X = np.zeros((len(rows), len(models) + 2))
     for k, (m, item, _, _) in enumerate(rows):
         X[k, index[m]] = 1.0
-        X[k, n_models] = t[k]
-        X[k, n_models + 1 + index[m]] = t[k]
-        rows_of[m].append(k)
-    X[:, -1] = difficulty
-    penalty = np.full(X.shape[1], 1e-6)
-    penalty[n_models + 1:2 * n_models + 1] = shrink
+        X[k, -2] = difficulty[item]
+    X[:, -1] = np.tanh(diffs / sd)
+    beta = _ridge_logistic(X, np.array([r[2] for r in rows], dtype=float), np.full(X.shape[1], 1e-6))
+    return LengthReference(difficulty, float(beta[-1]), sd)
 
-    def predict(beta, model):
-        ks = rows_of[model]
-        return float(np.mean(1 / (1 + np.exp(-(beta[index[model]] + beta[-1] * difficulty[ks])))))
 
-    beta = _ridge_logistic(X, y, penalty)
-    point = {m: predict(beta, m) for m in models}
-    items = sorted({r[1] for r in rows}, key=str)
+def length_controlled_win_rate(rows: Sequence[tuple[Hashable, float, float]], ref: LengthReference,
+                               shrink: float = 2.0, n_boot: int = 100, seed: int = 0) -> dict:
+    """One model's win rate against the baseline at zero length difference (AlpacaEval's length-controlled
+    form), fitted on this model's battles alone against a reference built without it:
+    P = sigmoid(strength + (slope_ref + slope) * tanh(len_diff / sd_ref) + weight * difficulty_item), the
+    model's own slope deviation shrunk towards the judge's (ridge `shrink`: a model whose answers are all
+    shorter cannot pass its brevity off as strength). The LC win rate is the mean over its items of the
+    prediction at zero length difference; its standard error is a bootstrap over items of that whole fit
+    (AlpacaEval reports the raw win rate's standard error beside its LC rate; this is the LC rate's own)."""
+    if not rows:
+        return {"lc_win_rate": None, "se": None, "length_slope": None}
+    t = np.tanh(np.array([r[2] for r in rows], dtype=float) / ref.sd)
+    d = np.array([ref.difficulty.get(r[0], 0.0) for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows], dtype=float)
+    X = np.column_stack([np.ones(len(rows)), t, d])
+    penalty = np.array([1e-6, shrink, 1e-3])
+
+    def fit(ks):
+        beta = _ridge_logistic(X[ks], y[ks], penalty, offset=ref.slope * t[ks])
+        return float(np.mean(1 / (1 + np.exp(-(beta[0] + beta[2] * d[ks]))))), beta
+
+    point, beta = fit(np.arange(len(rows)))
     by_item = defaultdict(list)
     for k, r in enumerate(rows):
-        by_item[r[1]].append(k)
+        by_item[r[0]].append(k)
+    groups = list(by_item.values())
     rng = np.random.default_rng(seed)
-    boots = defaultdict(list)
-    for _ in range(n_boot):
-        picked = rng.integers(0, len(items), len(items))
-        ks = np.concatenate([by_item[items[i]] for i in picked])
-        b = _ridge_logistic(X[ks], y[ks], penalty)
-        for m in models:
-            boots[m].append(predict(b, m))
-    return {m: {"lc_win_rate": point[m], "se": float(np.std(boots[m], ddof=1)) if n_boot > 1 else None,
-                "length_slope": float(beta[n_models] + beta[n_models + 1 + index[m]])} for m in models}
+    boots = [fit(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))[0]
+             for _ in range(n_boot)]
+    return {"lc_win_rate": point, "se": float(np.std(boots, ddof=1)) if n_boot > 1 else None,
+            "length_slope": float(ref.slope + beta[1])}
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:

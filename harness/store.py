@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS calls (
   ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
   latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL, item_sha TEXT,
   PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS length_reference (pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
+  preference REAL NOT NULL, length_diff REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS length_reference_pool ON length_reference(pool);
+CREATE TABLE IF NOT EXISTS length_reference_sources (pool TEXT PRIMARY KEY, run_id TEXT, grader TEXT, models TEXT,
+  created REAL);
 CREATE TABLE IF NOT EXISTS grades (
   run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
   status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
@@ -292,6 +297,28 @@ class Store:
             sql, args = sql + " AND grader=?", (run_id, grader)
         keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
         return [dict(zip(keys, r[:6] + (json.loads(r[6]),))) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)]
+
+    # -- the pool's length-control reference --------------------------------------------------
+    def put_length_reference(self, pool: str, *, run_id: str, grader: str, rows: list[tuple]) -> None:
+        """Replace the pool's reference battles (model, item, preference, length difference) from `run_id`."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM length_reference WHERE pool=?", (pool,))
+            self.db.executemany("INSERT INTO length_reference VALUES (?,?,?,?,?)",
+                                [(pool, m, str(i), float(p), float(d)) for m, i, p, d in rows])
+            self.db.execute("INSERT OR REPLACE INTO length_reference_sources VALUES (?,?,?,?,?)",
+                            (pool, run_id, grader, json.dumps(sorted({r[0] for r in rows})), time.time()))
+
+    def length_reference(self, pool: str, grader: str | None = None) -> tuple[list, dict] | None:
+        """(reference battles, where they came from) for a pool, or None if none was stored. `grader`: the
+        reference is used for the grader it was made from only (another judge has another taste)."""
+        src = self.db.execute("SELECT run_id, grader, models, created FROM length_reference_sources WHERE pool=?",
+                              (pool,)).fetchone()
+        if src is None or (grader is not None and src[1] != grader):
+            return None
+        rows = [tuple(r) for r in self.db.execute(
+            "SELECT model, item_id, preference, length_diff FROM length_reference WHERE pool=?", (pool,))]
+        return rows, {"run": src[0], "grader": src[1], "models": json.loads(src[2]), "stored": src[3]}
 
     def rows_fingerprint(self, run_id: str) -> str:
         """SHA-256 over every call and grade row of a run that a scorecard is built from (numbers, digests and

@@ -107,3 +107,31 @@ def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(p
     assert baseline not in models and ours[baseline] == pytest.approx(1000)
     for m in models:
         assert ours[m] == pytest.approx(theirs[m], abs=1.0), m
+
+
+def test_a_models_lc_win_rate_does_not_depend_on_the_company_it_keeps(project, cli, tmp_path):
+    """With the pool's reference stored (`holdout difficulty`), claude-2.1 run alone with the baseline gets
+    the LC win rate it gets among all 15 models; without one, the report says where difficulty came from."""
+    data = needs_shared("alpaca-eval")
+    solo = tmp_path / "solo"
+    for sub in ("annotations", "model_outputs"):
+        (solo / sub).mkdir(parents=True)
+        for name in ("claude-2.1", "gpt4_1106_preview"):
+            (solo / sub / f"{name}.json").symlink_to(data / sub / f"{name}.json")
+    assert cli("recorded", "import-alpaca-eval", solo, "--run", "solo")[0] == 0
+    assert cli("report", "solo")[0] == 0
+    alone_unreferenced = json.loads((project.root / "results" / "solo" / "report.json").read_text())["graders"]["recorded"]
+    assert alone_unreferenced["difficulty_from"] == {"this_run_models": 1}
+    code, _, err = cli("difficulty", "solo")
+    assert code == 2 and "at least 5" in err                        # one model is not a reference
+    assert cli("recorded", "import-alpaca-eval", data, "--run", "ae")[0] == 0
+    code, out, err = cli("difficulty", "ae")
+    assert code == 0 and "15 models" in out, err
+    lc = {}
+    for run in ("ae", "solo"):
+        assert cli("report", run)[0] == 0
+        section = json.loads((project.root / "results" / run / "report.json").read_text())["graders"]["recorded"]
+        assert section["difficulty_from"]["run"] == "ae" and len(section["difficulty_from"]["models"]) == 15
+        lc[run] = section["models"]["claude-2.1"]["lc_win_rate"]
+    assert lc["solo"] == pytest.approx(lc["ae"], abs=0.005)               # within half a point (here: equal)
+    assert abs(alone_unreferenced["models"]["claude-2.1"]["lc_win_rate"] - lc["ae"]) > 0.005   # it did depend before

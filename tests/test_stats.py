@@ -84,7 +84,16 @@ def test_length_controlled_win_rates_remove_a_pure_length_effect():
             d = rng.normal(mean_diff, 200)
             p = 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))
             rows.append((model, item, float(rng.random() < p), d))
-    lc = stats.length_controlled_win_rates(rows, n_boot=20)
+    # a reference of other models as good as the baseline, with every length difference
+    reference = []
+    for model in ("r1", "r2", "r3"):
+        for item in range(1500):
+            d = rng.normal(0, 400)
+            reference.append((model, item, float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))), d))
+    ref = stats.length_reference(reference)
+    assert ref.slope > 0.5                                   # the judge's taste for length, found
+    lc = {m: stats.length_controlled_win_rate([(i, p, d) for mm, i, p, d in rows if mm == m], ref, n_boot=20)
+          for m in ("verbose", "plain")}
     raw_verbose = np.mean([r[2] for r in rows if r[0] == "verbose"])
     assert raw_verbose > 0.65
     assert lc["verbose"]["lc_win_rate"] == pytest.approx(0.5, abs=0.05)

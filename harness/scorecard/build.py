@@ -95,6 +95,7 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                 entry["graders"][name] = {"kind": g["kind"], **g["models"][model]}
                 if g["kind"] == "pairwise":
                     entry["graders"][name]["baseline"] = g["baseline"]
+                    entry["graders"][name]["lc_reference"] = g.get("difficulty_from")
                     for view in ("bradley_terry", "bradley_terry_style_controlled"):
                         if model in g.get(view, {}):
                             entry["graders"][name][view] = g[view][model]
