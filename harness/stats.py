@@ -158,7 +158,7 @@ def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> Leng
     for m, item, pref, _ in rows:
         by_model[m].append((item, _logit(pref)))
     if len(by_model) < 2:
-        return LengthReference({}, 0.0, float(np.std([r[3] for r in rows])) if rows else 1.0)
+        return LengthReference({}, 0.0, (float(np.std([r[3] for r in rows])) if rows else 0.0) or 1.0)
     strength = {m: float(np.mean([v for _, v in vs])) for m, vs in by_model.items()}
     per_item = defaultdict(list)
     for m, vs in by_model.items():
