@@ -8,7 +8,7 @@ CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:980px;color:#1d2330;padding:0 1rem}
 h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.1rem;margin-top:2rem;border-bottom:1px solid #dde;padding-bottom:.3rem}
 .meta{color:#5a6275}table{border-collapse:collapse;margin:.6rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eef;text-align:right}
-th:first-child,td:first-child{text-align:left}.note{color:#5a6275;font-size:12px}svg text{font:12px system-ui,sans-serif}
+th:first-child,td:first-child{text-align:left}td,th,h1,p{unicode-bidi:plaintext}.note{color:#5a6275;font-size:12px}svg text{font:12px system-ui,sans-serif}
 .flag{color:#b3261e;font-size:12px}.sig{font-family:ui-monospace,monospace;font-size:12px;color:#5a6275;word-break:break-all}
 """
 
