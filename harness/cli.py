@@ -212,7 +212,10 @@ def cmd_judge_consistency(args) -> int:
     _out().print(f"{out['runs']} runs of one judge over {out['pairs']} pairs:\n"
                  f"  a run disagrees with the majority of the others: {out['loo_disagreement'] * 100:.1f}%\n"
                  f"  all runs agree: {out['unanimous'] * 100:.1f}% of pairs\n"
-                 f"  the longer output is preferred: {out['longer_preferred'] * 100:.1f}% of decisive votes")
+                 f"  the longer output is preferred: {out['longer_preferred'] * 100:.1f}% of decisive votes "
+                 "(Holdout's measure: every vote, any length difference, ties left out)\n"
+                 f"  AlpacaEval's 'Proba. prefer longer': {out['alpaca_eval_probability_prefer_longer']:.3f} "
+                 "(first run only, pairs more than 30 characters apart)")
     if args.json:
         GATE.write_json(args.json, out)
     return EXIT_OK

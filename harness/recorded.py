@@ -101,8 +101,27 @@ def judge_self_consistency(directory: Path) -> dict:
         unanimous += len(set(votes)) == 1
         len1, len2 = len(runs[0][i]["output_1"]), len(runs[0][i]["output_2"])
         if len1 != len2:
-            for v in votes:
-                decisive += 1
-                longer_wins += (v == 1) == (len1 > len2)
+            for r in runs:
+                pref = float(r[i]["preference"])
+                if pref != 1.5:                      # a tie prefers neither
+                    decisive += 1
+                    longer_wins += (pref < 1.5) == (len1 > len2)
     return {"runs": len(runs), "pairs": n, "loo_disagreement": disagree / total, "unanimous": unanimous / n,
-            "longer_preferred": longer_wins / decisive if decisive else None}
+            "longer_preferred": longer_wins / decisive if decisive else None,
+            "alpaca_eval_probability_prefer_longer": prefer_longer_alpaca_eval(runs[0])}
+
+
+def prefer_longer_alpaca_eval(annotations: list[dict], significant_delta_length: int = 30) -> float | None:
+    """AlpacaEval's own definition (`Analyzer.get_length_biases`): over one annotation per pair, among pairs
+    whose outputs differ in length by more than 30 characters, the share where the preferred output is the
+    longer one; a tie (1.5) prefers output_2 as both best and worse, so it is never such a pair.
+    Holdout's `longer_preferred` differs: every vote of every run, any length difference, ties left out."""
+    longer = total = 0
+    for a in annotations:
+        pref = float(a["preference"])
+        best = a["output_1"] if 1 <= pref < 1.5 else a["output_2"]
+        worse = a["output_1"] if 1.5 < pref <= 2 else a["output_2"]
+        if abs(len(best) - len(worse)) > significant_delta_length:
+            total += 1
+            longer += len(best) > len(worse)
+    return longer / total if total else None
