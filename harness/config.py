@@ -190,6 +190,7 @@ def load_run_config(file: str | Path) -> RunConfig:
                                   params=dict(spec.get("params") or {}), price=price))
 
     for m in models:
+        problems += [f"{where('models', names[m.name], 'params', key)}: {why}" for key, why in param_problems(m)]
         if m.provider.tpm and m.provider.tpm < m.max_tokens + TOKENS_OVERHEAD:
             problems.append(f"{where('providers', m.provider.name, 'tpm')}: {m.provider.tpm:g} tokens per minute is less "
                             f"than one request of model '{m.name}' (its output cap {m.max_tokens} + the prompt): every "
@@ -245,11 +246,45 @@ def load_run_config(file: str | Path) -> RunConfig:
     )
 
 
+OPENAI_ONLY = ("reasoning_effort", "response_format")       # parameters one API family understands
+ANTHROPIC_ONLY = ("thinking",)
+RESERVED_BODY = ("model", "messages", "system", "stream")    # extra_body may not replace what Holdout sends
+
+
+def param_problems(m: ModelConfig) -> list[tuple[str, str]]:
+    """(param, why) for parameters the model's provider type does not take, or that contradict each other."""
+    kind, params, out = m.provider.type, m.params, []
+    openai_like = kind in ("openai", "openai-compatible")
+    for key in OPENAI_ONLY if not openai_like and kind != "replay" else ():
+        if key in params:
+            out.append((key, f"an OpenAI parameter; provider '{m.provider.name}' is {kind} (Anthropic: thinking)"))
+    for key in ANTHROPIC_ONLY if kind not in ("anthropic", "replay") else ():
+        if key in params:
+            out.append((key, f"an Anthropic parameter; provider '{m.provider.name}' is {kind} "
+                             "(OpenAI reasoning models: reasoning_effort)"))
+    if "max_tokens" in params and "max_completion_tokens" in params:
+        out.append(("max_completion_tokens", "give the output cap once: max_tokens or max_completion_tokens"))
+    budget = (params.get("thinking") or {}).get("budget_tokens")
+    if budget is not None and budget >= m.max_tokens:
+        out.append(("thinking", f"budget_tokens {budget} must be below the output cap ({m.max_tokens}): thinking "
+                                "counts against max_tokens"))
+    taken = [k for k in (params.get("extra_body") or {}) if k in RESERVED_BODY]
+    if taken:
+        out.append(("extra_body", f"may not set {', '.join(taken)} (Holdout sends them)"))
+    return out
+
+
 def check_api_keys(config: RunConfig) -> None:
-    """Fail before any call if a key's environment variable is missing. Names the variable, never a value."""
+    """Fail before any call if a key's environment variable is missing. Names the variable, never a value.
+    OpenAI and Anthropic always need one; another provider needs one when its config names one
+    (`api_key_env: null` is a server that takes none)."""
     for i, m in enumerate(config.models):
         p = m.provider
-        if p.type in ("openai", "anthropic") and not p.api_key():
+        if (p.type in ("openai", "anthropic") or p.api_key_env) and p.type != "replay" and not p.api_key():
+            if not p.api_key_env:
+                raise ConfigError(f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API key, and "
+                                  f"provider '{p.name}' names no environment variable (set api_key_env)")
             raise ConfigError(f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API key in the "
                               f"environment variable {p.api_key_env}, which is not set "
-                              f"(export {p.api_key_env}=... or set api_key_env on provider '{p.name}')")
+                              f"(export {p.api_key_env}=..., or set api_key_env on provider '{p.name}'; "
+                              "api_key_env: null for a server that takes no key). Nothing was sent.")

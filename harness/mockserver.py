@@ -23,7 +23,13 @@ from typing import Callable
 
 from aiohttp import web
 
-FAULTS = ("429", "429_bare", "500", "503", "reset", "hang", "garbled", "truncated", "empty", "content_filter")
+FAULTS = ("429", "429_bare", "500", "503", "reset", "hang", "garbled", "truncated", "empty", "content_filter",
+          "context_length", "model_not_found", "content_filter_400", "refusal")
+# structured errors as the providers send them: (status, OpenAI error.code, Anthropic error.type); the message
+# quotes the prompt, as real ones sometimes do, so tests can check that it never gets out
+CODED = {"context_length": (400, "context_length_exceeded", "invalid_request_error"),
+         "model_not_found": (404, "model_not_found", "not_found_error"),
+         "content_filter_400": (400, "content_filter", "invalid_request_error")}
 
 
 @dataclass
@@ -44,6 +50,7 @@ class MockBehaviour:
     output_tokens: int | None = None          # report this many output tokens (a long answer), not len(text)/4
     honour_max_tokens: bool = True            # ... cut to the request's max_tokens, as real servers do
     seed: int = 0
+    fault_models: dict = field(default_factory=dict)   # model name -> the fault every request for it gets
 
 
 @dataclass
@@ -162,7 +169,7 @@ class MockServer:
             s.bodies.append(json.dumps(body))
         self._track(+1)
         try:
-            fault = self._choose_fault()
+            fault = b.fault_models.get(model) or self._choose_fault()
             if fault:
                 s.faults[fault] += 1
                 if fault in ("429", "429_bare"):
@@ -175,6 +182,19 @@ class MockServer:
                     headers.update(self._limit_headers(api))
                     return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
                                              status=429, headers=headers)
+                if fault in CODED:
+                    status, code, anthropic_type = CODED[fault]
+                    message = f"{code}: the request could not be served: {prompt[:200]}"
+                    error = ({"message": message, "type": "invalid_request_error", "param": "messages", "code": code}
+                             if api == "openai" else {"type": "error", "error": {"type": anthropic_type, "message": message}})
+                    return web.json_response({"error": error} if api == "openai" else error, status=status)
+                if fault == "refusal" and api == "openai":
+                    s.ok += 1
+                    return web.json_response({"id": "chatcmpl-mock", "object": "chat.completion", "model": model,
+                                              "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                                                  "role": "assistant", "content": None,
+                                                  "refusal": "I can't help with that."}}],
+                                              "usage": {"prompt_tokens": 5, "completion_tokens": 6}})
                 if fault.isdigit():
                     return web.json_response({"error": {"message": "server error", "type": "server_error"}},
                                              status=int(fault))

@@ -22,7 +22,7 @@ def write_summary(store: Store, run_id: str, results_dir: Path, extra: dict | No
         "total_calls": info.get("total"),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "models": stats,
-        "complete": sum(s["ok"] for s in stats.values()) == info.get("total"),
+        "complete": len(store.done_keys(run_id)) == info.get("total"),   # every call has an output or a refusal
         **(extra or {}),
     }
     path = GATE.write_json(Path(results_dir) / run_id / "summary.json", summary)

@@ -16,7 +16,7 @@ from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
 from .progress import progress_for
 from .results import print_summary, write_summary
 from .runlock import run_lock
-from .runner import Outcome, Runner, item_jobs
+from .runner import ITEM_KINDS, Outcome, Runner, item_jobs
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 
@@ -113,15 +113,25 @@ def _run(config: RunConfig, suite: Suite, pool: PoolHandle, out: Console, consol
                                    **({"pool_sent_as_draft": pool.name} if pool.draft else {})})
         print_summary(out, summary)
         _explain(console, config, outcome, total, done_before, budget)
-        outcome.complete = done_before + outcome.ok >= total
+        outcome.complete = len(store.done_keys(config.run_id)) >= total   # outputs, or refusals (final answers)
         return outcome
     finally:
         store.close()
 
 
+ERROR_ADVICE = {   # what to do about an error the provider named (its own code, kept without its message)
+    "model_not_found": "check the model name in the config (the provider does not serve it under that name)",
+    "context_length": "the prompt and max_tokens exceed the model's context window; these items are not retried "
+                      "(their ids are in the store: `holdout export` or `check`); lower max_tokens or drop them",
+    "content_filter": "the provider refused them; recorded as refusals (shown apart from errors), not retried",
+    "quota": "the key has no quota left (billing); nothing more was sent to that provider",
+    "auth": "the key was refused; check the environment variable named by api_key_env",
+}
+
+
 def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget) -> None:
     again = f"holdout run {config.file}"
-    done_now = done_before + o.ok
+    done_now = done_before + o.ok + sum(o.error_kinds.get(k, 0) for k in ITEM_KINDS)
     console.print(f"{o.calls_made} calls made this time ({o.ok} ok, {o.errors} errors), "
                   f"${o.cost_usd:.4f}; {done_now}/{total} done in all.")
     if o.budget_stop:
@@ -133,6 +143,9 @@ def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_b
             console.print(f"provider '{name}': " + (f"paced to {p['requests_per_s']} req/s by {p['paced_by']}; "
                                                     if p["paced_by"] else "")
                           + f"{p['rate_limited']} 429s answered, each retried")
+    for kind, advice in ERROR_ADVICE.items():
+        if o.error_kinds.get(kind):
+            console.print(f"{o.error_kinds[kind]} call(s) failed with {kind}: {advice}")
     for name, reason in o.dead_providers.items():
         console.print(f"[red]Gave up on provider '{name}'[/]: {reason}. Its remaining calls were not started.")
     if o.interrupted:

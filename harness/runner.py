@@ -25,7 +25,8 @@ from .sealed import reveal
 from .store import CallRow, Store
 from .suite import Item, Suite
 
-FATAL_KINDS = {"auth", "forbidden", "hung"}   # no point sending more to this provider
+FATAL_KINDS = {"auth", "forbidden", "hung", "quota"}   # no point sending more to this provider
+ITEM_KINDS = {"content_filter", "context_length"}         # about one item, not the provider: never a reason to stop it
 TOKENS_PER_MESSAGE = 16               # an upper bound on the chat format's tokens around each message
 
 
@@ -72,6 +73,7 @@ class Outcome:
     complete: bool = False       # every call of the run is done (set by `holdout run`)
     dead_providers: dict = field(default_factory=dict)  # provider name -> reason
     pacing: dict = field(default_factory=dict)          # provider name -> Pacer.report()
+    error_kinds: dict = field(default_factory=dict)     # error kind -> calls that ended with it this attempt
 
 
 def _wait_for(exc: BaseException | None, attempt_number: int) -> float:
@@ -200,7 +202,7 @@ class Runner:
             if self.budget.exhausted_by_spend():    # a provider billed past the cap it was sent: start nothing more
                 self.outcome.budget_stop = True
                 self.stopping.set()
-            if row.ok:
+            if row.ok or row.error_kind in ITEM_KINDS:    # the provider answered; this item is the matter
                 state["consecutive_failures"] = 0
             else:
                 state["consecutive_failures"] += 1
@@ -292,6 +294,8 @@ class Runner:
         o.calls_made += 1
         o.ok += row.ok
         o.errors += not row.ok
+        if not row.ok:
+            o.error_kinds[row.error_kind] = o.error_kinds.get(row.error_kind, 0) + 1
         o.cost_usd += row.cost_usd
         self.progress.advance(row.ok, row.cost_usd)
         if not self._flush_scheduled:  # group commit: everything finished in this loop turn, one transaction

@@ -238,7 +238,10 @@ class Store:
 
     # -- calls ----------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[tuple[str, str, int]]:
-        return set(self.db.execute("SELECT model, item_id, epoch FROM calls WHERE run_id=? AND ok=1", (run_id,)))
+        """Calls with a final answer: an output, or a refusal or context overflow (about the item: calling again
+        would pay for the same answer). Other failures are retried by the next run."""
+        return set(self.db.execute("SELECT model, item_id, epoch FROM calls WHERE run_id=? AND (ok=1 OR error_kind IN "
+                                   "('content_filter', 'context_length'))", (run_id,)))
 
     def item_digests(self, run_id: str) -> dict[str, set]:
         """item_id -> the item-content digests its successful calls were made from (one, unless edited)."""

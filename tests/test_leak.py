@@ -207,7 +207,9 @@ def leak_env(tmp_path):
         key = position.setdefault(last, len(position))
         return echo("\n".join([body.get("system") or "", *turns]).strip(), key)
 
-    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=responder))
+    # models whose every call is refused with the provider's own error, whose message quotes the prompt
+    refused = {"too-long-oa": "context_length", "filtered-oa": "content_filter_400", "refuses-oa": "refusal"}
+    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=responder, fault_models=refused))
     server.start()
     root = tmp_path / "proj"
     tmpdir = tmp_path / "tmp"
@@ -242,6 +244,9 @@ providers:
 models:
   - {{provider: oa, model: echo-oa}}
   - {{provider: an, model: echo-an}}
+  - {{provider: oa, model: too-long-oa}}
+  - {{provider: oa, model: filtered-oa}}
+  - {{provider: oa, model: refuses-oa}}
 labs:
   acme: [echo-oa]
   globex: [echo-an]

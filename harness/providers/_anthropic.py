@@ -24,6 +24,9 @@ class AnthropicProvider(Provider):
 
     async def complete(self, request: Request) -> Completion:
         params = dict(request.params)
+        extra = params.pop("extra_body", None) or {}
+        if "max_completion_tokens" in params:
+            params["max_tokens"] = params.pop("max_completion_tokens")
         params.setdefault("max_tokens", 1024)  # required by this API
         if "stop" in params:
             params["stop_sequences"] = params.pop("stop")
@@ -36,7 +39,7 @@ class AnthropicProvider(Provider):
         try:
             # as in _openai.py: the SDK's public post() and the raw response (CPU per call)
             raw = await self.client.post("/v1/messages", cast_to=httpx2.Response,
-                                         body={"model": request.model, "messages": messages, **params},
+                                         body={**extra, "model": request.model, "messages": messages, **params},
                                          options={"timeout": request.timeout_s})
             body = raw.json()
             text = "".join(b.get("text", "") for b in body.get("content") or [] if b.get("type") == "text")

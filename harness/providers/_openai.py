@@ -26,8 +26,10 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: Request) -> Completion:
         params = dict(request.params)
-        if "max_tokens" in params:
-            params[self.max_tokens_key] = params.pop("max_tokens")
+        extra = params.pop("extra_body", None) or {}
+        for key in ("max_tokens", "max_completion_tokens"):
+            if key in params:
+                params[self.max_tokens_key] = params.pop(key)
         messages = [{"role": r, "content": reveal(c)} for r, c in request.messages]
         start = time.perf_counter()
         try:
@@ -35,14 +37,18 @@ class OpenAIProvider(Provider):
             # as chat.completions.create, minus its request-param transform and response model building,
             # which together cost about 1 ms of CPU per call (bench/README.md). We read three fields.
             raw = await self.client.post("/chat/completions", cast_to=httpx2.Response,
-                                         body={"model": request.model, "messages": messages, **params},
+                                         body={**extra, "model": request.model, "messages": messages, **params},
                                          options={"timeout": request.timeout_s})
             body = raw.json()
             if not body.get("choices"):
                 raise ProviderError("empty", "the response had no choices", retryable=True)
             choice = body["choices"][0]
             usage = body.get("usage") or {}
-            return Completion(text=choice["message"].get("content") or "", finish_reason=choice.get("finish_reason"),
+            message = choice.get("message") or {}
+            text = message.get("content") or ""
+            # a refusal comes as message.refusal with no content: a refusal, once, not an empty answer to retry
+            finish = "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
+            return Completion(text=text, finish_reason=finish,
                               input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
                               latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers))
         except ProviderError:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import socket
 import time
 
@@ -72,17 +73,42 @@ def map_error(sdk, e: Exception) -> ProviderError:
         return ProviderError("connection", type(e.__cause__ or e).__name__, retryable=True)
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
+        code = error_code(getattr(e, "body", None))
         kind = {429: "rate_limited", 401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request"}.get(
             status, "server_error" if status >= 500 else f"http_{status}")
-        retryable = status in (408, 409, 429) or status >= 500
-        return ProviderError(kind, f"HTTP {status}", retryable=retryable, status=status,
-                             retry_after=retry_after(e.response.headers),
+        kind = CODE_KINDS.get(code, kind) if code else kind
+        retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
+        return ProviderError(kind, f"HTTP {status}" + (f" ({code})" if code else ""), retryable=retryable,
+                             status=status, retry_after=retry_after(e.response.headers),
                              limits=advertised_limits(e.response.headers))
     if isinstance(e, sdk.APIResponseValidationError):
         return ProviderError("bad_response", "the response did not match the API's schema", retryable=True)
     if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
         return ProviderError("bad_response", f"unreadable response ({type(e).__name__})", retryable=True)
     return ProviderError("error", type(e).__name__, retryable=False)
+
+
+# The provider's own error code, when it is one of these, names the kind (and what to do about it).
+CODE_KINDS = {"model_not_found": "model_not_found", "context_length_exceeded": "context_length",
+              "string_above_max_length": "context_length", "content_filter": "content_filter",
+              "content_policy_violation": "content_filter", "invalid_api_key": "auth",
+              "insufficient_quota": "quota", "authentication_error": "auth", "permission_error": "forbidden",
+              "not_found_error": "model_not_found", "overloaded_error": "server_error", "rate_limit_error": "rate_limited"}
+NOT_RETRYABLE = {"model_not_found", "context_length", "content_filter", "auth", "quota"}
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def error_code(body) -> str | None:
+    """The provider's structured error code (OpenAI `error.code`, else `error.type`; Anthropic `error.type`),
+    kept only if it looks like a code: never the message, which may quote the prompt."""
+    if not isinstance(body, dict):
+        return None
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    for key in ("code", "type"):
+        value = err.get(key)
+        if isinstance(value, str) and _CODE.fullmatch(value) and value not in ("error", "invalid_request_error"):
+            return value
+    return None
 
 
 def _cause(e: BaseException) -> tuple[str, str, bool] | None:
