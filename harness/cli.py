@@ -242,6 +242,7 @@ def _pool_summary(ctx) -> dict:
 def cmd_scorecard(args) -> int:
     from .context import open_run
     from .egress import GATE
+    from . import provenance
     from .scorecard import build_scorecard, render_html, sign, signing_key
     from .vault import Vault
     places = _places(args)
@@ -263,7 +264,9 @@ def cmd_scorecard(args) -> int:
         for lab in wanted:
             card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
                                         min_size, args.seed, ctx.config.leaderboard_public,
-                                        ctx.suite.raw.get("safeguards"), report=report), key)
+                                        ctx.suite.raw.get("safeguards"), report=report,
+                                        provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab])),
+                        key)
             folder = places.results_dir / args.run_id / "scorecards"
             GATE.write_json(folder / f"{lab}.json", card)
             GATE.write_text(folder / f"{lab}.html", render_html(card))

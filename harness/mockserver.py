@@ -51,6 +51,7 @@ class MockBehaviour:
     honour_max_tokens: bool = True            # ... cut to the request's max_tokens, as real servers do
     seed: int = 0
     fault_models: dict = field(default_factory=dict)   # model name -> the fault every request for it gets
+    served_as: dict = field(default_factory=dict)      # model name -> the model id the response says (a gateway alias)
 
 
 @dataclass
@@ -222,7 +223,7 @@ class MockServer:
             text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
-            return web.json_response(self._format(api, model, body, text or "", finish),
+            return web.json_response(self._format(api, b.served_as.get(model, model), body, text or "", finish),
                                      headers=self._limit_headers(api))
         finally:
             self._track(-1)

@@ -14,6 +14,7 @@ from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError, HoldoutError
 from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
 from .progress import progress_for
+from . import provenance
 from .results import print_summary, write_summary
 from .runlock import run_lock
 from .runner import ITEM_KINDS, Outcome, Runner, item_jobs
@@ -109,8 +110,9 @@ def _run(config: RunConfig, suite: Suite, pool: PoolHandle, out: Console, consol
             jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs, pool.digest)
             runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
             outcome = asyncio.run(runner.run())
-        _, summary = write_summary(store, config.run_id, config.results_dir, extra={"pacing": outcome.pacing,
-                                   **({"pool_sent_as_draft": pool.name} if pool.draft else {})})
+        _, summary = write_summary(store, config.run_id, config.results_dir, extra={
+            "pacing": outcome.pacing, "provenance": provenance.of_run(store, config.run_id, config),
+            **({"pool_sent_as_draft": pool.name} if pool.draft else {})})
         print_summary(out, summary)
         _explain(console, config, outcome, total, done_before, budget)
         outcome.complete = len(store.done_keys(config.run_id)) >= total   # outputs, or refusals (final answers)

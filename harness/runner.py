@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_exception
 
 from .budget import Budget
 from .config import ModelConfig, ProviderConfig
+from .egress import GATE
 from .failpoints import hit
 from .limits import Pacer
 from .providers import Completion, Provider, ProviderError, Request, make_provider
@@ -93,6 +94,14 @@ def _retryable(exc: BaseException) -> bool:
 
 async def _nothing_to_record(item_id: str, provider: str, model: str) -> None:
     """A public pool's calls: no exposure ledger."""
+
+
+def _served(model_id: str | None) -> str | None:
+    """The served model id, kept in plaintext only if it is not held-out text (a provider could echo a prompt
+    there): structurally an id already, and the egress gate must find nothing in it."""
+    if model_id is None or GATE.scan(model_id) == model_id:
+        return model_id
+    return "(withheld)"
 
 
 class Runner:
@@ -285,7 +294,8 @@ class Runner:
                            c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, "content_filter",
                            "the provider's content filter refused", time.time(), job.item_sha)
         return CallRow(self.run_id, job.model.name, job.key, job.epoch, True, c.text, c.finish_reason,
-                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time(), job.item_sha)
+                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time(), job.item_sha,
+                       served=_served(c.served_model))
 
     # -- results --------------------------------------------------------------
     def _record(self, row: CallRow) -> None:

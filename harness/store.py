@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS calls (
   run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
   ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
   latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL, item_sha TEXT,
-  PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+  served TEXT, PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS length_reference (pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
   preference REAL NOT NULL, length_diff REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS length_reference_pool ON length_reference(pool);
@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS grades (
   PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
 """
 # Columns added since the first version, for stores it created: (table, column, type).
-ADDED_COLUMNS = (("runs", "identity_doc", "TEXT"), ("calls", "item_sha", "TEXT"), ("grades", "grader_sha", "TEXT"))
+ADDED_COLUMNS = (("runs", "identity_doc", "TEXT"), ("calls", "item_sha", "TEXT"), ("grades", "grader_sha", "TEXT"),
+                 ("calls", "served", "TEXT"))
 
 
 def _migrate(db: sqlite3.Connection) -> None:
@@ -81,6 +82,7 @@ class CallRow:
     error: str | None
     finished: float
     item_sha: str | None = None    # digest of the item content the call was made from (model calls only)
+    served: str | None = None      # the model id the provider says answered (its response's `model`)
 
 
 @dataclass(slots=True)
@@ -322,6 +324,14 @@ class Store:
         rows = [tuple(r) for r in self.db.execute(
             "SELECT model, item_id, preference, length_diff FROM length_reference WHERE pool=?", (pool,))]
         return rows, {"run": src[0], "grader": src[1], "models": json.loads(src[2]), "stored": src[3]}
+
+    def served_models(self, run_id: str) -> dict[str, dict[str, int]]:
+        """model -> {the model id the provider said served it: calls}."""
+        out: dict[str, dict[str, int]] = {}
+        for model, served, n in self.db.execute("SELECT model, served, COUNT(*) FROM calls WHERE run_id=? AND ok=1 "
+                                                "AND served IS NOT NULL GROUP BY 1, 2", (run_id,)):
+            out.setdefault(model, {})[served] = n
+        return out
 
     def rows_fingerprint(self, run_id: str) -> str:
         """SHA-256 over every call and grade row of a run that a scorecard is built from (numbers, digests and

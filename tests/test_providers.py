@@ -101,3 +101,27 @@ def test_a_named_key_variable_that_is_not_set_stops_the_run_before_anything_is_s
     assert code == 2 and "GATEWAY_KEY" in err and "not set" in err and mock_server.stats.requests == 0
     cfg = _config(project, mock_server, {}, extra="    api_key_env: null\n")       # a local server that takes none
     assert cli("run", cfg, "-q")[0] == 0 and mock_server.stats.requests == 4
+
+
+def test_summary_and_signed_scorecard_name_the_served_model_and_the_software(project, cli, mock_server):
+    project.suite(items=ITEMS, graders=[{"rules": {"type": "contains"}}])
+    mock_server.behaviour = MockBehaviour(served_as={"cheap": "cheap-2026-01-01", "alias": "some-other-model"})
+    cfg = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                         "models:\n  - {provider: p, model: cheap, params: {temperature: 0}}\n"
+                         "  - {provider: p, model: alias}\nlabs:\n  acme: [cheap, alias]\n")
+    assert cli("run", cfg, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
+    summary = json.loads((project.root / "results" / "run" / "summary.json").read_text())["provenance"]
+    assert summary["software"]["holdout"] and summary["software"]["sdks"]["openai"]
+    assert summary["models"]["cheap"]["served"] == {"cheap-2026-01-01": 4} and not summary["models"]["cheap"]["served_differs"]
+    assert summary["models"]["cheap"]["params"] == {"temperature": 0, "max_tokens": 4096}
+    assert summary["models"]["alias"]["served_differs"]                   # asked for one model, another answered
+    cli("vault", "init")
+    assert cli("scorecard", "run", "--lab", "acme")[0] == 0
+    card_path = project.root / "results" / "run" / "scorecards" / "acme.json"
+    card = json.loads(card_path.read_text())
+    assert card["provenance"]["models"]["alias"]["served"] == {"some-other-model": 4}
+    assert "served as some-other-model" in card_path.with_suffix(".html").read_text()
+    assert cli("verify", card_path)[0] == 0 and cli("verify", card_path.with_suffix(".html"))[0] == 0
+    card["provenance"]["models"]["alias"]["served"] = {"alias": 4}          # hiding the substitution breaks the seal
+    card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    assert cli("verify", card_path)[0] == 2

@@ -6,6 +6,7 @@ so one policy governs every provider; the SDKs' own retries are off.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..config import ProviderConfig
@@ -29,6 +30,15 @@ class Completion:
     output_tokens: int
     latency_s: float
     limits: tuple = (None, None)   # (requests, tokens) per minute the provider advertised, if it did
+    served_model: str | None = None  # the response's own model id (checked to look like one: it is stored as is)
+
+
+_MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+
+
+def model_id(value) -> str | None:
+    """A served model id as the response states it, if it looks like an id (a provider cannot plant text here)."""
+    return value if isinstance(value, str) and _MODEL_ID.fullmatch(value) else None
 
 
 class ProviderError(Exception):

@@ -7,7 +7,7 @@ import anthropic
 import httpx2
 
 from ..sealed import reveal
-from . import Completion, Provider, ProviderError, Request
+from . import Completion, Provider, ProviderError, Request, model_id
 from ._sdk import advertised_limits, http_client, map_error
 
 
@@ -46,7 +46,8 @@ class AnthropicProvider(Provider):
             usage = body.get("usage") or {}
             return Completion(text=text, finish_reason=body.get("stop_reason"),
                               input_tokens=usage.get("input_tokens") or 0, output_tokens=usage.get("output_tokens") or 0,
-                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers))
+                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers),
+                              served_model=model_id(body.get("model")))
         except ProviderError:
             raise
         except Exception as e:

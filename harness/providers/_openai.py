@@ -7,7 +7,7 @@ import httpx2
 import openai
 
 from ..sealed import reveal
-from . import Completion, Provider, ProviderError, Request
+from . import Completion, Provider, ProviderError, Request, model_id
 from ._sdk import advertised_limits, http_client, map_error
 
 
@@ -50,7 +50,8 @@ class OpenAIProvider(Provider):
             finish = "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
             return Completion(text=text, finish_reason=finish,
                               input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
-                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers))
+                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers),
+                              served_model=model_id(body.get("model")))
         except ProviderError:
             raise
         except Exception as e:  # every SDK failure becomes a ProviderError without bodies

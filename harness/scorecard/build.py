@@ -66,7 +66,7 @@ def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, 
 def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
                     pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
                     safeguard_settings: dict | None = None, report: dict | None = None,
-                    min_field_size: int = MIN_FIELD_SIZE) -> dict:
+                    min_field_size: int = MIN_FIELD_SIZE, provenance: dict | None = None) -> dict:
     report = report or build_report(store, run_id, seed=seed)
     grades = store.grades(run_id) if owned else []
     checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items) if owned else {}
@@ -119,6 +119,8 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
             card["field"][name] = {"models": len(values), "median": statistics.median(values), "best": max(values),
                                    "metric": key}
     card["min_field_size"] = min_field_size
+    if provenance is not None:
+        card["provenance"] = provenance
     card["built_from"] = {"store_rows_sha256": store.rows_fingerprint(run_id)}
     if public:
         card["all_models"] = {m: {"rank": rank.get(m), metric: e.get(metric), "ci_low": e.get("ci_low"),

@@ -149,6 +149,15 @@ def _all_graders(card: dict) -> str:
             f"<th>length-controlled</th><th>BT rating</th><th>n</th><th>grade errors</th></tr>{''.join(rows)}</table>")
 
 
+def _software(card: dict) -> str:
+    sw = (card.get("provenance") or {}).get("software") or {}
+    if not sw:
+        return "-"
+    sdks = ", ".join(f"{k} {v}" for k, v in (sw.get("sdks") or {}).items() if v)
+    return (f"holdout {sw.get('holdout') or '?'}" + (f" ({sw['commit']})" if sw.get("commit") else "")
+            + f", Python {sw.get('python')}" + (f", {sdks}" if sdks else ""))
+
+
 def render_html(card: dict) -> str:
     grader, metric = card["primary"]["grader"], card["primary"]["metric"]
     rows = []
@@ -159,6 +168,10 @@ def render_html(card: dict) -> str:
         lc = f"{_pct(g.get('lc_win_rate'))} ± {_pct(g.get('lc_se'))}" if g.get("lc_win_rate") is not None else "-"
         flagged = [d.replace("_", " ") for d, r in e.get("safeguards", {}).items() if r["flagged"]]
         flag = f' <span class=flag title="flagged by the gaming checks">⚑ {_e(", ".join(flagged))}</span>' if flagged else ""
+        prov = ((card.get("provenance") or {}).get("models") or {}).get(m) or {}
+        if prov.get("served_differs"):
+            flag += (f' <span class=flag title="the provider said another model answered">⚑ served as '
+                     f'{_e(", ".join(sorted(prov["served"])))}</span>')
         rows.append(f"<tr><td>{_e(m)}{flag}</td><td>{_pct(g.get(metric))} [{_pct(g.get('ci_low'))}, {_pct(g.get('ci_high'))}]</td>"
                     f"<td>{lc}</td><td>{rank}</td><td>{_pct(e['error_rate'])}%</td><td>{_pct(e['refusal_rate'])}%</td>"
                     f"<td>${e['cost']['total_usd']:.4f}</td><td>{e['latency_s']['p50'] or 0:.2f} / {e['latency_s']['p95'] or 0:.2f}</td></tr>")
@@ -189,6 +202,7 @@ primary measure: {_e(grader)} ({_e(metric)}, %)</p>
 <h2>The field</h2><p class=note>Other models in the run appear only as aggregates.</p>
 <table><tr><th>grader</th><th>models</th><th>median %</th><th>best %</th></tr>{field}</table>
 <h2>Exposure of the pool</h2>{_exposure(pool)}
+<h2>Made with</h2><p class=sig>{_e(_software(card))}</p>
 <h2>Signature</h2><p class=sig>{_e(sig.get('algorithm', 'unsigned'))} {_e(sig.get('fingerprint', ''))}<br>
 Check the JSON with <code>holdout verify scorecards/{_e(card['lab'])}.json</code>.</p>
 <script type="application/json" id="scorecard">{data}</script>
