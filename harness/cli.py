@@ -626,8 +626,10 @@ def cmd_verify(args) -> int:
         vault = Vault.open(_places(args).workspace)
     except (VaultError, HoldoutError):
         vault = None
+    if not args.file.is_file():
+        raise HoldoutError(f"{args.file}: not found")
     if args.file.suffix == ".json" and args.file.name.endswith(".manifest.json"):
-        manifest = strict_load(args.file.read_text(encoding="utf-8"), str(args.file))
+        manifest = strict_load(args.file.read_text(encoding="utf-8", errors="replace"), str(args.file))
         if vault is None:
             raise HoldoutError(f"{args.file}: an export manifest is signed with the vault key: run this where the vault is")
         if not vault.signed_by_this_vault(manifest):

@@ -310,3 +310,16 @@ def test_a_card_reissued_after_the_store_was_edited_is_visible_in_the_audit_trai
     audit = [json.loads(line) for line in (cards / "audit.jsonl").read_text().splitlines()]
     acme = [a for a in audit if a["lab"] == "acme"]
     assert len(acme) == 2 and acme[0]["store_rows_sha256"] != acme[1]["store_rows_sha256"]
+
+
+def test_vault_verify_names_a_removed_pool_blob_and_a_swapped_manifest(heldout, project, cli):
+    vault_dir = project.root / ".holdout" / "vault"
+    pool = project.root / "pool2.jsonl"
+    pool.write_text(json.dumps({"id": "n1", "prompt": "另一个问题"}, ensure_ascii=False) + "\n")
+    assert cli("pool", "import", pool, "--suite", "s", "--heldout")[0] == 0
+    (vault_dir / "pools" / "s" / "v2" / "items.bin").unlink()
+    shutil.copy(vault_dir / "pools" / "s" / "v1" / "manifest.json", vault_dir / "pools" / "s" / "v2" / "manifest.json")
+    code, _, err = cli("vault", "verify")
+    assert code == 3 and "s@v2" in err and "Traceback" not in err
+    code, out, _ = cli("vault", "verify", "--json")
+    assert code == 3 and not json.loads(out)["intact"] and json.loads(out)["problems"]

@@ -183,6 +183,8 @@ class Vault:
                 self.read_jsonl(pool_id)
             except (VaultError, DecryptError) as e:
                 problems.append(f"{pool_id}: {e}")
+            except OSError as e:
+                problems.append(f"{pool_id}: its encrypted items cannot be read ({e.strerror}): removed or moved")
         problems += [f"exposure ledger: {p}" for p in self.ledger.verify(index.get("ledger_rows", 0))]
         if index.get("injected_clock_writes"):
             problems.append(f"index.json: {index['injected_clock_writes']} write(s) were made under an injected test "
