@@ -254,14 +254,12 @@ RESERVED_BODY = ("model", "messages", "system", "stream")    # extra_body may no
 def param_problems(m: ModelConfig) -> list[tuple[str, str]]:
     """(param, why) for parameters the model's provider type does not take, or that contradict each other."""
     kind, params, out = m.provider.type, m.params, []
-    openai_like = kind in ("openai", "openai-compatible")
-    for key in OPENAI_ONLY if not openai_like and kind != "replay" else ():
-        if key in params:
-            out.append((key, f"an OpenAI parameter; provider '{m.provider.name}' is {kind} (Anthropic: thinking)"))
-    for key in ANTHROPIC_ONLY if kind not in ("anthropic", "replay") else ():
-        if key in params:
-            out.append((key, f"an Anthropic parameter; provider '{m.provider.name}' is {kind} "
-                             "(OpenAI reasoning models: reasoning_effort)"))
+    if kind == "anthropic":
+        out += [(key, f"an OpenAI parameter; provider '{m.provider.name}' is anthropic (it takes: thinking)")
+                for key in OPENAI_ONLY if key in params]
+    if kind in ("openai", "openai-compatible"):
+        out += [(key, f"an Anthropic parameter; provider '{m.provider.name}' is {kind} (reasoning models take "
+                      "reasoning_effort)") for key in ANTHROPIC_ONLY if key in params]
     if "max_tokens" in params and "max_completion_tokens" in params:
         out.append(("max_completion_tokens", "give the output cap once: max_tokens or max_completion_tokens"))
     budget = (params.get("thinking") or {}).get("budget_tokens")
