@@ -205,9 +205,9 @@ def test_two_key_strata_keep_every_marginal_on_real_arena_data():
                          [(22, 250, 2, 500, True), (40, 30, 3, 200, True), (5, 1000, 1, 300, False)])
 def test_many_small_joint_strata_keep_every_marginal(languages, clusters, per, size, representable):
     rng = __import__("random").Random(languages)
-    candidates = [Candidate(f"s{l}-{c}-{k}", f"prompt {l} {c} {k} " + " ".join(str(rng.random()) for _ in range(6)),
-                            {"language": f"L{l}", "cluster": f"c{c}"})
-                  for l in range(languages) for c in range(clusters) for k in range(per)]
+    candidates = [Candidate(f"s{lang}-{c}-{k}", f"prompt {lang} {c} {k} " + " ".join(str(rng.random()) for _ in range(6)),
+                            {"language": f"L{lang}", "cluster": f"c{c}"})
+                  for lang in range(languages) for c in range(clusters) for k in range(per)]
     items, report = draw(candidates, size, ["language", "cluster"], 1, 0, [], [], "s")
     assert len(items) == size and report["marginals"]["language"] <= 0.05
     # 300 items cannot show 1,000 clusters of 5 in their shares: the distance says so (and `pool draw` refuses)
