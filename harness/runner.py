@@ -96,14 +96,6 @@ async def _nothing_to_record(item_id: str, provider: str, model: str) -> None:
     """A public pool's calls: no exposure ledger."""
 
 
-def _served(model_id: str | None) -> str | None:
-    """The served model id, kept in plaintext only if it is not held-out text (a provider could echo a prompt
-    there): structurally an id already, and the egress gate must find nothing in it."""
-    if model_id is None or GATE.scan(model_id) == model_id:
-        return model_id
-    return "(withheld)"
-
-
 class Runner:
     def __init__(self, run_id: str, jobs: Callable[[], Iterable[Job]], models: Iterable[ModelConfig],
                  store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
@@ -117,6 +109,7 @@ class Runner:
         self.done: set = set()
         self._flush_scheduled = False
         self.write_error: Exception | None = None
+        self._served_ids: dict[str, str] = {}
 
     # -- public ---------------------------------------------------------------
     async def run(self) -> Outcome:
@@ -295,7 +288,17 @@ class Runner:
                            "the provider's content filter refused", time.time(), job.item_sha)
         return CallRow(self.run_id, job.model.name, job.key, job.epoch, True, c.text, c.finish_reason,
                        c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time(), job.item_sha,
-                       served=_served(c.served_model))
+                       served=self._served(c.served_model))
+
+    def _served(self, model_id: str | None) -> str | None:
+        """The served model id, kept in plaintext only if it is not held-out text (a provider could echo a
+        prompt there): structurally an id already, and the egress gate must find nothing in it. Held-out
+        prompts are registered before a run sends anything, so each id is judged once, at first sight."""
+        if model_id is None:
+            return None
+        if model_id not in self._served_ids:
+            self._served_ids[model_id] = model_id if GATE.scan(model_id) == model_id else "(withheld)"
+        return self._served_ids[model_id]
 
     # -- results --------------------------------------------------------------
     def _record(self, row: CallRow) -> None:
