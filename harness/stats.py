@@ -214,14 +214,15 @@ def length_controlled_win_rate(rows: Sequence[tuple[Hashable, float, float]], re
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
-    """Agreement of two raters on the same items beyond chance."""
+    """Agreement of two raters on the same items beyond chance; None where it is undefined (no items, or both
+    raters gave every item the same one label)."""
     if len(a) != len(b) or not a:
         return None
     n = len(a)
     labels = set(a) | set(b)
     po = sum(x == y for x, y in zip(a, b)) / n
     pe = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in labels)
-    return 1.0 if pe == 1 else (po - pe) / (1 - pe)
+    return None if pe == 1 else (po - pe) / (1 - pe)     # one label only: undefined, not perfect agreement
 
 
 ALPHA_LEVELS = ("nominal", "ordinal", "interval", "ratio")

@@ -13,6 +13,7 @@ def test_cohen_kappa_textbook():
     b = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
     assert stats.cohen_kappa(a, b) == pytest.approx(0.4)
     assert stats.cohen_kappa(a, a) == 1.0
+    assert stats.cohen_kappa(["x"] * 5, ["x"] * 5) is None         # one label: undefined, not perfect agreement
 
 
 def test_krippendorff_alpha_textbook():
