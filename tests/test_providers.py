@@ -125,3 +125,17 @@ def test_summary_and_signed_scorecard_name_the_served_model_and_the_software(pro
     card["provenance"]["models"]["alias"]["served"] = {"alias": 4}          # hiding the substitution breaks the seal
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     assert cli("verify", card_path)[0] == 2
+
+
+def test_a_judge_whose_key_variable_is_not_set_is_refused_before_any_judge_call(project, cli, mock_server,
+                                                                                monkeypatch):
+    monkeypatch.delenv("JUDGE_KEY", raising=False)
+    project.suite(items=ITEMS, graders=[{"rubric": {"judge": {"provider": "j", "model": "judge"},
+                                                    "criteria": [{"name": "q", "scale": [1, 5]}]}}])
+    cfg = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                         f"  j:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+                         "    api_key_env: JUDGE_KEY\nmodels:\n  - {provider: p, model: m}\n")
+    assert cli("run", cfg, "-q")[0] == 0
+    sent = mock_server.stats.requests
+    code, _, err = cli("grade", "run", "-q")
+    assert code == 2 and "JUDGE_KEY" in err and "not set" in err and mock_server.stats.requests == sent

@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..budget import Budget
-from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig
+from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
 from ..pricing import Price, price_for
 from ..progress import progress_for
@@ -125,8 +125,16 @@ def _judge_config(spec: dict, config: RunConfig, where: str) -> ModelConfig:
     if price is None and config.budget_usd is not None:
         raise ConfigError(f"{where}: no price is known for judge model '{spec['model']}', so budget_usd cannot be "
                           "enforced on its calls; add price: {input_per_mtok: ..., output_per_mtok: ...}")
-    return ModelConfig(name=spec.get("name", f"judge:{spec['model']}"), provider=provider, model=spec["model"],
-                       params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})}, price=price)
+    judge = ModelConfig(name=spec.get("name", f"judge:{spec['model']}"), provider=provider, model=spec["model"],
+                        params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})}, price=price)
+    problems = param_problems(judge)
+    if problems:
+        raise ConfigError("; ".join(f"{where}.params.{key}: {why}" for key, why in problems))
+    if (provider.type in ("openai", "anthropic") or provider.api_key_env) and provider.type != "replay" \
+            and not provider.api_key():
+        raise ConfigError(f"{where}: judge '{judge.name}' needs an API key in the environment variable "
+                          f"{provider.api_key_env or '(none named: set api_key_env)'}, which is not set. Nothing was sent.")
+    return judge
 
 
 def build_graders(specs: list[dict], config: RunConfig, source: str, base_dir: Path | None = None) -> list:
