@@ -261,11 +261,13 @@ def cmd_scorecard(args) -> int:
         min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
         report = _build_report(ctx.store, args.run_id, ctx.config, args.seed, ctx.suite)
         out = _out()
+        rows_sha = ctx.store.rows_fingerprint(args.run_id)        # one pass over the store for every card
         for lab in wanted:
             card = sign(build_scorecard(ctx.store, args.run_id, lab, labs[lab], items, ctx.suite.strata, pool,
                                         min_size, args.seed, ctx.config.leaderboard_public,
                                         ctx.suite.raw.get("safeguards"), report=report,
-                                        provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab])),
+                                        provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab]),
+                                        rows_sha256=rows_sha),
                         key)
             folder = places.results_dir / args.run_id / "scorecards"
             GATE.write_json(folder / f"{lab}.json", card)

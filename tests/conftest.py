@@ -1,6 +1,7 @@
 """Shared fixtures: a real mock model server on 127.0.0.1, a scratch project directory, the CLI."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import os
@@ -190,3 +191,76 @@ def login(url, token) -> httpx.Client:
     r = client.post("/login", data={"token": token})
     assert r.status_code == 303 and r.headers["location"] == "/next"
     return client
+
+
+# -- a real browser: headless Chromium over the DevTools protocol --------------------------------------------
+
+def need_chromium() -> str:
+    import shutil
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    return chromium
+
+
+class DevTools:
+    """One page of a headless Chromium: commands, the page's text, key presses."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.ids = iter(range(1, 1_000_000))
+
+    async def call(self, method: str, **params) -> dict:
+        mid = next(self.ids)
+        await self.ws.send_json({"id": mid, "method": method, "params": params})
+        while True:
+            msg = await self.ws.receive_json()
+            if msg.get("id") == mid:
+                return msg.get("result", {})
+
+    async def text(self, *, href: bool = False, settle_s: float = 0.6) -> str:
+        """The page's location (path, or the whole URL) and its visible text, once it has settled."""
+        import asyncio
+        await asyncio.sleep(settle_s)
+        where = "document.location.href" if href else "document.location.pathname"
+        r = await self.call("Runtime.evaluate", expression=f"{where} + '\\n' + document.body.innerText")
+        return r["result"]["value"]
+
+    async def key(self, key: str, code: str, vk: int) -> None:
+        """Press a key: Enter submits or presses the focused button, Space selects the focused radio."""
+        for kind in ("keyDown", "keyUp"):
+            await self.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=vk,
+                            **({"text": "\r" if key == "Enter" else " "} if kind == "keyDown" else {}))
+
+
+@contextlib.asynccontextmanager
+async def chromium_page(tmp_path: Path, *flags: str):
+    """A fresh headless Chromium (its own profile) and its first page, closed afterwards."""
+    import asyncio
+
+    import aiohttp
+    devtools = free_port()
+    browser = subprocess.Popen(
+        [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync", *flags,
+         f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={devtools}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as http:
+            pages = []
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{devtools}/json/list") as r:
+                        pages = [t for t in await r.json() if t["type"] == "page"]
+                    if pages:
+                        break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                page = DevTools(ws)
+                await page.call("Page.enable")
+                yield page
+    finally:
+        browser.terminate()
+        browser.wait(10)

@@ -73,11 +73,17 @@ def test_a_write_under_an_injected_clock_is_named_by_vault_verify(heldout, proje
 
 # -- embargo as policy ------------------------------------------------------------------------------------------
 
-def test_an_embargo_override_may_lengthen_but_not_shorten_without_a_recorded_reason(heldout, project, cli, set_clock):
+def _with_a_year_embargo(project, set_clock) -> float:
+    """The suite's licence says 365 days; the clock starts now. Returns now."""
     (project.root / "suites" / "s" / "suite.yaml").write_text(json.dumps(
         {"name": "s", "public_pool": "items.jsonl", "strata": ["category"], "license": {"embargo_days": 365}}))
     t0 = time.time()
     set_clock(t0)
+    return t0
+
+
+def test_an_embargo_override_may_lengthen_but_not_shorten_without_a_recorded_reason(heldout, project, cli, set_clock):
+    t0 = _with_a_year_embargo(project, set_clock)
     cli("pool", "retire", "s@v1")
     out = project.root / "out"
     set_clock(t0 + 100 * DAY)
@@ -102,10 +108,7 @@ def test_an_embargo_override_may_lengthen_but_not_shorten_without_a_recorded_rea
 
 
 def test_exporting_outputs_applies_the_suites_embargo(heldout, project, cli, set_clock):
-    (project.root / "suites" / "s" / "suite.yaml").write_text(json.dumps(
-        {"name": "s", "public_pool": "items.jsonl", "strata": ["category"], "license": {"embargo_days": 365}}))
-    t0 = time.time()
-    set_clock(t0)
+    t0 = _with_a_year_embargo(project, set_clock)
     assert cli("run", heldout(), "-q")[0] == 0
     cli("pool", "retire", "s@v1")
     out = project.root / "out"
@@ -323,3 +326,20 @@ def test_vault_verify_names_a_removed_pool_blob_and_a_swapped_manifest(heldout, 
     assert code == 3 and "s@v2" in err and "Traceback" not in err
     code, out, _ = cli("vault", "verify", "--json")
     assert code == 3 and not json.loads(out)["intact"] and json.loads(out)["problems"]
+
+
+def test_two_processes_sending_one_pool_at_once_keep_one_unbroken_ledger(heldout, project, cli, mock_server):
+    """Two runs (different run ids, so no run lock between them) of the same held-out pool, in two processes
+    at once: each extends the same MAC chain under SQLite's write lock. Every send is in it, once."""
+    from conftest import holdout_subprocess
+    mock_server.behaviour = MockBehaviour(latency_s=0.01)
+    configs = [heldout(f"run_id: twin-{k}\nepochs: 20\n", name=f"twin-{k}.yaml") for k in (1, 2)]
+    procs = [holdout_subprocess("run", c, "-q", cwd=project.root) for c in configs]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    rows = _ledger(project).execute("SELECT COUNT(*) FROM exposures").fetchone()[0]
+    assert rows == mock_server.stats.requests == 2 * 20 * len(QUESTIONS) * 2
+    code, out, err = cli("vault", "verify")
+    assert code == 0, err
+    assert cli("pool", "exposure", "s")[0] == 0

@@ -1,12 +1,10 @@
 """Human review over real HTTP: the reviewers' app served by `holdout review serve` in its own process."""
 import json
 import re
-import subprocess
 
 import httpx
-import pytest
 
-from conftest import free_port, holdout_subprocess, login, wait_for_http
+from conftest import chromium_page, free_port, holdout_subprocess, login, need_chromium, wait_for_http
 
 
 
@@ -126,70 +124,24 @@ def test_a_reviewer_in_a_real_browser_logs_in_scores_and_sees_the_next_item(serv
     """Headless Chromium, driven over the DevTools protocol: the login link, a score typed with the keyboard
     (Space selects the focused radio, Enter submits), then the next item."""
     import asyncio
-    import shutil
-
-    import aiohttp
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+    need_chromium()
     project, tokens, url, _ = server
-    devtools = free_port()
-    browser = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={devtools}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def drive():
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{devtools}/json/list") as r:
-                        pages = [t for t in await r.json() if t["type"] == "page"]
-                    if pages:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                counter = iter(range(1, 10_000))
+        async with chromium_page(tmp_path) as page:
+            await page.call("Page.navigate", url=f"{url}/login?token={tokens['carol']}")
+            landing = await page.text()
+            assert landing.startswith("/login") and "Sign in" in landing
+            await page.key("Enter", "Enter", 13)           # the Sign in button has focus: press it
+            first = await page.text()
+            assert first.startswith("/a/") and "Review question" in first
+            await page.key(" ", "Space", 32)               # the first radio has focus (autofocus): select it
+            await page.key("Enter", "Enter", 13)           # submit the form
+            second = await page.text()
+            assert second.startswith("/a/") and second.split("\n")[0] != first.split("\n")[0]
+            return first.split("\n")[0]
 
-                async def call(method, **params):
-                    mid = next(counter)
-                    await ws.send_json({"id": mid, "method": method, "params": params})
-                    while True:
-                        msg = await ws.receive_json()
-                        if msg.get("id") == mid:
-                            return msg.get("result", {})
-
-                async def text():
-                    await asyncio.sleep(0.5)
-                    r = await call("Runtime.evaluate", expression="document.location.pathname + '\\n' + document.body.innerText")
-                    return r["result"]["value"]
-
-                async def key(k, code, vk):
-                    for kind in ("keyDown", "keyUp"):
-                        await call("Input.dispatchKeyEvent", type=kind, key=k, code=code, windowsVirtualKeyCode=vk,
-                                   **({"text": "\r" if k == "Enter" else " "} if kind == "keyDown" and k in ("Enter", " ") else {}))
-
-                await call("Page.enable")
-                await call("Page.navigate", url=f"{url}/login?token={tokens['carol']}")
-                landing = await text()
-                assert landing.startswith("/login") and "Sign in" in landing
-                await key("Enter", "Enter", 13)           # the Sign in button has focus: press it
-                first = await text()
-                assert first.startswith("/a/") and "Review question" in first
-                await key(" ", "Space", 32)               # the first radio has focus (autofocus): select it
-                await key("Enter", "Enter", 13)           # submit the form
-                second = await text()
-                assert second.startswith("/a/") and second.split("\n")[0] != first.split("\n")[0]
-                return first.split("\n")[0]
-
-    try:
-        first_path = asyncio.run(drive())
-    finally:
-        browser.terminate()
-        browser.wait(10)
+    first_path = asyncio.run(drive())
     with project.db() as db:
         saved = db.execute("SELECT scores FROM assignments WHERE id=?", (first_path.split("/")[-1],)).fetchone()[0]
     assert json.loads(saved) == {"quality": 1}          # Space chose the focused radio: the scale's first value

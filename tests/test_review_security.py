@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from conftest import free_port, holdout_subprocess, login, wait_for_http
+from conftest import chromium_page, free_port, holdout_subprocess, login, wait_for_http
 
 
 def _link_token(cli, name, *extra):
@@ -183,67 +183,24 @@ def test_through_the_tls_proxy_forms_are_accepted_and_the_cookie_is_secure(tls_p
 
 
 def test_a_reviewer_in_chromium_through_the_tls_proxy(tls_proxy, tmp_path):
-    import aiohttp
     project, tokens, public, _ = tls_proxy
-    devtools = free_port()
-    browser = subprocess.Popen(
-        [shutil.which("chromium"), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--ignore-certificate-errors", "--disable-background-networking", "--disable-component-update",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={devtools}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def drive():
-        async with aiohttp.ClientSession() as http:
-            pages = []
-            for _ in range(100):
-                try:
-                    async with http.get(f"http://127.0.0.1:{devtools}/json/list") as r:
-                        pages = [t for t in await r.json() if t["type"] == "page"]
-                    if pages:
-                        break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-            async with http.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                counter = iter(range(1, 10_000))
+        async with chromium_page(tmp_path, "--ignore-certificate-errors") as page:
+            await page.call("Network.enable")
+            await page.call("Page.navigate", url=f"{public}/login?token={tokens['carol']}")
+            landing = await page.text(href=True)
+            assert landing.startswith(public + "/login") and "Sign in" in landing
+            await page.key("Enter", "Enter", 13)
+            first = await page.text(href=True)
+            assert first.startswith(public + "/a/") and "Review question" in first
+            cookies = (await page.call("Network.getCookies", urls=[public]))["cookies"]
+            await page.key(" ", "Space", 32)
+            await page.key("Enter", "Enter", 13)
+            second = await page.text(href=True)
+            return first.split("\n")[0], second.split("\n")[0], cookies
 
-                async def call(method, **params):
-                    mid = next(counter)
-                    await ws.send_json({"id": mid, "method": method, "params": params})
-                    while True:
-                        msg = await ws.receive_json()
-                        if msg.get("id") == mid:
-                            return msg.get("result", {})
-
-                async def text():
-                    await asyncio.sleep(0.7)
-                    r = await call("Runtime.evaluate", expression="document.location.href + '\\n' + document.body.innerText")
-                    return r["result"]["value"]
-
-                async def key(k, code, vk):
-                    for kind in ("keyDown", "keyUp"):
-                        await call("Input.dispatchKeyEvent", type=kind, key=k, code=code, windowsVirtualKeyCode=vk,
-                                   **({"text": "\r" if k == "Enter" else " "} if kind == "keyDown" else {}))
-
-                await call("Page.enable")
-                await call("Network.enable")
-                await call("Page.navigate", url=f"{public}/login?token={tokens['carol']}")
-                landing = await text()
-                assert landing.startswith(public + "/login") and "Sign in" in landing
-                await key("Enter", "Enter", 13)
-                first = await text()
-                assert first.startswith(public + "/a/") and "Review question" in first
-                cookies = (await call("Network.getCookies", urls=[public]))["cookies"]
-                await key(" ", "Space", 32)
-                await key("Enter", "Enter", 13)
-                second = await text()
-                return first.split("\n")[0], second.split("\n")[0], cookies
-
-    try:
-        first, second, cookies = asyncio.run(drive())
-    finally:
-        browser.terminate()
-        browser.wait(10)
+    first, second, cookies = asyncio.run(drive())
     assert second.startswith(public + "/a/") and second != first          # saved through the proxy, next item shown
     session = [c for c in cookies if c["name"] == "holdout_review"]
     assert session and session[0]["secure"] and session[0]["httpOnly"]

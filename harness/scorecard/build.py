@@ -66,7 +66,9 @@ def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, 
 def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
                     pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
                     safeguard_settings: dict | None = None, report: dict | None = None,
-                    min_field_size: int = MIN_FIELD_SIZE, provenance: dict | None = None) -> dict:
+                    min_field_size: int = MIN_FIELD_SIZE, provenance: dict | None = None,
+                    rows_sha256: str | None = None) -> dict:
+    """`rows_sha256`: the store rows' fingerprint, if the caller computed it once for several cards."""
     report = report or build_report(store, run_id, seed=seed)
     grades = store.grades(run_id) if owned else []
     checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items) if owned else {}
@@ -121,7 +123,7 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
     card["min_field_size"] = min_field_size
     if provenance is not None:
         card["provenance"] = provenance
-    card["built_from"] = {"store_rows_sha256": store.rows_fingerprint(run_id)}
+    card["built_from"] = {"store_rows_sha256": rows_sha256 or store.rows_fingerprint(run_id)}
     if public:
         card["all_models"] = {m: {"rank": rank.get(m), metric: e.get(metric), "ci_low": e.get("ci_low"),
                                   "ci_high": e.get("ci_high")} for m, e in everyone.items()}
