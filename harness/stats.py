@@ -135,82 +135,103 @@ def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: in
     return beta
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 0.01), 0.99)
-    return math.log(p / (1 - p))
+ITEM_EFFECT_PENALTY = 1.0    # ridge on item effects: an item seen by few models is pulled towards average
+
+
+def _scaled_tanh(diffs: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """tanh(length difference / that model's own standard deviation of it), AlpacaEval's scaling."""
+    counts = np.maximum(np.bincount(groups, minlength=n_groups), 1)
+    mean = np.bincount(groups, diffs, n_groups) / counts
+    sd = np.sqrt(np.bincount(groups, (diffs - mean[groups]) ** 2, n_groups) / counts)
+    return np.tanh(diffs / np.where(sd > 0, sd, 1.0)[groups])
+
+
+def _item_effects_fit(model_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray, y: np.ndarray, *,
+                      n_models: int, n_items: int, iters: int = 100) -> tuple[float, np.ndarray]:
+    """P = sigmoid(strength[model] + slope * t + effect[item]), ridge on the item effects; Newton steps with
+    the item block (diagonal) eliminated, so the cost is linear in the battles. Returns (slope, effects)."""
+    a, s, d = np.zeros(n_models), 0.0, np.zeros(n_items)
+    k = n_models + 1
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(a[model_idx] + s * t + d[item_idx], -30, 30)))
+        w, r = p * (1 - p), y - p
+        g1 = np.concatenate([np.bincount(model_idx, r, n_models) - 1e-6 * a, [r @ t - 1e-6 * s]])
+        g2 = np.bincount(item_idx, r, n_items) - ITEM_EFFECT_PENALTY * d
+        A = np.zeros((k, k))
+        A[np.arange(n_models), np.arange(n_models)] = np.bincount(model_idx, w, n_models) + 1e-6
+        A[:n_models, -1] = A[-1, :n_models] = np.bincount(model_idx, w * t, n_models)
+        A[-1, -1] = w @ (t * t) + 1e-6
+        B = np.zeros((k, n_items))
+        np.add.at(B, (model_idx, item_idx), w)
+        B[-1] = np.bincount(item_idx, w * t, n_items)
+        D = np.bincount(item_idx, w, n_items) + ITEM_EFFECT_PENALTY
+        x1 = np.linalg.solve(A - (B / D) @ B.T, g1 - B @ (g2 / D))
+        x2 = (g2 - B.T @ x1) / D
+        a, s, d = a + x1[:n_models], s + x1[-1], d + x2
+        if max(np.abs(x1).max(), np.abs(x2).max()) < 1e-9:
+            break
+    return float(s), d
 
 
 @dataclass
 class LengthReference:
-    """What length control holds fixed, from a reference set of models: each item's difficulty, the judge's
-    taste for length (the slope on tanh(length difference / sd)) and that sd."""
+    """What length control holds fixed, from a reference set of models: each item's difficulty and the
+    judge's taste for length (the slope on tanh(length difference / the model's own sd))."""
     difficulty: dict
     slope: float
-    sd: float
 
 
 def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> LengthReference:
     """rows: (model, item, preference in [0, 1], model length - baseline length) of the reference models.
-    Difficulty: the two-way additive decomposition of the logit preferences (model effect + item effect),
-    centred. Slope: one logistic fit over every battle with a strength per model, the item difficulty and a
-    shared length term. Fewer than two models: no difficulty and no slope (nothing to tell them apart)."""
-    by_model = defaultdict(list)
-    for m, item, pref, _ in rows:
-        by_model[m].append((item, _logit(pref)))
-    if len(by_model) < 2:
-        return LengthReference({}, 0.0, (float(np.std([r[3] for r in rows])) if rows else 0.0) or 1.0)
-    strength = {m: float(np.mean([v for _, v in vs])) for m, vs in by_model.items()}
-    per_item = defaultdict(list)
-    for m, vs in by_model.items():
-        for item, v in vs:
-            per_item[item].append(v - strength[m])
-    raw = {item: float(np.mean(vs)) for item, vs in per_item.items()}
-    centre = float(np.mean(list(raw.values())))
-    difficulty = {item: v - centre for item, v in raw.items()}
-    diffs = np.array([r[3] for r in rows], dtype=float)
-    sd = float(diffs.std()) or 1.0
-    models = sorted(by_model)
-    index = {m: k for k, m in enumerate(models)}
-    X = np.zeros((len(rows), len(models) + 2))
-    for k, (m, item, _, _) in enumerate(rows):
-        X[k, index[m]] = 1.0
-        X[k, -2] = difficulty[item]
-    X[:, -1] = np.tanh(diffs / sd)
-    beta = _ridge_logistic(X, np.array([r[2] for r in rows], dtype=float), np.full(X.shape[1], 1e-6))
-    return LengthReference(difficulty, float(beta[-1]), sd)
+    One logistic fit over all their battles: a strength per model, one length slope (the judge's, shared by
+    every model) and an effect per item (ridge), the effects centred into difficulties. Fewer than two
+    models: no difficulty and no slope (one model cannot tell an item's difficulty from its own taste)."""
+    models = sorted({r[0] for r in rows})
+    if len(models) < 2:
+        return LengthReference({}, 0.0)
+    items = sorted({r[1] for r in rows}, key=repr)
+    model_at, item_at = {m: k for k, m in enumerate(models)}, {it: k for k, it in enumerate(items)}
+    model_idx = np.array([model_at[r[0]] for r in rows])
+    item_idx = np.array([item_at[r[1]] for r in rows])
+    t = _scaled_tanh(np.array([r[3] for r in rows], dtype=float), model_idx, len(models))
+    slope, effects = _item_effects_fit(model_idx, item_idx, t, np.array([r[2] for r in rows], dtype=float),
+                                       n_models=len(models), n_items=len(items))
+    effects = effects - effects.mean()
+    return LengthReference(dict(zip(items, map(float, effects))), slope)
 
 
 def length_controlled_win_rate(rows: Sequence[tuple[Hashable, float, float]], ref: LengthReference,
-                               shrink: float = 2.0, n_boot: int = 100, seed: int = 0) -> dict:
+                               n_boot: int = 100, seed: int = 0) -> dict:
     """One model's win rate against the baseline at zero length difference (AlpacaEval's length-controlled
     form), fitted on this model's battles alone against a reference built without it:
-    P = sigmoid(strength + (slope_ref + slope) * tanh(len_diff / sd_ref) + weight * difficulty_item), the
-    model's own slope deviation shrunk towards the judge's (ridge `shrink`: a model whose answers are all
-    shorter cannot pass its brevity off as strength). The LC win rate is the mean over its items of the
-    prediction at zero length difference; its standard error is a bootstrap over items of that whole fit
-    (AlpacaEval reports the raw win rate's standard error beside its LC rate; this is the LC rate's own)."""
+    P = sigmoid(strength + slope_ref * tanh(len_diff / sd) + weight * difficulty_item), sd the model's own.
+    The slope is the judge's, from the reference, not the model's: a model whose answers are all shorter
+    (or longer) cannot pass that off as strength, and its rate depends on the model and the pool only.
+    The LC win rate is the mean over its items of the prediction at zero length difference; its standard
+    error is a bootstrap over items of that whole fit (AlpacaEval reports the raw win rate's standard
+    error beside its LC rate; this is the LC rate's own)."""
     if not rows:
         return {"lc_win_rate": None, "se": None, "length_slope": None}
-    t = np.tanh(np.array([r[2] for r in rows], dtype=float) / ref.sd)
+    t = _scaled_tanh(np.array([r[2] for r in rows], dtype=float), np.zeros(len(rows), dtype=int), 1)
     d = np.array([ref.difficulty.get(r[0], 0.0) for r in rows], dtype=float)
     y = np.array([r[1] for r in rows], dtype=float)
-    X = np.column_stack([np.ones(len(rows)), t, d])
-    penalty = np.array([1e-6, shrink, 1e-3])
+    X = np.column_stack([np.ones(len(rows)), d])
+    penalty = np.array([1e-6, 1e-3])
 
     def fit(ks):
         beta = _ridge_logistic(X[ks], y[ks], penalty, offset=ref.slope * t[ks])
-        return float(np.mean(1 / (1 + np.exp(-(beta[0] + beta[2] * d[ks]))))), beta
+        return float(np.mean(1 / (1 + np.exp(-(beta[0] + beta[1] * d[ks])))))
 
-    point, beta = fit(np.arange(len(rows)))
+    point = fit(np.arange(len(rows)))
     by_item = defaultdict(list)
     for k, r in enumerate(rows):
         by_item[r[0]].append(k)
     groups = list(by_item.values())
     rng = np.random.default_rng(seed)
-    boots = [fit(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))[0]
+    boots = [fit(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))
              for _ in range(n_boot)]
     return {"lc_win_rate": point, "se": float(np.std(boots, ddof=1)) if n_boot > 1 else None,
-            "length_slope": float(ref.slope + beta[1])}
+            "length_slope": ref.slope}
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:

@@ -69,11 +69,11 @@ def test_real_data_flags_exactly_the_adversarial_and_the_terse_entries(project, 
     results = json.loads((project.root / "results" / "ae" / "safeguards.json").read_text())
     flagged = {m: f for m, f in safeguards.flags(results).items() if f}
     assert flagged == {"example": ["judge_injection", "repeated_outputs"], "gpt4_gamed": ["short_outputs"]}
-    # length control: close to the published figure for models of ordinary length (measured: mean error 1.4
-    # points, the largest 3.2 for OpenHermes), and the terse entry corrected upwards
+    # length control: close to the published figure for models of ordinary length (measured: mean error 0.66
+    # points, the largest 1.1 for OpenHermes), and the terse entry corrected upwards
     cli("report", "ae")
     models = json.loads((project.root / "results" / "ae" / "report.json").read_text())["graders"]["recorded"]["models"]
     errors = [models[name]["lc_win_rate"] * 100 - lc for name, lc in PUBLISHED_LC.items()]
-    assert sum(map(abs, errors)) / len(errors) <= 2.0 and max(map(abs, errors)) <= 3.5, errors
+    assert sum(map(abs, errors)) / len(errors) <= 1.0 and max(map(abs, errors)) <= 2.0, errors
     assert models["gpt4_gamed"]["lc_win_rate"] > models["gpt4_gamed"]["win_rate"] + 0.04
     assert models["claude-2.1"]["lc_win_rate"] > models["claude-2.1"]["win_rate"]       # terser than the baseline

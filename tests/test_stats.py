@@ -77,12 +77,13 @@ def test_win_rate_and_standard_error():
 
 
 def test_length_controlled_win_rates_remove_a_pure_length_effect():
-    """Two models as good as the baseline; one is usually much longer and the judge likes length."""
+    """Two models as good as the baseline; one is usually much longer and the judge likes length. (Length
+    differences are scaled by each model's own spread, as AlpacaEval does; here every model spreads alike.)"""
     rng = np.random.default_rng(0)
     rows = []
     for model, mean_diff in (("verbose", 400), ("plain", 0)):
         for item in range(1500):
-            d = rng.normal(mean_diff, 200)
+            d = rng.normal(mean_diff, 400)
             p = 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))
             rows.append((model, item, float(rng.random() < p), d))
     # a reference of other models as good as the baseline, with every length difference
