@@ -25,7 +25,9 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 def features(text: str) -> dict:
     """Counts for one answer (markdown inside code blocks is not markdown, as in Arena-Hard)."""
-    body = _CODE.sub("", text)
+    body = text
+    for inside in _CODE.findall(text):     # Arena-Hard's remove_pattern, exactly: each fenced block's inside
+        body = body.replace(inside, "")    # is removed wherever it occurs (the fences stay)
     return {"length": len(text), "tokens": len(_TOKEN.findall(text)),
             "headers": len(re.findall(r"^#{1,6}\s", body, re.M)),
             "lists": len(re.findall(r"^\s*\d+\.\s", body, re.M)) + len(re.findall(r"^\s*[-*+]\s", body, re.M)),
@@ -41,8 +43,7 @@ def covariates(pairs: list[tuple[dict, dict]]) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         total = model[:, 0] + base[:, 0]
         out[:, 0] = np.where(total > 0, (model[:, 0] - base[:, 0]) / np.where(total > 0, total, 1), 0.0)
-        dm = np.where(model[:, :1] > 0, model[:, 1:] / np.where(model[:, :1] > 0, model[:, :1], 1), 0.0)
-        db = np.where(base[:, :1] > 0, base[:, 1:] / np.where(base[:, :1] > 0, base[:, :1], 1), 0.0)
+    dm, db = model[:, 1:] / (model[:, :1] + 1), base[:, 1:] / (base[:, :1] + 1)   # densities, as show_result.py
     out[:, 1:] = (dm - db) / (dm + db + 1)
     if len(out) < 2:
         return np.zeros_like(out)

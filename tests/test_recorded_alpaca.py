@@ -60,7 +60,10 @@ def _arena_hard_counts(text: str) -> dict:
 
 @pytest.mark.parametrize("text", ["# Title\n\nSome **bold** and __bold__ text.\n\n- a\n- b\n1. one\n2. two\n",
                                   "```python\n# not a header\n- not a list\n```\n## Real header\n* item",
-                                  "plain text, no markdown at all", "### ok\n####### seven is not a header\n  + nested"])
+                                  "plain text, no markdown at all", "### ok\n####### seven is not a header\n  + nested",
+                                  # fences inside fences (two AlpacaEval answers where a plain regex sub differs)
+                                  "````markdown\n```\n# inside\nprint(1)\n```\n````",
+                                  "```\n```markdown\nx\n```\n\n1. out\n```\n```\n1. in\n```\n```\n```"])
 def test_markdown_counts_are_arena_hards(text):
     from harness import style
     mine = style.features(text)
@@ -93,7 +96,7 @@ def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(p
         ta, tb = a["tokens"], b["tokens"]
         row = [(ta - tb) / (ta + tb)]
         for k in ("headers", "lists", "bold"):
-            da, db = a[k] / ta, b[k] / tb
+            da, db = a[k] / (ta + 1), b[k] / (tb + 1)
             row.append((da - db) / (da + db + 1))
         feats.append(row)
         X.append([1.0 if m == model else 0.0 for m in models])
