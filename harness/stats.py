@@ -138,12 +138,14 @@ def _ridge_logistic(X: np.ndarray, y: np.ndarray, penalty: np.ndarray, iters: in
 ITEM_EFFECT_PENALTY = 1.0    # ridge on item effects: an item seen by few models is pulled towards average
 
 
-def _scaled_tanh(diffs: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """tanh(length difference / that model's own standard deviation of it), AlpacaEval's scaling."""
+def _scaled_tanh(diffs: np.ndarray, groups: np.ndarray, n_groups: int, fallback_sd: float) -> np.ndarray:
+    """tanh(length difference / that model's own standard deviation of it), AlpacaEval's scaling. A model
+    whose spread is undefined (one battle, or every difference the same) is scaled by `fallback_sd`, the
+    reference's: dividing by a spread of zero (or of one character) would turn any difference into ±1."""
     counts = np.maximum(np.bincount(groups, minlength=n_groups), 1)
     mean = np.bincount(groups, diffs, n_groups) / counts
     sd = np.sqrt(np.bincount(groups, (diffs - mean[groups]) ** 2, n_groups) / counts)
-    return np.tanh(diffs / np.where(sd > 0, sd, 1.0)[groups])
+    return np.tanh(diffs / np.where(sd > 0, sd, fallback_sd)[groups])
 
 
 def _item_effects_fit(model_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray, y: np.ndarray, *,
@@ -161,9 +163,8 @@ def _item_effects_fit(model_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray
         A[np.arange(n_models), np.arange(n_models)] = np.bincount(model_idx, w, n_models) + 1e-6
         A[:n_models, -1] = A[-1, :n_models] = np.bincount(model_idx, w * t, n_models)
         A[-1, -1] = w @ (t * t) + 1e-6
-        B = np.zeros((k, n_items))
-        np.add.at(B, (model_idx, item_idx), w)
-        B[-1] = np.bincount(item_idx, w * t, n_items)
+        B = np.vstack([np.bincount(model_idx * n_items + item_idx, w, n_models * n_items).reshape(n_models, n_items),
+                       np.bincount(item_idx, w * t, n_items)])
         D = np.bincount(item_idx, w, n_items) + ITEM_EFFECT_PENALTY
         x1 = np.linalg.solve(A - (B / D) @ B.T, g1 - B @ (g2 / D))
         x2 = (g2 - B.T @ x1) / D
@@ -176,9 +177,11 @@ def _item_effects_fit(model_idx: np.ndarray, item_idx: np.ndarray, t: np.ndarray
 @dataclass
 class LengthReference:
     """What length control holds fixed, from a reference set of models: each item's difficulty and the
-    judge's taste for length (the slope on tanh(length difference / the model's own sd))."""
+    judge's taste for length (the slope on tanh(length difference / the model's own sd)), and the spread of
+    the reference's length differences, for a model whose own spread is undefined."""
     difficulty: dict
     slope: float
+    sd: float = 1.0
 
 
 def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> LengthReference:
@@ -187,17 +190,19 @@ def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> Leng
     every model) and an effect per item (ridge), the effects centred into difficulties. Fewer than two
     models: no difficulty and no slope (one model cannot tell an item's difficulty from its own taste)."""
     models = sorted({r[0] for r in rows})
+    diffs = np.array([r[3] for r in rows], dtype=float)
+    sd = float(diffs.std()) if len(diffs) and diffs.std() > 0 else 1.0
     if len(models) < 2:
-        return LengthReference({}, 0.0)
+        return LengthReference({}, 0.0, sd)
     items = sorted({r[1] for r in rows}, key=repr)
     model_at, item_at = {m: k for k, m in enumerate(models)}, {it: k for k, it in enumerate(items)}
     model_idx = np.array([model_at[r[0]] for r in rows])
     item_idx = np.array([item_at[r[1]] for r in rows])
-    t = _scaled_tanh(np.array([r[3] for r in rows], dtype=float), model_idx, len(models))
+    t = _scaled_tanh(diffs, model_idx, len(models), sd)
     slope, effects = _item_effects_fit(model_idx, item_idx, t, np.array([r[2] for r in rows], dtype=float),
                                        n_models=len(models), n_items=len(items))
     effects = effects - effects.mean()
-    return LengthReference(dict(zip(items, map(float, effects))), slope)
+    return LengthReference(dict(zip(items, map(float, effects))), slope, sd)
 
 
 def length_controlled_win_rate(rows: Sequence[tuple[Hashable, float, float]], ref: LengthReference,
@@ -212,7 +217,7 @@ def length_controlled_win_rate(rows: Sequence[tuple[Hashable, float, float]], re
     error beside its LC rate; this is the LC rate's own)."""
     if not rows:
         return {"lc_win_rate": None, "se": None, "length_slope": None}
-    t = _scaled_tanh(np.array([r[2] for r in rows], dtype=float), np.zeros(len(rows), dtype=int), 1)
+    t = _scaled_tanh(np.array([r[2] for r in rows], dtype=float), np.zeros(len(rows), dtype=int), 1, ref.sd)
     d = np.array([ref.difficulty.get(r[0], 0.0) for r in rows], dtype=float)
     y = np.array([r[1] for r in rows], dtype=float)
     X = np.column_stack([np.ones(len(rows)), d])

@@ -8,19 +8,30 @@ markdown` in lmarena/arena-hard-auto): for each battle, the normalized length di
 densities per token, (da - db) / (da + db + 1); each column centred and scaled by its standard
 deviation. So a Holdout style-controlled rating can be set beside a published one. One difference:
 Arena-Hard counts tokens with tiktoken's gpt-4o encoding, which Holdout cannot fetch at run time;
-Holdout counts words and punctuation marks (`\\w+|[^\\w\\s]`), which differ from BPE tokens by a
+Holdout counts words (a combining mark belongs to its word) and punctuation marks, which differ from BPE tokens by a
 roughly constant factor that the normalized difference cancels.
 """
 from __future__ import annotations
 
+import functools
 import re
+import sys
+import unicodedata
 
 import numpy as np
 
 MARKDOWN = ("headers", "lists", "bold")
 COVARIATES = ("length", *MARKDOWN)
 _CODE = re.compile(r"```([^`]*)```")
-_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+@functools.cache
+def _token_pattern() -> re.Pattern:
+    """Words and punctuation marks, a combining mark belonging to its word: `\\w` alone splits हिन्दी into
+    six tokens and ครับ into three, because vowel signs and viramas are marks, not letters. Built on first
+    use (one pass over the code points), so importing this module costs nothing."""
+    marks = "".join(re.escape(chr(c)) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c))[0] == "M")
+    return re.compile(rf"[\w{marks}]+|[^\w\s{marks}]")
 
 
 def features(text: str) -> dict:
@@ -28,7 +39,8 @@ def features(text: str) -> dict:
     body = text
     for inside in _CODE.findall(text):     # Arena-Hard's remove_pattern, exactly: each fenced block's inside
         body = body.replace(inside, "")    # is removed wherever it occurs (the fences stay)
-    return {"length": len(text), "tokens": len(_TOKEN.findall(text)),
+    tokens = len(re.findall(r"\w+|[^\w\s]", text) if text.isascii() else _token_pattern().findall(text))
+    return {"length": len(text), "tokens": tokens,
             "headers": len(re.findall(r"^#{1,6}\s", body, re.M)),
             "lists": len(re.findall(r"^\s*\d+\.\s", body, re.M)) + len(re.findall(r"^\s*[-*+]\s", body, re.M)),
             "bold": len(re.findall(r"\*\*[^*\n]+\*\*", body)) + len(re.findall(r"__[^_\n]+__", body))}

@@ -70,6 +70,14 @@ def test_markdown_counts_are_arena_hards(text):
     assert {k: mine[k] for k in ("headers", "lists", "bold")} == _arena_hard_counts(text)
 
 
+
+@pytest.mark.parametrize("text, words", [("हिन्दी भाषा", 2), ("ภาษาไทย ครับ", 2), ("مرحبا بالعالم", 2),
+                                         ("שָׁלוֹם עוֹלָם", 2), ("中文文本", 1), ("café, été!", 4), ("e\u0301te\u0301", 1)])
+def test_tokens_keep_combining_marks_with_their_word(text, words):
+    """Vowel signs, viramas and points are marks, not letters: they belong to the word they sit on."""
+    from harness import style
+    assert style.features(text)["tokens"] == words
+
 def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(project, cli):
     """The same battles (AlpacaEval's recorded verdicts), Arena-Hard's covariates transcribed from its
     show_result.py (normalized length difference, markdown density differences, centred and scaled with

@@ -103,6 +103,18 @@ def test_length_controlled_win_rates_remove_a_pure_length_effect():
     assert 0 < lc["verbose"]["se"] < 0.05
 
 
+
+def test_a_model_with_one_battle_is_scaled_by_the_references_spread():
+    """One battle (or every length difference equal) has no spread of its own: a 10-character difference is
+    small beside the reference's, not a full ±1 of length effect."""
+    rng = np.random.default_rng(1)
+    reference = [(m, item, float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))), d)
+                 for m in ("r1", "r2", "r3") for item in range(600) for d in [rng.normal(0, 400)]]
+    ref = stats.length_reference(reference)
+    for rows in ([(0, 0.5, 10.0)], [(i, 0.5, 10.0) for i in range(5)]):
+        lc = stats.length_controlled_win_rate(rows, ref, n_boot=0)["lc_win_rate"]
+        assert lc == pytest.approx(0.5, abs=0.03), rows
+
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
 def test_krippendorff_alpha_matches_the_reference_package_at_every_level(level):
     """The `krippendorff` package (an implementation nobody here wrote), on random ratings with gaps."""
