@@ -28,6 +28,8 @@ class ProviderConfig:
     max_attempts: int = 6
     max_consecutive_failures: int = 20
     max_consecutive_timeouts: int = 8     # attempts in a row with no answer: a hung provider is given up
+    rate_limit_retries: int = 24          # 429s one call may hear and still be retried (they are pacing, not faults)
+    limits_per: str = "model"             # what advertised limits and 429s speak for: each model id, or the provider
     retention: str = "unknown"
     output_terms: tuple[str, ...] = ("evaluation", "research")
     path: str | None = None
@@ -52,12 +54,21 @@ def default_max_tokens(model: str) -> int:
 
 
 @dataclass(frozen=True)
+class ModelLimits:
+    """A model's own limits behind a gateway (a LiteLLM deployment's rpm, say), apart from the provider's."""
+    concurrency: int | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     provider: ProviderConfig
     model: str
     params: dict = field(default_factory=dict)
     price: Price | None = None
+    limits: ModelLimits | None = None
 
     @property
     def max_tokens(self) -> int:
@@ -186,15 +197,18 @@ def load_run_config(file: str | Path) -> RunConfig:
             continue
         names[name] = i
         price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
+        limits = ModelLimits(**spec["limits"]) if spec.get("limits") else None
         models.append(ModelConfig(name=name, provider=provider, model=spec["model"],
-                                  params=dict(spec.get("params") or {}), price=price))
+                                  params=dict(spec.get("params") or {}), price=price, limits=limits))
 
     for m in models:
         problems += [f"{where('models', names[m.name], 'params', key)}: {why}" for key, why in param_problems(m)]
-        if m.provider.tpm and m.provider.tpm < m.max_tokens + TOKENS_OVERHEAD:
-            problems.append(f"{where('providers', m.provider.name, 'tpm')}: {m.provider.tpm:g} tokens per minute is less "
-                            f"than one request of model '{m.name}' (its output cap {m.max_tokens} + the prompt): every "
-                            "call would wait longer than a minute. Raise tpm, or lower params.max_tokens")
+        for tpm, at in ((m.provider.tpm, ("providers", m.provider.name, "tpm")),
+                        (m.limits and m.limits.tpm, ("models", names[m.name], "limits", "tpm"))):
+            if tpm and tpm < m.max_tokens + TOKENS_OVERHEAD:
+                problems.append(f"{where(*at)}: {tpm:g} tokens per minute is less than one request of model "
+                                f"'{m.name}' (its output cap {m.max_tokens} + the prompt): every call would wait "
+                                "longer than a minute. Raise tpm, or lower params.max_tokens")
     budget = data.get("budget_usd")
     if budget is not None:
         for m in models:

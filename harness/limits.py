@@ -37,7 +37,7 @@ class Pacer:
     RECENT = 50          # answers remembered to tell a limit from sporadic 429s ...
     DENSE = 10           # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
 
-    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None):
+    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True):
         self.max_window = concurrency
         self.in_flight = 0
         self.waiters: deque = deque()
@@ -61,7 +61,7 @@ class Pacer:
         self.recent_429s = deque(maxlen=self.RECENT)   # per recent answer: was it a 429?
         self.pause_log: deque = deque(maxlen=64)       # (start, end) of pauses: not time the provider refused us
         # Ramp only when the config says nothing about limits; a declared rpm/tpm paces from the start.
-        self.ramping = not (rpm or tpm) and concurrency > self.INITIAL_WINDOW
+        self.ramping = ramp and not (rpm or tpm) and concurrency > self.INITIAL_WINDOW
         self.window = float(self.INITIAL_WINDOW if self.ramping else concurrency)
         self.ramp_started: float | None = None
         self.ramp_timer: asyncio.TimerHandle | None = None

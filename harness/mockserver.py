@@ -52,6 +52,7 @@ class MockBehaviour:
     seed: int = 0
     fault_models: dict = field(default_factory=dict)   # model name -> the fault every request for it gets
     served_as: dict = field(default_factory=dict)      # model name -> the model id the response says (a gateway alias)
+    model_rate_limits: dict = field(default_factory=dict)  # model name -> its own req/s (a gateway's deployment), apart
 
 
 @dataclass
@@ -90,7 +91,7 @@ class MockServer:
         self.behaviour = behaviour or MockBehaviour()
         self.stats = MockStats()
         self.rng = random.Random(self.behaviour.seed)
-        self._window = (0, 0)   # (second, count) for the rate limit
+        self._windows: dict = {}   # limit key (a model with its own limit, else "") -> (second, count)
         self._fault_turn = -1
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
@@ -123,32 +124,43 @@ class MockServer:
         s.in_flight += delta
         s.peak_in_flight = max(s.peak_in_flight, s.in_flight)
 
-    def _limit_headers(self, api: str) -> dict:
+    def _limit_of(self, model: str) -> tuple[str, float | None]:
+        """(window key, req/s) that governs a model: its own limit, else the server's."""
         b = self.behaviour
-        if b.rate_limit_rps is None or not b.advertise_limits:
+        if model in b.model_rate_limits:
+            return model, b.model_rate_limits[model]
+        return "", b.rate_limit_rps
+
+    def _limit_headers(self, api: str, model: str) -> dict:
+        key, rps = self._limit_of(model)
+        if rps is None or not self.behaviour.advertise_limits:
             return {}
         now = time.monotonic()
-        used = self._window[1] if self._window[0] == int(now) else 0
-        limit, remaining, reset_s = int(b.rate_limit_rps * 60), max(0, int(b.rate_limit_rps - used)), 1.0 - now % 1.0
+        second, count = self._windows.get(key, (0, 0))
+        used = count if second == int(now) else 0
+        limit, remaining, reset_s = int(rps * 60), max(0, int(rps - used)), 1.0 - now % 1.0
         if api == "openai":
             return {"x-ratelimit-limit-requests": str(limit), "x-ratelimit-remaining-requests": str(remaining),
                     "x-ratelimit-reset-requests": f"{reset_s:.3f}s"}
-        reset_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + reset_s))
+        at = time.time() + reset_s
+        reset_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
         return {"anthropic-ratelimit-requests-limit": str(limit),
                 "anthropic-ratelimit-requests-remaining": str(remaining),
                 "anthropic-ratelimit-requests-reset": reset_at}
 
-    def _choose_fault(self) -> str | None:
+    def _choose_fault(self, model: str) -> str | None:
         b = self.behaviour
         if self.stats.requests <= b.fail_first:
             return b.faults[0]
         if b.max_concurrency is not None and self.stats.in_flight > b.max_concurrency:
             return "429"
-        if b.rate_limit_rps is not None:
+        key, rps = self._limit_of(model)
+        if rps is not None:
             sec = int(time.monotonic())
-            count = self._window[1] + 1 if self._window[0] == sec else 1
-            self._window = (sec, count)
-            if count > b.rate_limit_rps:
+            second, count = self._windows.get(key, (0, 0))
+            count = count + 1 if second == sec else 1
+            self._windows[key] = (sec, count)
+            if count > rps:
                 return "429"
         if b.error_rate and self.rng.random() < b.error_rate:
             self._fault_turn += 1                 # round-robin, so every kind of fault shows up
@@ -170,17 +182,17 @@ class MockServer:
             s.bodies.append(json.dumps(body))
         self._track(+1)
         try:
-            fault = b.fault_models.get(model) or self._choose_fault()
+            fault = b.fault_models.get(model) or self._choose_fault(model)
             if fault:
                 s.faults[fault] += 1
                 if fault in ("429", "429_bare"):
                     # Retry-After in whole seconds, and OpenAI's retry-after-ms for the exact remainder
                     wait = b.retry_after_s
-                    if b.rate_limit_rps is not None and fault == "429":
+                    if self._limit_of(model)[1] is not None and fault == "429" and model not in b.fault_models:
                         wait = max(0.05, 1.0 - (time.monotonic() % 1.0))
                     headers = {"retry-after": str(max(1, round(wait))), "retry-after-ms": str(int(wait * 1000))} \
                         if fault == "429" else {}
-                    headers.update(self._limit_headers(api))
+                    headers.update(self._limit_headers(api, model))
                     return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
                                              status=429, headers=headers)
                 if fault in CODED:
@@ -224,7 +236,7 @@ class MockServer:
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
             return web.json_response(self._format(api, b.served_as.get(model, model), body, text or "", finish),
-                                     headers=self._limit_headers(api))
+                                     headers=self._limit_headers(api, model))
         finally:
             self._track(-1)
 

@@ -149,7 +149,9 @@ def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_b
         if o.error_kinds.get(kind):
             console.print(f"{o.error_kinds[kind]} call(s) failed with {kind}: {advice}")
     for name, reason in o.dead_providers.items():
-        console.print(f"[red]Gave up on provider '{name}'[/]: {reason}. Its remaining calls were not started.")
+        provider, _, model = name.partition("/")     # a lane of a provider with several: provider/model id
+        what = f"model '{model}' of provider '{provider}'" if model else f"provider '{provider}'"
+        console.print(f"[red]Gave up on {what}[/]: {reason}. Its remaining calls were not started.")
     if o.interrupted:
         console.print(f"[yellow]Interrupted[/]: results so far are saved. Resume with `{again}`.")
     elif done_now < total and not o.budget_stop:

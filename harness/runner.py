@@ -26,7 +26,8 @@ from .sealed import reveal
 from .store import CallRow, Store
 from .suite import Item, Suite
 
-FATAL_KINDS = {"auth", "forbidden", "hung", "quota"}   # no point sending more to this provider
+FATAL_KINDS = {"auth", "forbidden", "quota"}   # about the key: no point sending more to any model of this provider
+LANE_FATAL_KINDS = {"hung", "model_not_found"}   # about one model: no point sending more to it
 ITEM_KINDS = {"content_filter", "context_length"}         # about one item, not the provider: never a reason to stop it
 TOKENS_PER_MESSAGE = 16               # an upper bound on the chat format's tokens around each message
 
@@ -62,6 +63,46 @@ def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[Mo
     return jobs
 
 
+class NotSent(Exception):
+    """A call that waited for its turn while its lane was given up or the run stopped: it is not sent."""
+
+
+@dataclass
+class Lane:
+    """The calls that share one set of limits. By default one model id of one provider: OpenAI, Anthropic and
+    gateways (LiteLLM, OpenRouter) limit each model apart, so its advertised limits and its 429s speak for it
+    alone, and a model that keeps failing holds only its own workers. `limits_per: provider` makes the
+    whole provider one lane. Over all lanes of a provider, `shared` keeps the provider's own concurrency,
+    rpm and tpm."""
+    name: str                 # in the summary and messages: the provider's name, or provider/model of several
+    provider: Provider
+    models: list[ModelConfig]
+    pacer: Pacer
+    shared: Pacer | None = None
+    consecutive_failures: int = 0
+    dead: str | None = None
+
+
+def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
+    """One lane per model id (models that differ only in name or params share their upstream's limits), or one
+    for the provider. A lane's limits are its models' `limits`, else the provider's (one lane, or none declared)."""
+    cfg = provider.config
+    groups: dict[str, list[ModelConfig]] = {}
+    for m in models:
+        groups.setdefault(m.model if cfg.limits_per == "model" else "", []).append(m)
+    several = len(groups) > 1
+    shared = Pacer(cfg.concurrency, cfg.rpm, cfg.tpm, ramp=False) if several else None
+    lanes = []
+    for model_id, ms in groups.items():
+        own = [m.limits for m in ms if m.limits]
+        concurrency = min([x.concurrency for x in own if x.concurrency] or [cfg.concurrency])
+        rpm = min([x.rpm for x in own if x.rpm], default=None if several else cfg.rpm)
+        tpm = min([x.tpm for x in own if x.tpm], default=None if several else cfg.tpm)
+        lanes.append(Lane(f"{cfg.name}/{model_id}" if several else cfg.name, provider, ms,
+                          Pacer(min(concurrency, cfg.concurrency), rpm, tpm), shared))
+    return lanes
+
+
 @dataclass
 class Outcome:
     calls_made: int = 0          # finished calls this attempt (ok or error)
@@ -72,8 +113,8 @@ class Outcome:
     interrupted: bool = False
     budget_stop: bool = False
     complete: bool = False       # every call of the run is done (set by `holdout run`)
-    dead_providers: dict = field(default_factory=dict)  # provider name -> reason
-    pacing: dict = field(default_factory=dict)          # provider name -> Pacer.report()
+    dead_providers: dict = field(default_factory=dict)  # lane name (provider, or provider/model) -> reason
+    pacing: dict = field(default_factory=dict)          # lane name -> Pacer.report()
     error_kinds: dict = field(default_factory=dict)     # error kind -> calls that ended with it this attempt
 
 
@@ -110,6 +151,7 @@ class Runner:
         self._flush_scheduled = False
         self.write_error: Exception | None = None
         self._served_ids: dict[str, str] = {}
+        self.dead_keys: dict[str, str] = {}    # provider name -> why its key is refused (every lane of it stops)
 
     # -- public ---------------------------------------------------------------
     async def run(self) -> Outcome:
@@ -120,8 +162,9 @@ class Runner:
         loop = asyncio.get_running_loop()
         self._install_interrupt(loop)
         providers = {name: make_provider(ms[0].provider) for name, ms in by_provider.items()}
+        lanes = [lane for name, ms in by_provider.items() for lane in plan_lanes(providers[name], ms)]
         try:
-            await asyncio.gather(*(self._drive(providers[name], ms) for name, ms in by_provider.items()))
+            await asyncio.gather(*(self._drive(lane) for lane in lanes))
         finally:
             self.store.flush()
             await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
@@ -130,30 +173,30 @@ class Runner:
             raise self.write_error
         return self.outcome
 
-    # -- per provider ---------------------------------------------------------
-    async def _drive(self, provider: Provider, models: list[ModelConfig]) -> None:
-        cfg: ProviderConfig = provider.config
-        pacer = Pacer(cfg.concurrency, cfg.rpm, cfg.tpm)
-        # Twice as many workers as places in flight (the pacer holds in-flight to `concurrency`): a call waiting
+    # -- per lane -------------------------------------------------------------
+    async def _drive(self, lane: Lane) -> None:
+        # Twice as many workers as places in flight (the pacer holds in-flight to its window): a call waiting
         # out a Retry-After sleeps in its worker, and must not leave a place in the window empty meanwhile.
-        n_workers = 2 * cfg.concurrency
+        n_workers = 2 * lane.pacer.max_window
         queue: asyncio.Queue = asyncio.Queue(maxsize=n_workers * 2)
-        state = {"consecutive_failures": 0, "dead": None}
-        workers = [asyncio.create_task(self._worker(provider, pacer, queue, state)) for _ in range(n_workers)]
-        producer = asyncio.create_task(self._produce(queue, models, state, len(workers)))
+        workers = [asyncio.create_task(self._worker(lane, queue)) for _ in range(n_workers)]
+        producer = asyncio.create_task(self._produce(queue, lane, len(workers)))
         try:
             await self._supervise({producer, *workers})
         finally:
-            self.outcome.pacing[cfg.name] = pacer.report()
+            self.outcome.pacing[lane.name] = lane.pacer.report()
 
-    async def _produce(self, queue: asyncio.Queue, models: list[ModelConfig], state: dict, n_workers: int) -> None:
-        names = {m.name for m in models}
+    def _given_up(self, lane: Lane) -> bool:
+        return bool(lane.dead or self.dead_keys.get(lane.provider.config.name))
+
+    async def _produce(self, queue: asyncio.Queue, lane: Lane, n_workers: int) -> None:
+        names = {m.name for m in lane.models}
         for job in self.jobs():
             if job.model.name not in names:
                 continue
             if (job.model.name, job.key, job.epoch) in self.done:
                 continue
-            if self.stopping.is_set() or state["dead"]:
+            if self.stopping.is_set() or self._given_up(lane):
                 self.outcome.not_started += 1
             else:
                 await queue.put(job)
@@ -180,10 +223,10 @@ class Runner:
                     raise failed[0].exception()
                 return
 
-    async def _worker(self, provider: Provider, pacer: Pacer, queue: asyncio.Queue, state: dict) -> None:
-        cfg = provider.config
+    async def _worker(self, lane: Lane, queue: asyncio.Queue) -> None:
+        cfg = lane.provider.config
         while (job := await queue.get()) is not None:
-            if self.stopping.is_set() or state["dead"]:
+            if self.stopping.is_set() or self._given_up(lane):
                 self.outcome.not_started += 1
                 continue
             model = job.model
@@ -197,48 +240,71 @@ class Runner:
                 self.stopping.set()
                 continue
             request = Request(job.item_id, model.model, job.messages, model.request_params(), cfg.timeout_s)
-            row = await self._call(provider, pacer, request, job, prompt_tokens + model.max_tokens)
+            try:
+                row = await self._call(lane, request, job, prompt_tokens + model.max_tokens)
+            except NotSent:
+                self.budget.settle(worst, 0.0)
+                self.outcome.not_started += 1
+                continue
             hit("runner.after_call", lambda: reveal(job.messages[-1][1]))  # tests: a crash quoting the prompt
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
             if self.budget.exhausted_by_spend():    # a provider billed past the cap it was sent: start nothing more
                 self.outcome.budget_stop = True
                 self.stopping.set()
-            if row.ok or row.error_kind in ITEM_KINDS:    # the provider answered; this item is the matter
-                state["consecutive_failures"] = 0
-            else:
-                state["consecutive_failures"] += 1
-                if row.error_kind in FATAL_KINDS or state["consecutive_failures"] >= cfg.max_consecutive_failures:
-                    if not state["dead"]:
-                        state["dead"] = (f"{row.error} from provider '{cfg.name}'" if row.error_kind in FATAL_KINDS else
-                                         f"{state['consecutive_failures']} calls in a row failed (last: {row.error})")
-                        self.outcome.dead_providers[cfg.name] = state["dead"]
+            self._judge_lane(lane, row)
 
-    async def _attempt(self, provider: Provider, pacer: Pacer, request: Request, job: Job, tokens: int) -> Completion:
-        """One try: wait for the pacer, send, classify. Raises ProviderError."""
-        cfg = provider.config
+    def _judge_lane(self, lane: Lane, row: CallRow) -> None:
+        """After a call: a key refused stops the provider; a model that keeps failing stops its lane only."""
+        name = lane.provider.config.name
+        if row.ok or row.error_kind in ITEM_KINDS:    # the provider answered; this item is the matter
+            lane.consecutive_failures = 0
+            return
+        lane.consecutive_failures += 1
+        if self._given_up(lane):
+            return
+        if row.error_kind in FATAL_KINDS:
+            self.dead_keys[name] = f"{row.error} from provider '{name}'"
+            self.outcome.dead_providers[name] = self.dead_keys[name]
+        elif row.error_kind in LANE_FATAL_KINDS or lane.consecutive_failures >= lane.provider.config.max_consecutive_failures:
+            lane.dead = (f"{row.error}" if row.error_kind in LANE_FATAL_KINDS else
+                         f"{lane.consecutive_failures} calls in a row failed (last: {row.error})")
+            self.outcome.dead_providers[lane.name] = lane.dead
+
+    async def _attempt(self, lane: Lane, request: Request, job: Job, tokens: int) -> Completion:
+        """One try: wait for the lane's pacer (then the provider's, if it has several lanes), send, classify.
+        Raises ProviderError. What the provider says about limits is about this lane."""
+        cfg, pacer = lane.provider.config, lane.pacer
         await pacer.acquire(tokens)
         try:
-            await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
+            if lane.shared is not None:
+                await lane.shared.acquire(tokens)
             try:
+                if self.stopping.is_set() or self._given_up(lane):
+                    raise NotSent
+                await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
                 try:
-                    async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
-                        c: Completion = await provider.complete(request)
-                except TimeoutError:
-                    raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
-            except ProviderError as e:
-                if e.kind == "timeout":
-                    pacer.timeouts_in_a_row += 1
-                    if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
-                        raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
-                                            f"{cfg.timeout_s:g} s", retryable=False) from None
-                else:
-                    pacer.timeouts_in_a_row = 0
-                if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
-                    pacer.on_rate_limited(e.retry_after)
-                if e.limits != (None, None):
-                    pacer.on_advertised(*e.limits)
-                raise
+                    try:
+                        async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
+                            c: Completion = await lane.provider.complete(request)
+                    except TimeoutError:
+                        raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+                except ProviderError as e:
+                    if e.kind == "timeout":
+                        pacer.timeouts_in_a_row += 1
+                        if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
+                            raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer "
+                                                f"within {cfg.timeout_s:g} s", retryable=False) from None
+                    else:
+                        pacer.timeouts_in_a_row = 0
+                    if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
+                        pacer.on_rate_limited(e.retry_after)
+                    if e.limits != (None, None):
+                        pacer.on_advertised(*e.limits)
+                    raise
+            finally:
+                if lane.shared is not None:
+                    lane.shared.release()
         finally:
             pacer.release()
         pacer.timeouts_in_a_row = 0
@@ -249,16 +315,16 @@ class Runner:
         pacer.on_success()
         return c
 
-    async def _call(self, provider: Provider, pacer: Pacer, request: Request, job: Job, tokens: int) -> CallRow:
+    async def _call(self, lane: Lane, request: Request, job: Job, tokens: int) -> CallRow:
         """The first attempt is a plain call (the common case costs no retry machinery); after a retryable
-        failure tenacity takes over. A 429 is the provider pacing us, not a fault of the item: up to
-        4 x max_attempts of them are allowed on top of max_attempts other failures."""
+        failure tenacity takes over. A 429 is the provider pacing us, not a fault of the item: a call may
+        hear `rate_limit_retries` of them on top of max_attempts tries for other failures."""
         started = time.perf_counter()
-        cfg = provider.config
+        cfg = lane.provider.config
         attempts = 1
         try:
             try:
-                c = await self._attempt(provider, pacer, request, job, tokens)
+                c = await self._attempt(lane, request, job, tokens)
             except ProviderError as first:
                 if not first.retryable:
                     raise
@@ -268,15 +334,17 @@ class Runner:
                     exc = state.outcome.exception()
                     kind = "rate_limited" if getattr(exc, "kind", "") == "rate_limited" else "other"
                     failures[kind] += 1
-                    return failures["other"] >= cfg.max_attempts or failures["rate_limited"] >= 4 * cfg.max_attempts
+                    return failures["other"] >= cfg.max_attempts or failures["rate_limited"] > cfg.rate_limit_retries
 
+                if failures["rate_limited"] > cfg.rate_limit_retries:
+                    raise
                 first_wait = _wait_for(first, 1)
                 await asyncio.sleep(first_wait)
                 retrying = AsyncRetrying(stop=stop, wait=_wait, retry=retry_if_exception(_retryable), reraise=True)
                 async for attempt in retrying:
                     with attempt:
                         attempts += 1
-                        c = await self._attempt(provider, pacer, request, job, tokens)
+                        c = await self._attempt(lane, request, job, tokens)
         except ProviderError as e:
             return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, None, 0, 0,
                            time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time(), job.item_sha)
