@@ -35,7 +35,7 @@ def test_good_config_loads(project):
 def test_unknown_key_names_line_and_allowed_keys(project):
     msg, path = error_for(project, GOOD.replace("    model: m1", "    model: m1\n    temprature: 0.2"))
     assert f"{path}:10: models[0].temprature: unknown key 'temprature'" in msg
-    assert "expected one of: model, name, params, price, provider" in msg
+    assert "expected one of: limits, model, name, params, price, provider" in msg
 
 
 def test_wrong_type_says_expected_and_found(project):
