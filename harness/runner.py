@@ -82,6 +82,22 @@ class Lane:
     consecutive_failures: int = 0
     dead: str | None = None
 
+    async def acquire(self, tokens: int) -> None:
+        """A place in the lane's window, then in the provider's (never the other way round: a lane waiting
+        for its own rate must not hold a place other lanes could use). Pair with `release`."""
+        await self.pacer.acquire(tokens)
+        if self.shared is not None:
+            try:
+                await self.shared.acquire(tokens)
+            except BaseException:
+                self.pacer.release()
+                raise
+
+    def release(self) -> None:
+        if self.shared is not None:
+            self.shared.release()
+        self.pacer.release()
+
 
 def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
     """One lane per model id (models that differ only in name or params share their upstream's limits), or one
@@ -151,7 +167,6 @@ class Runner:
         self._flush_scheduled = False
         self.write_error: Exception | None = None
         self._served_ids: dict[str, str] = {}
-        self.dead_keys: dict[str, str] = {}    # provider name -> why its key is refused (every lane of it stops)
 
     # -- public ---------------------------------------------------------------
     async def run(self) -> Outcome:
@@ -187,7 +202,8 @@ class Runner:
             self.outcome.pacing[lane.name] = lane.pacer.report()
 
     def _given_up(self, lane: Lane) -> bool:
-        return bool(lane.dead or self.dead_keys.get(lane.provider.config.name))
+        """Its model failed for good, or its provider's key was refused (recorded under the provider's name)."""
+        return bool(lane.dead) or lane.provider.config.name in self.outcome.dead_providers
 
     async def _produce(self, queue: asyncio.Queue, lane: Lane, n_workers: int) -> None:
         names = {m.name for m in lane.models}
@@ -264,10 +280,9 @@ class Runner:
         if self._given_up(lane):
             return
         if row.error_kind in FATAL_KINDS:
-            self.dead_keys[name] = f"{row.error} from provider '{name}'"
-            self.outcome.dead_providers[name] = self.dead_keys[name]
+            self.outcome.dead_providers[name] = f"{row.error} from provider '{name}'"
         elif row.error_kind in LANE_FATAL_KINDS or lane.consecutive_failures >= lane.provider.config.max_consecutive_failures:
-            lane.dead = (f"{row.error}" if row.error_kind in LANE_FATAL_KINDS else
+            lane.dead = (row.error if row.error_kind in LANE_FATAL_KINDS else
                          f"{lane.consecutive_failures} calls in a row failed (last: {row.error})")
             self.outcome.dead_providers[lane.name] = lane.dead
 
@@ -275,38 +290,32 @@ class Runner:
         """One try: wait for the lane's pacer (then the provider's, if it has several lanes), send, classify.
         Raises ProviderError. What the provider says about limits is about this lane."""
         cfg, pacer = lane.provider.config, lane.pacer
-        await pacer.acquire(tokens)
+        await lane.acquire(tokens)
         try:
-            if lane.shared is not None:
-                await lane.shared.acquire(tokens)
+            if self.stopping.is_set() or self._given_up(lane):
+                raise NotSent
+            await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
             try:
-                if self.stopping.is_set() or self._given_up(lane):
-                    raise NotSent
-                await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
                 try:
-                    try:
-                        async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
-                            c: Completion = await lane.provider.complete(request)
-                    except TimeoutError:
-                        raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
-                except ProviderError as e:
-                    if e.kind == "timeout":
-                        pacer.timeouts_in_a_row += 1
-                        if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
-                            raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer "
-                                                f"within {cfg.timeout_s:g} s", retryable=False) from None
-                    else:
-                        pacer.timeouts_in_a_row = 0
-                    if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
-                        pacer.on_rate_limited(e.retry_after)
-                    if e.limits != (None, None):
-                        pacer.on_advertised(*e.limits)
-                    raise
-            finally:
-                if lane.shared is not None:
-                    lane.shared.release()
+                    async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
+                        c: Completion = await lane.provider.complete(request)
+                except TimeoutError:
+                    raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+            except ProviderError as e:
+                if e.kind == "timeout":
+                    pacer.timeouts_in_a_row += 1
+                    if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
+                        raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
+                                            f"{cfg.timeout_s:g} s", retryable=False) from None
+                else:
+                    pacer.timeouts_in_a_row = 0
+                if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
+                    pacer.on_rate_limited(e.retry_after)
+                if e.limits != (None, None):
+                    pacer.on_advertised(*e.limits)
+                raise
         finally:
-            pacer.release()
+            lane.release()
         pacer.timeouts_in_a_row = 0
         if c.limits != (None, None):
             pacer.on_advertised(*c.limits)

@@ -97,3 +97,18 @@ def test_rate_limit_retries_and_model_limits_are_checked_with_file_and_line(proj
     models = ("  - {provider: gw, model: x, limits: {rpm: .nan}}\n",)
     code, _, err = cli("run", _config(project, mock_server, models=models), "-q")
     assert code == 2 and "limits" in err and "run.yaml:" in err
+
+
+def test_two_names_for_one_model_id_share_its_lane_and_an_id_with_a_slash_is_named_whole(project, cli, mock_server):
+    """`t0` and `t1` are one upstream model at two temperatures: its advertised limit covers both together.
+    Gateway model ids carry slashes (org/model): the lane and the message keep the id whole."""
+    project.suite(n=8)
+    mock_server.behaviour = MockBehaviour(model_rate_limits={"m": 4}, fault_models={"org/gone": "model_not_found"})
+    models = ("  - {provider: gw, model: m, name: t0, params: {temperature: 0}}\n",
+              "  - {provider: gw, model: m, name: t1, params: {temperature: 1}}\n", "org/gone")
+    code, _, err = cli("run", _config(project, mock_server, models=models), "-q")
+    assert code == 3, err
+    assert set(project.summary("run")["pacing"]) == {"gw/m", "gw/org/gone"}
+    assert "Gave up on model 'org/gone' of provider 'gw'" in err
+    with project.db() as db:
+        assert db.execute("SELECT COUNT(*) FROM calls WHERE model IN ('t0', 't1') AND ok=1").fetchone()[0] == 16
