@@ -7,12 +7,18 @@ are enforced in short slices. The rate it keeps is the lowest it knows of:
 - the `rpm`/`tpm` in the config;
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
   `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
-  each 429 (a key shared with another run);
+  each 429 when the provider gives no count of what is left;
+- on a key other processes use too, our share of that limit: two counts of requests left in one
+  window (`x-ratelimit-remaining-requests` + `-reset-requests`, Anthropic's `-remaining`/`-reset`)
+  say how much the whole key spent between them, and the part we did not send is others'. Measured
+  over the last second, our share is what we spend of all; each process pacing to its share puts
+  the key's total at the limit within a step, and once a count (less what was since sent) runs
+  out, we wait for its reset;
 - after 429s that say a limit (10 of the last 50 answers; fewer are a gateway's sporadic hiccups,
   which only the refused request waits out), 95% of the rate at which requests were being
   accepted, not counting our own pauses, raised by 1% per second of success up to that rate and
   5% per second beyond it, so an unadvertised limit is approached without bursts.
-When nothing is known yet, the window ramps up in time, not in round trips: it grows evenly from 8
+When nothing is known yet, the window ramps up in time, not in round trips: it grows evenly from 4
 to the configured concurrency over 200 ms, whatever the latency, and stops growing at the first
 429 or as soon as a limit is advertised. Even, because requests sent in a burst come back in a
 burst, and the burst then repeats every round trip (bench/README.md). A 429 that says a limit
@@ -23,10 +29,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from dataclasses import dataclass
+
+from .providers import Advertised
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The provider's count of requests this key has left, as one response stated it."""
+    remaining: int
+    ends_at: float    # when the count is full again (monotonic)
+    seen_at: float
+    sent_then: int    # the number of our request it answered: it counts ours up to that one
 
 
 class Pacer:
-    INITIAL_WINDOW = 8
+    INITIAL_WINDOW = 4
     RAMP_S = 0.2         # while nothing is known, the window grows to full over this many seconds
     HEADROOM = 0.99      # fraction of an advertised limit that we use ...
     CUT_ADVERTISED = 0.97  # ... made smaller by this factor at each 429 all the same
@@ -36,6 +54,8 @@ class Pacer:
     GROWTH_FAR = 0.05    # rate last accepted, and by this much beyond it (probing for more)
     RECENT = 50          # answers remembered to tell a limit from sporadic 429s ...
     DENSE = 10           # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
+    SAME_WINDOW_S = 0.05  # two counts whose resets are this close are of one window (latency moves them)
+    SHARE_HORIZON_S = 1.0  # our share of the key is measured over this long: several windows, not one
 
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True):
         self.max_window = concurrency
@@ -65,22 +85,27 @@ class Pacer:
         self.window = float(self.INITIAL_WINDOW if self.ramping else concurrency)
         self.ramp_started: float | None = None
         self.ramp_timer: asyncio.TimerHandle | None = None
+        self.quota: Quota | None = None
+        self.counted: deque = deque(maxlen=1024)   # (at, seconds, spent by all, spent by us) between two counts
 
-    def rate(self) -> float | None:
-        rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate) if r]
+    def rate(self, now: float | None = None) -> float | None:
+        rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate,
+                             self._quota_rate(now or time.monotonic())) if r]
         return min(rates) if rates else None
 
     def report(self) -> dict:
         """How the run was paced, for the summary: the rate at the end, what set it, and the 429s heard."""
         sources = {"the config's rpm": self.configured_rate, "the provider's advertised limit": self.advertised_rate,
-                   "429s (the limit was not advertised)": self.adaptive_rate}
+                   "429s (the limit was not advertised)": self.adaptive_rate,
+                   "our share of a key others use too": self._quota_rate(time.monotonic())}
         known = {name: rate for name, rate in sources.items() if rate}
         paced_by = min(known, key=known.get) if known else None
         return {"rate_limited": self.rate_limited, "paced_by": paced_by,
                 "requests_per_s": round(known[paced_by], 2) if paced_by else None}
 
-    async def acquire(self, tokens: int = 0) -> None:
-        """Wait until one more request (of about `tokens` tokens) may be sent. Pair with `release`."""
+    async def acquire(self, tokens: int = 0) -> int:
+        """Wait until one more request (of about `tokens` tokens) may be sent; its number among our requests
+        (pass it back with what its response says). Pair with `release`."""
         if self.ramping and self.ramp_started is None:
             self.ramp_started = time.monotonic()
         while self.in_flight >= int(self.window):
@@ -93,10 +118,11 @@ class Pacer:
             while True:
                 pauses = self.pauses
                 now = time.monotonic()
-                if self.paused_until > now:
-                    await asyncio.sleep(self.paused_until - now)
+                wait_until = max(self.paused_until, self._quota_spent_until(now))
+                if wait_until > now:
+                    await asyncio.sleep(wait_until - now)
                     now = time.monotonic()
-                rate = self.rate()
+                rate = self.rate(now)
                 if rate:
                     slot = max(now, self.next_at)
                     self.next_at = slot + 1.0 / rate
@@ -104,14 +130,15 @@ class Pacer:
                         await asyncio.sleep(slot - now)
                 if self.tpm and tokens:
                     await self._take_tokens(tokens)
-                if pauses == self.pauses:
-                    break   # else a 429 came while we waited for our slot: queue again behind its pause
+                if pauses == self.pauses and not self._quota_spent_until(time.monotonic()):
+                    break   # else a 429 came, or the key's count ran out, while we waited: queue again
             self.sent += 1
             if self.first_sent is None:
                 self.first_sent = time.monotonic()
         except BaseException:
             self.release()
             raise
+        return self.sent
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -158,7 +185,8 @@ class Pacer:
             return
         self.cut_until = max(self.paused_until, now + 0.5)
         if self.advertised_rate:   # over an advertised limit: someone else shares the key, or clocks differ
-            self.headroom *= self.CUT_ADVERTISED
+            if self.quota is None:   # (the key's count, where given, says how much the others take)
+                self.headroom *= self.CUT_ADVERTISED
             self._pace_to_advertised()
             return
         accepted = self.success_rate()
@@ -166,8 +194,18 @@ class Pacer:
             self.last_accepted = accepted
             self.adaptive_rate = accepted * self.CUT
 
-    def on_advertised(self, rpm: float | None, tpm: float | None) -> None:
-        """The provider's own limits, read from response headers: pace to them, and open the window."""
+    def on_advertised(self, advertised: Advertised | None, *, request: int) -> None:
+        """What the response to our `request`-th request said in its headers: the limits, and the count of
+        requests left (which counts ours up to that one, and none sent after it)."""
+        if advertised is None:
+            return
+        if advertised.rpm or advertised.tpm:
+            self._on_limits(advertised.rpm, advertised.tpm)
+        if advertised.remaining is not None:
+            self._on_quota(advertised.remaining, advertised.reset_s, request)
+
+    def _on_limits(self, rpm: float | None, tpm: float | None) -> None:
+        """The provider's own limits: pace to them, and open the window."""
         if (rpm, tpm) == self.advertised:   # every response says it again
             return
         first = self.advertised_rate is None
@@ -178,6 +216,48 @@ class Pacer:
             self.next_at = max(self.next_at, self.first_sent + self.sent / self.advertised_rate)
         if self.ramping:
             self._end_ramp(window=self.max_window)
+
+    # -- a key shared with other processes ----------------------------------------------
+    def _on_quota(self, remaining: int, reset_s: float, request: int) -> None:
+        """A count of requests left until a reset. Two counts of one window tell how much the whole key spent
+        between them; what we did not send was spent by others (other processes on the key)."""
+        now = time.monotonic()
+        ends_at, last = now + reset_s, self.quota
+        if last is not None and abs(ends_at - last.ends_at) <= self.SAME_WINDOW_S:
+            if request < last.sent_then or remaining > last.remaining:
+                return   # an older count that arrived late
+            if now > last.seen_at and remaining > 0:   # a spent count stays at 0 whatever is sent
+                self.counted.append((now, now - last.seen_at, last.remaining - remaining, request - last.sent_then))
+        self.quota = Quota(remaining=remaining, ends_at=ends_at, seen_at=now, sent_then=request)
+
+    def key_share(self, now: float) -> tuple[float, float]:
+        """(our share of what the key spends, others' requests per second), over the last few seconds.
+        Alone, or not yet known: (1, 0)."""
+        recent = [c for c in self.counted if now - c[0] <= self.SHARE_HORIZON_S]
+        seconds, spent, ours = (sum(c[i] for c in recent) for i in (1, 2, 3))
+        if len(recent) < 3 or spent <= 0 or seconds <= 0:
+            return 1.0, 0.0
+        return min(1.0, max(0.05, ours / spent)), max(0.0, (spent - ours) / seconds)
+
+    def _left(self, now: float) -> float | None:
+        """Requests the key has left in the current window, by the last count less what was sent since."""
+        q = self.quota
+        if q is None or now >= q.ends_at:
+            return None
+        _, others_rate = self.key_share(now)
+        return q.remaining - (self.sent - q.sent_then) - others_rate * (now - q.seen_at)
+
+    def _quota_spent_until(self, now: float) -> float:
+        """When the key's count is full again, if it has nothing left now (by our estimate); else 0."""
+        left = self._left(now)
+        if left is None or left >= 1 or self.key_share(now)[0] >= 1:
+            return 0.0   # (alone, the limit paces us: our own count is no news)
+        return self.quota.ends_at + self.PAUSE_MARGIN_S
+
+    def _quota_rate(self, now: float) -> float | None:
+        """Our share of the advertised limit, when others spend from the same key."""
+        share, _ = self.key_share(now)
+        return self.advertised_rate * share if self.advertised_rate and share < 1 else None
 
     def _pace_to_advertised(self) -> None:
         """Request and token rates from the advertised limits, at the current headroom."""

@@ -82,16 +82,18 @@ class Lane:
     consecutive_failures: int = 0
     dead: str | None = None
 
-    async def acquire(self, tokens: int) -> None:
+    async def acquire(self, tokens: int) -> int:
         """A place in the lane's window, then in the provider's (never the other way round: a lane waiting
-        for its own rate must not hold a place other lanes could use). Pair with `release`."""
-        await self.pacer.acquire(tokens)
+        for its own rate must not hold a place other lanes could use); the request's number in the lane.
+        Pair with `release`."""
+        request = await self.pacer.acquire(tokens)
         if self.shared is not None:
             try:
                 await self.shared.acquire(tokens)
             except BaseException:
                 self.pacer.release()
                 raise
+        return request
 
     def release(self) -> None:
         if self.shared is not None:
@@ -290,7 +292,7 @@ class Runner:
         """One try: wait for the lane's pacer (then the provider's, if it has several lanes), send, classify.
         Raises ProviderError. What the provider says about limits is about this lane."""
         cfg, pacer = lane.provider.config, lane.pacer
-        await lane.acquire(tokens)
+        request_number = await lane.acquire(tokens)
         try:
             if self.stopping.is_set() or self._given_up(lane):
                 raise NotSent
@@ -311,14 +313,12 @@ class Runner:
                     pacer.timeouts_in_a_row = 0
                 if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
                     pacer.on_rate_limited(e.retry_after)
-                if e.limits != (None, None):
-                    pacer.on_advertised(*e.limits)
+                pacer.on_advertised(e.limits, request=request_number)
                 raise
         finally:
             lane.release()
         pacer.timeouts_in_a_row = 0
-        if c.limits != (None, None):
-            pacer.on_advertised(*c.limits)
+        pacer.on_advertised(c.limits, request=request_number)
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):
             raise ProviderError("empty", "the completion was empty", retryable=True)
         pacer.on_success()

@@ -7,6 +7,7 @@ import pytest
 from conftest import holdout_subprocess
 
 from harness.mockserver import MockBehaviour
+from harness.providers import Advertised
 from harness.providers._sdk import advertised_limits
 
 
@@ -213,12 +214,40 @@ def test_the_window_opens_within_a_round_trip_even_for_a_slow_model(project, cli
 
 
 def test_advertised_limits_are_read_from_either_providers_headers():
-    assert advertised_limits({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "200000"}) == (500, 200000)
+    assert advertised_limits({"x-ratelimit-limit-requests": "500", "x-ratelimit-limit-tokens": "200000"}) == \
+        Advertised(rpm=500, tpm=200000)
     assert advertised_limits({"anthropic-ratelimit-requests-limit": "50",
-                              "anthropic-ratelimit-tokens-limit": "40000"}) == (50, 40000)
-    assert advertised_limits({"x-ratelimit-limit-tokens": "30000"}) == (None, 30000)
-    for nothing_usable in ({}, None, {"x-ratelimit-limit-requests": "many"}, {"x-ratelimit-limit-requests": "0"}):
-        assert advertised_limits(nothing_usable) == (None, None)
+                              "anthropic-ratelimit-tokens-limit": "40000"}) == Advertised(rpm=50, tpm=40000)
+    assert advertised_limits({"x-ratelimit-limit-tokens": "30000"}) == Advertised(tpm=30000)
+    for nothing_usable in ({}, None, {"x-ratelimit-limit-requests": "many"}, {"x-ratelimit-limit-requests": "0"},
+                           {"x-ratelimit-limit-requests": "nan"}, {"x-ratelimit-limit-requests": "inf"}):
+        assert advertised_limits(nothing_usable) is None
+
+
+@pytest.mark.parametrize("reset, seconds", [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5),
+                                            ("0.352s", 0.352), ("1m30s", 90.0), ("2.5", 2.5)])
+def test_the_count_left_and_its_reset_are_read_in_openais_durations(reset, seconds):
+    got = advertised_limits({"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "17",
+                             "x-ratelimit-reset-requests": reset})
+    assert got.remaining == 17 and got.reset_s == pytest.approx(seconds)
+
+
+def test_the_count_left_and_its_reset_are_read_in_anthropics_instants():
+    import datetime
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=30)
+    got = advertised_limits({"anthropic-ratelimit-requests-limit": "50", "anthropic-ratelimit-requests-remaining": "0",
+                             "anthropic-ratelimit-requests-reset": at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})
+    assert got.remaining == 0 and 28 < got.reset_s <= 30
+    past = advertised_limits({"anthropic-ratelimit-requests-remaining": "3",
+                              "anthropic-ratelimit-requests-reset": "2020-01-01T00:00:00Z"})
+    assert past == Advertised(remaining=3, reset_s=0.0)
+
+
+@pytest.mark.parametrize("reset", ["junk", "", "ms", "nan", "inf", "2026-12-03T06:30:00", "99999999s", "1" * 50])
+def test_an_unreadable_reset_drops_the_count_but_keeps_the_limit(reset):
+    got = advertised_limits({"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "17",
+                             "x-ratelimit-reset-requests": reset})
+    assert got == Advertised(rpm=1200)
 
 
 @pytest.mark.parametrize("limit", ["rpm: 540", "tpm: 58000"])

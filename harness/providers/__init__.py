@@ -22,6 +22,17 @@ class Request:
     timeout_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Advertised:
+    """What a response's headers say about the key: its per-minute limits, and how many requests it has left
+    until its count is full again (OpenAI's `x-ratelimit-remaining/reset-requests`, Anthropic's equivalents).
+    The remaining count is what lets several processes on one key pace themselves."""
+    rpm: float | None = None
+    tpm: float | None = None
+    remaining: int | None = None   # requests left ...
+    reset_s: float | None = None   # ... until the window or bucket is full again, in seconds from now
+
+
 @dataclass(slots=True)
 class Completion:
     text: str
@@ -29,7 +40,7 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
-    limits: tuple = (None, None)   # (requests, tokens) per minute the provider advertised, if it did
+    limits: Advertised | None = None   # what the provider advertised about its limits, if anything
     served_model: str | None = None  # the response's own model id (checked to look like one: it is stored as is)
 
 
@@ -45,7 +56,7 @@ class ProviderError(Exception):
     """A failed call. `detail` never contains request or response bodies (they can echo held-out text)."""
 
     def __init__(self, kind: str, detail: str = "", *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None, limits: tuple = (None, None)):
+                 status: int | None = None, limits: Advertised | None = None):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind, self.detail, self.retryable = kind, detail, retryable
         self.retry_after, self.status, self.limits = retry_after, status, limits

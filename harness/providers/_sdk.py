@@ -1,14 +1,16 @@
 """What the official SDKs share: the aiohttp transport sized to our concurrency, and error mapping."""
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import re
 import socket
 import time
 
 import httpx2
 
-from . import ProviderError
+from . import Advertised, ProviderError
 
 
 def http_client(sdk, concurrency: int, timeout_s: float):
@@ -37,20 +39,65 @@ def retry_after(headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-# The per-minute limits providers advertise on every response: (requests, tokens) header names.
+# What providers advertise on every response: the per-minute limits, and the requests left until a reset.
 LIMIT_HEADERS = (("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),               # OpenAI
                  ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"))  # Anthropic
+QUOTA_HEADERS = (("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+                 ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"))
 
 
-def advertised_limits(headers) -> tuple[float | None, float | None]:
-    """(requests per minute, tokens per minute) the provider says this key may use, where it says so."""
+def advertised_limits(headers) -> Advertised | None:
+    """What the provider says this key may use, where it says so: limits per minute, requests left and when
+    the count is full again. None when the headers say nothing usable."""
     if headers is None:
-        return None, None
-    for requests_name, tokens_name in LIMIT_HEADERS:
+        return None
+    for (requests_name, tokens_name), (remaining_name, reset_name) in zip(LIMIT_HEADERS, QUOTA_HEADERS):
         rpm, tpm = _positive(headers.get(requests_name)), _positive(headers.get(tokens_name))
-        if rpm or tpm:
-            return rpm, tpm
-    return None, None
+        remaining, reset_s = _count(headers.get(remaining_name)), reset_in(headers.get(reset_name))
+        if remaining is None or reset_s is None:
+            remaining = reset_s = None
+        if rpm or tpm or remaining is not None:
+            return Advertised(rpm=rpm, tpm=tpm, remaining=remaining, reset_s=reset_s)
+    return None
+
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
+
+
+def reset_in(value: str | None) -> float | None:
+    """Seconds until a reset, from OpenAI's durations (`1s`, `6m0s`, `20ms`, `1h2m3.5s`), Anthropic's RFC 3339
+    instants (`2026-12-03T06:30:00.250Z`) or plain seconds; a reset already past is 0. None if unreadable or
+    over a day away."""
+    if not value or len(value) > 40:
+        return None
+    value = value.strip()
+    seconds = None
+    try:
+        seconds = float(value)
+    except ValueError:
+        match = _DURATION.fullmatch(value)
+        if match and any(match.groups()):
+            h, m, s, ms = (float(g) if g else 0.0 for g in match.groups())
+            seconds = h * 3600 + m * 60 + s + ms / 1000
+        else:
+            try:
+                at = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            if at.tzinfo is None:
+                return None
+            seconds = at.timestamp() - time.time()
+    if not math.isfinite(seconds) or seconds > 86_400:
+        return None
+    return max(0.0, seconds)
+
+
+def _count(value: str | None) -> int | None:
+    try:
+        number = int(value) if value else None
+    except ValueError:
+        return None
+    return number if number is not None and 0 <= number < 10**12 else None
 
 
 def _positive(value: str | None) -> float | None:
@@ -58,7 +105,7 @@ def _positive(value: str | None) -> float | None:
         number = float(value) if value else None
     except ValueError:
         return None
-    return number if number and number > 0 else None
+    return number if number and number > 0 and math.isfinite(number) else None
 
 
 def map_error(sdk, e: Exception) -> ProviderError:

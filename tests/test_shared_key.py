@@ -1,0 +1,92 @@
+"""A key shared with other processes: the counts of requests left say how much the others spend, and the
+pacer keeps to its share. Driven with the counts a provider would send (the cross-process figures are in
+bench/shared_key.py: timing on a loaded machine is not a test's business)."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from harness.limits import Pacer
+from harness.providers import Advertised
+
+
+def count(remaining: int, reset_s: float) -> Advertised:
+    return Advertised(rpm=1200, remaining=remaining, reset_s=reset_s)
+
+
+async def send_and_count(pacer: Pacer, remaining: int, *, window_ends: float) -> int:
+    """One request, answered with a count of one window (its reset is the same instant, seen from later)."""
+    request = await pacer.acquire()
+    pacer.release()
+    pacer.on_advertised(count(remaining, window_ends - time.monotonic()), request=request)
+    pacer.on_success()
+    await asyncio.sleep(0.002)
+    return request
+
+
+def test_others_spending_between_our_counts_sets_our_share():
+    """Each of our requests is answered with a count 4 lower: three others per one of ours, a quarter share."""
+    async def go():
+        pacer = Pacer(16, ramp=False)
+        ends = time.monotonic() + 5
+        for k in range(8):
+            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        share, others = pacer.key_share(time.monotonic())
+        assert share == pytest.approx(0.25)
+        assert others > 0
+        assert pacer.rate() == pytest.approx(1200 / 60 * 0.99 * 0.25)
+        assert pacer.report()["paced_by"] == "our share of a key others use too"
+    asyncio.run(go())
+
+
+def test_alone_on_the_key_the_limit_paces_as_before():
+    async def go():
+        pacer = Pacer(16, ramp=False)
+        ends = time.monotonic() + 5
+        for k in range(8):
+            await send_and_count(pacer, 1000 - k, window_ends=ends)
+        assert pacer.key_share(time.monotonic()) == (1.0, 0.0)
+        assert pacer.rate() == pytest.approx(1200 / 60 * 0.99)
+        assert pacer.report()["paced_by"] == "the provider's advertised limit"
+    asyncio.run(go())
+
+
+def test_a_count_that_arrives_late_is_not_news():
+    """Answers come back out of order: a count for an earlier request (higher remaining) changes nothing."""
+    async def go():
+        pacer = Pacer(16, ramp=False)
+        ends = time.monotonic() + 5
+        for k in range(6):
+            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        before = list(pacer.counted), pacer.quota
+        pacer.on_advertised(count(999, ends - time.monotonic()), request=2)
+        assert (list(pacer.counted), pacer.quota) == before
+    asyncio.run(go())
+
+
+def test_a_spent_count_on_a_shared_key_waits_for_its_reset():
+    """Others have taken the window: the next request goes after the reset, not into a 429."""
+    async def go():
+        pacer = Pacer(16, ramp=False)
+        ends = time.monotonic() + 5
+        for k in range(6):
+            await send_and_count(pacer, 40 - 4 * k, window_ends=ends)
+        pacer.on_advertised(count(0, reset_s=0.3), request=pacer.sent)   # a new window, already spent
+        start = time.monotonic()
+        await pacer.acquire()
+        pacer.release()
+        assert time.monotonic() - start >= 0.3
+    asyncio.run(go())
+
+
+def test_the_share_is_forgotten_once_the_others_stop():
+    async def go():
+        pacer = Pacer(16, ramp=False)
+        ends = time.monotonic() + 5
+        for k in range(6):
+            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        assert pacer.key_share(time.monotonic())[0] < 1
+        assert pacer.key_share(time.monotonic() + pacer.SHARE_HORIZON_S + 0.1) == (1.0, 0.0)
+    asyncio.run(go())
