@@ -52,6 +52,8 @@ class MockBehaviour:
     seed: int = 0
     fault_models: dict = field(default_factory=dict)   # model name -> the fault every request for it gets
     served_as: dict = field(default_factory=dict)      # model name -> the model id the response says (a gateway alias)
+    upstreams: dict = field(default_factory=dict)      # model name -> the upstream a gateway names: "provider" in the
+    upstream_header: bool = False                      # body (OpenRouter), or LiteLLM's x-litellm-model-api-base header
     model_rate_limits: dict = field(default_factory=dict)  # model name -> its own req/s (a gateway's deployment), apart
 
 
@@ -235,8 +237,13 @@ class MockServer:
             text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
-            return web.json_response(self._format(api, b.served_as.get(model, model), body, text or "", finish),
-                                     headers=self._limit_headers(api, model))
+            answer, headers = self._format(api, b.served_as.get(model, model), body, text or "", finish), \
+                self._limit_headers(api, model)
+            if model in b.upstreams and b.upstream_header:
+                headers["x-litellm-model-api-base"] = f"https://{b.upstreams[model]}/v1"
+            elif model in b.upstreams:
+                answer["provider"] = b.upstreams[model]
+            return web.json_response(answer, headers=headers)
         finally:
             self._track(-1)
 

@@ -151,7 +151,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ProviderError) and exc.retryable
 
 
-async def _nothing_to_record(item_id: str, provider: str, model: str) -> None:
+async def _nothing_to_record(item_id: str, provider: str, model: str, role: str = "model") -> None:
     """A public pool's calls: no exposure ledger."""
 
 
@@ -319,6 +319,9 @@ class Runner:
             lane.release()
         pacer.timeouts_in_a_row = 0
         pacer.on_advertised(c.limits, request=request_number)
+        upstream = self._served(c.upstream)
+        if upstream and upstream != "(withheld)" and upstream != cfg.name:   # the gateway passed it on: they saw it too
+            await self.on_sent(job.item_id, upstream, self._served(c.served_model) or job.model.model, role="upstream")
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):
             raise ProviderError("empty", "the completion was empty", retryable=True)
         pacer.on_success()

@@ -343,3 +343,28 @@ def test_two_processes_sending_one_pool_at_once_keep_one_unbroken_ledger(heldout
     code, out, err = cli("vault", "verify")
     assert code == 0, err
     assert cli("pool", "exposure", "s")[0] == 0
+
+
+# -- the upstream behind a gateway -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how, named, recorded", [("body", "OpenAI", "OpenAI"),      # OpenRouter's "provider"
+                                                  ("header", "api.anthropic.com", "api.anthropic.com")])  # LiteLLM
+def test_the_ledger_records_the_upstream_a_gateway_names(heldout, project, cli, mock_server, how, named, recorded):
+    """The gateway saw each prompt, and so did the upstream it says it passed it to: both are exposures."""
+    mock_server.behaviour.upstreams = {"m1": named}
+    mock_server.behaviour.upstream_header = how == "header"
+    assert cli("run", heldout(), "-q")[0] == 0
+    rows = _ledger(project).execute("SELECT provider, role, COUNT(*) FROM exposures GROUP BY 1, 2 ORDER BY 1").fetchall()
+    assert sorted(rows) == sorted([("a", "model", len(QUESTIONS) * 2), (recorded, "upstream", len(QUESTIONS) * 2)])
+    code, out, _ = cli("pool", "exposure", "s")
+    assert code == 0 and recorded in out
+    assert cli("vault", "verify")[0] == 0
+
+
+@pytest.mark.parametrize("named", ["Open AI", "x\ny", "", "a" * 300, "../../etc"])
+def test_an_upstream_that_is_not_an_id_is_not_recorded(heldout, project, cli, mock_server, named):
+    """A gateway's text is not trusted into the ledger: only an id-shaped name (never a sentence) is kept."""
+    mock_server.behaviour.upstreams = {"m1": named}
+    assert cli("run", heldout(), "-q")[0] == 0
+    providers = {p for (p,) in _ledger(project).execute("SELECT DISTINCT provider FROM exposures")}
+    assert providers == {"a"}

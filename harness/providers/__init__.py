@@ -42,6 +42,7 @@ class Completion:
     latency_s: float
     limits: Advertised | None = None   # what the provider advertised about its limits, if anything
     served_model: str | None = None  # the response's own model id (checked to look like one: it is stored as is)
+    upstream: str | None = None      # who a gateway passed the request on to, where it says (same check)
 
 
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")

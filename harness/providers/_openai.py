@@ -8,7 +8,7 @@ import openai
 
 from ..sealed import reveal
 from . import Completion, Provider, ProviderError, Request, model_id
-from ._sdk import advertised_limits, http_client, map_error
+from ._sdk import advertised_limits, http_client, map_error, upstream
 
 
 class OpenAIProvider(Provider):
@@ -51,7 +51,7 @@ class OpenAIProvider(Provider):
             return Completion(text=text, finish_reason=finish,
                               input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
                               latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers),
-                              served_model=model_id(body.get("model")))
+                              served_model=model_id(body.get("model")), upstream=upstream(body, raw.headers))
         except ProviderError:
             raise
         except Exception as e:  # every SDK failure becomes a ProviderError without bodies

@@ -7,10 +7,11 @@ import math
 import re
 import socket
 import time
+import urllib.parse
 
 import httpx2
 
-from . import Advertised, ProviderError
+from . import Advertised, ProviderError, model_id
 
 
 def http_client(sdk, concurrency: int, timeout_s: float):
@@ -106,6 +107,15 @@ def _positive(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number and number > 0 and math.isfinite(number) else None
+
+
+def upstream(body: dict, headers) -> str | None:
+    """The upstream a gateway passed the request on to, where it says: OpenRouter's `provider` in the body
+    ("OpenAI", "Together"), LiteLLM's `x-litellm-model-api-base` header (its host). An id, or nothing."""
+    named = body.get("provider") if isinstance(body.get("provider"), str) else None
+    if named is None and headers is not None and headers.get("x-litellm-model-api-base"):
+        named = urllib.parse.urlsplit(headers["x-litellm-model-api-base"][:300]).hostname
+    return model_id(named)
 
 
 def map_error(sdk, e: Exception) -> ProviderError:

@@ -59,9 +59,10 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
     vault.protect(pool_id)                 # arms the egress gate before anything can be written
     ledger = vault.ledger
 
-    async def on_sent(item_id, provider, model):
-        """Before each request: the exposure is committed first (a failed write raises; nothing is sent)."""
-        await ledger.record(pool_id, item_id, provider, model, config.run_id)
+    async def on_sent(item_id, provider, model, role="model"):
+        """Before each request: the exposure is committed first (a failed write raises; nothing is sent).
+        After an answer, the upstream a gateway says it passed the request to (role "upstream")."""
+        await ledger.record(pool_id, item_id, provider, model, config.run_id, role)
 
     heldout = manifest["license_class"] == "heldout"
     cipher = vault.output_cipher() if heldout else None
