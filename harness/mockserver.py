@@ -67,6 +67,7 @@ class MockStats:
     by_model: Counter = field(default_factory=Counter)
     by_prompt: Counter = field(default_factory=Counter)   # (model, last user text) -> count
     bodies: list = field(default_factory=list)
+    paths: Counter = field(default_factory=Counter)   # request path -> count
     first_at: float | None = None
     last_at: float | None = None
     _area: float = 0.0      # integral of in_flight over time, for the time-average
@@ -102,7 +103,8 @@ class MockServer:
     # -- app --------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._openai)
+        # under any prefix, as the real endpoints are: /v1, Azure's /openai/v1, Gemini's /v1beta/openai, ...
+        app.router.add_post("/{prefix:.*}/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_get("/_stats", self._stats)
         return app
@@ -176,6 +178,7 @@ class MockServer:
         except Exception:
             return web.json_response({"error": {"message": "bad json", "type": "invalid_request_error"}}, status=400)
         s.requests += 1
+        s.paths[request.path] += 1
         model = body.get("model", "?")
         s.by_model[model] += 1
         prompt = _last_user_text(body)
