@@ -25,6 +25,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# LiteLLM's proxy, for tests/test_litellm_proxy.py (skipped without it): a virtualenv of its own, since its
+# dependency tree is not ours. .ci/run makes it.
+.venv-litellm/bin/litellm:
+	test -d .venv-litellm || $(PY) -m venv .venv-litellm
+	.venv-litellm/bin/pip install -q 'litellm[proxy]==1.108.7'
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
