@@ -209,10 +209,11 @@ def leak_env(tmp_path):
 
     # models whose every call is refused with the provider's own error, whose message quotes the prompt
     refused = {"too-long-oa": "context_length", "filtered-oa": "content_filter_400", "refuses-oa": "refusal"}
-    # a provider that names a held-out one-word answer as the model that served (an id-shaped echo)
+    # a provider that names a held-out one-word answer as the model that served (an id-shaped echo), and a
+    # gateway that names it as the upstream it passed the request to (it would go into the exposure ledger)
     short_answer = next(it["reference"] for it in items if it["id"] == "short-1w")
     server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=responder, fault_models=refused,
-                                      served_as={"echo-an": short_answer}))
+                                      served_as={"echo-an": short_answer}, upstreams={"echo-oa": short_answer}))
     server.start()
     root = tmp_path / "proj"
     tmpdir = tmp_path / "tmp"
