@@ -55,7 +55,8 @@ class Pacer:
     RECENT = 50          # answers remembered to tell a limit from sporadic 429s ...
     DENSE = 10           # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
     SAME_WINDOW_S = 0.05  # two counts whose resets are this close are of one window (latency moves them)
-    SHARE_HORIZON_S = 1.0  # our share of the key is measured over this long: several windows, not one
+    SHARE_HORIZON_S = 1.0  # our share of the key is measured over this long: long enough to average out a
+                           # window's counts, short enough to notice within a second that another process is done
 
     def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True):
         self.max_window = concurrency
@@ -86,7 +87,8 @@ class Pacer:
         self.ramp_started: float | None = None
         self.ramp_timer: asyncio.TimerHandle | None = None
         self.quota: Quota | None = None
-        self.counted: deque = deque(maxlen=1024)   # (at, seconds, spent by all, spent by us) between two counts
+        # (at, seconds, spent by all, spent by us) between two counts; bounded, as it is summed at every send
+        self.counted: deque = deque(maxlen=64)
 
     def rate(self, now: float | None = None) -> float | None:
         rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate,
@@ -231,7 +233,7 @@ class Pacer:
         self.quota = Quota(remaining=remaining, ends_at=ends_at, seen_at=now, sent_then=request)
 
     def key_share(self, now: float) -> tuple[float, float]:
-        """(our share of what the key spends, others' requests per second), over the last few seconds.
+        """(our share of what the key spends, others' requests per second), over the last SHARE_HORIZON_S.
         Alone, or not yet known: (1, 0)."""
         recent = [c for c in self.counted if now - c[0] <= self.SHARE_HORIZON_S]
         seconds, spent, ours = (sum(c[i] for c in recent) for i in (1, 2, 3))

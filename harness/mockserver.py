@@ -32,6 +32,9 @@ CODED = {"context_length": (400, "context_length_exceeded", "invalid_request_err
          "content_filter_400": (400, "content_filter", "invalid_request_error")}
 
 
+OPENAI_PREFIXES = ("/v1", "/openai/v1", "/v1beta/openai", "/api/v1")
+
+
 @dataclass
 class MockBehaviour:
     latency_s: float = 0.0
@@ -103,8 +106,10 @@ class MockServer:
     # -- app --------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        # under any prefix, as the real endpoints are: /v1, Azure's /openai/v1, Gemini's /v1beta/openai, ...
-        app.router.add_post("/{prefix:.*}/chat/completions", self._openai)
+        # at the real endpoints' paths: /v1, Azure's /openai/v1, Gemini's /v1beta/openai, OpenRouter's /api/v1
+        # (any other path is a wrong base URL: 404)
+        for prefix in OPENAI_PREFIXES:
+            app.router.add_post(f"{prefix}/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_get("/_stats", self._stats)
         return app
