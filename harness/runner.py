@@ -157,8 +157,8 @@ async def _nothing_to_record(item_id: str, provider: str, model: str, role: str 
 
 class Runner:
     def __init__(self, run_id: str, jobs: Callable[[], Iterable[Job]], models: Iterable[ModelConfig],
-                 store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0):
-        self.run_id, self.jobs = run_id, jobs
+                 store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0, role: str = "model"):
+        self.run_id, self.jobs, self.role = run_id, jobs, role   # role: who is called, for the exposure ledger
         self.models = list(models)
         self.store, self.budget, self.progress = store, budget, progress
         self.on_sent = on_sent or _nothing_to_record
@@ -296,7 +296,7 @@ class Runner:
         try:
             if self.stopping.is_set() or self._given_up(lane):
                 raise NotSent
-            await self.on_sent(job.item_id, cfg.name, job.model.model)   # the exposure ledger, before sending
+            await self.on_sent(job.item_id, cfg.name, job.model.model, role=self.role)   # the ledger, before sending
             try:
                 try:
                     async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout

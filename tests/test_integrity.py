@@ -368,3 +368,17 @@ def test_an_upstream_that_is_not_an_id_is_not_recorded(heldout, project, cli, mo
     assert cli("run", heldout(), "-q")[0] == 0
     providers = {p for (p,) in _ledger(project).execute("SELECT DISTINCT provider FROM exposures")}
     assert providers == {"a"}
+
+
+def test_the_ledger_tells_a_judges_exposure_from_a_models(heldout, project, cli, mock_server):
+    """A judge sees the held-out prompt too; the ledger says which role saw it."""
+    (project.root / "suites" / "s" / "suite.yaml").write_text(json.dumps(
+        {"name": "s", "public_pool": "items.jsonl", "graders": [{"rubric": {
+            "judges": [{"provider": "a", "model": "j1"}], "criteria": [{"name": "quality", "scale": [1, 5]}]}}]}))
+    mock_server.behaviour.responder = lambda api, body: (json.dumps({"scores": {"quality": 4}, "rationale": "ok"})
+                                                         if body["model"] == "j1" else None)
+    assert cli("run", heldout(), "-q")[0] == 0
+    code, _, err = cli("grade", "run", "-q")
+    assert code == 0, err
+    rows = _ledger(project).execute("SELECT model, role, COUNT(*) FROM exposures GROUP BY 1, 2 ORDER BY 1").fetchall()
+    assert rows == [("j1", "judge", len(QUESTIONS) * 2), ("m1", "model", len(QUESTIONS) * 2)]

@@ -224,7 +224,8 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
         if not jobs:
             break
         with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet) as bar:
-            runner = Runner(jrun, lambda: iter(jobs), list(judges.values()), store, budget, bar, on_sent=on_sent)
+            runner = Runner(jrun, lambda: iter(jobs), list(judges.values()), store, budget, bar, on_sent=on_sent,
+                            role="judge")
             outcome = await runner.run()
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
