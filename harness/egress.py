@@ -128,7 +128,8 @@ class Gate:
 
     def write_text(self, path: Path | str, text: str, scan: bool = True) -> Path:
         """Write through the gate, atomically (a crash leaves the old file or the new, never half).
-        scan=False only for the export chokepoint, whose content the license policy has released."""
+        scan=False only for the export chokepoint, whose content the license policy has released, and for
+        write_json, which has scanned every string of it."""
         path = Path(path)
         self._check_destination(path)
         if isinstance(text, Sealed):
@@ -165,8 +166,11 @@ class Gate:
         return path
 
     def write_json(self, path: Path | str, obj) -> Path:
-        """Strict JSON (a number that is not finite is written as null, never as a bare NaN)."""
-        return self.write_text(path, strict_json(self.clean(obj)) + "\n")
+        """Strict JSON (a number that is not finite is written as null, never as a bare NaN), every key and
+        string scanned. Scanned as values, not as serialised text: a match across the JSON's own syntax
+        (a held-out judge reply `{"scores": {"quality": 4}}` against a card's `"scores": {"quality"`)
+        would cut through quotes and newlines and leave a file that is not JSON."""
+        return self.write_text(path, strict_json(self.clean(obj)) + "\n", scan=False)
 
     # -- the terminal, logs, tracebacks ----------------------------------------
     def install(self) -> None:

@@ -130,3 +130,19 @@ def test_a_short_heldout_text_equal_to_a_declared_label_leaves_the_label_readabl
     gate.allow_label("French")
     assert gate.scan('{"language": {"French": 12}}') == '{"language": {"French": 12}}'
     assert REDACTED in gate.scan("the answer: define zorblat precisely")
+
+
+def test_json_through_the_gate_stays_json_when_a_heldout_text_resembles_its_syntax(tmp_path):
+    """A held-out judge reply shaped like the card's own fields: the card is still JSON (it was cut through
+    its quotes and newlines when the serialised text was scanned), and a held-out string in it is still
+    redacted."""
+    import json
+    gate = Gate()
+    reply = '{"scores": {"quality": 4}, "reviews": 6, "rationale": "the answer names the capital correctly"}'
+    gate.protect(reply, short=False)
+    card = {"human_review": {"reviews": 6, "mean_scores": {"quality": 2.33}},
+            "scores": {"quality": 4}, "note": "judge said " + reply}
+    path = gate.write_json(tmp_path / "card.json", card)
+    written = json.loads(path.read_text())
+    assert written["human_review"] == card["human_review"] and written["scores"] == {"quality": 4}
+    assert REDACTED in written["note"] and "capital correctly" not in path.read_text()
