@@ -90,16 +90,19 @@ class Pacer:
         # (at, seconds, spent by all, spent by us) between two counts; bounded, as it is summed at every send
         self.counted: deque = deque(maxlen=64)
 
-    def rate(self, now: float | None = None) -> float | None:
+    def rate(self, share: float | None = None) -> float | None:
+        """The lowest rate we know of; `share` is ours of a key others use too (key_share, if not given)."""
+        if share is None:
+            share = self.key_share(time.monotonic())[0]
         rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate,
-                             self._quota_rate(now or time.monotonic())) if r]
+                             self._quota_rate(share)) if r]
         return min(rates) if rates else None
 
     def report(self) -> dict:
         """How the run was paced, for the summary: the rate at the end, what set it, and the 429s heard."""
         sources = {"the config's rpm": self.configured_rate, "the provider's advertised limit": self.advertised_rate,
                    "429s (the limit was not advertised)": self.adaptive_rate,
-                   "our share of a key others use too": self._quota_rate(time.monotonic())}
+                   "our share of a key others use too": self._quota_rate(self.key_share(time.monotonic())[0])}
         known = {name: rate for name, rate in sources.items() if rate}
         paced_by = min(known, key=known.get) if known else None
         return {"rate_limited": self.rate_limited, "paced_by": paced_by,
@@ -120,11 +123,12 @@ class Pacer:
             while True:
                 pauses = self.pauses
                 now = time.monotonic()
-                wait_until = max(self.paused_until, self._quota_spent_until(now))
+                share, others = self.key_share(now)   # once per turn: it sums the recent counts
+                wait_until = max(self.paused_until, self._quota_spent_until(now, share, others))
                 if wait_until > now:
                     await asyncio.sleep(wait_until - now)
                     now = time.monotonic()
-                rate = self.rate(now)
+                rate = self.rate(share)
                 if rate:
                     slot = max(now, self.next_at)
                     self.next_at = slot + 1.0 / rate
@@ -132,7 +136,7 @@ class Pacer:
                         await asyncio.sleep(slot - now)
                 if self.tpm and tokens:
                     await self._take_tokens(tokens)
-                if pauses == self.pauses and not self._quota_spent_until(time.monotonic()):
+                if pauses == self.pauses and not self._quota_spent_until(time.monotonic(), share, others):
                     break   # else a 429 came, or the key's count ran out, while we waited: queue again
             self.sent += 1
             if self.first_sent is None:
@@ -241,24 +245,17 @@ class Pacer:
             return 1.0, 0.0
         return min(1.0, max(0.05, ours / spent)), max(0.0, (spent - ours) / seconds)
 
-    def _left(self, now: float) -> float | None:
-        """Requests the key has left in the current window, by the last count less what was sent since."""
+    def _quota_spent_until(self, now: float, share: float, others: float) -> float:
+        """When the key's count is full again, if it has nothing left now: the last count, less what we sent
+        since and what the others (at `others` per second) did; else 0. Alone, the limit paces us."""
         q = self.quota
-        if q is None or now >= q.ends_at:
-            return None
-        _, others_rate = self.key_share(now)
-        return q.remaining - (self.sent - q.sent_then) - others_rate * (now - q.seen_at)
+        if share >= 1 or q is None or now >= q.ends_at:
+            return 0.0
+        left = q.remaining - (self.sent - q.sent_then) - others * (now - q.seen_at)
+        return q.ends_at + self.PAUSE_MARGIN_S if left < 1 else 0.0
 
-    def _quota_spent_until(self, now: float) -> float:
-        """When the key's count is full again, if it has nothing left now (by our estimate); else 0."""
-        left = self._left(now)
-        if left is None or left >= 1 or self.key_share(now)[0] >= 1:
-            return 0.0   # (alone, the limit paces us: our own count is no news)
-        return self.quota.ends_at + self.PAUSE_MARGIN_S
-
-    def _quota_rate(self, now: float) -> float | None:
+    def _quota_rate(self, share: float) -> float | None:
         """Our share of the advertised limit, when others spend from the same key."""
-        share, _ = self.key_share(now)
         return self.advertised_rate * share if self.advertised_rate and share < 1 else None
 
     def _pace_to_advertised(self) -> None:

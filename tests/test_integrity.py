@@ -361,7 +361,7 @@ def test_the_ledger_records_the_upstream_a_gateway_names(heldout, project, cli, 
     assert cli("vault", "verify")[0] == 0
 
 
-@pytest.mark.parametrize("named", ["Open AI", "x\ny", "", "a" * 300, "../../etc"])
+@pytest.mark.parametrize("named", ["Open AI", "x\ny", "", "a" * 300, "../../etc", "提供者", "مزود", "प्रदाता"])
 def test_an_upstream_that_is_not_an_id_is_not_recorded(heldout, project, cli, mock_server, named):
     """A gateway's text is not trusted into the ledger: only an id-shaped name (never a sentence) is kept."""
     mock_server.behaviour.upstreams = {"m1": named}

@@ -241,6 +241,9 @@ def test_the_count_left_and_its_reset_are_read_in_anthropics_instants():
     past = advertised_limits({"anthropic-ratelimit-requests-remaining": "3",
                               "anthropic-ratelimit-requests-reset": "2020-01-01T00:00:00Z"})
     assert past == Advertised(remaining=3, reset_s=0.0)
+    offset = (at + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00")   # the same instant, in UTC+1
+    got = advertised_limits({"anthropic-ratelimit-requests-remaining": "3", "anthropic-ratelimit-requests-reset": offset})
+    assert 27 < got.reset_s <= 30
 
 
 @pytest.mark.parametrize("reset", ["junk", "", "ms", "nan", "inf", "2026-12-03T06:30:00", "99999999s", "1" * 50])

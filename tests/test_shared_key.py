@@ -26,13 +26,19 @@ async def send_and_count(pacer: Pacer, remaining: int, *, window_ends: float) ->
     return request
 
 
+async def counted(n: int, *, others_each: int, first: int = 1000) -> tuple[Pacer, float]:
+    """A pacer after n requests of one window (ending in 5 s), each answered with a count lower by one of
+    ours plus `others_each` of other processes'; and when that window ends."""
+    pacer, ends = Pacer(16, ramp=False), time.monotonic() + 5
+    for k in range(n):
+        await send_and_count(pacer, first - (1 + others_each) * k, window_ends=ends)
+    return pacer, ends
+
+
 def test_others_spending_between_our_counts_sets_our_share():
     """Each of our requests is answered with a count 4 lower: three others per one of ours, a quarter share."""
     async def go():
-        pacer = Pacer(16, ramp=False)
-        ends = time.monotonic() + 5
-        for k in range(8):
-            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        pacer, _ = await counted(8, others_each=3)
         share, others = pacer.key_share(time.monotonic())
         assert share == pytest.approx(0.25)
         assert others > 0
@@ -43,10 +49,7 @@ def test_others_spending_between_our_counts_sets_our_share():
 
 def test_alone_on_the_key_the_limit_paces_as_before():
     async def go():
-        pacer = Pacer(16, ramp=False)
-        ends = time.monotonic() + 5
-        for k in range(8):
-            await send_and_count(pacer, 1000 - k, window_ends=ends)
+        pacer, _ = await counted(8, others_each=0)
         assert pacer.key_share(time.monotonic()) == (1.0, 0.0)
         assert pacer.rate() == pytest.approx(1200 / 60 * 0.99)
         assert pacer.report()["paced_by"] == "the provider's advertised limit"
@@ -56,10 +59,7 @@ def test_alone_on_the_key_the_limit_paces_as_before():
 def test_a_count_that_arrives_late_is_not_news():
     """Answers come back out of order: a count for an earlier request (higher remaining) changes nothing."""
     async def go():
-        pacer = Pacer(16, ramp=False)
-        ends = time.monotonic() + 5
-        for k in range(6):
-            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        pacer, ends = await counted(6, others_each=3)
         before = list(pacer.counted), pacer.quota
         pacer.on_advertised(count(999, ends - time.monotonic()), request=2)
         assert (list(pacer.counted), pacer.quota) == before
@@ -69,10 +69,7 @@ def test_a_count_that_arrives_late_is_not_news():
 def test_a_spent_count_on_a_shared_key_waits_for_its_reset():
     """Others have taken the window: the next request goes after the reset, not into a 429."""
     async def go():
-        pacer = Pacer(16, ramp=False)
-        ends = time.monotonic() + 5
-        for k in range(6):
-            await send_and_count(pacer, 40 - 4 * k, window_ends=ends)
+        pacer, _ = await counted(6, others_each=3, first=40)
         pacer.on_advertised(count(0, reset_s=0.3), request=pacer.sent)   # a new window, already spent
         start = time.monotonic()
         await pacer.acquire()
@@ -83,10 +80,7 @@ def test_a_spent_count_on_a_shared_key_waits_for_its_reset():
 
 def test_the_share_is_forgotten_once_the_others_stop():
     async def go():
-        pacer = Pacer(16, ramp=False)
-        ends = time.monotonic() + 5
-        for k in range(6):
-            await send_and_count(pacer, 1000 - 4 * k, window_ends=ends)
+        pacer, _ = await counted(6, others_each=3)
         assert pacer.key_share(time.monotonic())[0] < 1
         assert pacer.key_share(time.monotonic() + pacer.SHARE_HORIZON_S + 0.1) == (1.0, 0.0)
     asyncio.run(go())
