@@ -8,7 +8,9 @@ are enforced in short slices. The rate it keeps is the lowest it knows of:
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
   `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
   each 429 when the provider gives no count of what is left;
-- on a key other processes use too, our share of that limit: two counts of requests left in one
+- on a key this machine's other processes use too, one schedule: every request's send time is reserved
+  on the key lane (keylane.py), so they keep the rate together and a process that joins is paced at once;
+- on a key processes elsewhere use too, our share of that limit: two counts of requests left in one
   window (`x-ratelimit-remaining-requests` + `-reset-requests`, Anthropic's `-remaining`/`-reset`)
   say how much the whole key spent between them, and the part we did not send is others'. Measured
   over the last second, our share is what we spend of all; each process pacing to its share puts
@@ -31,6 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from .keylane import KeyLane
 from .providers import Advertised
 
 
@@ -40,7 +43,7 @@ class Quota:
     remaining: int
     ends_at: float    # when the count is full again (monotonic)
     seen_at: float
-    sent_then: int    # the number of our request it answered: it counts ours up to that one
+    sent_then: int    # the number of our request it answered (on the key lane, if any): it counts ours up to it
 
 
 class Pacer:
@@ -58,8 +61,10 @@ class Pacer:
     SHARE_HORIZON_S = 1.0  # our share of the key is measured over this long: long enough to average out a
                            # window's counts, short enough to notice within a second that another process is done
 
-    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True):
+    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True,
+                 key_lane: KeyLane | None = None):
         self.max_window = concurrency
+        self.key_lane = key_lane    # the key's schedule shared with this machine's other processes, if any
         self.in_flight = 0
         self.waiters: deque = deque()
         self.configured_rate = rpm / 60 if rpm else None
@@ -73,6 +78,7 @@ class Pacer:
         self.tokens_next_at = 0.0
         self.next_at = 0.0
         self.sent, self.first_sent = 0, None
+        self.key_sent = 0   # the last request's number on the key lane (this machine's processes), else ours
         self.paused_until = 0.0
         self.rate_limited = 0   # 429s heard
         self.timeouts_in_a_row = 0   # attempts with no answer since the last answer (the runner gives up at a bound)
@@ -109,8 +115,9 @@ class Pacer:
                 "requests_per_s": round(known[paced_by], 2) if paced_by else None}
 
     async def acquire(self, tokens: int = 0) -> int:
-        """Wait until one more request (of about `tokens` tokens) may be sent; its number among our requests
-        (pass it back with what its response says). Pair with `release`."""
+        """Wait until one more request (of about `tokens` tokens) may be sent; its number among our requests,
+        or on the key lane where this machine's processes share one (pass it back with
+        what its response says). Pair with `release`."""
         if self.ramping and self.ramp_started is None:
             self.ramp_started = time.monotonic()
         while self.in_flight >= int(self.window):
@@ -129,22 +136,30 @@ class Pacer:
                     await asyncio.sleep(wait_until - now)
                     now = time.monotonic()
                 rate = self.rate(share)
-                if rate:
+                if self.key_lane is not None:
+                    reserved = self.key_lane.reserve(1.0 / rate if rate else None)
+                    slot, number = reserved.at, reserved.number
+                    self.key_sent = max(self.key_sent, number)
+                elif rate:
                     slot = max(now, self.next_at)
                     self.next_at = slot + 1.0 / rate
-                    if slot > now:
-                        await asyncio.sleep(slot - now)
+                else:
+                    slot = now
+                if slot > (now := time.monotonic()):   # (a free slot is not a reason to yield)
+                    await asyncio.sleep(slot - now)
                 if self.tpm and tokens:
                     await self._take_tokens(tokens)
                 if pauses == self.pauses and not self._quota_spent_until(time.monotonic(), share, others):
                     break   # else a 429 came, or the key's count ran out, while we waited: queue again
             self.sent += 1
+            if self.key_lane is None:
+                self.key_sent = number = self.sent
             if self.first_sent is None:
                 self.first_sent = time.monotonic()
         except BaseException:
             self.release()
             raise
-        return self.sent
+        return number
 
     def release(self) -> None:
         self.in_flight -= 1
@@ -183,6 +198,8 @@ class Pacer:
                 self.pause_log[-1] = (self.pause_log[-1][0], max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S))
             self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
             self.next_at = self.paused_until   # the paced schedules restart after the pause
+            if self.key_lane is not None:
+                self.key_lane.hold_until(self.paused_until)
             self.tokens_next_at = max(self.tokens_next_at, self.paused_until)
             self.pauses += 1
         if self.ramping:
@@ -220,6 +237,8 @@ class Pacer:
         if first and self.advertised_rate and self.first_sent is not None:
             # count what was sent before we knew: the provider's window has seen those already
             self.next_at = max(self.next_at, self.first_sent + self.sent / self.advertised_rate)
+            if self.key_lane is not None:
+                self.key_lane.hold_until(self.next_at)
         if self.ramping:
             self._end_ramp(window=self.max_window)
 
@@ -251,7 +270,7 @@ class Pacer:
         q = self.quota
         if share >= 1 or q is None or now >= q.ends_at:
             return 0.0
-        left = q.remaining - (self.sent - q.sent_then) - others * (now - q.seen_at)
+        left = q.remaining - (self.key_sent - q.sent_then) - others * (now - q.seen_at)
         return q.ends_at + self.PAUSE_MARGIN_S if left < 1 else 0.0
 
     def _quota_rate(self, share: float) -> float | None:

@@ -20,6 +20,7 @@ from .budget import Budget
 from .config import ModelConfig, ProviderConfig
 from .egress import GATE
 from .failpoints import hit
+from .keylane import KeyLane
 from .limits import Pacer
 from .providers import Completion, Provider, ProviderError, Request, make_provider
 from .sealed import reveal
@@ -116,8 +117,10 @@ def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
         concurrency = min([x.concurrency for x in own if x.concurrency] or [cfg.concurrency])
         rpm = min([x.rpm for x in own if x.rpm], default=None if several else cfg.rpm)
         tpm = min([x.tpm for x in own if x.tpm], default=None if several else cfg.tpm)
+        key_lane = (KeyLane.for_key(provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(),
+                                    lane=model_id) if cfg.type != "replay" else None)
         lanes.append(Lane(f"{cfg.name}/{model_id}" if several else cfg.name, provider, ms,
-                          Pacer(min(concurrency, cfg.concurrency), rpm, tpm), shared))
+                          Pacer(min(concurrency, cfg.concurrency), rpm, tpm, key_lane=key_lane), shared))
     return lanes
 
 
@@ -202,6 +205,8 @@ class Runner:
             await self._supervise({producer, *workers})
         finally:
             self.outcome.pacing[lane.name] = lane.pacer.report()
+            if lane.pacer.key_lane is not None:
+                lane.pacer.key_lane.close()
 
     def _given_up(self, lane: Lane) -> bool:
         """Its model failed for good, or its provider's key was refused (recorded under the provider's name)."""

@@ -51,6 +51,12 @@ def needs_shared(sub: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def key_lanes(tmp_path_factory, monkeypatch):
+    """Each test's key lanes (the pace a key's processes share) in a directory of its own, not the user's."""
+    monkeypatch.setenv("HOLDOUT_LANES_DIR", str(tmp_path_factory.mktemp("lanes")))
+
+
 @pytest.fixture
 def mock_server():
     server = MockServer(MockBehaviour())

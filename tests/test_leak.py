@@ -275,7 +275,7 @@ labs:
     needles = [t for it in items for t in texts_of(it)] + [s["prompt"] for s in source] + \
               topics + [password]
     env = {**os.environ, "TMPDIR": str(tmpdir), "OPENAI_LOG": "debug", "ANTHROPIC_LOG": "debug",
-           "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1"}
+           "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1", "HOLDOUT_LANES_DIR": str(tmpdir / "lanes")}
     env.pop("HOLDOUT_VAULT_KEY", None)
     yield server, root, tmpdir, inputs, items, needles, env
     server.stop()
@@ -423,6 +423,9 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
                 blobs[str(f)] = f.read_bytes()
     assert any(k.endswith("store.sqlite") for k in blobs) and any(k.endswith("ledger.sqlite") for k in blobs)
     assert find_leaks(blobs, needles) == []
+    # the key lanes (a pace shared with other processes, outside the workspace): times and a count each
+    lanes = [f for f in (tmpdir / "lanes").iterdir()]
+    assert len(lanes) >= 5 and all(f.stat().st_size == 32 and b"sk-leak-test" not in f.read_bytes() for f in lanes)
 
     # files are the owner's alone
     for base in (".holdout", "logs", "results", "exported"):

@@ -183,8 +183,10 @@ ALLOWED_WRITERS = {
     "vault/pools.py": "encrypted pools, signed manifests, the index (inside the vault)",
     "vault/keys.py": "the vault key file (0600)",
     "scorecard/sign.py": "the encrypted scorecard signing key (inside the vault)",
+    "runlock.py": "who holds a run's lock (a pid, a command name, a time), in the workspace",
+    "keylane.py": "a key's shared send times and count (no text, no key), in the user's runtime directory",
 }
-WRITE_CALLS = {"write_text", "write_bytes", "dump", "fdopen", "mkstemp", "FileHandler", "copy", "copyfile", "move"}
+WRITE_CALLS = {"write_text", "write_bytes", "dump", "fdopen", "mkstemp", "FileHandler", "copy", "copyfile", "move", "pwrite"}
 
 
 def test_no_code_path_writes_files_outside_the_gate_and_the_vault():
