@@ -22,7 +22,11 @@ demo: $(STAMP)
 	$(BIN)/holdout scorecard demo --all
 	$(BIN)/holdout verify results/demo/scorecards/acme.json
 
+# The house rules first (format at 100 columns; lint: pycodestyle, pyflakes, bugbear, imports,
+# complexity; pyproject.toml), then every test.
 test: $(STAMP)
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 	$(BIN)/pytest
 
 # LiteLLM's proxy, for tests/test_litellm_proxy.py (skipped without it): a virtualenv of its own, since its

@@ -2,6 +2,7 @@
 
 Peak RSS is VmHWM from /proc: ru_maxrss survives execve on Linux, so a child would report its
 parent's peak if that was higher."""
+
 import json
 import resource
 import sys
@@ -10,7 +11,9 @@ from harness.cli import main
 
 code = main(sys.argv[2:])
 ru = resource.getrusage(resource.RUSAGE_SELF)
-hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+hwm_kb = next(
+    int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")
+)
 with open(sys.argv[1], "w") as f:
     json.dump({"code": code, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": hwm_kb / 1024}, f)
 sys.exit(code)

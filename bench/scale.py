@@ -1,12 +1,14 @@
-"""Memory and time at scale: peak RSS of every command that reads a whole run, at N items x 2 models.
+"""Memory and time at scale: peak RSS of every command that reads a whole run, at N items x 2
+models.
 
     python bench/scale.py             # 100,000 items (about 4 minutes on 2 cores)
     python bench/scale.py 10000       # another size
 
-The run comes from the replay provider (recorded answers, no server), so the figures are the harness's
-own: `run`, `grade` (a rules grader), `report`, `check`, `scorecard --all`, `leaderboard`, and `pool draw`
-of a 2N-row source. Each command runs in its own process; peak RSS is that process's VmHWM.
-"""
+The run comes from the replay provider (recorded answers, no server), so the figures are the
+harness's own: `run`, `grade` (a rules grader), `report`, `check`, `scorecard --all`, `leaderboard`,
+and `pool draw` of a 2N-row source. Each command runs in its own process; peak RSS is that process's
+VmHWM."""
+
 from __future__ import annotations
 
 import json
@@ -24,33 +26,69 @@ PY = sys.executable
 def make(dir: Path, n: int) -> Path:
     suite = dir / "suites" / "scale"
     (suite / "replay").mkdir(parents=True)
-    (suite / "suite.yaml").write_text("name: scale\npublic_pool: items.jsonl\nstrata: [category]\n"
-                                      "graders:\n  - rules: {type: contains}\n"
-                                      "source: {metadata: {category: category}}\n")
+    (suite / "suite.yaml").write_text(
+        "name: scale\npublic_pool: items.jsonl\nstrata: [category]\n"
+        "graders:\n  - rules: {type: contains}\n"
+        "source: {metadata: {category: category}}\n"
+    )
     with open(suite / "items.jsonl", "w") as f, open(suite / "source.jsonl", "w") as src:
         for i in range(n):
-            f.write(json.dumps({"id": f"i{i}", "prompt": f"Question {i}: what is {i} plus {i}?", "reference": str(2 * i),
-                                "metadata": {"category": f"c{i % 20}"}}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": f"i{i}",
+                        "prompt": f"Question {i}: what is {i} plus {i}?",
+                        "reference": str(2 * i),
+                        "metadata": {"category": f"c{i % 20}"},
+                    }
+                )
+                + "\n"
+            )
         for i in range(2 * n):
-            src.write(json.dumps({"prompt": f"Source prompt {i} about topic {i % 997} and detail {i * 7919 % 100003}",
-                                  "category": f"c{i % 20}"}) + "\n")
+            src.write(
+                json.dumps(
+                    {
+                        "prompt": f"Source prompt {i} about topic {i % 997} and detail "
+                        f"{i * 7919 % 100003}",
+                        "category": f"c{i % 20}",
+                    }
+                )
+                + "\n"
+            )
     for model, right in (("alpha", 3), ("beta", 2)):
         with open(suite / "replay" / f"{model}.jsonl", "w") as f:
             for i in range(n):
-                f.write(json.dumps({"id": f"i{i}", "output": f"It is {2 * i}." if i % right else f"Perhaps {i}, "
-                                    f"though I am not sure about question {i}."}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "id": f"i{i}",
+                            "output": f"It is {2 * i}."
+                            if i % right
+                            else f"Perhaps {i}, though I am not sure about question {i}.",
+                        }
+                    )
+                    + "\n"
+                )
     config = dir / "scale.yaml"
-    config.write_text("run_id: scale\nsuite: scale\nproviders:\n  r: {type: replay, path: suites/scale/replay, "
-                      "concurrency: 64}\nmodels:\n  - {provider: r, model: alpha}\n  - {provider: r, model: beta}\n"
-                      "labs:\n  acme: [alpha]\n  globex: [beta]\n")
+    config.write_text(
+        "run_id: scale\nsuite: scale\nproviders:\n  r: {type: replay, path: suites/scale/replay, "
+        "concurrency: 64}\nmodels:\n  - {provider: r, model: alpha}\n  - {provider: r, model: "
+        "beta}\n"
+        "labs:\n  acme: [alpha]\n  globex: [beta]\n"
+    )
     return config
 
 
 def measure(dir: Path, *args: str) -> dict:
     usage = dir / "usage.json"
     start = time.perf_counter()
-    proc = subprocess.run([PY, str(ROOT / "bench" / "_measure.py"), str(usage), *args], cwd=dir, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [PY, str(ROOT / "bench" / "_measure.py"), str(usage), *args],
+        cwd=dir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     wall = time.perf_counter() - start
     if proc.returncode not in (0, 3):
         raise SystemExit(f"holdout {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
@@ -63,11 +101,30 @@ def main(n: int) -> None:
     print(f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x 2 models")
     print("| command | wall s | CPU s | peak RSS MB |")
     print("| --- | ---: | ---: | ---: |")
-    steps = [("run", ["run", str(config), "-q"]), ("grade", ["grade", "scale", "-q"]), ("report", ["report", "scale"]),
-             ("check", ["check", "scale"]), ("vault init", ["vault", "init"]),
-             ("scorecard --all", ["scorecard", "scale", "--all"]), ("leaderboard", ["leaderboard", "scale"]),
-             ("pool draw", ["pool", "draw", "--suite", "scale", "--source", str(dir / "suites" / "scale" / "source.jsonl"),
-                            "--size", str(n // 10), "--seed", "1"])]
+    steps = [
+        ("run", ["run", str(config), "-q"]),
+        ("grade", ["grade", "scale", "-q"]),
+        ("report", ["report", "scale"]),
+        ("check", ["check", "scale"]),
+        ("vault init", ["vault", "init"]),
+        ("scorecard --all", ["scorecard", "scale", "--all"]),
+        ("leaderboard", ["leaderboard", "scale"]),
+        (
+            "pool draw",
+            [
+                "pool",
+                "draw",
+                "--suite",
+                "scale",
+                "--source",
+                str(dir / "suites" / "scale" / "source.jsonl"),
+                "--size",
+                str(n // 10),
+                "--seed",
+                "1",
+            ],
+        ),
+    ]
     for name, args in steps:
         r = measure(dir, *args)
         if name != "vault init":

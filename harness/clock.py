@@ -1,10 +1,12 @@
-"""The one wall clock for records that matter: pool status changes, embargo decisions, ledger rows, exports.
+"""The one wall clock for records that matter: pool status changes, embargo decisions, ledger rows,
+exports.
 
 No environment variable or flag moves it: a production process always reads the system clock. Tests
 replace it in their own process (`clock.inject`), or run the CLI through `tests/instrumented.py`, a
-wrapper that is not part of the installed package. Whatever is written under an injected clock says so
-(`injected()`): the vault's index marks such status changes and `vault verify` names them.
+wrapper that is not part of the installed package. Whatever is written under an injected clock says
+so (`injected()`): the vault's index marks such status changes and `vault verify` names them.
 """
+
 from __future__ import annotations
 
 import time

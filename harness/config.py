@@ -1,4 +1,5 @@
 """Run configs: YAML in, a validated RunConfig out, or an error naming file, line and key path."""
+
 from __future__ import annotations
 
 import os
@@ -11,7 +12,6 @@ from .errors import ConfigError
 from .pricing import Price, price_for
 from .yamlfile import key_path, load_yaml, validate
 
-PROVIDER_TYPES = ("openai", "anthropic", "openai-compatible", "replay")
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
 
@@ -27,9 +27,13 @@ class ProviderConfig:
     timeout_s: float = 120.0
     max_attempts: int = 6
     max_consecutive_failures: int = 20
-    max_consecutive_timeouts: int = 8     # attempts in a row with no answer: a hung provider is given up
-    rate_limit_retries: int = 24          # 429s one call may hear and still be retried (they are pacing, not faults)
-    limits_per: str = "model"             # what advertised limits and 429s speak for: each model id, or the provider
+    # attempts in a row with no answer: a hung provider is given up
+    max_consecutive_timeouts: int = 8
+    # 429s one call may hear and still be retried (they are pacing, not faults)
+    rate_limit_retries: int = 24
+    limits_per: str = (
+        "model"  # what advertised limits and 429s speak for: each model id, or the provider
+    )
     retention: str = "unknown"
     output_terms: tuple[str, ...] = ("evaluation", "research")
     path: str | None = None
@@ -40,12 +44,13 @@ class ProviderConfig:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
-# The output cap sent with every call whose params name none: without a cap the budget has no worst case.
+# The output cap sent with every call whose params name none: without a cap the budget has no worst
+# case.
 DEFAULT_MAX_TOKENS = 4096
-REASONING_MAX_TOKENS = 32768           # reasoning models spend output tokens thinking before they answer
+REASONING_MAX_TOKENS = 32768  # reasoning models spend output tokens thinking before they answer
 REASONING_FAMILIES = ("o1", "o3", "o4", "gpt-5")
 CAP_KEYS = ("max_tokens", "max_completion_tokens")
-TOKENS_OVERHEAD = 64                   # a request's tokens beyond its output cap, at the least (for the tpm check)
+TOKENS_OVERHEAD = 64  # a request's tokens beyond its output cap, at the least (for the tpm check)
 
 
 def default_max_tokens(model: str) -> int:
@@ -55,7 +60,9 @@ def default_max_tokens(model: str) -> int:
 
 @dataclass(frozen=True)
 class ModelLimits:
-    """A model's own limits behind a gateway (a LiteLLM deployment's rpm, say), apart from the provider's."""
+    """A model's own limits behind a gateway (a LiteLLM deployment's rpm, say), apart from the
+    provider's."""
+
     concurrency: int | None = None
     rpm: float | None = None
     tpm: float | None = None
@@ -72,7 +79,8 @@ class ModelConfig:
 
     @property
     def max_tokens(self) -> int:
-        """The output cap of every call: the params' max_tokens / max_completion_tokens, else the default."""
+        """The output cap of every call: the params' max_tokens / max_completion_tokens, else the
+        default."""
         for key in CAP_KEYS:
             if self.params.get(key) is not None:
                 return int(self.params[key])
@@ -80,7 +88,8 @@ class ModelConfig:
 
     @cached_property
     def sent_params(self) -> dict:
-        """The params as sent: always with an output cap, so the budget's worst case is a real bound."""
+        """The params as sent: always with an output cap, so the budget's worst case is a real
+        bound."""
         if any(self.params.get(k) is not None for k in CAP_KEYS):
             return dict(self.params)
         return {**self.params, "max_tokens": self.max_tokens}
@@ -90,7 +99,11 @@ class ModelConfig:
 
     def identity(self) -> dict:
         """What must not change between attempts of one run for its results to stay comparable."""
-        return {"provider_type": self.provider.type, "model": self.model, "params": self.request_params()}
+        return {
+            "provider_type": self.provider.type,
+            "model": self.model,
+            "params": self.request_params(),
+        }
 
 
 @dataclass(frozen=True)
@@ -122,7 +135,11 @@ class RunConfig:
         while p not in self.marks and p:
             p = p[:-1]
         line = self.marks.get(p)
-        return f"{self.file}:{line}: {key_path(tuple(path))}" if line else f"{self.file}: {key_path(tuple(path))}"
+        return (
+            f"{self.file}:{line}: {key_path(tuple(path))}"
+            if line
+            else f"{self.file}: {key_path(tuple(path))}"
+        )
 
 
 def _relative_to(base: Path, value: str | None) -> Path | None:
@@ -131,19 +148,24 @@ def _relative_to(base: Path, value: str | None) -> Path | None:
 
 
 def nearest_suites_dir(start: Path) -> Path:
-    """`suites/` in the config's directory or the nearest one above it; else `suites` in the working directory."""
+    """`suites/` in the config's directory or the nearest one above it; else `suites` in the working
+    directory."""
     for d in (start, *start.parents):
         if (d / "suites").is_dir():
             return d / "suites"
     return Path("suites")
 
 
-def load_run_config(file: str | Path) -> RunConfig:
-    """Every problem of the file at once (schema first, then the cross-checks), each with file, line and key."""
+def load_run_config(file: str | Path) -> RunConfig:  # noqa: C901 (one check per key, in file order)
+    """Every problem of the file at once (schema first, then the cross-checks), each with file, line
+    and key."""
     file = Path(file)
     data, marks = load_yaml(file)
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}:1: expected a mapping of keys (suite, models, ...), found {type(data).__name__}")
+        raise ConfigError(
+            f"{file}:1: expected a mapping of keys (suite, models, ...), found "
+            f"{type(data).__name__}"
+        )
     validate(data, "run", file, marks)
     base = file.parent
     problems: list[str] = []
@@ -158,16 +180,23 @@ def load_run_config(file: str | Path) -> RunConfig:
     for name, spec in (data.get("providers") or {}).items():
         kind = spec["type"]
         if kind == "replay" and "path" not in spec:
-            problems.append(f"{where('providers', name)}: a replay provider needs 'path' "
-                            "(a directory of <model>.jsonl recorded answers)")
+            problems.append(
+                f"{where('providers', name)}: a replay provider needs 'path' "
+                "(a directory of <model>.jsonl recorded answers)"
+            )
             continue
         if kind == "openai-compatible" and "base_url" not in spec:
-            problems.append(f"{where('providers', name)}: an openai-compatible provider needs 'base_url'")
+            problems.append(
+                f"{where('providers', name)}: an openai-compatible provider needs 'base_url'"
+            )
             continue
         if "@" in urlsplit(spec.get("base_url") or "").netloc:
-            problems.append(f"{where('providers', name, 'base_url')}: a base URL must not carry a user name or "
-                            "password (the SDKs cannot send them, and URLs end up in logs); put the credential in "
-                            "the environment variable named by api_key_env. The URL is not shown.")
+            problems.append(
+                f"{where('providers', name, 'base_url')}: a base URL must not carry a user name or "
+                "password (the SDKs cannot send them, and URLs end up in logs); put the "
+                "credential in "
+                "the environment variable named by api_key_env. The URL is not shown."
+            )
             continue
         spec = dict(spec)
         spec.setdefault("api_key_env", DEFAULT_KEY_ENV.get(kind))
@@ -183,54 +212,90 @@ def load_run_config(file: str | Path) -> RunConfig:
         if pname in providers:
             provider = providers[pname]
         elif pname in ("openai", "anthropic"):
-            provider = providers.setdefault(pname, ProviderConfig(name=pname, type=pname, api_key_env=DEFAULT_KEY_ENV[pname]))
+            provider = providers.setdefault(
+                pname, ProviderConfig(name=pname, type=pname, api_key_env=DEFAULT_KEY_ENV[pname])
+            )
         else:
-            if pname not in (data.get("providers") or {}):     # a declared but broken provider is reported above
+            # a declared but broken provider is reported above
+            if pname not in (data.get("providers") or {}):
                 declared = ", ".join(sorted(providers)) or "none"
-                problems.append(f"{where('models', i, 'provider')}: unknown provider '{pname}'; expected a name under "
-                                f"providers: (declared: {declared}) or one of: openai, anthropic")
+                problems.append(
+                    f"{where('models', i, 'provider')}: unknown provider '{pname}'; expected a "
+                    "name under "
+                    f"providers: (declared: {declared}) or one of: openai, anthropic"
+                )
             continue
         name = spec.get("name", spec["model"])
         if name in names:
-            problems.append(f"{where('models', i, 'name')}: model name '{name}' is used twice "
-                            f"(also models[{names[name]}]); give one of them a distinct 'name'")
+            problems.append(
+                f"{where('models', i, 'name')}: model name '{name}' is used twice "
+                f"(also models[{names[name]}]); give one of them a distinct 'name'"
+            )
             continue
         names[name] = i
-        price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
+        price = (
+            Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
+        )
         limits = ModelLimits(**spec["limits"]) if spec.get("limits") else None
-        models.append(ModelConfig(name=name, provider=provider, model=spec["model"],
-                                  params=dict(spec.get("params") or {}), price=price, limits=limits))
+        models.append(
+            ModelConfig(
+                name=name,
+                provider=provider,
+                model=spec["model"],
+                params=dict(spec.get("params") or {}),
+                price=price,
+                limits=limits,
+            )
+        )
 
     for m in models:
-        problems += [f"{where('models', names[m.name], 'params', key)}: {why}" for key, why in param_problems(m)]
-        for tpm, at in ((m.provider.tpm, ("providers", m.provider.name, "tpm")),
-                        (m.limits and m.limits.tpm, ("models", names[m.name], "limits", "tpm"))):
+        problems += [
+            f"{where('models', names[m.name], 'params', key)}: {why}"
+            for key, why in param_problems(m)
+        ]
+        for tpm, at in (
+            (m.provider.tpm, ("providers", m.provider.name, "tpm")),
+            (m.limits and m.limits.tpm, ("models", names[m.name], "limits", "tpm")),
+        ):
             if tpm and tpm < m.max_tokens + TOKENS_OVERHEAD:
-                problems.append(f"{where(*at)}: {tpm:g} tokens per minute is less than one request of model "
-                                f"'{m.name}' (its output cap {m.max_tokens} + the prompt): every call would wait "
-                                "longer than a minute. Raise tpm, or lower params.max_tokens")
+                problems.append(
+                    f"{where(*at)}: {tpm:g} tokens per minute is less than one request of model "
+                    f"'{m.name}' (its output cap {m.max_tokens} + the prompt): every call would "
+                    "wait "
+                    "longer than a minute. Raise tpm, or lower params.max_tokens"
+                )
     budget = data.get("budget_usd")
     if budget is not None:
         for m in models:
             if m.price is None:
-                problems.append(f"{where('models', names[m.name])}: no price is known for '{m.model}', so budget_usd "
-                                "cannot be enforced; add price: {input_per_mtok: ..., output_per_mtok: ...}")
+                problems.append(
+                    f"{where('models', names[m.name])}: no price is known for '{m.model}', so "
+                    "budget_usd "
+                    "cannot be enforced; add price: {input_per_mtok: ..., output_per_mtok: ...}"
+                )
 
     labs = data.get("labs") or {}
     for lab, owned in labs.items():
         for j, mname in enumerate(owned):
             if mname not in names:
-                problems.append(f"{where('labs', lab, j)}: lab '{lab}' owns '{mname}', which is not a model of this "
-                                f"run (models: {', '.join(names)})")
+                problems.append(
+                    f"{where('labs', lab, j)}: lab '{lab}' owns '{mname}', which is not a model "
+                    "of this "
+                    f"run (models: {', '.join(names)})"
+                )
     from .grading.rules import check_patterns
+
     problems += check_patterns(data.get("graders"), file, marks)
     headline = data.get("headline")
     if headline is not None and "graders" in data:
         from .grading.engine import grader_names
+
         known = grader_names(data["graders"])
         if headline not in known:
-            problems.append(f"{where('headline')}: '{headline}' is not a grader of this config "
-                            f"(graders: {', '.join(known)})")
+            problems.append(
+                f"{where('headline')}: '{headline}' is not a grader of this config "
+                f"(graders: {', '.join(known)})"
+            )
     if problems:
         raise ConfigError("\n".join(problems))
 
@@ -241,7 +306,8 @@ def load_run_config(file: str | Path) -> RunConfig:
         file=file,
         run_id=data.get("run_id") or file.stem,
         suite=suite,
-        pool=data.get("pool", "public"), allow_draft=bool(data.get("allow_draft", False)),
+        pool=data.get("pool", "public"),
+        allow_draft=bool(data.get("allow_draft", False)),
         suites_dir=_relative_to(base, data.get("suites_dir")) or nearest_suites_dir(base),
         workspace=_relative_to(base, data.get("workspace")) or Path(".holdout"),
         results_dir=_relative_to(base, data.get("results_dir")) or Path("results"),
@@ -260,26 +326,58 @@ def load_run_config(file: str | Path) -> RunConfig:
     )
 
 
-OPENAI_ONLY = ("reasoning_effort", "response_format")       # parameters one API family understands
+OPENAI_ONLY = ("reasoning_effort", "response_format")  # parameters one API family understands
 ANTHROPIC_ONLY = ("thinking",)
-RESERVED_BODY = ("model", "messages", "system", "stream")    # extra_body may not replace what Holdout sends
+# extra_body may not replace what Holdout sends
+RESERVED_BODY = (
+    "model",
+    "messages",
+    "system",
+    "stream",
+)
 
 
 def param_problems(m: ModelConfig) -> list[tuple[str, str]]:
-    """(param, why) for parameters the model's provider type does not take, or that contradict each other."""
+    """(param, why) for parameters the model's provider type does not take, or that contradict each
+    other."""
     kind, params, out = m.provider.type, m.params, []
     if kind == "anthropic":
-        out += [(key, f"an OpenAI parameter; provider '{m.provider.name}' is anthropic (it takes: thinking)")
-                for key in OPENAI_ONLY if key in params]
+        out += [
+            (
+                key,
+                f"an OpenAI parameter; provider '{m.provider.name}' is anthropic (it takes: "
+                "thinking)",
+            )
+            for key in OPENAI_ONLY
+            if key in params
+        ]
     if kind in ("openai", "openai-compatible"):
-        out += [(key, f"an Anthropic parameter; provider '{m.provider.name}' is {kind} (reasoning models take "
-                      "reasoning_effort)") for key in ANTHROPIC_ONLY if key in params]
+        out += [
+            (
+                key,
+                f"an Anthropic parameter; provider '{m.provider.name}' is {kind} (reasoning "
+                "models take "
+                "reasoning_effort)",
+            )
+            for key in ANTHROPIC_ONLY
+            if key in params
+        ]
     if "max_tokens" in params and "max_completion_tokens" in params:
-        out.append(("max_completion_tokens", "give the output cap once: max_tokens or max_completion_tokens"))
+        out.append(
+            (
+                "max_completion_tokens",
+                "give the output cap once: max_tokens or max_completion_tokens",
+            )
+        )
     budget = (params.get("thinking") or {}).get("budget_tokens")
     if budget is not None and budget >= m.max_tokens:
-        out.append(("thinking", f"budget_tokens {budget} must be below the output cap ({m.max_tokens}): thinking "
-                                "counts against max_tokens"))
+        out.append(
+            (
+                "thinking",
+                f"budget_tokens {budget} must be below the output cap ({m.max_tokens}): thinking "
+                "counts against max_tokens",
+            )
+        )
     taken = [k for k in (params.get("extra_body") or {}) if k in RESERVED_BODY]
     if taken:
         out.append(("extra_body", f"may not set {', '.join(taken)} (Holdout sends them)"))
@@ -287,16 +385,26 @@ def param_problems(m: ModelConfig) -> list[tuple[str, str]]:
 
 
 def check_api_keys(config: RunConfig) -> None:
-    """Fail before any call if a key's environment variable is missing. Names the variable, never a value.
-    OpenAI and Anthropic always need one; another provider needs one when its config names one
-    (`api_key_env: null` is a server that takes none)."""
+    """Fail before any call if a key's environment variable is missing. Names the variable, never a
+    value. OpenAI and Anthropic always need one; another provider needs one when its config names
+    one (`api_key_env: null` is a server that takes none)."""
     for i, m in enumerate(config.models):
         p = m.provider
-        if (p.type in ("openai", "anthropic") or p.api_key_env) and p.type != "replay" and not p.api_key():
+        if (
+            (p.type in ("openai", "anthropic") or p.api_key_env)
+            and p.type != "replay"
+            and not p.api_key()
+        ):
             if not p.api_key_env:
-                raise ConfigError(f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API key, and "
-                                  f"provider '{p.name}' names no environment variable (set api_key_env)")
-            raise ConfigError(f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API key in the "
-                              f"environment variable {p.api_key_env}, which is not set "
-                              f"(export {p.api_key_env}=..., or set api_key_env on provider '{p.name}'; "
-                              "api_key_env: null for a server that takes no key). Nothing was sent.")
+                raise ConfigError(
+                    f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API "
+                    "key, and "
+                    f"provider '{p.name}' names no environment variable (set api_key_env)"
+                )
+            raise ConfigError(
+                f"{config.where('models', i, 'provider')}: model '{m.name}' needs an API key in "
+                "the "
+                f"environment variable {p.api_key_env}, which is not set "
+                f"(export {p.api_key_env}=..., or set api_key_env on provider '{p.name}'; "
+                "api_key_env: null for a server that takes no key). Nothing was sent."
+            )

@@ -1,4 +1,6 @@
-"""A finished (or partial) run reopened: its store, config, suite, pool and outputs, for grade/report/scorecard."""
+"""A finished (or partial) run reopened: its store, config, suite, pool and outputs, for
+grade/report/scorecard."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +14,8 @@ from .suite import Item, Suite, load_suite
 
 
 def graders_of(config: RunConfig, suite: Suite) -> tuple[list[dict], str]:
-    """The graders that apply (the run config's override the suite's) and the file they come from."""
+    """The graders that apply (the run config's override the suite's) and the file they come
+    from."""
     if config.graders is not None:
         return list(config.graders), str(config.file)
     return list(suite.graders), str(suite.file)
@@ -28,7 +31,8 @@ class RunContext:
     store: Store
 
     def graders(self) -> tuple[list[dict], str]:
-        """The graders that apply (the run config's override the suite's) and the file they come from."""
+        """The graders that apply (the run config's override the suite's) and the file they come
+        from."""
         return graders_of(self.config, self.suite)
 
     def items(self) -> dict[str, Item]:
@@ -36,7 +40,9 @@ class RunContext:
 
     def outputs(self) -> dict[tuple, object]:
         """(model, item_id, epoch) -> output (Sealed for held-out runs) of every successful call."""
-        return {(r.model, r.item_id, r.epoch): r.output for r in self.store.calls(self.run_id) if r.ok}
+        return {
+            (r.model, r.item_id, r.epoch): r.output for r in self.store.calls(self.run_id) if r.ok
+        }
 
     def close(self) -> None:
         self.store.close()
@@ -46,16 +52,22 @@ class RunContext:
 @dataclass
 class Places:
     """Where a command reads and writes: one resolution for every command."""
+
     workspace: Path
     results_dir: Path
-    config: Path | None      # the run config that decided them, if any
-    run_config: RunConfig | None = None   # ... as loaded (so no command reads it twice)
+    config: Path | None  # the run config that decided them, if any
+    run_config: RunConfig | None = None  # ... as loaded (so no command reads it twice)
 
 
-def locate(run_id: str | None = None, *, workspace: Path | None = None, results_dir: Path | None = None,
-           config: Path | None = None) -> Places:
-    """Explicit --workspace/--results-dir win; else the run config's (--config, or the config the run
-    recorded when it was made); else .holdout and results in the working directory."""
+def locate(
+    run_id: str | None = None,
+    *,
+    workspace: Path | None = None,
+    results_dir: Path | None = None,
+    config: Path | None = None,
+) -> Places:
+    """Explicit --workspace/--results-dir win; else the run config's (--config, or the config the
+    run recorded when it was made); else .holdout and results in the working directory."""
     if config is not None:
         cfg = load_run_config(config)
         return Places(workspace or cfg.workspace, results_dir or cfg.results_dir, Path(config), cfg)
@@ -73,10 +85,15 @@ def locate(run_id: str | None = None, *, workspace: Path | None = None, results_
     return Places(ws, results_dir or Path("results"), None)
 
 
-def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None, *,
-             config: RunConfig | None = None) -> RunContext:
-    """`config`: the run config already loaded (from `locate`), else it is read from `config_path` or the
-    path the run recorded."""
+def open_run(
+    run_id: str,
+    workspace: Path,
+    config_path: str | Path | None = None,
+    *,
+    config: RunConfig | None = None,
+) -> RunContext:
+    """`config`: the run config already loaded (from `locate`), else it is read from `config_path`
+    or the path the run recorded."""
     probe = Store(Path(workspace) / "store.sqlite", create=False)
     try:
         info = probe.run_info(run_id)
@@ -84,14 +101,25 @@ def open_run(run_id: str, workspace: Path, config_path: str | Path | None = None
     finally:
         probe.close()
     if info is None or "/grade/" in run_id:
-        raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (runs: {', '.join(known) or 'none'})")
+        raise HoldoutError(
+            f"no run '{run_id}' in {workspace}/store.sqlite (runs: {', '.join(known) or 'none'})"
+        )
     if config is None:
         if config_path is None:
             config_path = info["config_file"]
             if not config_path or not Path(config_path).exists():
-                raise HoldoutError(f"run '{run_id}' was made from {config_path or 'a config'}, which is gone; "
-                                   "pass --config with its config")
-        config = load_run_config(config_path)     # a missing --config file is reported as that file
+                raise HoldoutError(
+                    f"run '{run_id}' was made from {config_path or 'a config'}, which is gone; "
+                    "pass --config with its config"
+                )
+        config = load_run_config(config_path)  # a missing --config file is reported as that file
     suite = load_suite(config.suite, config.suites_dir)
     pool = open_pool(config, suite, recorded=info["pool"])
-    return RunContext(run_id, info, config, suite, pool, Store(Path(workspace) / "store.sqlite", cipher=pool.cipher))
+    return RunContext(
+        run_id,
+        info,
+        config,
+        suite,
+        pool,
+        Store(Path(workspace) / "store.sqlite", cipher=pool.cipher),
+    )

@@ -8,8 +8,8 @@ handler sees them (`logsafety`), and exceptions carry ids and kinds. The gate is
 refuses sealed values outright and redacts any stretch of outgoing text that matches a fingerprint
 of held-out text (`fingerprints`: escapes undone, NFKC, case folded, zero-width characters and
 whitespace ignored, character n-grams for every script, short texts matched whole, reversed and
-base64 forms), widened to whole words.
-"""
+base64 forms), widened to whole words."""
+
 from __future__ import annotations
 
 import io
@@ -66,21 +66,22 @@ class Gate:
 
     # -- fingerprints ---------------------------------------------------------
     def protect(self, text: str, *, short: bool = True) -> None:
-        """Register held-out text (an item's turns, reference or free-text metadata, or an output of a
-        held-out run): from now on it cannot leave through the gate. `short=False` (outputs) skips the
-        whole-text match of texts too short for n-grams: a one-word answer may equal a model or label
-        name that reports must show."""
+        """Register held-out text (an item's turns, reference or free-text metadata, or an output of
+        a held-out run): from now on it cannot leave through the gate. `short=False` (outputs) skips
+        the whole-text match of texts too short for n-grams: a one-word answer may equal a model or
+        label name that reports must show."""
         if not text:
             return
         self.prints.add(text, short=short)
         if not short:
             return
-        for m in _IDENTIFIER.finditer(text):   # a canary-like token is caught even on its own
+        for m in _IDENTIFIER.finditer(text):  # a canary-like token is caught even on its own
             if _is_identifier(m.group()):
                 self.prints.add_exact(m.group())
 
     def allow_label(self, label: str) -> None:
-        """A declared stratum value that reports show; a short held-out text equal to it stays visible there."""
+        """A declared stratum value that reports show; a short held-out text equal to it stays
+        visible there."""
         self.prints.allow(label)
 
     # -- scanning -------------------------------------------------------------
@@ -93,7 +94,7 @@ class Gate:
             return text
         out, pos = [], 0
         for s, e in spans:
-            while s > pos and text[s - 1].isalnum():     # whole words: no fragment of a match is left
+            while s > pos and text[s - 1].isalnum():  # whole words: no fragment of a match is left
                 s -= 1
             while e < len(text) and text[e].isalnum():
                 e += 1
@@ -128,8 +129,8 @@ class Gate:
 
     def write_text(self, path: Path | str, text: str, scan: bool = True) -> Path:
         """Write through the gate, atomically (a crash leaves the old file or the new, never half).
-        scan=False only for the export chokepoint, whose content the license policy has released, and for
-        write_json, which has scanned every string of it."""
+        scan=False only for the export chokepoint, whose content the license policy has released,
+        and for write_json, which has scanned every string of it."""
         path = Path(path)
         self._check_destination(path)
         if isinstance(text, Sealed):
@@ -144,13 +145,15 @@ class Gate:
         except OSError as e:
             if "tmp" in locals() and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise HoldoutError(f"{path}: cannot write ({e.strerror}); nothing in the store was lost, "
-                               "re-run the command once the disk/permissions are fixed") from None
+            raise HoldoutError(
+                f"{path}: cannot write ({e.strerror}); nothing in the store was lost, "
+                "re-run the command once the disk/permissions are fixed"
+            ) from None
         return path
 
     def append_line(self, path: Path | str, line: str) -> Path:
-        """Append one line through the gate (an audit trail): one write() of O_APPEND, so lines of processes
-        appending at once never interleave."""
+        """Append one line through the gate (an audit trail): one write() of O_APPEND, so lines of
+        processes appending at once never interleave."""
         path = Path(path)
         self._check_destination(path)
         data = (self.scan(line).rstrip("\n") + "\n").encode("utf-8")
@@ -166,10 +169,10 @@ class Gate:
         return path
 
     def write_json(self, path: Path | str, obj) -> Path:
-        """Strict JSON (a number that is not finite is written as null, never as a bare NaN), every key and
-        string scanned. Scanned as values, not as serialised text: a match across the JSON's own syntax
-        (a held-out judge reply `{"scores": {"quality": 4}}` against a card's `"scores": {"quality"`)
-        would cut through quotes and newlines and leave a file that is not JSON."""
+        """Strict JSON (a number that is not finite is written as null, never as a bare NaN), every
+        key and string scanned. Scanned as values, not as serialised text: a match across the JSON's
+        own syntax (a held-out judge reply `{"scores": {"quality": 4}}` against a card's `"scores":
+        {"quality"`) would cut through quotes and newlines and leave a file that is not JSON."""
         return self.write_text(path, strict_json(self.clean(obj)) + "\n", scan=False)
 
     # -- the terminal, logs, tracebacks ----------------------------------------
@@ -186,12 +189,14 @@ class Gate:
             def factory(*args, **kwargs):
                 record = old_factory(*args, **kwargs)
                 return _gate_record(record, gate)
+
             factory._holdout_gate = True
             logging.setLogRecordFactory(factory)
         sys.excepthook = self.excepthook
 
     def format_exception(self, exc: BaseException) -> str:
-        """A traceback for a person: frames kept, messages withheld once held-out text is loaded, scanned."""
+        """A traceback for a person: frames kept, messages withheld once held-out text is loaded,
+        scanned."""
         return self.scan(safe_traceback(exc, show_messages=not self.armed))
 
     def excepthook(self, etype, value, tb) -> None:
@@ -199,8 +204,8 @@ class Gate:
 
 
 def _gate_record(record: logging.LogRecord, gate: Gate) -> logging.LogRecord:
-    """Reduce a third-party record to what is safe (structural), then freeze its message and traceback
-    text, scanned, so no handler or formatter ever sees raw text."""
+    """Reduce a third-party record to what is safe (structural), then freeze its message and
+    traceback text, scanned, so no handler or formatter ever sees raw text."""
     message = reduce_record(record)
     record.msg, record.args = gate.scan(message), None
     if record.exc_info and record.exc_info[1] is not None:
@@ -222,7 +227,9 @@ class _GatedStream(io.TextIOBase):
             s = repr(s)
         self.buffer_text += s
         if "\n" in self.buffer_text or "\r" in self.buffer_text or len(self.buffer_text) > 65536:
-            cut = max(self.buffer_text.rfind("\n"), self.buffer_text.rfind("\r")) + 1 or len(self.buffer_text)
+            cut = max(self.buffer_text.rfind("\n"), self.buffer_text.rfind("\r")) + 1 or len(
+                self.buffer_text
+            )
             out, self.buffer_text = self.buffer_text[:cut], self.buffer_text[cut:]
             self.inner.write(self.gate.scan(out))
         return len(s)

@@ -5,8 +5,8 @@ through `store.flush`, and raises at the first `runner.result`. Nothing in the i
 arms them (no environment variable or flag does): tests call `arm` in their own process, or run the
 CLI through `tests/instrumented.py`. Unarmed, `hit` is one dictionary lookup. Crashes carry the
 context they are given, so the leak test can check that a traceback quoting held-out text is still
-redacted on its way out.
-"""
+redacted on its way out."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +33,8 @@ class FailpointCrash(RuntimeError):
 
 
 def hit(name: str, context=None) -> None:
-    """`context` may be a callable, called only if the failpoint fires (keeps hot paths free of work)."""
+    """`context` may be a callable, called only if the failpoint fires (keeps hot paths free of
+    work)."""
     spec = _ACTIVE.get(name)
     if spec is None:
         return
@@ -42,4 +43,6 @@ def hit(name: str, context=None) -> None:
         return
     if spec[0] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
-    raise FailpointCrash(f"failpoint {name} reached with {context() if callable(context) else context}")
+    raise FailpointCrash(
+        f"failpoint {name} reached with {context() if callable(context) else context}"
+    )

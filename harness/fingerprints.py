@@ -19,6 +19,7 @@ base64 runs.
 Fingerprints are salted per process (they mean nothing outside it) and kept as sorted 64-bit
 arrays: 8 bytes each, about 1.2 bytes per character of registered text.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,26 +33,66 @@ from dataclasses import dataclass
 import numpy as np
 
 # (gram length K, winnowing window W) for ordinary scripts and for scripts without spaces.
-LATIN_FAMILY = (12, 12)   # guaranteed: shared runs of >= 23 dense characters (about 4-5 English words)
-DENSE_FAMILY = (5, 6)     # guaranteed: shared runs of >= 10 dense characters (about 4-6 CJK words)
-MIN_SHORT_WEIGHT = 3      # shortest text registered: 3 Latin letters/digits, or 2 characters of a dense script
-COMMON_WORDS = frozenset("""yes no true false none null nan ok okay the and for not you are was but all any can
-her his one our out has had who how why what when where which this that with from they them then than their
-there these those will would could should about a b c d e f""".split())
+# guaranteed: shared runs of >= 23 dense characters (about 4-5 English words)
+LATIN_FAMILY = (
+    12,
+    12,
+)
+DENSE_FAMILY = (5, 6)  # guaranteed: shared runs of >= 10 dense characters (about 4-6 CJK words)
+# shortest text registered: 3 Latin letters/digits, or 2 characters of a dense script
+MIN_SHORT_WEIGHT = 3
+COMMON_WORDS = frozenset(
+    """yes no true false none null nan ok okay the and for not you are was but all any can
+her his one our out has had who how why what when where which this that with from they them then
+than their
+there these those will would could should about a b c d e f""".split()
+)
 
-_ZERO_WIDTH = {0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E, 0x200E, 0x200F, 0x202A, 0x202B,
-               0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
-_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})|\\x([0-9a-fA-F]{2})|\\([ntrfvb0])|\\([\\/\"'])"
-                     r"|&#(\d{1,7});|&#[xX]([0-9a-fA-F]{1,6});|&([a-zA-Z]{2,8});")
+_ZERO_WIDTH = {
+    0x200B,
+    0x200C,
+    0x200D,
+    0x2060,
+    0xFEFF,
+    0x00AD,
+    0x180E,
+    0x200E,
+    0x200F,
+    0x202A,
+    0x202B,
+    0x202C,
+    0x202D,
+    0x202E,
+    0x2066,
+    0x2067,
+    0x2068,
+    0x2069,
+}
+_ESCAPE = re.compile(
+    r"\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})|\\x([0-9a-fA-F]{2})|\\([ntrfvb0])|\\([\\/\"'])"
+    r"|&#(\d{1,7});|&#[xX]([0-9a-fA-F]{1,6});|&([a-zA-Z]{2,8});"
+)
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{6,}={0,2}")
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-_DENSE_RANGES = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1780, 0x17FF), (0x3040, 0x30FF),
-                 (0x3130, 0x318F), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7AF),
-                 (0xF900, 0xFAFF), (0x20000, 0x3FFFF))   # Thai, Lao, Myanmar, Hangul, Khmer, kana, Han
+# Thai, Lao, Myanmar, Hangul, Khmer, kana, Han
+_DENSE_RANGES = (
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1100, 0x11FF),
+    (0x1780, 0x17FF),
+    (0x3040, 0x30FF),
+    (0x3130, 0x318F),
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xAC00, 0xD7AF),
+    (0xF900, 0xFAFF),
+    (0x20000, 0x3FFFF),
+)
 
 
 def is_dense_script(cp: int) -> bool:
@@ -60,10 +101,10 @@ def is_dense_script(cp: int) -> bool:
 
 
 def _joins_previous(ch: str) -> bool:
-    """Combining marks, and the vowel and final jamo that compose with a leading jamo into one Hangul
-    syllable (NFD Korean): NFKC must see them with the character before."""
+    """Combining marks, and the vowel and final jamo that compose with a leading jamo into one
+    Hangul syllable (NFD Korean): NFKC must see them with the character before."""
     cp = ord(ch)
-    return (unicodedata.category(ch)[0] == "M" or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF)
+    return unicodedata.category(ch)[0] == "M" or 0x1160 <= cp <= 0x11FF or 0xD7B0 <= cp <= 0xD7FF
 
 
 def dense_script_mask(codes: np.ndarray) -> np.ndarray:
@@ -78,9 +119,10 @@ def dense_script_mask(codes: np.ndarray) -> np.ndarray:
 @dataclass(slots=True)
 class Dense:
     """A text's dense form: code points, where each came from, and which start or end a word."""
-    codes: np.ndarray       # uint64 code points
-    start: np.ndarray       # index in the original text where the character begins
-    end: np.ndarray         # index just after it ends
+
+    codes: np.ndarray  # uint64 code points
+    start: np.ndarray  # index in the original text where the character begins
+    end: np.ndarray  # index just after it ends
     word_start: np.ndarray  # bool: no letter or digit of the same word before it
     word_end: np.ndarray
 
@@ -96,7 +138,7 @@ def _undo_escapes(chars: list[tuple[str, int, int]]) -> list[tuple[str, int, int
     out: list[tuple[str, int, int]] = []
     pos = 0
     for m in _ESCAPE.finditer(text):
-        out.extend(chars[pos:m.start()])
+        out.extend(chars[pos : m.start()])
         s, e = chars[m.start()][1], chars[m.end() - 1][2]
         u4, u8, x2, ctrl, lit, dec, hx, ent = m.groups()
         if ctrl is not None:
@@ -106,7 +148,7 @@ def _undo_escapes(chars: list[tuple[str, int, int]]) -> list[tuple[str, int, int
         elif ent is not None:
             decoded = html.unescape(f"&{ent};")
             if decoded == f"&{ent};":
-                decoded = m.group()     # not an entity: keep as it was
+                decoded = m.group()  # not an entity: keep as it was
         else:
             value = int(u4 or u8 or x2 or dec or hx, 16 if (u4 or u8 or x2 or hx) else 10)
             decoded = chr(value) if value <= 0x10FFFF else " "
@@ -118,7 +160,11 @@ def _undo_escapes(chars: list[tuple[str, int, int]]) -> list[tuple[str, int, int
     for c, s, e in out:
         if merged and 0xDC00 <= ord(c) <= 0xDFFF and 0xD800 <= ord(merged[-1][0]) <= 0xDBFF:
             hi = ord(merged[-1][0])
-            merged[-1] = (chr(0x10000 + ((hi - 0xD800) << 10) + (ord(c) - 0xDC00)), merged[-1][1], e)
+            merged[-1] = (
+                chr(0x10000 + ((hi - 0xD800) << 10) + (ord(c) - 0xDC00)),
+                merged[-1][1],
+                e,
+            )
         else:
             merged.append((c, s, e))
     return merged
@@ -160,7 +206,7 @@ def dense(text: str) -> Dense:
     while i < n:
         c, s, e = chars[i]
         j = i + 1
-        while j < n and _joins_previous(chars[j][0]):   # a base and what composes with it
+        while j < n and _joins_previous(chars[j][0]):  # a base and what composes with it
             e = chars[j][2]
             j += 1
         cluster = "".join(ch for ch, _, _ in chars[i:j])
@@ -190,7 +236,9 @@ def dense(text: str) -> Dense:
     if not codes:
         return _empty()
     wend[-1] = True
-    return Dense(np.array(codes, np.uint64), np.array(start), np.array(end), np.array(wstart), np.array(wend))
+    return Dense(
+        np.array(codes, np.uint64), np.array(start), np.array(end), np.array(wstart), np.array(wend)
+    )
 
 
 class Hasher:
@@ -207,7 +255,7 @@ class Hasher:
         h = np.zeros(n, np.uint64)
         with np.errstate(over="ignore"):
             for j in range(k):
-                h = h * self.base + codes[j:j + n]
+                h = h * self.base + codes[j : j + n]
             return self._mix(h ^ (self.salt + np.uint64(k)))
 
     @staticmethod
@@ -267,8 +315,9 @@ class Fingerprints:
         self.long = {LATIN_FAMILY: SortedSet(), DENSE_FAMILY: SortedSet()}
         self.short = SortedSet()
         self.short_lengths: set[int] = set()
-        self.public: set[str] = set()          # dense forms of labels reports must show (declared strata values)
-        self._batch: list[np.ndarray] = []     # long ordinary texts waiting to be hashed together
+        # dense forms of labels reports must show (declared strata values)
+        self.public: set[str] = set()
+        self._batch: list[np.ndarray] = []  # long ordinary texts waiting to be hashed together
         self._batch_n = 0
 
     def __len__(self) -> int:
@@ -281,8 +330,10 @@ class Fingerprints:
 
     # -- registering ---------------------------------------------------------------
     def add(self, text: str, *, short: bool = True) -> None:
-        """Register `text`: n-grams if it is long enough, and (with `short`) the whole text if it is not."""
-        if text.isascii() and "\\" not in text and "&" not in text:    # the common case, without positions
+        """Register `text`: n-grams if it is long enough, and (with `short`) the whole text if it is
+        not."""
+        # the common case, without positions
+        if text.isascii() and "\\" not in text and "&" not in text:
             codes = _NOT_ALNUM.sub("", text).lower().encode()
             if len(codes) >= sum(LATIN_FAMILY) - 1:
                 self._queue_long(np.frombuffer(codes, np.uint8).astype(np.uint64))
@@ -301,7 +352,8 @@ class Fingerprints:
             self._queue_long(d.codes)
             return
         h = self.hasher.grams(d.codes, k)
-        if family is DENSE_FAMILY:   # grams with no character of a dense script would match ordinary words
+        # grams with no character of a dense script would match ordinary words
+        if family is DENSE_FAMILY:
             has_dense = np.convolve(dense_mask.astype(np.int32), np.ones(k, np.int32), "valid") > 0
             h = h[has_dense]
             if not len(h):
@@ -317,9 +369,10 @@ class Fingerprints:
             self._flush_batch()
 
     def _flush_batch(self) -> None:
-        """Hash many texts at once (numpy's per-call cost dominates for short prompts): the texts joined with
-        a separator, grams that cross one dropped. Windows across two texts select a real gram of one of
-        them, so every text keeps at least the fingerprints it would have alone."""
+        """Hash many texts at once (numpy's per-call cost dominates for short prompts): the texts
+        joined with a separator, grams that cross one dropped. Windows across two texts select a
+        real gram of one of them, so every text keeps at least the fingerprints it would have
+        alone."""
         if not self._batch:
             return
         k, w = LATIN_FAMILY
@@ -327,15 +380,15 @@ class Fingerprints:
         self._batch, self._batch_n = [], 0
         h = self.hasher.grams(joined, k)
         seps = np.concatenate(([0], np.cumsum(joined == 0)))
-        crossing = (seps[k:k + len(h)] - seps[:len(h)]) > 0
+        crossing = (seps[k : k + len(h)] - seps[: len(h)]) > 0
         h[crossing] = _MASK
         if len(h) > w:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
         self.long[LATIN_FAMILY].add(np.unique(h[h != _MASK]))
 
     def allow(self, label: str) -> None:
-        """A public label (a declared stratum value): a short held-out text equal to it is not redacted where
-        the label stands alone, so segment tables stay readable."""
+        """A public label (a declared stratum value): a short held-out text equal to it is not
+        redacted where the label stands alone, so segment tables stay readable."""
         d = dense(label)
         if len(d):
             self.public.add(_chars(d.codes))
@@ -363,7 +416,8 @@ class Fingerprints:
         spans = self._find_dense(d, reverse=False) + self._find_dense(d, reverse=True)
         for m in _BASE64_RUN.finditer(text):
             run = m.group()
-            if len(run) < 24 and len(run) % 4:      # a short run is base64 only if padded to a multiple of 4
+            # a short run is base64 only if padded to a multiple of 4
+            if len(run) < 24 and len(run) % 4:
                 continue
             decoded = _b64_text(run)
             if decoded and self._find_dense(dense(decoded), reverse=False):
@@ -375,21 +429,27 @@ class Fingerprints:
         if not n:
             return []
         codes = np.ascontiguousarray(d.codes[::-1]) if reverse else d.codes
-        ranges: list[tuple[int, int]] = []   # half-open ranges of dense positions (in `codes` order)
+        ranges: list[tuple[int, int]] = []  # half-open ranges of dense positions (in `codes` order)
         for (k, w), prints in self.long.items():
             if not len(prints) or n < k:
                 continue
             hits = np.flatnonzero(prints.contains(self.hasher.grams(codes, k)))
             for s in hits:
                 ranges.append((max(0, int(s) - (w - 1)), min(n, int(s) + k + (w - 1))))
-        starts, ends = (d.word_end[::-1], d.word_start[::-1]) if reverse else (d.word_start, d.word_end)
+        starts, ends = (
+            (d.word_end[::-1], d.word_start[::-1]) if reverse else (d.word_start, d.word_end)
+        )
         for length in self.short_lengths:
             if length > n:
                 continue
             hits = np.flatnonzero(self.short.contains(self.hasher.grams(codes, length)))
             for s in hits:
                 e = int(s) + length
-                if starts[s] and ends[e - 1] and not (self.public and _chars(codes[s:e]) in self.public):
+                if (
+                    starts[s]
+                    and ends[e - 1]
+                    and not (self.public and _chars(codes[s:e]) in self.public)
+                ):
                     ranges.append((int(s), e))
         spans = []
         for s, e in ranges:

@@ -1,17 +1,18 @@
 """One pace per key across the processes of this machine.
 
-Several `holdout run` processes on one key each see only their own requests; pacing alone, together they
-send several times the key's limit (bench/shared_key.py). A key lane is a small file that all of them
-reserve their send times from, under a lock: one schedule for the key (per lane: per model id behind a
-gateway), so together they keep to the rate and a process that joins is paced at once. It holds times and
-a count only, no text and no key: its name is a keyed hash of the key, the server and the lane. Processes
-on other machines are still seen through the provider's counts of requests left (limits.py).
+Several `holdout run` processes on one key each see only their own requests; pacing alone, together
+they send several times the key's limit (bench/shared_key.py). A key lane is a small file that all
+of them reserve their send times from, under a lock: one schedule for the key (per lane: per model
+id behind a gateway), so together they keep to the rate and a process that joins is paced at once.
+It holds times and a count only, no text and no key: its name is a keyed hash of the key, the server
+and the lane. Processes on other machines are still seen through the provider's counts of requests
+left (limits.py).
 
-The file: the next free send time and the last spacing (in the system-wide monotonic clock, which every
-process of one boot shares), the count of requests reserved so far, and the boot's epoch (wall-clock time
-less monotonic time): a file from before a reboot, or a wall clock that jumped, has another, and its
-times are not obeyed.
-"""
+The file: the next free send time and the last spacing (in the system-wide monotonic clock, which
+every process of one boot shares), the count of requests reserved so far, and the boot's epoch
+(wall-clock time less monotonic time): a file from before a reboot, or a wall clock that jumped, has
+another, and its times are not obeyed."""
+
 from __future__ import annotations
 
 import fcntl
@@ -25,14 +26,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-RECORD = struct.Struct("<ddqd")   # next free send time, the spacing it was reserved with, requests reserved, epoch
+# next free send time, the spacing it was reserved with, requests reserved, epoch
+RECORD = struct.Struct("<ddqd")
 NAMESPACE = b"holdout key lane v1"
-SAME_BOOT_S = 1.0                 # epochs this close are of one boot (the two clocks are read a moment apart)
+SAME_BOOT_S = 1.0  # epochs this close are of one boot (the two clocks are read a moment apart)
 DIR_ENV = "HOLDOUT_LANES_DIR"
 
 
 def lanes_dir() -> Path:
-    """Where the lanes of this user live: $HOLDOUT_LANES_DIR, else the runtime or cache directory."""
+    """Where the lanes of this user live: $HOLDOUT_LANES_DIR, else the runtime or cache
+    directory."""
     if os.environ.get(DIR_ENV):
         return Path(os.environ[DIR_ENV])
     if os.environ.get("XDG_RUNTIME_DIR"):
@@ -46,8 +49,8 @@ def _epoch() -> float:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    at: float         # when the request may be sent (time.monotonic())
-    number: int       # its number among all requests reserved on the key lane
+    at: float  # when the request may be sent (time.monotonic())
+    number: int  # its number among all requests reserved on the key lane
 
 
 class KeyLane:
@@ -59,18 +62,23 @@ class KeyLane:
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod
-    def for_key(cls, *, provider_type: str, base_url: str | None, api_key: str | None, lane: str) -> KeyLane | None:
-        """The lane of this key on this server, or None where it cannot be kept (no directory we may use)."""
+    def for_key(
+        cls, *, provider_type: str, base_url: str | None, api_key: str | None, lane: str
+    ) -> KeyLane | None:
+        """The lane of this key on this server, or None where it cannot be kept (no directory we may
+        use)."""
         identity = "\0".join((provider_type, base_url or "", api_key or "", lane)).encode()
         name = hmac.new(NAMESPACE, identity, hashlib.sha256).hexdigest()[:32]
         try:
             return cls(lanes_dir() / f"{name}.lane")
         except OSError:
-            return None   # a read-only home: each process paces alone, as it would on another machine
+            # a read-only home: each process paces alone, as it would on another machine
+            return None
 
     def reserve(self, spacing: float | None) -> Slot:
-        """The next send time on the key, pushing the next one `spacing` seconds after it. With no spacing
-        (this process knows no rate yet), the last one any process used, if the key's schedule is live."""
+        """The next send time on the key, pushing the next one `spacing` seconds after it. With no
+        spacing (this process knows no rate yet), the last one any process used, if the key's
+        schedule is live."""
         with self._locked() as (next_at, last_spacing, count):
             now = time.monotonic()
             if spacing is None and next_at > now - 1.0:
@@ -91,11 +99,14 @@ class KeyLane:
     # -- the file ----------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[tuple[float, float, int]]:
-        """The record, read under an exclusive lock held until the block ends; a new or stale one as empty."""
+        """The record, read under an exclusive lock held until the block ends; a new or stale one as
+        empty."""
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         try:
             data = os.pread(self.fd, RECORD.size, 0)
-            next_at, spacing, count, epoch = RECORD.unpack(data) if len(data) == RECORD.size else (0.0, 0.0, 0, 0.0)
+            next_at, spacing, count, epoch = (
+                RECORD.unpack(data) if len(data) == RECORD.size else (0.0, 0.0, 0, 0.0)
+            )
             if abs(epoch - _epoch()) > SAME_BOOT_S:
                 next_at, spacing = 0.0, 0.0
             yield next_at, spacing, count

@@ -1,5 +1,5 @@
-"""Per-provider pacing: a concurrency window, a request rate, a token budget, and backing off together
-when the provider says 429.
+"""Per-provider pacing: a concurrency window, a request rate, a token budget, and backing off
+together when the provider says 429.
 
 One Pacer is shared by every call to a provider. Requests and tokens (prompt estimate +
 max_tokens, as OpenAI counts them) are both paced evenly, with no burst, because per-minute limits
@@ -8,8 +8,9 @@ are enforced in short slices. The rate it keeps is the lowest it knows of:
 - the limit the provider advertises on every response (`x-ratelimit-limit-requests` from OpenAI,
   `anthropic-ratelimit-requests-limit` from Anthropic), paced at 99% of it, and 3% lower after
   each 429 when the provider gives no count of what is left;
-- on a key this machine's other processes use too, one schedule: every request's send time is reserved
-  on the key lane (keylane.py), so they keep the rate together and a process that joins is paced at once;
+- on a key this machine's other processes use too, one schedule: every request's send time is
+  reserved on the key lane (keylane.py), so they keep the rate together and a process that joins
+  is paced at once;
 - on a key processes elsewhere use too, our share of that limit: two counts of requests left in one
   window (`x-ratelimit-remaining-requests` + `-reset-requests`, Anthropic's `-remaining`/`-reset`)
   say how much the whole key spent between them, and the part we did not send is others'. Measured
@@ -26,6 +27,7 @@ to the configured concurrency over 200 ms, whatever the latency, and stops growi
 burst, and the burst then repeats every round trip (bench/README.md). A 429 that says a limit
 also pauses every sender until its Retry-After has passed.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,35 +42,49 @@ from .providers import Advertised
 @dataclass(frozen=True, slots=True)
 class Quota:
     """The provider's count of requests this key has left, as one response stated it."""
+
     remaining: int
-    ends_at: float    # when the count is full again (monotonic)
+    ends_at: float  # when the count is full again (monotonic)
     seen_at: float
-    sent_then: int    # the number of our request it answered (on the key lane, if any): it counts ours up to it
+    # the number of our request it answered (on the key lane, if any): it counts ours up to it
+    sent_then: int
 
 
 class Pacer:
     INITIAL_WINDOW = 4
-    RAMP_S = 0.2         # while nothing is known, the window grows to full over this many seconds
-    HEADROOM = 0.99      # fraction of an advertised limit that we use ...
+    RAMP_S = 0.2  # while nothing is known, the window grows to full over this many seconds
+    HEADROOM = 0.99  # fraction of an advertised limit that we use ...
     CUT_ADVERTISED = 0.97  # ... made smaller by this factor at each 429 all the same
-    PAUSE_MARGIN_S = 0.01  # Retry-After is rounded: a request sent a millisecond early is a wasted 429
-    CUT = 0.95           # rate cap after an unadvertised 429, as a fraction of the recent success rate
-    GROWTH_NEAR = 0.01   # per second of successes, the cap grows by this fraction of itself up to the
-    GROWTH_FAR = 0.05    # rate last accepted, and by this much beyond it (probing for more)
-    RECENT = 50          # answers remembered to tell a limit from sporadic 429s ...
-    DENSE = 10           # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
-    SAME_WINDOW_S = 0.05  # two counts whose resets are this close are of one window (latency moves them)
-    SHARE_HORIZON_S = 1.0  # our share of the key is measured over this long: long enough to average out a
-                           # window's counts, short enough to notice within a second that another process is done
+    # Retry-After is rounded: a request sent a millisecond early is a wasted 429
+    PAUSE_MARGIN_S = 0.01
+    CUT = 0.95  # rate cap after an unadvertised 429, as a fraction of the recent success rate
+    # per second of successes, the cap grows by this fraction of itself up to the
+    GROWTH_NEAR = 0.01
+    GROWTH_FAR = 0.05  # rate last accepted, and by this much beyond it (probing for more)
+    RECENT = 50  # answers remembered to tell a limit from sporadic 429s ...
+    DENSE = 10  # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
+    # two counts whose resets are this close are of one window (latency moves them)
+    SAME_WINDOW_S = 0.05
+    # our share of the key is measured over this long: long enough to average out a
+    SHARE_HORIZON_S = 1.0
+    # window's counts, short enough to notice within a second that another process is done
 
-    def __init__(self, concurrency: int, rpm: float | None = None, tpm: float | None = None, *, ramp: bool = True,
-                 key_lane: KeyLane | None = None):
+    def __init__(
+        self,
+        concurrency: int,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        ramp: bool = True,
+        key_lane: KeyLane | None = None,
+    ):
         self.max_window = concurrency
-        self.key_lane = key_lane    # the key's schedule shared with this machine's other processes, if any
+        # the key's schedule shared with this machine's other processes, if any
+        self.key_lane = key_lane
         self.in_flight = 0
         self.waiters: deque = deque()
         self.configured_rate = rpm / 60 if rpm else None
-        self.advertised = (None, None)      # (rpm, tpm) as last read from the provider's headers
+        self.advertised = (None, None)  # (rpm, tpm) as last read from the provider's headers
         self.advertised_rate: float | None = None
         self.headroom = self.HEADROOM
         self.adaptive_rate: float | None = None
@@ -78,45 +94,69 @@ class Pacer:
         self.tokens_next_at = 0.0
         self.next_at = 0.0
         self.sent, self.first_sent = 0, None
-        self.key_sent = 0   # the last request's number on the key lane (this machine's processes), else ours
+        # the last request's number on the key lane (this machine's processes), else ours
+        self.key_sent = 0
         self.paused_until = 0.0
-        self.rate_limited = 0   # 429s heard
-        self.timeouts_in_a_row = 0   # attempts with no answer since the last answer (the runner gives up at a bound)
-        self.pauses = 0         # 429 pauses so far: a sender that slept through one queues again
+        self.rate_limited = 0  # 429s heard
+        # attempts with no answer since the last answer (the runner gives up at a bound)
+        self.timeouts_in_a_row = 0
+        self.pauses = 0  # 429 pauses so far: a sender that slept through one queues again
         self.cut_until = 0.0
-        self.successes = deque(maxlen=512)   # times of recent successes: the rate the provider accepts
-        self.recent_429s = deque(maxlen=self.RECENT)   # per recent answer: was it a 429?
-        self.pause_log: deque = deque(maxlen=64)       # (start, end) of pauses: not time the provider refused us
-        # Ramp only when the config says nothing about limits; a declared rpm/tpm paces from the start.
+        # times of recent successes: the rate the provider accepts
+        self.successes = deque(maxlen=512)
+        self.recent_429s = deque(maxlen=self.RECENT)  # per recent answer: was it a 429?
+        # (start, end) of pauses: not time the provider refused us
+        self.pause_log: deque = deque(maxlen=64)
+        # Ramp only when the config says nothing about limits; a declared rpm/tpm paces from the
+        # start.
         self.ramping = ramp and not (rpm or tpm) and concurrency > self.INITIAL_WINDOW
         self.window = float(self.INITIAL_WINDOW if self.ramping else concurrency)
         self.ramp_started: float | None = None
         self.ramp_timer: asyncio.TimerHandle | None = None
         self.quota: Quota | None = None
-        # (at, seconds, spent by all, spent by us) between two counts; bounded, as it is summed at every send
+        # (at, seconds, spent by all, spent by us) between two counts; bounded, as it is summed at
+        # every send
         self.counted: deque = deque(maxlen=64)
 
     def rate(self, share: float | None = None) -> float | None:
-        """The lowest rate we know of; `share` is ours of a key others use too (key_share, if not given)."""
+        """The lowest rate we know of; `share` is ours of a key others use too (key_share, if not
+        given)."""
         if share is None:
             share = self.key_share(time.monotonic())[0]
-        rates = [r for r in (self.configured_rate, self.advertised_rate, self.adaptive_rate,
-                             self._quota_rate(share)) if r]
+        rates = [
+            r
+            for r in (
+                self.configured_rate,
+                self.advertised_rate,
+                self.adaptive_rate,
+                self._quota_rate(share),
+            )
+            if r
+        ]
         return min(rates) if rates else None
 
     def report(self) -> dict:
-        """How the run was paced, for the summary: the rate at the end, what set it, and the 429s heard."""
-        sources = {"the config's rpm": self.configured_rate, "the provider's advertised limit": self.advertised_rate,
-                   "429s (the limit was not advertised)": self.adaptive_rate,
-                   "our share of a key others use too": self._quota_rate(self.key_share(time.monotonic())[0])}
+        """How the run was paced, for the summary: the rate at the end, what set it, and the 429s
+        heard."""
+        sources = {
+            "the config's rpm": self.configured_rate,
+            "the provider's advertised limit": self.advertised_rate,
+            "429s (the limit was not advertised)": self.adaptive_rate,
+            "our share of a key others use too": self._quota_rate(
+                self.key_share(time.monotonic())[0]
+            ),
+        }
         known = {name: rate for name, rate in sources.items() if rate}
         paced_by = min(known, key=known.get) if known else None
-        return {"rate_limited": self.rate_limited, "paced_by": paced_by,
-                "requests_per_s": round(known[paced_by], 2) if paced_by else None}
+        return {
+            "rate_limited": self.rate_limited,
+            "paced_by": paced_by,
+            "requests_per_s": round(known[paced_by], 2) if paced_by else None,
+        }
 
     async def acquire(self, tokens: int = 0) -> int:
-        """Wait until one more request (of about `tokens` tokens) may be sent; its number among our requests,
-        or on the key lane where this machine's processes share one (pass it back with
+        """Wait until one more request (of about `tokens` tokens) may be sent; its number among our
+        requests, or on the key lane where this machine's processes share one (pass it back with
         what its response says). Pair with `release`."""
         if self.ramping and self.ramp_started is None:
             self.ramp_started = time.monotonic()
@@ -130,7 +170,7 @@ class Pacer:
             while True:
                 pauses = self.pauses
                 now = time.monotonic()
-                share, others = self.key_share(now)   # once per turn: it sums the recent counts
+                share, others = self.key_share(now)  # once per turn: it sums the recent counts
                 wait_until = max(self.paused_until, self._quota_spent_until(now, share, others))
                 if wait_until > now:
                     await asyncio.sleep(wait_until - now)
@@ -145,12 +185,15 @@ class Pacer:
                     self.next_at = slot + 1.0 / rate
                 else:
                     slot = now
-                if slot > (now := time.monotonic()):   # (a free slot is not a reason to yield)
+                if slot > (now := time.monotonic()):  # (a free slot is not a reason to yield)
                     await asyncio.sleep(slot - now)
                 if self.tpm and tokens:
                     await self._take_tokens(tokens)
-                if pauses == self.pauses and not self._quota_spent_until(time.monotonic(), share, others):
-                    break   # else a 429 came, or the key's count ran out, while we waited: queue again
+                if pauses == self.pauses and not self._quota_spent_until(
+                    time.monotonic(), share, others
+                ):
+                    # else a 429 came, or the key's count ran out, while we waited: queue again
+                    break
             self.sent += 1
             if self.key_lane is None:
                 self.key_sent = number = self.sent
@@ -169,23 +212,29 @@ class Pacer:
     def on_success(self) -> None:
         self.successes.append(time.monotonic())
         self.recent_429s.append(False)
-        if not self.ramping and self.window < self.max_window:   # additive increase after a 429
+        if not self.ramping and self.window < self.max_window:  # additive increase after a 429
             self.window = min(self.max_window, self.window + 1.0 / self.window)
             self.release_slack()
         if self.adaptive_rate:
-            growth = self.GROWTH_NEAR if self.adaptive_rate < self.last_accepted else self.GROWTH_FAR
+            growth = (
+                self.GROWTH_NEAR if self.adaptive_rate < self.last_accepted else self.GROWTH_FAR
+            )
             self.adaptive_rate *= 1 + growth / max(1.0, self.adaptive_rate)
 
     def limit_reached(self) -> bool:
-        """Whether the 429 just heard says a limit: one is known (advertised, or found before), or DENSE of the
-        last RECENT answers were 429s. Else it is a gateway's sporadic hiccup, which only its request waits out."""
-        return (self.advertised_rate is not None or self.adaptive_rate is not None
-                or sum(self.recent_429s) >= self.DENSE)
+        """Whether the 429 just heard says a limit: one is known (advertised, or found before), or
+        DENSE of the last RECENT answers were 429s. Else it is a gateway's sporadic hiccup, which
+        only its request waits out."""
+        return (
+            self.advertised_rate is not None
+            or self.adaptive_rate is not None
+            or sum(self.recent_429s) >= self.DENSE
+        )
 
     def on_rate_limited(self, retry_after: float | None) -> None:
-        """A 429. Sporadic ones: only that request waits (the runner honours its Retry-After). Once they say
-        a limit, everyone waits out Retry-After; the ramp stops and the rate drops (once per pause: a burst
-        of 429s is one signal)."""
+        """A 429. Sporadic ones: only that request waits (the runner honours its Retry-After). Once
+        they say a limit, everyone waits out Retry-After; the ramp stops and the rate drops (once
+        per pause: a burst of 429s is one signal)."""
         now = time.monotonic()
         self.rate_limited += 1
         self.recent_429s.append(True)
@@ -195,9 +244,12 @@ class Pacer:
             if now >= self.paused_until:
                 self.pause_log.append((now, now + retry_after + self.PAUSE_MARGIN_S))
             else:
-                self.pause_log[-1] = (self.pause_log[-1][0], max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S))
+                self.pause_log[-1] = (
+                    self.pause_log[-1][0],
+                    max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S),
+                )
             self.paused_until = max(self.paused_until, now + retry_after + self.PAUSE_MARGIN_S)
-            self.next_at = self.paused_until   # the paced schedules restart after the pause
+            self.next_at = self.paused_until  # the paced schedules restart after the pause
             if self.key_lane is not None:
                 self.key_lane.hold_until(self.paused_until)
             self.tokens_next_at = max(self.tokens_next_at, self.paused_until)
@@ -207,8 +259,9 @@ class Pacer:
         if now < self.cut_until:
             return
         self.cut_until = max(self.paused_until, now + 0.5)
-        if self.advertised_rate:   # over an advertised limit: someone else shares the key, or clocks differ
-            if self.quota is None:   # (the key's count, where given, says how much the others take)
+        # over an advertised limit: someone else shares the key, or clocks differ
+        if self.advertised_rate:
+            if self.quota is None:  # (the key's count, where given, says how much the others take)
                 self.headroom *= self.CUT_ADVERTISED
             self._pace_to_advertised()
             return
@@ -218,8 +271,8 @@ class Pacer:
             self.adaptive_rate = accepted * self.CUT
 
     def on_advertised(self, advertised: Advertised | None, *, request: int) -> None:
-        """What the response to our `request`-th request said in its headers: the limits, and the count of
-        requests left (which counts ours up to that one, and none sent after it)."""
+        """What the response to our `request`-th request said in its headers: the limits, and the
+        count of requests left (which counts ours up to that one, and none sent after it)."""
         if advertised is None:
             return
         if advertised.rpm or advertised.tpm:
@@ -229,7 +282,7 @@ class Pacer:
 
     def _on_limits(self, rpm: float | None, tpm: float | None) -> None:
         """The provider's own limits: pace to them, and open the window."""
-        if (rpm, tpm) == self.advertised:   # every response says it again
+        if (rpm, tpm) == self.advertised:  # every response says it again
             return
         first = self.advertised_rate is None
         self.advertised = (rpm, tpm)
@@ -244,20 +297,23 @@ class Pacer:
 
     # -- a key shared with other processes ----------------------------------------------
     def _on_quota(self, remaining: int, reset_s: float, request: int) -> None:
-        """A count of requests left until a reset. Two counts of one window tell how much the whole key spent
-        between them; what we did not send was spent by others (other processes on the key)."""
+        """A count of requests left until a reset. Two counts of one window tell how much the whole
+        key spent between them; what we did not send was spent by others (other processes on the
+        key)."""
         now = time.monotonic()
         ends_at, last = now + reset_s, self.quota
         if last is not None and abs(ends_at - last.ends_at) <= self.SAME_WINDOW_S:
             if request < last.sent_then or remaining > last.remaining:
-                return   # an older count that arrived late
-            if now > last.seen_at and remaining > 0:   # a spent count stays at 0 whatever is sent
-                self.counted.append((now, now - last.seen_at, last.remaining - remaining, request - last.sent_then))
+                return  # an older count that arrived late
+            if now > last.seen_at and remaining > 0:  # a spent count stays at 0 whatever is sent
+                self.counted.append(
+                    (now, now - last.seen_at, last.remaining - remaining, request - last.sent_then)
+                )
         self.quota = Quota(remaining=remaining, ends_at=ends_at, seen_at=now, sent_then=request)
 
     def key_share(self, now: float) -> tuple[float, float]:
-        """(our share of what the key spends, others' requests per second), over the last SHARE_HORIZON_S.
-        Alone, or not yet known: (1, 0)."""
+        """(our share of what the key spends, others' requests per second), over the last
+        SHARE_HORIZON_S. Alone, or not yet known: (1, 0)."""
         recent = [c for c in self.counted if now - c[0] <= self.SHARE_HORIZON_S]
         seconds, spent, ours = (sum(c[i] for c in recent) for i in (1, 2, 3))
         if len(recent) < 3 or spent <= 0 or seconds <= 0:
@@ -265,8 +321,9 @@ class Pacer:
         return min(1.0, max(0.05, ours / spent)), max(0.0, (spent - ours) / seconds)
 
     def _quota_spent_until(self, now: float, share: float, others: float) -> float:
-        """When the key's count is full again, if it has nothing left now: the last count, less what we sent
-        since and what the others (at `others` per second) did; else 0. Alone, the limit paces us."""
+        """When the key's count is full again, if it has nothing left now: the last count, less what
+        we sent since and what the others (at `others` per second) did; else 0. Alone, the limit
+        paces us."""
         q = self.quota
         if share >= 1 or q is None or now >= q.ends_at:
             return 0.0
@@ -285,8 +342,9 @@ class Pacer:
             self.tpm = tpm * self.headroom
 
     def success_rate(self) -> float | None:
-        """Successes per second over the last two seconds, not counting time everyone was paused (the pauses
-        are ours: counting them would measure our own waiting as the provider's limit)."""
+        """Successes per second over the last two seconds, not counting time everyone was paused
+        (the pauses are ours: counting them would measure our own waiting as the provider's
+        limit)."""
         now = time.monotonic()
         recent = [t for t in self.successes if now - t <= 2.0]
         if len(recent) < 4:
@@ -297,9 +355,9 @@ class Pacer:
 
     # -- internals ---------------------------------------------------------------------
     async def _take_tokens(self, tokens: int) -> None:
-        """Tokens are paced like requests, with no burst: each request's turn comes `tokens` / (tpm/60)
-        seconds after the previous one's, so a per-minute limit enforced in one-second slices holds,
-        however large max_tokens is."""
+        """Tokens are paced like requests, with no burst: each request's turn comes `tokens` /
+        (tpm/60) seconds after the previous one's, so a per-minute limit enforced in one-second
+        slices holds, however large max_tokens is."""
         now = time.monotonic()
         slot = max(now, self.tokens_next_at)
         self.tokens_next_at = slot + tokens / (self.tpm / 60)
@@ -312,7 +370,9 @@ class Pacer:
             return
         places = int(self.window) + 1
         at = self.ramp_started + self.RAMP_S * (places - self.INITIAL_WINDOW) / self._ramp_span
-        self.ramp_timer = asyncio.get_running_loop().call_later(max(0.0, at - time.monotonic()), self._grow)
+        self.ramp_timer = asyncio.get_running_loop().call_later(
+            max(0.0, at - time.monotonic()), self._grow
+        )
 
     @property
     def _ramp_span(self) -> int:
@@ -323,7 +383,9 @@ class Pacer:
         if not self.ramping:
             return
         elapsed = time.monotonic() - self.ramp_started
-        self.window = min(self.max_window, self.INITIAL_WINDOW + self._ramp_span * elapsed / self.RAMP_S)
+        self.window = min(
+            self.max_window, self.INITIAL_WINDOW + self._ramp_span * elapsed / self.RAMP_S
+        )
         if self.window >= self.max_window:
             self.ramping = False
         self.release_slack()

@@ -1,4 +1,5 @@
-"""Log records and tracebacks that cannot carry held-out text, whatever the libraries' debug switches say.
+"""Log records and tracebacks that cannot carry held-out text, whatever the libraries' debug
+switches say.
 
 The SDKs log whole request options at DEBUG (`Request options: {... 'json_data': {...messages...}}`)
 when `OPENAI_LOG`/`ANTHROPIC_LOG` or `--log-level debug` turn them on, and HTTP libraries log URLs
@@ -13,6 +14,7 @@ Tracebacks: frames (file, line, function, source line) come from code, so they a
 exception's message is kept for Holdout's own errors (which name ids, never content), and for any
 other exception only while no held-out text is loaded in the process. Both then pass the gate.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,7 +70,8 @@ def reduce_record(record: logging.LogRecord) -> str:
             return str(record.msg)
     template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
     args = record.args
-    if not args:   # possibly built before logging (an f-string): keep a plain head, drop what follows a colon
+    # possibly built before logging (an f-string): keep a plain head, drop what follows a colon
+    if not args:
         head, colon, _ = template.partition(":")
         if colon:
             return f"{head}: {OMITTED}" if _PLAIN_MESSAGE.fullmatch(head) else OMITTED
@@ -87,16 +90,23 @@ def reduce_record(record: logging.LogRecord) -> str:
 def safe_traceback(exc: BaseException, *, show_messages: bool) -> str:
     """The traceback of `exc` (and its causes) with messages only where they cannot carry text."""
     from .errors import HoldoutError
+
     chain, seen = [], set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         chain.append(e)
-        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
+        e = (
+            e.__cause__
+            if e.__cause__ is not None
+            else (None if e.__suppress_context__ else e.__context__)
+        )
     parts = []
     for n, e in enumerate(reversed(chain)):
         if n:
-            parts.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+            parts.append(
+                "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
         parts.append("Traceback (most recent call last):\n")
         parts.extend(traceback.format_tb(e.__traceback__))
         name = type(e).__qualname__

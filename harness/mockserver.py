@@ -1,4 +1,5 @@
-"""A mock OpenAI- and Anthropic-compatible HTTP server on 127.0.0.1, for tests, the benchmark and demos.
+"""A mock OpenAI- and Anthropic-compatible HTTP server on 127.0.0.1, for tests, the benchmark and
+demos.
 
 It speaks `POST /v1/chat/completions` and `POST /v1/messages` well enough for the official SDKs,
 and can be told to be slow, rate-limited, capped in concurrency, or faulty (429 with and without
@@ -8,8 +9,8 @@ a per-minute limit in `x-ratelimit-*` / `anthropic-ratelimit-*` headers on every
 enforced per second (OpenAI documents that 60,000 RPM may be enforced as 1,000 per second); turn
 the headers off to stand in for a gateway that says nothing until it answers 429. It counts what
 it sees: requests, requests in flight (peak and time-average), 429s, and per (model, prompt) how
-many times each prompt was sent.
-"""
+many times each prompt was sent."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,13 +24,30 @@ from typing import Callable
 
 from aiohttp import web
 
-FAULTS = ("429", "429_bare", "500", "503", "reset", "hang", "garbled", "truncated", "empty", "content_filter",
-          "context_length", "model_not_found", "content_filter_400", "refusal")
-# structured errors as the providers send them: (status, OpenAI error.code, Anthropic error.type); the message
+FAULTS = (
+    "429",
+    "429_bare",
+    "500",
+    "503",
+    "reset",
+    "hang",
+    "garbled",
+    "truncated",
+    "empty",
+    "content_filter",
+    "context_length",
+    "model_not_found",
+    "content_filter_400",
+    "refusal",
+)
+# structured errors as the providers send them: (status, OpenAI error.code, Anthropic error.type);
+# the message
 # quotes the prompt, as real ones sometimes do, so tests can check that it never gets out
-CODED = {"context_length": (400, "context_length_exceeded", "invalid_request_error"),
-         "model_not_found": (404, "model_not_found", "not_found_error"),
-         "content_filter_400": (400, "content_filter", "invalid_request_error")}
+CODED = {
+    "context_length": (400, "context_length_exceeded", "invalid_request_error"),
+    "model_not_found": (404, "model_not_found", "not_found_error"),
+    "content_filter_400": (400, "content_filter", "invalid_request_error"),
+}
 
 
 OPENAI_PREFIXES = ("/v1", "/openai/v1", "/v1beta/openai", "/api/v1")
@@ -39,25 +57,31 @@ OPENAI_PREFIXES = ("/v1", "/openai/v1", "/v1beta/openai", "/api/v1")
 class MockBehaviour:
     latency_s: float = 0.0
     jitter_s: float = 0.0
-    reply: str = "echo"                       # "echo": answer with the prompt; anything else: that text
-    responder: Callable[[str, dict], str | None] | None = None  # (api, body) -> reply text, or None for `reply`
-    rate_limit_rps: float | None = None       # above this many requests in the current second: 429
-    advertise_limits: bool = True             # say the limit on every response, as OpenAI and Anthropic do
-    max_concurrency: int | None = None        # above this many in flight: 429
-    error_rate: float = 0.0                   # fraction of requests that get one of `faults`
+    reply: str = "echo"  # "echo": answer with the prompt; anything else: that text
+    # (api, body) -> reply text, or None for `reply`
+    responder: Callable[[str, dict], str | None] | None = None
+    rate_limit_rps: float | None = None  # above this many requests in the current second: 429
+    advertise_limits: bool = True  # say the limit on every response, as OpenAI and Anthropic do
+    max_concurrency: int | None = None  # above this many in flight: 429
+    error_rate: float = 0.0  # fraction of requests that get one of `faults`
     faults: tuple[str, ...] = ("500",)
-    fail_first: int = 0                       # the first N requests get `faults[0]`
+    fail_first: int = 0  # the first N requests get `faults[0]`
     retry_after_s: float = 1.0
     hang_s: float = 30.0
-    record_bodies: bool = False               # keep every request body (the leak test's "door is open" check)
-    output_tokens: int | None = None          # report this many output tokens (a long answer), not len(text)/4
-    honour_max_tokens: bool = True            # ... cut to the request's max_tokens, as real servers do
+    record_bodies: bool = False  # keep every request body (the leak test's "door is open" check)
+    # report this many output tokens (a long answer), not len(text)/4
+    output_tokens: int | None = None
+    honour_max_tokens: bool = True  # ... cut to the request's max_tokens, as real servers do
     seed: int = 0
-    fault_models: dict = field(default_factory=dict)   # model name -> the fault every request for it gets
-    served_as: dict = field(default_factory=dict)      # model name -> the model id the response says (a gateway alias)
-    upstreams: dict = field(default_factory=dict)      # model name -> the upstream a gateway names: "provider" in the
-    upstream_header: bool = False                      # body (OpenRouter), or LiteLLM's x-litellm-model-api-base header
-    model_rate_limits: dict = field(default_factory=dict)  # model name -> its own req/s (a gateway's deployment), apart
+    # model name -> the fault every request for it gets
+    fault_models: dict = field(default_factory=dict)
+    # model name -> the model id the response says (a gateway alias)
+    served_as: dict = field(default_factory=dict)
+    # model name -> the upstream a gateway names: "provider" in the
+    upstreams: dict = field(default_factory=dict)
+    upstream_header: bool = False  # body (OpenRouter), or LiteLLM's x-litellm-model-api-base header
+    # model name -> its own req/s (a gateway's deployment), apart
+    model_rate_limits: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -68,20 +92,26 @@ class MockStats:
     in_flight: int = 0
     peak_in_flight: int = 0
     by_model: Counter = field(default_factory=Counter)
-    by_prompt: Counter = field(default_factory=Counter)   # (model, last user text) -> count
+    by_prompt: Counter = field(default_factory=Counter)  # (model, last user text) -> count
     bodies: list = field(default_factory=list)
-    paths: Counter = field(default_factory=Counter)   # request path -> count
+    paths: Counter = field(default_factory=Counter)  # request path -> count
     first_at: float | None = None
     last_at: float | None = None
-    _area: float = 0.0      # integral of in_flight over time, for the time-average
+    _area: float = 0.0  # integral of in_flight over time, for the time-average
     _area_at: float = 0.0
 
     def snapshot(self) -> dict:
         span = (self.last_at or 0) - (self.first_at or 0)
-        return {"requests": self.requests, "ok": self.ok, "faults": dict(self.faults),
-                "peak_in_flight": self.peak_in_flight,
-                "mean_in_flight": round(self._area / span, 2) if span > 0 else 0.0,
-                "by_model": dict(self.by_model), "span_s": round(span, 3), "first_at": self.first_at}
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "faults": dict(self.faults),
+            "peak_in_flight": self.peak_in_flight,
+            "mean_in_flight": round(self._area / span, 2) if span > 0 else 0.0,
+            "by_model": dict(self.by_model),
+            "span_s": round(span, 3),
+            "first_at": self.first_at,
+        }
 
 
 def _last_user_text(body: dict) -> str:
@@ -97,7 +127,8 @@ class MockServer:
         self.behaviour = behaviour or MockBehaviour()
         self.stats = MockStats()
         self.rng = random.Random(self.behaviour.seed)
-        self._windows: dict = {}   # limit key (a model with its own limit, else "") -> (second, count)
+        # limit key (a model with its own limit, else "") -> (second, count)
+        self._windows: dict = {}
         self._fault_turn = -1
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
@@ -106,7 +137,8 @@ class MockServer:
     # -- app --------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        # at the real endpoints' paths: /v1, Azure's /openai/v1, Gemini's /v1beta/openai, OpenRouter's /api/v1
+        # at the real endpoints' paths: /v1, Azure's /openai/v1, Gemini's /v1beta/openai,
+        # OpenRouter's /api/v1
         # (any other path is a wrong base URL: 404)
         for prefix in OPENAI_PREFIXES:
             app.router.add_post(f"{prefix}/chat/completions", self._openai)
@@ -149,13 +181,20 @@ class MockServer:
         used = count if second == int(now) else 0
         limit, remaining, reset_s = int(rps * 60), max(0, int(rps - used)), 1.0 - now % 1.0
         if api == "openai":
-            return {"x-ratelimit-limit-requests": str(limit), "x-ratelimit-remaining-requests": str(remaining),
-                    "x-ratelimit-reset-requests": f"{reset_s:.3f}s"}
+            return {
+                "x-ratelimit-limit-requests": str(limit),
+                "x-ratelimit-remaining-requests": str(remaining),
+                "x-ratelimit-reset-requests": f"{reset_s:.3f}s",
+            }
         at = time.time() + reset_s
-        reset_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
-        return {"anthropic-ratelimit-requests-limit": str(limit),
-                "anthropic-ratelimit-requests-remaining": str(remaining),
-                "anthropic-ratelimit-requests-reset": reset_at}
+        reset_at = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+        )
+        return {
+            "anthropic-ratelimit-requests-limit": str(limit),
+            "anthropic-ratelimit-requests-remaining": str(remaining),
+            "anthropic-ratelimit-requests-reset": reset_at,
+        }
 
     def _choose_fault(self, model: str) -> str | None:
         b = self.behaviour
@@ -172,16 +211,18 @@ class MockServer:
             if count > rps:
                 return "429"
         if b.error_rate and self.rng.random() < b.error_rate:
-            self._fault_turn += 1                 # round-robin, so every kind of fault shows up
+            self._fault_turn += 1  # round-robin, so every kind of fault shows up
             return b.faults[self._fault_turn % len(b.faults)]
         return None
 
-    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:  # noqa: C901
         b, s = self.behaviour, self.stats
         try:
             body = await request.json()
         except Exception:
-            return web.json_response({"error": {"message": "bad json", "type": "invalid_request_error"}}, status=400)
+            return web.json_response(
+                {"error": {"message": "bad json", "type": "invalid_request_error"}}, status=400
+            )
         s.requests += 1
         s.paths[request.path] += 1
         model = body.get("model", "?")
@@ -196,45 +237,99 @@ class MockServer:
             if fault:
                 s.faults[fault] += 1
                 if fault in ("429", "429_bare"):
-                    # Retry-After in whole seconds, and OpenAI's retry-after-ms for the exact remainder
+                    # Retry-After in whole seconds, and OpenAI's retry-after-ms for the exact
+                    # remainder
                     wait = b.retry_after_s
-                    if self._limit_of(model)[1] is not None and fault == "429" and model not in b.fault_models:
+                    if (
+                        self._limit_of(model)[1] is not None
+                        and fault == "429"
+                        and model not in b.fault_models
+                    ):
                         wait = max(0.05, 1.0 - (time.monotonic() % 1.0))
-                    headers = {"retry-after": str(max(1, round(wait))), "retry-after-ms": str(int(wait * 1000))} \
-                        if fault == "429" else {}
+                    headers = (
+                        {
+                            "retry-after": str(max(1, round(wait))),
+                            "retry-after-ms": str(int(wait * 1000)),
+                        }
+                        if fault == "429"
+                        else {}
+                    )
                     headers.update(self._limit_headers(api, model))
-                    return web.json_response({"error": {"message": "rate limited", "type": "rate_limit_error"}},
-                                             status=429, headers=headers)
+                    return web.json_response(
+                        {"error": {"message": "rate limited", "type": "rate_limit_error"}},
+                        status=429,
+                        headers=headers,
+                    )
                 if fault in CODED:
                     status, code, anthropic_type = CODED[fault]
                     message = f"{code}: the request could not be served: {prompt[:200]}"
-                    error = ({"message": message, "type": "invalid_request_error", "param": "messages", "code": code}
-                             if api == "openai" else {"type": "error", "error": {"type": anthropic_type, "message": message}})
-                    return web.json_response({"error": error} if api == "openai" else error, status=status)
+                    error = (
+                        {
+                            "message": message,
+                            "type": "invalid_request_error",
+                            "param": "messages",
+                            "code": code,
+                        }
+                        if api == "openai"
+                        else {
+                            "type": "error",
+                            "error": {"type": anthropic_type, "message": message},
+                        }
+                    )
+                    return web.json_response(
+                        {"error": error} if api == "openai" else error, status=status
+                    )
                 if fault == "refusal" and api == "openai":
                     s.ok += 1
-                    return web.json_response({"id": "chatcmpl-mock", "object": "chat.completion", "model": model,
-                                              "choices": [{"index": 0, "finish_reason": "stop", "message": {
-                                                  "role": "assistant", "content": None,
-                                                  "refusal": "I can't help with that."}}],
-                                              "usage": {"prompt_tokens": 5, "completion_tokens": 6}})
+                    return web.json_response(
+                        {
+                            "id": "chatcmpl-mock",
+                            "object": "chat.completion",
+                            "model": model,
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "finish_reason": "stop",
+                                    "message": {
+                                        "role": "assistant",
+                                        "content": None,
+                                        "refusal": "I can't help with that.",
+                                    },
+                                }
+                            ],
+                            "usage": {"prompt_tokens": 5, "completion_tokens": 6},
+                        }
+                    )
                 if fault.isdigit():
-                    return web.json_response({"error": {"message": "server error", "type": "server_error"}},
-                                             status=int(fault))
+                    return web.json_response(
+                        {"error": {"message": "server error", "type": "server_error"}},
+                        status=int(fault),
+                    )
                 if fault == "reset":
                     request.transport.abort()
                     return web.Response(status=500)
                 if fault == "hang":
                     await asyncio.sleep(b.hang_s)
                 if fault == "no_choices":
-                    return web.json_response({"id": "chatcmpl-mock", "object": "chat.completion", "choices": [],
-                                              "usage": {"prompt_tokens": 1, "completion_tokens": 0}})
+                    return web.json_response(
+                        {
+                            "id": "chatcmpl-mock",
+                            "object": "chat.completion",
+                            "choices": [],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": 0},
+                        }
+                    )
                 if fault == "garbled":
-                    return web.Response(body=b"<html>upstream error: not json", status=200,
-                                        content_type="application/json")
+                    return web.Response(
+                        body=b"<html>upstream error: not json",
+                        status=200,
+                        content_type="application/json",
+                    )
                 if fault == "truncated":
-                    resp = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
-                                                                   "Content-Length": "4000"})
+                    resp = web.StreamResponse(
+                        status=200,
+                        headers={"Content-Type": "application/json", "Content-Length": "4000"},
+                    )
                     await resp.prepare(request)
                     await resp.write(b'{"id": "x", "choices": [{"mess')
                     request.transport.abort()
@@ -245,8 +340,10 @@ class MockServer:
             text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
-            answer, headers = self._format(api, b.served_as.get(model, model), body, text or "", finish), \
-                self._limit_headers(api, model)
+            answer, headers = (
+                self._format(api, b.served_as.get(model, model), body, text or "", finish),
+                self._limit_headers(api, model),
+            )
             if model in b.upstreams and b.upstream_header:
                 headers["x-litellm-model-api-base"] = f"https://{b.upstreams[model]}/v1"
             elif model in b.upstreams:
@@ -264,8 +361,10 @@ class MockServer:
         return prompt if b.reply == "echo" else b.reply
 
     def _format(self, api: str, model: str, body: dict, text: str, finish: str) -> dict:
-        prompt_chars = sum(len(m.get("content") if isinstance(m.get("content"), str) else "")
-                           for m in body.get("messages") or []) + len(body.get("system") or "")
+        prompt_chars = sum(
+            len(m.get("content") if isinstance(m.get("content"), str) else "")
+            for m in body.get("messages") or []
+        ) + len(body.get("system") or "")
         tin, tout = prompt_chars // 4 + 1, len(text) // 4 + 1 if text else 0
         b = self.behaviour
         if b.output_tokens is not None and text:
@@ -273,14 +372,34 @@ class MockServer:
             tout = min(b.output_tokens, cap) if (cap and b.honour_max_tokens) else b.output_tokens
             finish = "length" if cap and tout >= cap else finish
         if api == "openai":
-            return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": finish,
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": tin, "completion_tokens": tout, "total_tokens": tin + tout}}
-        return {"id": "msg_mock", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": text}] if text else [],
-                "stop_reason": "refusal" if finish == "content_filter" else "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": tin, "output_tokens": tout}}
+            return {
+                "id": "chatcmpl-mock",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": finish,
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": tin,
+                    "completion_tokens": tout,
+                    "total_tokens": tin + tout,
+                },
+            }
+        return {
+            "id": "msg_mock",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}] if text else [],
+            "stop_reason": "refusal" if finish == "content_filter" else "end_turn",
+            "stop_sequence": None,
+            "usage": {"input_tokens": tin, "output_tokens": tout},
+        }
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, port: int = 0) -> str:
@@ -318,5 +437,10 @@ class MockServer:
 def serve_forever(port: int, behaviour: MockBehaviour) -> None:
     """Run in the foreground (for `holdout mock-server` and the benchmark's server process)."""
     server = MockServer(behaviour)
-    print(f"mock server on http://127.0.0.1:{port} (OpenAI: /v1, Anthropic: /); stats at /_stats", flush=True)
-    web.run_app(server.app(), host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
+    print(
+        f"mock server on http://127.0.0.1:{port} (OpenAI: /v1, Anthropic: /); stats at /_stats",
+        flush=True,
+    )
+    web.run_app(
+        server.app(), host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096
+    )

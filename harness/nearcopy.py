@@ -7,6 +7,7 @@ candidates in a batch is a sort per band. Candidates only propose; every pair is
 estimated Jaccard similarity (the share of equal signature positions). Deterministic: no process
 hash seed is involved (shingles are hashed with CRC-32).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -14,10 +15,12 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-PRIME = (1 << 31) - 1            # a * h + b stays below 2**63 for h < 2**32 and a, b < PRIME
-BUCKET_RECENT = 64               # an index query verifies at most the latest members of each band bucket
-KEY_CHUNK = 16_384               # signatures turned into band keys at a time (bounds the temporary arrays)
-_BAND_MIX = np.random.RandomState(7).randint(1, 1 << 62, size=256, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+PRIME = (1 << 31) - 1  # a * h + b stays below 2**63 for h < 2**32 and a, b < PRIME
+BUCKET_RECENT = 64  # an index query verifies at most the latest members of each band bucket
+KEY_CHUNK = 16_384  # signatures turned into band keys at a time (bounds the temporary arrays)
+_BAND_MIX = np.random.RandomState(7).randint(1, 1 << 62, size=256, dtype=np.int64).astype(
+    np.uint64
+) | np.uint64(1)
 
 
 class Hasher:
@@ -43,8 +46,8 @@ class Hasher:
 
 
 def banding(threshold: float, perms: int) -> tuple[int, int]:
-    """(bands, rows): the most rows per band whose LSH threshold (1/b)**(1/r) is still at or below `threshold`,
-    so pairs at the threshold are nearly always proposed."""
+    """(bands, rows): the most rows per band whose LSH threshold (1/b)**(1/r) is still at or below
+    `threshold`, so pairs at the threshold are nearly always proposed."""
     best = (perms, 1)
     for rows in range(1, perms + 1):
         bands = perms // rows
@@ -54,12 +57,17 @@ def banding(threshold: float, perms: int) -> tuple[int, int]:
 
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """(n, bands) uint64: one hash per band of each signature (wrapping multiply-add; collisions only cost a check)."""
+    """(n, bands) uint64: one hash per band of each signature (wrapping multiply-add; collisions
+    only cost a check)."""
     mix = _BAND_MIX[np.arange(bands * rows) % len(_BAND_MIX)].reshape(bands, rows)
     keys = np.empty((sig.shape[0], bands), dtype=np.uint64)
     for start in range(0, sig.shape[0], KEY_CHUNK):
-        part = sig[start:start + KEY_CHUNK, :bands * rows].astype(np.uint64).reshape(-1, bands, rows)
-        keys[start:start + KEY_CHUNK] = (part * mix).sum(axis=2, dtype=np.uint64)
+        part = (
+            sig[start : start + KEY_CHUNK, : bands * rows]
+            .astype(np.uint64)
+            .reshape(-1, bands, rows)
+        )
+        keys[start : start + KEY_CHUNK] = (part * mix).sum(axis=2, dtype=np.uint64)
     return keys
 
 
@@ -68,13 +76,14 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a == b).mean(axis=-1)
 
 
-def similar_pairs(sig: np.ndarray, *, threshold: float, candidate_threshold: float,
-                  neighbours: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def similar_pairs(
+    sig: np.ndarray, *, threshold: float, candidate_threshold: float, neighbours: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Verified pairs (i, j) with similarity >= threshold, as index arrays, in batches.
 
-    Each signature is compared with at most `neighbours` earlier members of each band bucket it falls in,
-    so time is linear even when thousands of texts share a bucket (templated answers): in a cluster of
-    near-copies every member still meets a near-copy among its neighbours."""
+    Each signature is compared with at most `neighbours` earlier members of each band bucket it
+    falls in, so time is linear even when thousands of texts share a bucket (templated answers): in
+    a cluster of near-copies every member still meets a near-copy among its neighbours."""
     n, perms = sig.shape
     if n < 2:
         return
@@ -99,24 +108,31 @@ def similar_pairs(sig: np.ndarray, *, threshold: float, candidate_threshold: flo
 
 
 class Index:
-    """An incremental index (insert, then query): for a draw, where each accepted text changes what comes next.
+    """An incremental index (insert, then query): for a draw, where each accepted text changes what
+    comes next.
 
-    A query verifies at most BUCKET_RECENT members of each bucket it falls in, so time stays linear on a
-    templated source where thousands of prompts share buckets; a copy of an older member is still found
-    through another of its bands unless every one of them is crowded."""
+    A query verifies at most BUCKET_RECENT members of each bucket it falls in, so time stays linear
+    on a templated source where thousands of prompts share buckets; a copy of an older member is
+    still found through another of its bands unless every one of them is crowded."""
 
     def __init__(self, *, perms: int, candidate_threshold: float):
         self.bands, self.rows = banding(candidate_threshold, perms)
         self.buckets: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
-        self.sig = np.empty((64, perms), dtype=np.uint32)     # grows by doubling
+        self.sig = np.empty((64, perms), dtype=np.uint32)  # grows by doubling
         self.size = 0
 
     def keys(self, sig: np.ndarray) -> list[int]:
         return band_keys(sig[None, :], self.bands, self.rows)[0].tolist()
 
     def query(self, sig: np.ndarray, threshold: float, keys: list[int] | None = None) -> bool:
-        """Is anything indexed at least `threshold` similar to `sig`? (`keys`: its band keys, if known)"""
-        found = set().union(*(self.buckets[j].get(key, [])[-BUCKET_RECENT:] for j, key in enumerate(keys or self.keys(sig))))
+        """Is anything indexed at least `threshold` similar to `sig`? (`keys`: its band keys, if
+        known)"""
+        found = set().union(
+            *(
+                self.buckets[j].get(key, [])[-BUCKET_RECENT:]
+                for j, key in enumerate(keys or self.keys(sig))
+            )
+        )
         if not found:
             return False
         others = self.sig[np.fromiter(found, dtype=np.int64, count=len(found))]

@@ -1,4 +1,5 @@
 """Dollar prices per million tokens. Override per model in the run config with `price:`."""
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,12 @@ class Price:
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
 
-# List prices (USD / 1M tokens) as published by the providers, checked 2026-11; check before relying on a
-# budget, and override with `price:` where yours differ. Names are exact: `o3-pro` is not `o3`. A dated
-# snapshot (claude-sonnet-4-20250514, gpt-4o-2024-08-06) or a `-latest` alias has its family's price,
+# List prices (USD / 1M tokens) as published by the providers, checked 2026-11; check before relying
+# on a
+# budget, and override with `price:` where yours differ. Names are exact: `o3-pro` is not `o3`. A
+# dated
+# snapshot (claude-sonnet-4-20250514, gpt-4o-2024-08-06) or a `-latest` alias has its family's
+# price,
 # as the providers price them. Reasoning tokens are billed (and counted here) as output tokens.
 KNOWN: dict[str, Price] = {
     "gpt-4o": Price(2.50, 10.00),
@@ -55,6 +59,6 @@ def price_for(provider_type: str, model: str) -> Price | None:
     if model in KNOWN:
         return KNOWN[model]
     for name, price in KNOWN.items():
-        if model.startswith(name) and SNAPSHOT.fullmatch(model[len(name):]):
+        if model.startswith(name) and SNAPSHOT.fullmatch(model[len(name) :]):
             return price
     return None

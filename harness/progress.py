@@ -1,9 +1,16 @@
 """A progress bar (done/total, calls/s, ETA, cost, errors) on a terminal; silence elsewhere."""
+
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                           TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 
@@ -20,11 +27,21 @@ class Bar:
         self.cost = 0.0
         self.errors = 0
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
-            TextColumn("ETA"), TimeRemainingColumn(), TextColumn("${task.fields[cost]:.4f}"),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _Rate(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("${task.fields[cost]:.4f}"),
             TextColumn("[red]{task.fields[errors]} errors"),
-            console=console, refresh_per_second=4, transient=False)
-        self.task = self.progress.add_task(description, total=total, completed=completed, cost=0.0, errors=0)
+            console=console,
+            refresh_per_second=4,
+            transient=False,
+        )
+        self.task = self.progress.add_task(
+            description, total=total, completed=completed, cost=0.0, errors=0
+        )
 
     def __enter__(self):
         self.progress.start()

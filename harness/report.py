@@ -1,5 +1,6 @@
 """`holdout report`: per model, scores with 95% CIs, win rates, Bradley-Terry ratings (plain and
 style-controlled), judge agreement, and error rates shown apart from scores. Numbers only."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -18,18 +19,24 @@ def _fmt_ci(d: dict, key: str = "mean", pct: bool = False) -> str:
     if not d or d.get(key) is None:
         return "-"
     k = 100 if pct else 1
-    return f"{d[key] * k:.1f} [{d['ci_low'] * k:.1f}, {d['ci_high'] * k:.1f}]" if pct else \
-        f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+    return (
+        f"{d[key] * k:.1f} [{d['ci_low'] * k:.1f}, {d['ci_high'] * k:.1f}]"
+        if pct
+        else f"{d[key]:.3f} [{d['ci_low']:.3f}, {d['ci_high']:.3f}]"
+    )
 
 
-def pairwise_section(rows: list[dict], baseline: str, seed: int = 0,
-                     reference: tuple[list, dict] | None = None) -> dict:
-    """Win rates vs the baseline, LC win rates, BT ratings from every game, and the style-controlled view.
+def pairwise_section(
+    rows: list[dict], baseline: str, seed: int = 0, reference: tuple[list, dict] | None = None
+) -> dict:
+    """Win rates vs the baseline, LC win rates, BT ratings from every game, and the style-controlled
+    view.
 
-    `reference`: the pool's stored length-control reference (`holdout difficulty`): battles of a declared set
-    of models, and where they came from. Each model's LC rate is fitted against the reference without that
-    model, so it depends on the model and the pool only. Without a stored reference, the run's other models
-    serve, and the section says so (`difficulty_from`): then LC moves with the company a model keeps."""
+    `reference`: the pool's stored length-control reference (`holdout difficulty`): battles of a
+    declared set of models, and where they came from. Each model's LC rate is fitted against the
+    reference without that model, so it depends on the model and the pool only. Without a stored
+    reference, the run's other models serve, and the section says so (`difficulty_from`): then LC
+    moves with the company a model keeps."""
     by_model = defaultdict(list)
     for r in rows:
         if r["status"] == "ok":
@@ -38,7 +45,9 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0,
     battles, weights, covs = [], [], []
     length = lambda r: r["detail"]["style_diff"]["length"]  # noqa: E731
     if reference is None:
-        ref_rows = [(m, r["item_id"], r["score"], length(r)) for m, rs in by_model.items() for r in rs]
+        ref_rows = [
+            (m, r["item_id"], r["score"], length(r)) for m, rs in by_model.items() for r in rs
+        ]
         out["difficulty_from"] = {"this_run_models": len(by_model)}
     else:
         ref_rows, out["difficulty_from"] = reference
@@ -46,34 +55,57 @@ def pairwise_section(rows: list[dict], baseline: str, seed: int = 0,
         prefs = [r["score"] for r in rs]
         boot = stats.bootstrap_mean(prefs, clusters=[r["item_id"] for r in rs], seed=seed)
         wr = stats.win_rate(prefs)
-        without = stats.length_reference([x for x in ref_rows if x[0] != model])   # never a model's own items
-        lc = stats.length_controlled_win_rate([(r["item_id"], r["score"], length(r)) for r in rs], without, seed=seed)
+        # never a model's own items
+        without = stats.length_reference([x for x in ref_rows if x[0] != model])
+        lc = stats.length_controlled_win_rate(
+            [(r["item_id"], r["score"], length(r)) for r in rs], without, seed=seed
+        )
         out["models"][model] = {
-            "win_rate": boot["mean"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "se": wr["se"],
-            "n": len(rs), "lc_win_rate": lc["lc_win_rate"], "lc_se": lc["se"], "length_slope": lc["length_slope"],
-            "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs)}
+            "win_rate": boot["mean"],
+            "ci_low": boot["ci_low"],
+            "ci_high": boot["ci_high"],
+            "se": wr["se"],
+            "n": len(rs),
+            "lc_win_rate": lc["lc_win_rate"],
+            "lc_se": lc["se"],
+            "length_slope": lc["length_slope"],
+            "inconsistent_rate": sum(not r["detail"]["consistent"] for r in rs) / len(rs),
+        }
         for r in rs:
-            for score, strong in r["detail"]["games"]:      # every judge game is a battle; ">>" counts 3 times
+            # every judge game is a battle; ">>" counts 3 times
+            for score, strong in r["detail"]["games"]:
                 battles.append((model, baseline, score))
                 weights.append(3.0 if strong else 1.0)
                 covs.append(r["detail"].get("style") or r["detail"]["style_diff"])
     if battles:
-        out["bradley_terry"] = stats.bradley_terry(battles, anchor=baseline, weights=weights, seed=seed)["ratings"]
+        out["bradley_terry"] = stats.bradley_terry(
+            battles, anchor=baseline, weights=weights, seed=seed
+        )["ratings"]
         if all("model" in c for c in covs):
             cov, form = style.covariates([(c["model"], c["baseline"]) for c in covs]), "arena-hard"
-        else:    # grades made before both sides' counts were kept: raw differences (re-grade for Arena-Hard's form)
+        # grades made before both sides' counts were kept: raw differences (re-grade for
+        # Arena-Hard's form)
+        else:
             raw = np.array([[c[k] for k in STYLE_KEYS] for c in covs], dtype=float)
             sd = raw.std(axis=0)
             cov, form = np.where(sd > 0, raw / np.where(sd > 0, sd, 1), 0.0), "raw-differences"
-        styled = stats.bradley_terry(battles, anchor=baseline, weights=weights, covariates=cov, seed=seed)
+        styled = stats.bradley_terry(
+            battles, anchor=baseline, weights=weights, covariates=cov, seed=seed
+        )
         out["bradley_terry_style_controlled"] = styled["ratings"]
         out["style_control"] = form
         out["style_coefficients"] = dict(zip(style.COVARIATES, styled["coefficients"]))
     return out
 
 
-def build_report(store: Store, run_id: str, seed: int = 0, *, order: list[str] | None = None,
-                 headline: str | None = None) -> dict:
+def build_report(
+    store: Store,
+    run_id: str,
+    seed: int = 0,
+    *,
+    order: list[str] | None = None,
+    headline: str | None = None,
+) -> dict:
     """`order`: grader names as the config lists them (graders it no longer lists follow, by name);
     `headline`: the grader that heads the report and orders models (default: the first in order)."""
     calls = call_stats(store, run_id)
@@ -81,22 +113,38 @@ def build_report(store: Store, run_id: str, seed: int = 0, *, order: list[str] |
     by_grader = defaultdict(list)
     for g in grades:
         by_grader[g["grader"]].append(g)
-    order = [n for n in (order or []) if n in by_grader] + sorted(n for n in by_grader if n not in (order or []))
+    order = [n for n in (order or []) if n in by_grader] + sorted(
+        n for n in by_grader if n not in (order or [])
+    )
     judge_costs = store.judge_costs(run_id)
-    report = {"run_id": run_id, "seed": seed, "models": {}, "graders": {},
-              "headline": headline if headline in by_grader else (order[0] if order else None),
-              "judge_cost_usd": judge_costs}
+    report = {
+        "run_id": run_id,
+        "seed": seed,
+        "models": {},
+        "graders": {},
+        "headline": headline if headline in by_grader else (order[0] if order else None),
+        "judge_cost_usd": judge_costs,
+    }
     for model, c in calls.items():
-        report["models"][model] = {"calls": c["calls"], "errors": c["errors"],
-                                   "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
-                                   "error_kinds": c["error_kinds"], "cost_usd": c["cost_usd"],
-                                   "latency_p50_s": c["latency_p50_s"], "latency_p95_s": c["latency_p95_s"]}
+        report["models"][model] = {
+            "calls": c["calls"],
+            "errors": c["errors"],
+            "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
+            "error_kinds": c["error_kinds"],
+            "cost_usd": c["cost_usd"],
+            "latency_p50_s": c["latency_p50_s"],
+            "latency_p95_s": c["latency_p95_s"],
+        }
     for grader in order:
         rows = by_grader[grader]
-        baseline = next((r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None)
+        baseline = next(
+            (r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None
+        )
         if baseline is not None:
             info = store.run_info(run_id) or {}
-            section = pairwise_section(rows, baseline, seed, store.length_reference(info.get("pool") or "", grader))
+            section = pairwise_section(
+                rows, baseline, seed, store.length_reference(info.get("pool") or "", grader)
+            )
             section["kind"] = "pairwise"
         else:
             section = {"kind": "scores", "models": {}}
@@ -105,13 +153,23 @@ def build_report(store: Store, run_id: str, seed: int = 0, *, order: list[str] |
                 per[r["model"]].append(r)
             for model, rs in sorted(per.items()):
                 ok = [r for r in rs if r["status"] == "ok"]
-                boot = stats.bootstrap_mean([r["score"] for r in ok], clusters=[r["item_id"] for r in ok], seed=seed)
-                entry = {**boot, "graded": len(ok), "skipped": sum(r["status"] == "skipped" for r in rs),
-                         "grade_errors": sum(r["status"] == "error" for r in rs)}
-                crit = [r["detail"]["criteria"] for r in ok if r["detail"] and "criteria" in r["detail"]]
+                boot = stats.bootstrap_mean(
+                    [r["score"] for r in ok], clusters=[r["item_id"] for r in ok], seed=seed
+                )
+                entry = {
+                    **boot,
+                    "graded": len(ok),
+                    "skipped": sum(r["status"] == "skipped" for r in rs),
+                    "grade_errors": sum(r["status"] == "error" for r in rs),
+                }
+                crit = [
+                    r["detail"]["criteria"] for r in ok if r["detail"] and "criteria" in r["detail"]
+                ]
                 if crit:
                     entry["criteria"] = {k: float(np.mean([c[k] for c in crit])) for k in crit[0]}
-                    entry["judge_disagreement"] = float(np.mean([r["detail"]["disagreement"] for r in ok]))
+                    entry["judge_disagreement"] = float(
+                        np.mean([r["detail"]["disagreement"] for r in ok])
+                    )
                 section["models"][model] = entry
             agreement = _judge_agreement(rows)
             if agreement:
@@ -143,37 +201,80 @@ def _judge_agreement(rows: list[dict]) -> dict:
         if r["status"] == "ok" and jc and len(jc) > 1:
             for judge_scores in [jc]:
                 for crit in next(iter(judge_scores.values())):
-                    per_crit[crit][(r["model"], r["item_id"], r["epoch"])] = [s[crit] for s in judge_scores.values()]
-    return {crit: {"krippendorff_alpha": stats.krippendorff_alpha(units, "interval"), "units": len(units)}
-            for crit, units in per_crit.items()}
+                    per_crit[crit][(r["model"], r["item_id"], r["epoch"])] = [
+                        s[crit] for s in judge_scores.values()
+                    ]
+    return {
+        crit: {
+            "krippendorff_alpha": stats.krippendorff_alpha(units, "interval"),
+            "units": len(units),
+        }
+        for crit, units in per_crit.items()
+    }
 
 
 def print_report(console: Console, report: dict) -> None:
-    t = Table(title=f"run {report['run_id']}: calls" + (f" (headline: {report['headline']})" if report["headline"] else ""))
+    t = Table(
+        title=f"run {report['run_id']}: calls"
+        + (f" (headline: {report['headline']})" if report["headline"] else "")
+    )
     for col in ("model", "calls", "errors", "error rate", "cost $", "p50 s"):
         t.add_column(col, justify="left" if col == "model" else "right")
     for m in by_headline(report, report["models"]):
         s = report["models"][m]
-        t.add_row(m, str(s["calls"]), str(s["errors"]), f"{(s['error_rate'] or 0) * 100:.1f}%", f"{s['cost_usd']:.4f}",
-                  "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}")
+        t.add_row(
+            m,
+            str(s["calls"]),
+            str(s["errors"]),
+            f"{(s['error_rate'] or 0) * 100:.1f}%",
+            f"{s['cost_usd']:.4f}",
+            "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}",
+        )
     console.print(t)
     for name, g in report["graders"].items():
         if g["kind"] == "pairwise":
-            t = Table(title=f"{name}: pairwise vs {g['baseline']} (win rate %, 95% CI; errors excluded)")
-            for col in ("model", "win rate", "SE", "LC win rate", "BT rating", "BT style-controlled", "inconsistent", "n"):
+            t = Table(
+                title=f"{name}: pairwise vs {g['baseline']} (win rate %, 95% CI; errors excluded)"
+            )
+            for col in (
+                "model",
+                "win rate",
+                "SE",
+                "LC win rate",
+                "BT rating",
+                "BT style-controlled",
+                "inconsistent",
+                "n",
+            ):
                 t.add_column(col, justify="left" if col == "model" else "right")
             bt, sbt = g.get("bradley_terry", {}), g.get("bradley_terry_style_controlled", {})
             for m in by_headline(report, g["models"]):
                 s = g["models"][m]
-                lc = "-" if s["lc_win_rate"] is None else f"{s['lc_win_rate'] * 100:.1f} ± {s['lc_se'] * 100:.1f}"
-                t.add_row(m, _fmt_ci(s, "win_rate", pct=True), f"{s['se'] * 100:.1f}", lc,
-                          _fmt_rating(bt.get(m)), _fmt_rating(sbt.get(m)), f"{s['inconsistent_rate'] * 100:.0f}%",
-                          str(s["n"]))
+                lc = (
+                    "-"
+                    if s["lc_win_rate"] is None
+                    else f"{s['lc_win_rate'] * 100:.1f} ± {s['lc_se'] * 100:.1f}"
+                )
+                t.add_row(
+                    m,
+                    _fmt_ci(s, "win_rate", pct=True),
+                    f"{s['se'] * 100:.1f}",
+                    lc,
+                    _fmt_rating(bt.get(m)),
+                    _fmt_rating(sbt.get(m)),
+                    f"{s['inconsistent_rate'] * 100:.0f}%",
+                    str(s["n"]),
+                )
             src = g.get("difficulty_from") or {}
-            t.caption = (f"LC: per model, against the pool's reference ({len(src['models'])} models of run {src['run']})"
-                         if "run" in src else
-                         f"LC: item difficulty from this run's other models ({src.get('this_run_models', 0)} in all): "
-                         "it moves with the company a model keeps; `holdout difficulty RUN` stores a fixed reference")
+            t.caption = (
+                f"LC: per model, against the pool's reference ({len(src['models'])} models of "
+                f"run {src['run']})"
+                if "run" in src
+                else "LC: item difficulty from this run's other models "
+                f"({src.get('this_run_models', 0)} in all): "
+                "it moves with the company a model keeps; `holdout difficulty RUN` stores a "
+                "fixed reference"
+            )
         else:
             t = Table(title=f"{name}: mean score, 95% CI (bootstrap over items; errors excluded)")
             for col in ("model", "score", "graded", "skipped", "grade errors", "criteria"):
@@ -181,8 +282,16 @@ def print_report(console: Console, report: dict) -> None:
             for m in by_headline(report, g["models"]):
                 s = g["models"][m]
                 crit = ", ".join(f"{k} {v:.2f}" for k, v in s.get("criteria", {}).items())
-                score = _fmt_ci(s) if s["graded"] else f"- (all {s['grade_errors']} failed)" if s["grade_errors"] else "-"
-                t.add_row(m, score, str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit)
+                score = (
+                    _fmt_ci(s)
+                    if s["graded"]
+                    else f"- (all {s['grade_errors']} failed)"
+                    if s["grade_errors"]
+                    else "-"
+                )
+                t.add_row(
+                    m, score, str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit
+                )
         if g.get("judge_cost_usd"):
             t.caption = f"judge calls: ${g['judge_cost_usd']:.4f}"
         console.print(t)

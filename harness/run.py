@@ -1,4 +1,5 @@
 """`holdout run`: config -> suite -> pool -> engine -> store -> results/<run_id>/summary.json."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,12 +10,12 @@ from typing import Callable, Iterable
 
 from rich.console import Console
 
+from . import provenance
 from .budget import Budget
 from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError, HoldoutError
 from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
 from .progress import progress_for
-from . import provenance
 from .results import print_summary, write_summary
 from .runlock import run_lock
 from .runner import ITEM_KINDS, Outcome, Runner, item_jobs
@@ -25,11 +26,12 @@ from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 @dataclass
 class PoolHandle:
     """The items a run iterates (re-iterable, streamed) and what the store must know about them."""
+
     name: str
     count: int
     items: Callable[[], Iterable[Item]]
     heldout: bool = False
-    draft: bool = False          # a draft vault version, sent because the config says allow_draft
+    draft: bool = False  # a draft vault version, sent because the config says allow_draft
     cipher: object = None
     on_sent: Callable | None = None
     max_retention: str | None = None
@@ -42,14 +44,22 @@ class PoolHandle:
 
 
 def open_pool(config: RunConfig, suite: Suite, recorded: str | None = None) -> PoolHandle:
-    """The pool of a new run (from the config), or of an existing one (`recorded`, as the store names it)."""
+    """The pool of a new run (from the config), or of an existing one (`recorded`, as the store
+    names it)."""
     if (recorded or config.pool) in ("public", f"{suite.name}/public"):
         if suite.public_pool is None:
-            raise ConfigError(f"{config.where('pool')}: suite '{suite.name}' has no public_pool; "
-                              "set pool: heldout to use its active held-out pool")
+            raise ConfigError(
+                f"{config.where('pool')}: suite '{suite.name}' has no public_pool; "
+                "set pool: heldout to use its active held-out pool"
+            )
         count = check_pool_file(suite.public_pool)
-        return PoolHandle(name=f"{suite.name}/public", count=count, items=lambda: read_pool_file(suite.public_pool))
+        return PoolHandle(
+            name=f"{suite.name}/public",
+            count=count,
+            items=lambda: read_pool_file(suite.public_pool),
+        )
     from .vault import open_heldout_pool  # the vault is only needed for held-out runs
+
     return open_heldout_pool(config, suite, recorded)
 
 
@@ -57,12 +67,18 @@ def limited(items: Callable[[], Iterable[Item]], limit: int | None) -> Callable[
     return items if limit is None else (lambda: itertools.islice(items(), limit))
 
 
-def run(config_path: str | Path, *, out: Console, err: Console, quiet: bool = False,
-        recall_changed: bool = False) -> Outcome:
+def run(
+    config_path: str | Path,
+    *,
+    out: Console,
+    err: Console,
+    quiet: bool = False,
+    recall_changed: bool = False,
+) -> Outcome:
     """Results (the summary table) go to `out`, progress and explanations to `err`."""
     config = load_run_config(config_path)
     suite = load_suite(config.suite, config.suites_dir)
-    with run_lock(config.workspace, config.run_id, f"run {config_path}"):   # one payer per run
+    with run_lock(config.workspace, config.run_id, f"run {config_path}"):  # one payer per run
         pool = open_pool(config, suite)
         try:
             check_api_keys(config)
@@ -71,9 +87,11 @@ def run(config_path: str | Path, *, out: Console, err: Console, quiet: bool = Fa
             pool.close()
 
 
-def _check_items(store: Store, config: RunConfig, pool: PoolHandle, console: Console, recall_changed: bool) -> None:
-    """A resumed run: refuse if items were edited or removed since their calls were made, unless asked to
-    re-call exactly those (their calls, grades and judge calls are deleted first)."""
+def _check_items(
+    store: Store, config: RunConfig, pool: PoolHandle, console: Console, recall_changed: bool
+) -> None:
+    """A resumed run: refuse if items were edited or removed since their calls were made, unless
+    asked to re-call exactly those (their calls, grades and judge calls are deleted first)."""
     stored = store.item_digests(config.run_id)
     if not stored:
         return
@@ -81,78 +99,136 @@ def _check_items(store: Store, config: RunConfig, pool: PoolHandle, console: Con
     if not changes:
         return
     if not recall_changed:
-        raise HoldoutError(f"run '{config.run_id}': {changes.describe()}. Their stored outputs and grades describe "
-                           "other items, so nothing was called. Choose: re-call just these items with "
-                           f"`holdout run {config.file} --recall-changed`, or set a new run_id in {config.file} "
-                           "for a fresh run.")
+        raise HoldoutError(
+            f"run '{config.run_id}': {changes.describe()}. Their stored outputs and grades "
+            "describe "
+            "other items, so nothing was called. Choose: re-call just these items with "
+            f"`holdout run {config.file} --recall-changed`, or set a new run_id in {config.file} "
+            "for a fresh run."
+        )
     deleted = store.delete_items(config.run_id, changes.ids())
-    console.print(f"{changes.describe()}: their {deleted.calls} calls, {deleted.grades} grades and "
-                  f"{deleted.judge_calls} judge calls were deleted; the edited items are called again")
+    console.print(
+        f"{changes.describe()}: their {deleted.calls} calls, {deleted.grades} grades and "
+        f"{deleted.judge_calls} judge calls were deleted; the edited items are called again"
+    )
 
 
-def _run(config: RunConfig, suite: Suite, pool: PoolHandle, out: Console, console: Console, quiet: bool,
-         recall_changed: bool = False) -> Outcome:
+def _run(
+    config: RunConfig,
+    suite: Suite,
+    pool: PoolHandle,
+    out: Console,
+    console: Console,
+    quiet: bool,
+    recall_changed: bool = False,
+) -> Outcome:
     n_items = min(pool.count, config.limit or pool.count)
     total = n_items * len(config.models) * config.epochs
     store = Store(config.workspace / "store.sqlite", cipher=pool.cipher)
     try:
         doc = run_identity(config, suite, pool.name)
-        resumed = store.begin_run(config.run_id, identity_hash(doc), suite.name, pool.name, pool.heldout, total,
-                                  [m.name for m in config.models], str(config.file.resolve()), identity_doc=doc)
+        resumed = store.begin_run(
+            config.run_id,
+            identity_hash(doc),
+            suite.name,
+            pool.name,
+            pool.heldout,
+            total,
+            [m.name for m in config.models],
+            str(config.file.resolve()),
+            identity_doc=doc,
+        )
         if resumed:
             _check_items(store, config, pool, console, recall_changed)
         budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
         done_before = len(store.done_keys(config.run_id))
-        console.print(f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
-                      f"{config.epochs} epochs = {total} calls"
-                      + (f"; resuming, {done_before} already done" if resumed and done_before else ""))
+        console.print(
+            f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
+            f"{config.epochs} epochs = {total} calls"
+            + (f"; resuming, {done_before} already done" if resumed and done_before else "")
+        )
         with progress_for(config.run_id, total, console, quiet, completed=done_before) as bar:
-            jobs = item_jobs(suite, limited(pool.items, config.limit), list(config.models), config.epochs, pool.digest)
-            runner = Runner(config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent)
+            jobs = item_jobs(
+                suite,
+                limited(pool.items, config.limit),
+                list(config.models),
+                config.epochs,
+                pool.digest,
+            )
+            runner = Runner(
+                config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent
+            )
             outcome = asyncio.run(runner.run())
-        _, summary = write_summary(store, config.run_id, config.results_dir, extra={
-            "pacing": outcome.pacing, "provenance": provenance.of_run(store, config.run_id, config),
-            **({"pool_sent_as_draft": pool.name} if pool.draft else {})})
+        _, summary = write_summary(
+            store,
+            config.run_id,
+            config.results_dir,
+            extra={
+                "pacing": outcome.pacing,
+                "provenance": provenance.of_run(store, config.run_id, config),
+                **({"pool_sent_as_draft": pool.name} if pool.draft else {}),
+            },
+        )
         print_summary(out, summary)
         _explain(console, config, outcome, total, done_before, budget)
-        outcome.complete = len(store.done_keys(config.run_id)) >= total   # outputs, or refusals (final answers)
+        # outputs, or refusals (final answers)
+        outcome.complete = len(store.done_keys(config.run_id)) >= total
         return outcome
     finally:
         store.close()
 
 
-ERROR_ADVICE = {   # what to do about an error the provider named (its own code, kept without its message)
-    "model_not_found": "check the model name in the config (the provider does not serve it under that name)",
-    "context_length": "the prompt and max_tokens exceed the model's context window; these items are not retried "
-                      "(their ids are in the store: `holdout export` or `check`); lower max_tokens or drop them",
-    "content_filter": "the provider refused them; recorded as refusals (shown apart from errors), not retried",
+# what to do about an error the provider named (its own code, kept without its message)
+ERROR_ADVICE = {
+    "model_not_found": "check the model name in the config (the provider does not serve it under "
+    "that name)",
+    "context_length": "the prompt and max_tokens exceed the model's context window; these items "
+    "are not retried "
+    "(their ids are in the store: `holdout export` or `check`); lower max_tokens or drop them",
+    "content_filter": "the provider refused them; recorded as refusals (shown apart from "
+    "errors), not retried",
     "quota": "the key has no quota left (billing); nothing more was sent to that provider",
     "auth": "the key was refused; check the environment variable named by api_key_env",
 }
 
 
-def _explain(console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget) -> None:
+def _explain(
+    console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget
+) -> None:
     again = f"holdout run {config.file}"
     done_now = done_before + o.ok + sum(o.error_kinds.get(k, 0) for k in ITEM_KINDS)
-    console.print(f"{o.calls_made} calls made this time ({o.ok} ok, {o.errors} errors), "
-                  f"${o.cost_usd:.4f}; {done_now}/{total} done in all.")
+    console.print(
+        f"{o.calls_made} calls made this time ({o.ok} ok, {o.errors} errors), "
+        f"${o.cost_usd:.4f}; {done_now}/{total} done in all."
+    )
     if o.budget_stop:
-        console.print(f"[yellow]Budget reached[/]: ${budget.spent:.4f} spent of ${config.budget_usd:.2f}; "
-                      f"{o.not_started} calls were not started. Raise budget_usd in {config.file} and run "
-                      f"`{again}` to continue.")
+        console.print(
+            f"[yellow]Budget reached[/]: ${budget.spent:.4f} spent of ${config.budget_usd:.2f}; "
+            f"{o.not_started} calls were not started. Raise budget_usd in {config.file} and run "
+            f"`{again}` to continue."
+        )
     for name, p in o.pacing.items():
         if p["rate_limited"] or p["paced_by"]:
-            console.print(f"provider '{name}': " + (f"paced to {p['requests_per_s']} req/s by {p['paced_by']}; "
-                                                    if p["paced_by"] else "")
-                          + f"{p['rate_limited']} 429s answered, each retried")
+            console.print(
+                f"provider '{name}': "
+                + (
+                    f"paced to {p['requests_per_s']} req/s by {p['paced_by']}; "
+                    if p["paced_by"]
+                    else ""
+                )
+                + f"{p['rate_limited']} 429s answered, each retried"
+            )
     for kind, advice in ERROR_ADVICE.items():
         if o.error_kinds.get(kind):
             console.print(f"{o.error_kinds[kind]} call(s) failed with {kind}: {advice}")
     for name, reason in o.dead_providers.items():
-        provider, _, model = name.partition("/")     # a lane of a provider with several: provider/model id
+        # a lane of a provider with several: provider/model id
+        provider, _, model = name.partition("/")
         what = f"model '{model}' of provider '{provider}'" if model else f"provider '{provider}'"
         console.print(f"[red]Gave up on {what}[/]: {reason}. Its remaining calls were not started.")
     if o.interrupted:
         console.print(f"[yellow]Interrupted[/]: results so far are saved. Resume with `{again}`.")
     elif done_now < total and not o.budget_stop:
-        console.print(f"{total - done_now} calls are not done (errors are retried on the next run): `{again}`")
+        console.print(
+            f"{total - done_now} calls are not done (errors are retried on the next run): `{again}`"
+        )

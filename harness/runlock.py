@@ -1,10 +1,11 @@
-"""One process at a time per run: the lock that keeps two `holdout run` (or `grade`) of one run from paying
-every call twice, and from each keeping its own budget.
+"""One process at a time per run: the lock that keeps two `holdout run` (or `grade`) of one run from
+paying every call twice, and from each keeping its own budget.
 
 An advisory lock (flock) on a small file in the workspace, held for as long as the command runs. The
 kernel releases it on any exit, `kill -9` included, so a crash never leaves a stale lock behind; the
 file only says who holds it, for the message.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,12 +24,15 @@ class RunBusy(HoldoutError):
 
 
 def _lock_file(workspace: Path, run_id: str) -> Path:
-    return Path(workspace) / "locks" / f"run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}.lock"
+    return (
+        Path(workspace) / "locks" / f"run-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}.lock"
+    )
 
 
 @contextlib.contextmanager
 def run_lock(workspace: Path, run_id: str, command: str):
-    """Hold the run's lock for the duration, or refuse at once (naming the holder) if another process has it."""
+    """Hold the run's lock for the duration, or refuse at once (naming the holder) if another
+    process has it."""
     path = _lock_file(workspace, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -36,11 +40,19 @@ def run_lock(workspace: Path, run_id: str, command: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunBusy(f"run '{run_id}' is in use by another holdout process ({_holder(fd)}); two at once would "
-                          "pay for the same calls twice. Wait for it to finish (or stop it), then run this again: "
-                          "nothing was sent.") from None
+            raise RunBusy(
+                f"run '{run_id}' is in use by another holdout process ({_holder(fd)}); two at "
+                "once would "
+                "pay for the same calls twice. Wait for it to finish (or stop it), then run this "
+                "again: "
+                "nothing was sent."
+            ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}).encode(),
+            0,
+        )
         try:
             yield
         finally:

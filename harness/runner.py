@@ -1,10 +1,12 @@
-"""The concurrency engine: every (item, model, epoch) not yet in the store, called once, within limits.
+"""The concurrency engine: every (item, model, epoch) not yet in the store, called once, within
+limits.
 
 Per provider: a producer streams pending jobs into a small queue and `concurrency` workers take
 them, pace themselves through the provider's Pacer, retry with tenacity, and hand finished rows
 to the store (one commit per event-loop turn). Memory stays flat: items are streamed, outputs go
 straight to disk. Ctrl-C stops new calls, lets calls in flight finish for a grace period, saves.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -17,7 +19,7 @@ from typing import Callable, Iterable
 from tenacity import AsyncRetrying, retry_if_exception
 
 from .budget import Budget
-from .config import ModelConfig, ProviderConfig
+from .config import ModelConfig
 from .egress import GATE
 from .failpoints import hit
 from .keylane import KeyLane
@@ -27,33 +29,52 @@ from .sealed import reveal
 from .store import CallRow, Store
 from .suite import Item, Suite
 
-FATAL_KINDS = {"auth", "forbidden", "quota"}   # about the key: no point sending more to any model of this provider
-LANE_FATAL_KINDS = {"hung", "model_not_found"}   # about one model: no point sending more to it
-ITEM_KINDS = {"content_filter", "context_length"}         # about one item, not the provider: never a reason to stop it
-TOKENS_PER_MESSAGE = 16               # an upper bound on the chat format's tokens around each message
+# about the key: no point sending more to any model of this provider
+FATAL_KINDS = {
+    "auth",
+    "forbidden",
+    "quota",
+}
+LANE_FATAL_KINDS = {"hung", "model_not_found"}  # about one model: no point sending more to it
+# about one item, not the provider: never a reason to stop it
+ITEM_KINDS = {
+    "content_filter",
+    "context_length",
+}
+TOKENS_PER_MESSAGE = 16  # an upper bound on the chat format's tokens around each message
 
 
 @dataclass(slots=True)
 class Job:
-    """One call: `key` (a string unique within the store run) and `epoch` identify it in the store."""
-    item_id: str          # the item whose text is sent (for the exposure ledger)
-    key: str              # the store's item_id column: the item id for model calls, a composite for judge calls
+    """One call: `key` (a string unique within the store run) and `epoch` identify it in the
+    store."""
+
+    item_id: str  # the item whose text is sent (for the exposure ledger)
+    key: str  # the store's item_id column: the item id for model calls, a composite for judge calls
     model: ModelConfig
     epoch: int
-    messages: list        # (role, str | Sealed)
-    item_sha: str | None = None   # digest of the item's content (model calls), stored with the call
-    input_bound: int | None = None  # the budget's worst-case input tokens (computed once per item; else per call)
+    messages: list  # (role, str | Sealed)
+    item_sha: str | None = None  # digest of the item's content (model calls), stored with the call
+    # the budget's worst-case input tokens (computed once per item; else per call)
+    input_bound: int | None = None
 
 
 def input_bound(messages: list) -> int:
-    """The budget's worst case of a request's input: a byte-level tokenizer makes at most one token per UTF-8
-    byte, plus a few per message for the chat format (the output's worst case is the cap always sent)."""
+    """The budget's worst case of a request's input: a byte-level tokenizer makes at most one token
+    per UTF-8 byte, plus a few per message for the chat format (the output's worst case is the cap
+    always sent)."""
     return sum(len(reveal(c).encode()) + TOKENS_PER_MESSAGE for _, c in messages)
 
 
-def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[ModelConfig], epochs: int,
-              digest: Callable[[Item], str]):
+def item_jobs(
+    suite: Suite,
+    items: Callable[[], Iterable[Item]],
+    models: list[ModelConfig],
+    epochs: int,
+    digest: Callable[[Item], str],
+):
     """The jobs of a run: every item x model x epoch, rendered lazily (memory stays flat)."""
+
     def jobs():
         for item in items():
             messages = suite.render(item)
@@ -61,21 +82,24 @@ def item_jobs(suite: Suite, items: Callable[[], Iterable[Item]], models: list[Mo
             for model in models:
                 for epoch in range(epochs):
                     yield Job(item.id, item.id, model, epoch, messages, sha, bound)
+
     return jobs
 
 
 class NotSent(Exception):
-    """A call that waited for its turn while its lane was given up or the run stopped: it is not sent."""
+    """A call that waited for its turn while its lane was given up or the run stopped: it is not
+    sent."""
 
 
 @dataclass
 class Lane:
-    """The calls that share one set of limits. By default one model id of one provider: OpenAI, Anthropic and
-    gateways (LiteLLM, OpenRouter) limit each model apart, so its advertised limits and its 429s speak for it
-    alone, and a model that keeps failing holds only its own workers. `limits_per: provider` makes the
-    whole provider one lane. Over all lanes of a provider, `shared` keeps the provider's own concurrency,
-    rpm and tpm."""
-    name: str                 # in the summary and messages: the provider's name, or provider/model of several
+    """The calls that share one set of limits. By default one model id of one provider: OpenAI,
+    Anthropic and gateways (LiteLLM, OpenRouter) limit each model apart, so its advertised limits
+    and its 429s speak for it alone, and a model that keeps failing holds only its own workers.
+    `limits_per: provider` makes the whole provider one lane. Over all lanes of a provider, `shared`
+    keeps the provider's own concurrency, rpm and tpm."""
+
+    name: str  # in the summary and messages: the provider's name, or provider/model of several
     provider: Provider
     models: list[ModelConfig]
     pacer: Pacer
@@ -84,9 +108,9 @@ class Lane:
     dead: str | None = None
 
     async def acquire(self, tokens: int) -> int:
-        """A place in the lane's window, then in the provider's (never the other way round: a lane waiting
-        for its own rate must not hold a place other lanes could use); the request's number in the lane.
-        Pair with `release`."""
+        """A place in the lane's window, then in the provider's (never the other way round: a lane
+        waiting for its own rate must not hold a place other lanes could use); the request's number
+        in the lane. Pair with `release`."""
         request = await self.pacer.acquire(tokens)
         if self.shared is not None:
             try:
@@ -103,8 +127,9 @@ class Lane:
 
 
 def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
-    """One lane per model id (models that differ only in name or params share their upstream's limits), or one
-    for the provider. A lane's limits are its models' `limits`, else the provider's (one lane, or none declared)."""
+    """One lane per model id (models that differ only in name or params share their upstream's
+    limits), or one for the provider. A lane's limits are its models' `limits`, else the provider's
+    (one lane, or none declared)."""
     cfg = provider.config
     groups: dict[str, list[ModelConfig]] = {}
     for m in models:
@@ -117,26 +142,40 @@ def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
         concurrency = min([x.concurrency for x in own if x.concurrency] or [cfg.concurrency])
         rpm = min([x.rpm for x in own if x.rpm], default=None if several else cfg.rpm)
         tpm = min([x.tpm for x in own if x.tpm], default=None if several else cfg.tpm)
-        key_lane = (KeyLane.for_key(provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(),
-                                    lane=model_id) if cfg.type != "replay" else None)
-        lanes.append(Lane(f"{cfg.name}/{model_id}" if several else cfg.name, provider, ms,
-                          Pacer(min(concurrency, cfg.concurrency), rpm, tpm, key_lane=key_lane), shared))
+        key_lane = (
+            KeyLane.for_key(
+                provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(), lane=model_id
+            )
+            if cfg.type != "replay"
+            else None
+        )
+        lanes.append(
+            Lane(
+                f"{cfg.name}/{model_id}" if several else cfg.name,
+                provider,
+                ms,
+                Pacer(min(concurrency, cfg.concurrency), rpm, tpm, key_lane=key_lane),
+                shared,
+            )
+        )
     return lanes
 
 
 @dataclass
 class Outcome:
-    calls_made: int = 0          # finished calls this attempt (ok or error)
+    calls_made: int = 0  # finished calls this attempt (ok or error)
     ok: int = 0
     errors: int = 0
     not_started: int = 0
     cost_usd: float = 0.0
     interrupted: bool = False
     budget_stop: bool = False
-    complete: bool = False       # every call of the run is done (set by `holdout run`)
-    dead_providers: dict = field(default_factory=dict)  # lane name (provider, or provider/model) -> reason
-    pacing: dict = field(default_factory=dict)          # lane name -> Pacer.report()
-    error_kinds: dict = field(default_factory=dict)     # error kind -> calls that ended with it this attempt
+    complete: bool = False  # every call of the run is done (set by `holdout run`)
+    # lane name (provider, or provider/model) -> reason
+    dead_providers: dict = field(default_factory=dict)
+    pacing: dict = field(default_factory=dict)  # lane name -> Pacer.report()
+    # error kind -> calls that ended with it this attempt
+    error_kinds: dict = field(default_factory=dict)
 
 
 def _wait_for(exc: BaseException | None, attempt_number: int) -> float:
@@ -159,9 +198,24 @@ async def _nothing_to_record(item_id: str, provider: str, model: str, role: str 
 
 
 class Runner:
-    def __init__(self, run_id: str, jobs: Callable[[], Iterable[Job]], models: Iterable[ModelConfig],
-                 store: Store, budget: Budget, progress, on_sent=None, grace_s: float = 10.0, role: str = "model"):
-        self.run_id, self.jobs, self.role = run_id, jobs, role   # role: who is called, for the exposure ledger
+    def __init__(
+        self,
+        run_id: str,
+        jobs: Callable[[], Iterable[Job]],
+        models: Iterable[ModelConfig],
+        store: Store,
+        budget: Budget,
+        progress,
+        on_sent=None,
+        grace_s: float = 10.0,
+        role: str = "model",
+    ):
+        # role: who is called, for the exposure ledger
+        self.run_id, self.jobs, self.role = (
+            run_id,
+            jobs,
+            role,
+        )
         self.models = list(models)
         self.store, self.budget, self.progress = store, budget, progress
         self.on_sent = on_sent or _nothing_to_record
@@ -182,7 +236,9 @@ class Runner:
         loop = asyncio.get_running_loop()
         self._install_interrupt(loop)
         providers = {name: make_provider(ms[0].provider) for name, ms in by_provider.items()}
-        lanes = [lane for name, ms in by_provider.items() for lane in plan_lanes(providers[name], ms)]
+        lanes = [
+            lane for name, ms in by_provider.items() for lane in plan_lanes(providers[name], ms)
+        ]
         try:
             await asyncio.gather(*(self._drive(lane) for lane in lanes))
         finally:
@@ -195,8 +251,10 @@ class Runner:
 
     # -- per lane -------------------------------------------------------------
     async def _drive(self, lane: Lane) -> None:
-        # Twice as many workers as places in flight (the pacer holds in-flight to its window): a call waiting
-        # out a Retry-After sleeps in its worker, and must not leave a place in the window empty meanwhile.
+        # Twice as many workers as places in flight (the pacer holds in-flight to its window): a
+        # call waiting
+        # out a Retry-After sleeps in its worker, and must not leave a place in the window empty
+        # meanwhile.
         n_workers = 2 * lane.pacer.max_window
         queue: asyncio.Queue = asyncio.Queue(maxsize=n_workers * 2)
         workers = [asyncio.create_task(self._worker(lane, queue)) for _ in range(n_workers)]
@@ -209,7 +267,8 @@ class Runner:
                 lane.pacer.key_lane.close()
 
     def _given_up(self, lane: Lane) -> bool:
-        """Its model failed for good, or its provider's key was refused (recorded under the provider's name)."""
+        """Its model failed for good, or its provider's key was refused (recorded under the
+        provider's name)."""
         return bool(lane.dead) or lane.provider.config.name in self.outcome.dead_providers
 
     async def _produce(self, queue: asyncio.Queue, lane: Lane, n_workers: int) -> None:
@@ -228,11 +287,14 @@ class Runner:
 
     async def _supervise(self, tasks: set) -> None:
         """Wait for producer and workers. A crash in any of them stops the rest and propagates; once
-        stopping (Ctrl-C, budget), calls in flight get `grace_s` seconds before they are cancelled."""
+        stopping (Ctrl-C, budget), calls in flight get `grace_s` seconds before they are
+        cancelled."""
         loop = asyncio.get_running_loop()
         stop_seen = None
         while tasks:
-            done, tasks = await asyncio.wait(tasks, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION)
+            done, tasks = await asyncio.wait(
+                tasks, timeout=0.2, return_when=asyncio.FIRST_EXCEPTION
+            )
             failed = [t for t in done if not t.cancelled() and t.exception() is not None]
             if self.stopping.is_set() and stop_seen is None:
                 stop_seen = loop.time()
@@ -253,7 +315,8 @@ class Runner:
                 self.outcome.not_started += 1
                 continue
             model = job.model
-            prompt_tokens = sum(len(reveal(c)) for _, c in job.messages) // 4 + 1      # a typical count, for pacing
+            # a typical count, for pacing
+            prompt_tokens = sum(len(reveal(c)) for _, c in job.messages) // 4 + 1
             if job.input_bound is None:
                 job.input_bound = input_bound(job.messages)
             worst = model.price.cost(job.input_bound, model.max_tokens) if model.price else 0.0
@@ -262,25 +325,30 @@ class Runner:
                 self.outcome.budget_stop = True
                 self.stopping.set()
                 continue
-            request = Request(job.item_id, model.model, job.messages, model.request_params(), cfg.timeout_s)
+            request = Request(
+                job.item_id, model.model, job.messages, model.request_params(), cfg.timeout_s
+            )
             try:
                 row = await self._call(lane, request, job, prompt_tokens + model.max_tokens)
             except NotSent:
                 self.budget.settle(worst, 0.0)
                 self.outcome.not_started += 1
                 continue
-            hit("runner.after_call", lambda: reveal(job.messages[-1][1]))  # tests: a crash quoting the prompt
+            # tests: a crash quoting the prompt
+            hit("runner.after_call", lambda: reveal(job.messages[-1][1]))
             self.budget.settle(worst, row.cost_usd)
             self._record(row)
-            if self.budget.exhausted_by_spend():    # a provider billed past the cap it was sent: start nothing more
+            # a provider billed past the cap it was sent: start nothing more
+            if self.budget.exhausted_by_spend():
                 self.outcome.budget_stop = True
                 self.stopping.set()
             self._judge_lane(lane, row)
 
     def _judge_lane(self, lane: Lane, row: CallRow) -> None:
-        """After a call: a key refused stops the provider; a model that keeps failing stops its lane only."""
+        """After a call: a key refused stops the provider; a model that keeps failing stops its lane
+        only."""
         name = lane.provider.config.name
-        if row.ok or row.error_kind in ITEM_KINDS:    # the provider answered; this item is the matter
+        if row.ok or row.error_kind in ITEM_KINDS:  # the provider answered; this item is the matter
             lane.consecutive_failures = 0
             return
         lane.consecutive_failures += 1
@@ -288,35 +356,50 @@ class Runner:
             return
         if row.error_kind in FATAL_KINDS:
             self.outcome.dead_providers[name] = f"{row.error} from provider '{name}'"
-        elif row.error_kind in LANE_FATAL_KINDS or lane.consecutive_failures >= lane.provider.config.max_consecutive_failures:
-            lane.dead = (row.error if row.error_kind in LANE_FATAL_KINDS else
-                         f"{lane.consecutive_failures} calls in a row failed (last: {row.error})")
+        elif (
+            row.error_kind in LANE_FATAL_KINDS
+            or lane.consecutive_failures >= lane.provider.config.max_consecutive_failures
+        ):
+            lane.dead = (
+                row.error
+                if row.error_kind in LANE_FATAL_KINDS
+                else f"{lane.consecutive_failures} calls in a row failed (last: {row.error})"
+            )
             self.outcome.dead_providers[lane.name] = lane.dead
 
     async def _attempt(self, lane: Lane, request: Request, job: Job, tokens: int) -> Completion:
-        """One try: wait for the lane's pacer (then the provider's, if it has several lanes), send, classify.
-        Raises ProviderError. What the provider says about limits is about this lane."""
+        """One try: wait for the lane's pacer (then the provider's, if it has several lanes), send,
+        classify. Raises ProviderError. What the provider says about limits is about this lane."""
         cfg, pacer = lane.provider.config, lane.pacer
         request_number = await lane.acquire(tokens)
         try:
             if self.stopping.is_set() or self._given_up(lane):
                 raise NotSent
-            await self.on_sent(job.item_id, cfg.name, job.model.model, role=self.role)   # the ledger, before sending
+            # the ledger, before sending
+            await self.on_sent(job.item_id, cfg.name, job.model.model, role=self.role)
             try:
                 try:
-                    async with asyncio.timeout(cfg.timeout_s + 5):   # a safety net over the SDK's own timeout
+                    # a safety net over the SDK's own timeout
+                    async with asyncio.timeout(cfg.timeout_s + 5):
                         c: Completion = await lane.provider.complete(request)
                 except TimeoutError:
-                    raise ProviderError("timeout", "no answer within the timeout", retryable=True) from None
+                    raise ProviderError(
+                        "timeout", "no answer within the timeout", retryable=True
+                    ) from None
             except ProviderError as e:
                 if e.kind == "timeout":
                     pacer.timeouts_in_a_row += 1
                     if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
-                        raise ProviderError("hung", f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
-                                            f"{cfg.timeout_s:g} s", retryable=False) from None
+                        raise ProviderError(
+                            "hung",
+                            f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
+                            f"{cfg.timeout_s:g} s",
+                            retryable=False,
+                        ) from None
                 else:
                     pacer.timeouts_in_a_row = 0
-                if e.kind == "rate_limited":      # first: a 429 before the limit was known is not over it
+                # first: a 429 before the limit was known is not over it
+                if e.kind == "rate_limited":
                     pacer.on_rate_limited(e.retry_after)
                 pacer.on_advertised(e.limits, request=request_number)
                 raise
@@ -325,17 +408,24 @@ class Runner:
         pacer.timeouts_in_a_row = 0
         pacer.on_advertised(c.limits, request=request_number)
         upstream = self._served(c.upstream)
-        if upstream and upstream != "(withheld)" and upstream != cfg.name:   # the gateway passed it on: they saw it too
-            await self.on_sent(job.item_id, upstream, self._served(c.served_model) or job.model.model, role="upstream")
+        # the gateway passed it on: they saw it too
+        if upstream and upstream != "(withheld)" and upstream != cfg.name:
+            await self.on_sent(
+                job.item_id,
+                upstream,
+                self._served(c.served_model) or job.model.model,
+                role="upstream",
+            )
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):
             raise ProviderError("empty", "the completion was empty", retryable=True)
         pacer.on_success()
         return c
 
     async def _call(self, lane: Lane, request: Request, job: Job, tokens: int) -> CallRow:
-        """The first attempt is a plain call (the common case costs no retry machinery); after a retryable
-        failure tenacity takes over. A 429 is the provider pacing us, not a fault of the item: a call may
-        hear `rate_limit_retries` of them on top of max_attempts tries for other failures."""
+        """The first attempt is a plain call (the common case costs no retry machinery); after a
+        retryable failure tenacity takes over. A 429 is the provider pacing us, not a fault of the
+        item: a call may hear `rate_limit_retries` of them on top of max_attempts tries for other
+        failures."""
         started = time.perf_counter()
         cfg = lane.provider.config
         attempts = 1
@@ -345,44 +435,102 @@ class Runner:
             except ProviderError as first:
                 if not first.retryable:
                     raise
-                failures = {"other": int(first.kind != "rate_limited"), "rate_limited": int(first.kind == "rate_limited")}
+                failures = {
+                    "other": int(first.kind != "rate_limited"),
+                    "rate_limited": int(first.kind == "rate_limited"),
+                }
 
                 def stop(state) -> bool:
                     exc = state.outcome.exception()
                     kind = "rate_limited" if getattr(exc, "kind", "") == "rate_limited" else "other"
                     failures[kind] += 1
-                    return failures["other"] >= cfg.max_attempts or failures["rate_limited"] > cfg.rate_limit_retries
+                    return (
+                        failures["other"] >= cfg.max_attempts
+                        or failures["rate_limited"] > cfg.rate_limit_retries
+                    )
 
                 if failures["rate_limited"] > cfg.rate_limit_retries:
                     raise
                 first_wait = _wait_for(first, 1)
                 await asyncio.sleep(first_wait)
-                retrying = AsyncRetrying(stop=stop, wait=_wait, retry=retry_if_exception(_retryable), reraise=True)
+                retrying = AsyncRetrying(
+                    stop=stop, wait=_wait, retry=retry_if_exception(_retryable), reraise=True
+                )
                 async for attempt in retrying:
                     with attempt:
                         attempts += 1
                         c = await self._attempt(lane, request, job, tokens)
         except ProviderError as e:
-            return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, None, 0, 0,
-                           time.perf_counter() - started, 0.0, attempts, e.kind, str(e), time.time(), job.item_sha)
+            return CallRow(
+                self.run_id,
+                job.model.name,
+                job.key,
+                job.epoch,
+                False,
+                None,
+                None,
+                0,
+                0,
+                time.perf_counter() - started,
+                0.0,
+                attempts,
+                e.kind,
+                str(e),
+                time.time(),
+                job.item_sha,
+            )
         price = job.model.price
         cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
         if c.finish_reason in ("content_filter", "refusal") and not c.text:
-            return CallRow(self.run_id, job.model.name, job.key, job.epoch, False, None, c.finish_reason,
-                           c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, "content_filter",
-                           "the provider's content filter refused", time.time(), job.item_sha)
-        return CallRow(self.run_id, job.model.name, job.key, job.epoch, True, c.text, c.finish_reason,
-                       c.input_tokens, c.output_tokens, c.latency_s, cost, attempts, None, None, time.time(), job.item_sha,
-                       served=self._served(c.served_model))
+            return CallRow(
+                self.run_id,
+                job.model.name,
+                job.key,
+                job.epoch,
+                False,
+                None,
+                c.finish_reason,
+                c.input_tokens,
+                c.output_tokens,
+                c.latency_s,
+                cost,
+                attempts,
+                "content_filter",
+                "the provider's content filter refused",
+                time.time(),
+                job.item_sha,
+            )
+        return CallRow(
+            self.run_id,
+            job.model.name,
+            job.key,
+            job.epoch,
+            True,
+            c.text,
+            c.finish_reason,
+            c.input_tokens,
+            c.output_tokens,
+            c.latency_s,
+            cost,
+            attempts,
+            None,
+            None,
+            time.time(),
+            job.item_sha,
+            served=self._served(c.served_model),
+        )
 
     def _served(self, model_id: str | None) -> str | None:
-        """The served model id, kept in plaintext only if it is not held-out text (a provider could echo a
-        prompt there): structurally an id already, and the egress gate must find nothing in it. Held-out
-        prompts are registered before a run sends anything, so each id is judged once, at first sight."""
+        """The served model id, kept in plaintext only if it is not held-out text (a provider could
+        echo a prompt there): structurally an id already, and the egress gate must find nothing in
+        it. Held-out prompts are registered before a run sends anything, so each id is judged once,
+        at first sight."""
         if model_id is None:
             return None
         if model_id not in self._served_ids:
-            self._served_ids[model_id] = model_id if GATE.scan(model_id) == model_id else "(withheld)"
+            self._served_ids[model_id] = (
+                model_id if GATE.scan(model_id) == model_id else "(withheld)"
+            )
         return self._served_ids[model_id]
 
     # -- results --------------------------------------------------------------
@@ -396,7 +544,8 @@ class Runner:
             o.error_kinds[row.error_kind] = o.error_kinds.get(row.error_kind, 0) + 1
         o.cost_usd += row.cost_usd
         self.progress.advance(row.ok, row.cost_usd)
-        if not self._flush_scheduled:  # group commit: everything finished in this loop turn, one transaction
+        # group commit: everything finished in this loop turn, one transaction
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -404,18 +553,22 @@ class Runner:
         self._flush_scheduled = False
         try:
             self.store.flush()
-        except Exception as e:  # disk full, read-only: stop calling (nothing more could be saved), report at the end
+        # disk full, read-only: stop calling (nothing more could be saved), report at the end
+        except Exception as e:
             self.write_error = e
             self.stopping.set()
 
     # -- Ctrl-C ---------------------------------------------------------------
     def _install_interrupt(self, loop) -> None:
         def on_sigint():
-            if self.stopping.is_set():       # second Ctrl-C: stop waiting for calls in flight
+            if self.stopping.is_set():  # second Ctrl-C: stop waiting for calls in flight
                 self.grace_s = 0.01
             self.outcome.interrupted = True
             self.stopping.set()
-            self.progress.note("Stopping: no new calls; waiting for calls in flight (Ctrl-C again to stop now)")
+            self.progress.note(
+                "Stopping: no new calls; waiting for calls in flight (Ctrl-C again to stop now)"
+            )
+
         try:
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             loop.add_signal_handler(signal.SIGTERM, on_sigint)

@@ -15,6 +15,7 @@ fewer than `min_outputs` outputs (default 10) flags nothing, except judge inject
   reference answer is itself short are left out (a short answer is what they ask for).
 - truncated: completions cut at the token limit. refusals: refusal phrases and content filters.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,40 +29,68 @@ from .grading.rules import normalize
 from .sealed import reveal
 
 HASHER = nearcopy.Hasher(64)
-NEIGHBOURS = 8                       # earlier members of an LSH bucket each output is verified against
-DEFAULTS = {"injection_rate": 0.05, "repeated_share": 0.3, "short_chars": 40, "short_share": 0.5,
-            "truncated_share": 0.2, "refusal_share": 0.2, "min_outputs": 10}
+NEIGHBOURS = 8  # earlier members of an LSH bucket each output is verified against
+DEFAULTS = {
+    "injection_rate": 0.05,
+    "repeated_share": 0.3,
+    "short_chars": 40,
+    "short_share": 0.5,
+    "truncated_share": 0.2,
+    "refusal_share": 0.2,
+    "min_outputs": 10,
+}
 
 INJECTION = {
-    "ignore_instructions": re.compile(r"\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+)?"
-                                      r"(above|previous|prior|preceding|earlier)\b", re.I),
+    "ignore_instructions": re.compile(
+        r"\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(of\s+)?(the\s+|your\s+)?"
+        r"(above|previous|prior|preceding|earlier)\b",
+        re.I,
+    ),
     "verdict_markup": re.compile(r"\[\[\s*(?:[AB]\s*(?:>>|>|=|<<|<)\s*[AB]|[AB]|tie)\s*\]\]", re.I),
-    "addresses_the_judge": re.compile(r"\b(dear|attention|note to|to the|as an?)\s+(ai\s+)?(judge|evaluator|grader|annotator)s?\b"
-                                      r"|\b(judge|evaluator|grader|annotator)s?\s+(must|should|will|shall)\s+"
-                                      r"(prefer|choose|select|rate|score|output|pick)\b", re.I),
-    "prompt_structure": re.compile(r"<\|im_(?:start|end)\|>|\[/?INST\]|<\|(?:system|user|assistant)\|>"
-                                   r"|^#+\s*(?:model outputs?|evaluation|ranking|instruction)\s*$", re.I | re.M),
-    "fake_score": re.compile(r'[{,]\s*"(?:preference|verdict|winner|ranking|best_output|scores?)"\s*:\s*'
-                             r'"?[\[{]?\s*"?(?:m|M|A|B|\d+(?:\.\d+)?)\b'),
+    "addresses_the_judge": re.compile(
+        r"\b(dear|attention|note to|to the|as an?)\s+(ai\s+)?(judge|evaluator|grader|annotator)s?\b"
+        r"|\b(judge|evaluator|grader|annotator)s?\s+(must|should|will|shall)\s+"
+        r"(prefer|choose|select|rate|score|output|pick)\b",
+        re.I,
+    ),
+    "prompt_structure": re.compile(
+        r"<\|im_(?:start|end)\|>|\[/?INST\]|<\|(?:system|user|assistant)\|>"
+        r"|^#+\s*(?:model outputs?|evaluation|ranking|instruction)\s*$",
+        re.I | re.M,
+    ),
+    "fake_score": re.compile(
+        r'[{,]\s*"(?:preference|verdict|winner|ranking|best_output|scores?)"\s*:\s*'
+        r'"?[\[{]?\s*"?(?:m|M|A|B|\d+(?:\.\d+)?)\b'
+    ),
 }
-REFUSAL = re.compile(r"^\s*(?:i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|')t (?:help|assist|comply|provide)|"
-                     r"i (?:won't|will not|am unable to|am not able to) (?:help|assist|provide|comply)|as an ai\b)", re.I)
+REFUSAL = re.compile(
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,|i apologi[sz]e|i can(?:no|')t "
+    r"(?:help|assist|comply|provide)|"
+    r"i (?:won't|will not|am unable to|am not able to) (?:help|assist|provide|comply)|as an ai\b)",
+    re.I,
+)
 
 
 @dataclass
 class Output:
     item_id: str
-    text: str | None          # None: the call failed
+    text: str | None  # None: the call failed
     finish_reason: str | None = None
     error_kind: str | None = None
 
 
 def _result(flagged_ids: list, n: int, threshold: float, min_outputs: int = 1) -> dict:
-    """A share over `n` outputs against its threshold; under `min_outputs` outputs a share says nothing, so no flag."""
+    """A share over `n` outputs against its threshold; under `min_outputs` outputs a share says
+    nothing, so no flag."""
     rate = len(flagged_ids) / n if n else 0.0
-    return {"count": len(flagged_ids), "of": n, "rate": rate, "threshold": threshold,
-            "flagged": n >= max(1, min_outputs) and rate >= threshold,
-            "item_ids": sorted(set(flagged_ids))[:50]}
+    return {
+        "count": len(flagged_ids),
+        "of": n,
+        "rate": rate,
+        "threshold": threshold,
+        "flagged": n >= max(1, min_outputs) and rate >= threshold,
+        "item_ids": sorted(set(flagged_ids))[:50],
+    }
 
 
 def injection_signals(text: str) -> list[str]:
@@ -80,13 +109,15 @@ def judge_injection(outputs: list[Output], threshold: float) -> dict:
 def _shingles(text: str) -> set[bytes]:
     """Word 3-grams of the first 300 words of a normalized text."""
     words = text.split()[:300]
-    return {" ".join(words[i:i + 3]).encode() for i in range(max(1, len(words) - 2))}
+    return {" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))}
 
 
-def repeated_outputs(outputs: list[Output], threshold: float, similarity: float = 0.8, min_outputs: int = 1) -> dict:
+def repeated_outputs(
+    outputs: list[Output], threshold: float, similarity: float = 0.8, min_outputs: int = 1
+) -> dict:
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
-    items_of: dict[str, set] = {}          # normalized text -> the items it answers
+    items_of: dict[str, set] = {}  # normalized text -> the items it answers
     for o in ok:
         items_of.setdefault(normalize(reveal(o.text)), set()).add(o.item_id)
     exact = {text for text, items in items_of.items() if len(items) > 1}
@@ -102,67 +133,119 @@ def repeated_outputs(outputs: list[Output], threshold: float, similarity: float 
         if k is not None:
             item_code[k] = codes.setdefault(o.item_id, len(codes))
     near = np.zeros(len(texts), dtype=bool)
-    # candidates a little below `similarity`; each verified; a few neighbours per bucket keep time linear
-    for i, j in nearcopy.similar_pairs(sig, threshold=similarity, candidate_threshold=similarity - 0.15,
-                                       neighbours=NEIGHBOURS):
+    # candidates a little below `similarity`; each verified; a few neighbours per bucket keep time
+    # linear
+    for i, j in nearcopy.similar_pairs(
+        sig, threshold=similarity, candidate_threshold=similarity - 0.15, neighbours=NEIGHBOURS
+    ):
         other_item = item_code[i] != item_code[j]
         near[i[other_item]] = True
         near[j[other_item]] = True
     near_texts = {texts[k] for k in np.flatnonzero(near).tolist()}
-    repeated = [o.item_id for o in ok if (t := normalize(reveal(o.text))) in exact or t in near_texts]
+    repeated = [
+        o.item_id for o in ok if (t := normalize(reveal(o.text))) in exact or t in near_texts
+    ]
     return _result(repeated, len(ok), threshold, min_outputs)
 
 
-def short_outputs(outputs: list[Output], chars: int, threshold: float, short_references: set | None = None,
-                  min_outputs: int = 1) -> dict:
-    """Share of answers under `chars` characters, among items whose reference (if any) is not itself that short."""
+def short_outputs(
+    outputs: list[Output],
+    chars: int,
+    threshold: float,
+    short_references: set | None = None,
+    min_outputs: int = 1,
+) -> dict:
+    """Share of answers under `chars` characters, among items whose reference (if any) is not itself
+    that short."""
     ok = [o for o in outputs if o.text is not None and o.item_id not in (short_references or ())]
-    res = _result([o.item_id for o in ok if len(reveal(o.text).strip()) < chars], len(ok), threshold, min_outputs)
+    res = _result(
+        [o.item_id for o in ok if len(reveal(o.text).strip()) < chars],
+        len(ok),
+        threshold,
+        min_outputs,
+    )
     res["chars"] = chars
-    res["left_out_short_references"] = len({o.item_id for o in outputs if o.item_id in (short_references or ())})
+    res["left_out_short_references"] = len(
+        {o.item_id for o in outputs if o.item_id in (short_references or ())}
+    )
     return res
 
 
 def truncated(outputs: list[Output], threshold: float, min_outputs: int = 1) -> dict:
-    res = _result([o.item_id for o in outputs if o.finish_reason in ("length", "max_tokens")], len(outputs), threshold,
-                  min_outputs)
+    res = _result(
+        [o.item_id for o in outputs if o.finish_reason in ("length", "max_tokens")],
+        len(outputs),
+        threshold,
+        min_outputs,
+    )
     res["empty"] = sum(o.error_kind == "empty" for o in outputs)
     return res
 
 
 def refusals(outputs: list[Output], threshold: float, min_outputs: int = 1) -> dict:
-    ids = [o.item_id for o in outputs if o.error_kind == "content_filter"
-           or (o.text is not None and REFUSAL.search(reveal(o.text)[:200]))]
+    ids = [
+        o.item_id
+        for o in outputs
+        if o.error_kind == "content_filter"
+        or (o.text is not None and REFUSAL.search(reveal(o.text)[:200]))
+    ]
     return _result(ids, len(outputs), threshold, min_outputs)
 
 
-def check_model(outputs: list[Output], settings: dict | None = None, short_references: set | None = None) -> dict:
+def check_model(
+    outputs: list[Output], settings: dict | None = None, short_references: set | None = None
+) -> dict:
     s = {**DEFAULTS, **(settings or {})}
-    return {"judge_injection": judge_injection(outputs, s["injection_rate"]),
-            "repeated_outputs": repeated_outputs(outputs, s["repeated_share"], min_outputs=s["min_outputs"]),
-            "short_outputs": short_outputs(outputs, s["short_chars"], s["short_share"], short_references,
-                                           s["min_outputs"]),
-            "truncated": truncated(outputs, s["truncated_share"], s["min_outputs"]),
-            "refusals": refusals(outputs, s["refusal_share"], s["min_outputs"])}
+    return {
+        "judge_injection": judge_injection(outputs, s["injection_rate"]),
+        "repeated_outputs": repeated_outputs(
+            outputs, s["repeated_share"], min_outputs=s["min_outputs"]
+        ),
+        "short_outputs": short_outputs(
+            outputs, s["short_chars"], s["short_share"], short_references, s["min_outputs"]
+        ),
+        "truncated": truncated(outputs, s["truncated_share"], s["min_outputs"]),
+        "refusals": refusals(outputs, s["refusal_share"], s["min_outputs"]),
+    }
 
 
 def short_reference_items(items: dict | None, settings: dict | None = None) -> set:
-    """Ids of items whose reference answer is shorter than `short_chars` (a short answer is right for them)."""
+    """Ids of items whose reference answer is shorter than `short_chars` (a short answer is right
+    for them)."""
     chars = {**DEFAULTS, **(settings or {})}["short_chars"]
-    return {i for i, it in (items or {}).items() if it.reference is not None and len(reveal(it.reference).strip()) < chars}
+    return {
+        i
+        for i, it in (items or {}).items()
+        if it.reference is not None and len(reveal(it.reference).strip()) < chars
+    }
 
 
-def check_run(store, run_id: str, settings: dict | None = None, models: list[str] | None = None,
-              items: dict | None = None) -> dict:
-    """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read inside the
-    boundary; the result holds ids and numbers only. `items` (id -> Item) lets the short-answer check
-    leave out items whose reference is short."""
+def check_run(
+    store,
+    run_id: str,
+    settings: dict | None = None,
+    models: list[str] | None = None,
+    items: dict | None = None,
+) -> dict:
+    """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read
+    inside the boundary; the result holds ids and numbers only. `items` (id -> Item) lets the
+    short-answer check leave out items whose reference is short."""
     short_refs = short_reference_items(items, settings)
-    names = sorted({m for (m,) in store.db.execute("SELECT DISTINCT model FROM calls WHERE run_id=?", (run_id,))})
+    names = sorted(
+        {
+            m
+            for (m,) in store.db.execute(
+                "SELECT DISTINCT model FROM calls WHERE run_id=?", (run_id,)
+            )
+        }
+    )
     results = {}
-    for model in names if models is None else [m for m in names if m in models]:   # one model in memory at a time
-        outs = [Output(row.item_id, row.output if row.ok else None, row.finish_reason, row.error_kind)
-                for row in store.calls(run_id, model)]
+    # one model in memory at a time
+    for model in names if models is None else [m for m in names if m in models]:
+        outs = [
+            Output(row.item_id, row.output if row.ok else None, row.finish_reason, row.error_kind)
+            for row in store.calls(run_id, model)
+        ]
         results[model] = check_model(outs, settings, short_refs)
     return results
 

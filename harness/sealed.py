@@ -1,8 +1,12 @@
-"""Sealed text: held-out prompt text that cannot be printed, logged, serialized or pickled by accident.
+"""Sealed text: held-out prompt text that cannot be printed, logged, serialized or pickled by
+accident.
 
-Only `reveal` opens it, and only the request builders of providers and judges and the review
-page call `reveal`. Everything else sees `<sealed item-id>`.
+Only `reveal` opens it. The modules that may call it are listed in tests/test_architecture.py, each
+with its reason: the doors where held-out text leaves the process (the model and judge requests, the
+reviewers' page and push hook, allowed exports) and the computations inside it that write nothing
+(digests, token estimates, rule grades, safeguard signals). Everything else sees `<sealed item-id>`.
 """
+
 from __future__ import annotations
 
 
@@ -46,10 +50,12 @@ class Sealed:
 
 
 def reveal(value: "str | Sealed") -> str:
-    """The plain text. Call only where held-out text is meant to leave: a model/judge request, a review page."""
+    """The plain text. Call only where held-out text is meant to leave: a model/judge request, a
+    review page."""
     return value._text if isinstance(value, Sealed) else value
 
 
 def seal_like(value: "str | Sealed", text: str) -> "str | Sealed":
-    """`text` sealed if `value` was sealed: keeps derived text (e.g. a filled template) inside the boundary."""
+    """`text` sealed if `value` was sealed: keeps derived text (e.g. a filled template) inside the
+    boundary."""
     return Sealed(text, value.label) if isinstance(value, Sealed) else text

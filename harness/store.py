@@ -10,6 +10,7 @@ the only way to change one is to delete it, which deletes every grade, judge cal
 assignment made from its item in the same transaction. So a grade in the store always describes the
 output that is there now. Each call records the digest of the item content it was made from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,42 +23,61 @@ from typing import Iterator
 
 from .errors import HoldoutError
 from .failpoints import hit
-from .sqlite import connect
+from .sqlite import Schema, connect, statements
 
-SCHEMA = """
+# Version 1: the tables as they were when schema versions began (2026-12-03); the review queue's
+# tables (harness/review) live in this file too.
+TABLES_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
   run_id TEXT PRIMARY KEY, identity TEXT NOT NULL, suite TEXT NOT NULL, pool TEXT NOT NULL,
   heldout INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL, models TEXT NOT NULL,
   created REAL NOT NULL, updated REAL NOT NULL, config_file TEXT, identity_doc TEXT);
 CREATE TABLE IF NOT EXISTS calls (
   run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
-  ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER, output_tokens INTEGER,
-  latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT, error TEXT, finished REAL, item_sha TEXT,
-  served TEXT, PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS length_reference (pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
-  preference REAL NOT NULL, length_diff REAL NOT NULL);
+  ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER,
+  output_tokens INTEGER, latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT,
+  error TEXT, finished REAL, item_sha TEXT, served TEXT,
+  PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS length_reference (
+  pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, preference REAL NOT NULL,
+  length_diff REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS length_reference_pool ON length_reference(pool);
-CREATE TABLE IF NOT EXISTS length_reference_sources (pool TEXT PRIMARY KEY, run_id TEXT, grader TEXT, models TEXT,
-  created REAL);
+CREATE TABLE IF NOT EXISTS length_reference_sources (
+  pool TEXT PRIMARY KEY, run_id TEXT, grader TEXT, models TEXT, created REAL);
 CREATE TABLE IF NOT EXISTS grades (
-  run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
-  status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
+  run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
+  epoch INTEGER NOT NULL, status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
   PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reviewers (
+  name TEXT PRIMARY KEY, token_hash TEXT, languages TEXT, country TEXT, age_band TEXT,
+  education TEXT, created REAL, token_expires REAL);
+CREATE TABLE IF NOT EXISTS review_sessions (
+  session_hash TEXT PRIMARY KEY, reviewer TEXT, expires REAL);
+CREATE TABLE IF NOT EXISTS assignments (
+  id TEXT PRIMARY KEY, run_id TEXT, model TEXT, item_id TEXT, epoch INTEGER, reviewer TEXT,
+  reason TEXT, gold TEXT, assigned REAL, opened REAL, done REAL, scores TEXT, flag TEXT,
+  comment TEXT, baseline TEXT,
+  UNIQUE (run_id, model, item_id, epoch, reviewer));
 """
-# Columns added since the first version, for stores it created: (table, column, type).
-ADDED_COLUMNS = (("runs", "identity_doc", "TEXT"), ("calls", "item_sha", "TEXT"), ("grades", "grader_sha", "TEXT"),
-                 ("calls", "served", "TEXT"))
+# Columns added before versions began, which a store written then may lack: (table, column, type).
+COLUMNS_BEFORE_V1 = (
+    ("runs", "identity_doc", "TEXT"),
+    ("calls", "item_sha", "TEXT"),
+    ("grades", "grader_sha", "TEXT"),
+    ("calls", "served", "TEXT"),
+    ("reviewers", "token_expires", "REAL"),
+)
 
 
-def _migrate(db: sqlite3.Connection) -> None:
-    """Bring a store made by an earlier version up to this schema (new columns are added empty)."""
-    for table, column, kind in ADDED_COLUMNS:
+def _tables_v1(db: sqlite3.Connection) -> None:
+    for stmt in statements(TABLES_V1):
+        db.execute(stmt)
+    for table, column, kind in COLUMNS_BEFORE_V1:
         if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
-            try:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            except sqlite3.OperationalError as e:   # another process added it a moment ago
-                if "duplicate column" not in str(e):
-                    raise
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+STORE_SCHEMA = Schema("run store", steps=(_tables_v1,))
 
 
 class NoStore(HoldoutError):
@@ -81,19 +101,21 @@ class CallRow:
     error_kind: str | None
     error: str | None
     finished: float
-    item_sha: str | None = None    # digest of the item content the call was made from (model calls only)
-    served: str | None = None      # the model id the provider says answered (its response's `model`)
+    # digest of the item content the call was made from (model calls only)
+    item_sha: str | None = None
+    served: str | None = None  # the model id the provider says answered (its response's `model`)
 
 
 @dataclass(slots=True)
 class GradeRow:
     """One grade: a number (or a status) and labels, never text."""
+
     run_id: str
     grader: str
     model: str
     item_id: str
     epoch: int
-    status: str                    # ok | skipped | error
+    status: str  # ok | skipped | error
     score: float | None
     detail: dict
     grader_sha: str | None = None  # digest of the grader's settings the grade was made with
@@ -109,13 +131,31 @@ class Deleted:
 
 CALL_FIELDS = tuple(CallRow.__dataclass_fields__)
 # A successful call is final: a later write for the same key replaces only a failed one.
-UPSERT_CALL = (f"INSERT INTO calls ({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' * len(CALL_FIELDS))}) "
-               "ON CONFLICT(run_id, model, item_id, epoch) DO UPDATE SET "
-               + ", ".join(f"{f}=excluded.{f}" for f in CALL_FIELDS[4:]) + " WHERE calls.ok=0")
+UPSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' * len(CALL_FIELDS))}) "
+    "ON CONFLICT(run_id, model, item_id, epoch) DO UPDATE SET "
+    + ", ".join(f"{f}=excluded.{f}" for f in CALL_FIELDS[4:])
+    + " WHERE calls.ok=0"
+)
 
-# A provider may put anything in its finish reason; the store keeps only these words (plaintext is safe).
-FINISH_REASONS = frozenset({"stop", "length", "content_filter", "tool_calls", "function_call", "refusal",
-                            "end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "eos"})
+# A provider may put anything in its finish reason; the store keeps only these words (plaintext is
+# safe).
+FINISH_REASONS = frozenset(
+    {
+        "stop",
+        "length",
+        "content_filter",
+        "tool_calls",
+        "function_call",
+        "refusal",
+        "end_turn",
+        "max_tokens",
+        "stop_sequence",
+        "tool_use",
+        "pause_turn",
+        "eos",
+    }
+)
 
 
 def finish_reason_word(value) -> str | None:
@@ -127,40 +167,78 @@ def finish_reason_word(value) -> str | None:
 
 class Store:
     def __init__(self, path: Path, cipher=None, *, create: bool = True):
-        """`create=False`: a command that only reads refuses a missing store instead of creating one."""
+        """`create=False`: a command that only reads refuses a missing store instead of creating
+        one."""
         self.path = Path(path)
         if not create and not self.path.exists():
-            raise NoStore(f"no run store at {self.path} (no run has been made with this workspace; "
-                          "pass --workspace, or --config with the run's config)")
+            raise NoStore(
+                f"no run store at {self.path} (no run has been made with this workspace; "
+                "pass --workspace, or --config with the run's config)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = connect(self.path, SCHEMA)
-            _migrate(self.db)
+            self.db = connect(self.path, STORE_SCHEMA)
         except (sqlite3.Error, OSError) as e:
             raise HoldoutError(f"{self.path}: cannot open the run store ({e})") from None
         self.cipher = cipher
         self.pending: list[tuple] = []
 
     # -- runs -----------------------------------------------------------------
-    def begin_run(self, run_id: str, identity: str, suite: str, pool: str, heldout: bool, total: int,
-                  models: list[str], config_file: str, identity_doc: dict | None = None) -> bool:
+    def begin_run(
+        self,
+        run_id: str,
+        identity: str,
+        suite: str,
+        pool: str,
+        heldout: bool,
+        total: int,
+        models: list[str],
+        config_file: str,
+        identity_doc: dict | None = None,
+    ) -> bool:
         """Register a run or check a resumed one matches. Returns True if resuming."""
-        row = self.db.execute("SELECT identity, suite, pool, identity_doc FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT identity, suite, pool, identity_doc FROM runs WHERE run_id=?", (run_id,)
+        ).fetchone()
         now = time.time()
         if row and row[0] != identity:
             from .identity import describe_change
+
             was = json.loads(row[3]) if row[3] else None
-            raise HoldoutError(f"{config_file}: run '{run_id}' already exists in {self.path} and what decides its answers has changed: "
-                               f"{describe_change(was, identity_doc)}. Its results would not be comparable (nothing was "
-                               f"called). Set a new run_id in the config, or delete the old run with "
-                               f"`holdout runs delete {run_id}`" + (f", or pin `pool: {row[2]}` to continue it"
-                                                                    if identity_doc and row[2] != pool else "") + ".")
+            raise HoldoutError(
+                f"{config_file}: run '{run_id}' already exists in {self.path} and what decides "
+                "its answers has changed: "
+                f"{describe_change(was, identity_doc)}. Its results would not be comparable "
+                "(nothing was "
+                f"called). Set a new run_id in the config, or delete the old run with "
+                f"`holdout runs delete {run_id}`"
+                + (
+                    f", or pin `pool: {row[2]}` to continue it"
+                    if identity_doc and row[2] != pool
+                    else ""
+                )
+                + "."
+            )
         self.db.execute(
-            "INSERT INTO runs(run_id, identity, suite, pool, heldout, total, models, created, updated, config_file, "
-            "identity_doc) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET total=excluded.total, "
+            "INSERT INTO runs(run_id, identity, suite, pool, heldout, total, models, created, "
+            "updated, config_file, "
+            "identity_doc) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(run_id) DO UPDATE SET "
+            "total=excluded.total, "
             "models=excluded.models, updated=excluded.updated, config_file=excluded.config_file",
-            (run_id, identity, suite, pool, int(heldout), total, json.dumps(models), now, now, config_file,
-             json.dumps(identity_doc, sort_keys=True) if identity_doc is not None else None))
+            (
+                run_id,
+                identity,
+                suite,
+                pool,
+                int(heldout),
+                total,
+                json.dumps(models),
+                now,
+                now,
+                config_file,
+                json.dumps(identity_doc, sort_keys=True) if identity_doc is not None else None,
+            ),
+        )
         return row is not None
 
     def run_info(self, run_id: str) -> dict | None:
@@ -176,26 +254,36 @@ class Store:
             d = Deleted(
                 calls=self.db.execute("DELETE FROM calls WHERE run_id=?", (run_id,)).rowcount,
                 grades=self.db.execute("DELETE FROM grades WHERE run_id=?", (run_id,)).rowcount,
-                judge_calls=self.db.execute("DELETE FROM calls WHERE substr(run_id, 1, ?)=?",
-                                            (len(judge_runs), judge_runs)).rowcount,
-                assignments=self._delete_assignments("run_id=?", (run_id,)))
-            self.db.execute("DELETE FROM runs WHERE run_id=? OR substr(run_id, 1, ?)=?",
-                            (run_id, len(judge_runs), judge_runs))
+                judge_calls=self.db.execute(
+                    "DELETE FROM calls WHERE substr(run_id, 1, ?)=?", (len(judge_runs), judge_runs)
+                ).rowcount,
+                assignments=self._delete_assignments("run_id=?", (run_id,)),
+            )
+            self.db.execute(
+                "DELETE FROM runs WHERE run_id=? OR substr(run_id, 1, ?)=?",
+                (run_id, len(judge_runs), judge_runs),
+            )
         return d
 
     def delete_items(self, run_id: str, item_ids: list[str]) -> Deleted:
-        """The calls of these items (every model and epoch) and everything made from them, so they are called
-        afresh: grades, judge calls (their keys start with the item id), review assignments."""
+        """The calls of these items (every model and epoch) and everything made from them, so they
+        are called afresh: grades, judge calls (their keys start with the item id), review
+        assignments."""
         judge_runs = f"{run_id}/grade/"
         d = Deleted()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for item in item_ids:
-                d.calls += self.db.execute("DELETE FROM calls WHERE run_id=? AND item_id=?", (run_id, item)).rowcount
-                d.grades += self.db.execute("DELETE FROM grades WHERE run_id=? AND item_id=?", (run_id, item)).rowcount
+                d.calls += self.db.execute(
+                    "DELETE FROM calls WHERE run_id=? AND item_id=?", (run_id, item)
+                ).rowcount
+                d.grades += self.db.execute(
+                    "DELETE FROM grades WHERE run_id=? AND item_id=?", (run_id, item)
+                ).rowcount
                 d.judge_calls += self.db.execute(
                     "DELETE FROM calls WHERE substr(run_id, 1, ?)=? AND substr(item_id, 1, ?)=?",
-                    (len(judge_runs), judge_runs, len(item) + 1, item + "|")).rowcount
+                    (len(judge_runs), judge_runs, len(item) + 1, item + "|"),
+                ).rowcount
                 d.assignments += self._delete_assignments("run_id=? AND item_id=?", (run_id, item))
         return d
 
@@ -203,10 +291,14 @@ class Store:
         """A grader's grades and judge calls (`grade --regrade`)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            return Deleted(grades=self.db.execute("DELETE FROM grades WHERE run_id=? AND grader=?",
-                                                  (run_id, grader)).rowcount,
-                           judge_calls=self.db.execute("DELETE FROM calls WHERE run_id=?",
-                                                       (f"{run_id}/grade/{grader}",)).rowcount)
+            return Deleted(
+                grades=self.db.execute(
+                    "DELETE FROM grades WHERE run_id=? AND grader=?", (run_id, grader)
+                ).rowcount,
+                judge_calls=self.db.execute(
+                    "DELETE FROM calls WHERE run_id=?", (f"{run_id}/grade/{grader}",)
+                ).rowcount,
+            )
 
     def _delete_assignments(self, where: str, args: tuple) -> int:
         if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='assignments'").fetchone():
@@ -218,13 +310,17 @@ class Store:
         cur = self.db.execute(
             "SELECT r.run_id, r.suite, r.pool, r.total, r.updated, "
             "COALESCE(SUM(c.ok),0), COALESCE(SUM(1-c.ok),0), COALESCE(SUM(c.cost_usd),0) "
-            "FROM runs r LEFT JOIN calls c ON c.run_id=r.run_id WHERE r.run_id NOT LIKE '%/grade/%' "
-            "GROUP BY r.run_id ORDER BY r.updated DESC")
+            "FROM runs r LEFT JOIN calls c ON c.run_id=r.run_id WHERE r.run_id NOT LIKE "
+            "'%/grade/%' "
+            "GROUP BY r.run_id ORDER BY r.updated DESC"
+        )
         keys = ("run_id", "suite", "pool", "total", "updated", "done", "errors", "cost_usd")
         runs = [dict(zip(keys, r)) for r in cur]
-        judges: dict[str, dict] = {}                    # every run's judge spend in one pass
-        for rid, cost in self.db.execute("SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls "
-                                         "WHERE run_id LIKE '%/grade/%' GROUP BY run_id"):
+        judges: dict[str, dict] = {}  # every run's judge spend in one pass
+        for rid, cost in self.db.execute(
+            "SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls "
+            "WHERE run_id LIKE '%/grade/%' GROUP BY run_id"
+        ):
             run, _, grader = rid.partition("/grade/")
             judges.setdefault(run, {})[grader] = round(cost, 6)
         for r in runs:
@@ -234,34 +330,53 @@ class Store:
     def judge_costs(self, run_id: str) -> dict[str, float]:
         """grader -> dollars spent on its judge calls for this run."""
         prefix = f"{run_id}/grade/"
-        return {rid[len(prefix):]: round(cost, 6) for rid, cost in self.db.execute(
-            "SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls WHERE substr(run_id, 1, ?)=? GROUP BY run_id",
-            (len(prefix), prefix))}
+        return {
+            rid[len(prefix) :]: round(cost, 6)
+            for rid, cost in self.db.execute(
+                "SELECT run_id, COALESCE(SUM(cost_usd),0) FROM calls WHERE substr(run_id, 1, "
+                "?)=? GROUP BY run_id",
+                (len(prefix), prefix),
+            )
+        }
 
     # -- calls ----------------------------------------------------------------
     def done_keys(self, run_id: str) -> set[tuple[str, str, int]]:
-        """Calls with a final answer: an output, or a refusal or context overflow (about the item: calling again
-        would pay for the same answer). Other failures are retried by the next run."""
-        return set(self.db.execute("SELECT model, item_id, epoch FROM calls WHERE run_id=? AND (ok=1 OR error_kind IN "
-                                   "('content_filter', 'context_length'))", (run_id,)))
+        """Calls with a final answer: an output, or a refusal or context overflow (about the item:
+        calling again would pay for the same answer). Other failures are retried by the next run."""
+        return set(
+            self.db.execute(
+                "SELECT model, item_id, epoch FROM calls WHERE run_id=? AND (ok=1 OR error_kind IN "
+                "('content_filter', 'context_length'))",
+                (run_id,),
+            )
+        )
 
     def item_digests(self, run_id: str) -> dict[str, set]:
-        """item_id -> the item-content digests its successful calls were made from (one, unless edited)."""
+        """item_id -> the item-content digests its successful calls were made from (one, unless
+        edited)."""
         out: dict[str, set] = {}
-        for item, sha in self.db.execute("SELECT DISTINCT item_id, item_sha FROM calls WHERE run_id=? AND ok=1",
-                                         (run_id,)):
+        for item, sha in self.db.execute(
+            "SELECT DISTINCT item_id, item_sha FROM calls WHERE run_id=? AND ok=1", (run_id,)
+        ):
             out.setdefault(item, set()).add(sha)
         return out
 
     def spent(self, run_id: str) -> float:
-        return self.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=?", (run_id,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=?", (run_id,)
+        ).fetchone()[0]
 
     def add(self, row: CallRow) -> None:
         """Queue a finished call; `flush` writes everything queued in one transaction."""
         row.finish_reason = finish_reason_word(row.finish_reason)
-        values = tuple(getattr(row, f) for f in CALL_FIELDS)   # dataclasses.astuple deep-copies: slow per row
+        # dataclasses.astuple deep-copies: slow per row
+        values = tuple(getattr(row, f) for f in CALL_FIELDS)
         if self.cipher is not None and row.output is not None:
-            values = values[:5] + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),) + values[6:]
+            values = (
+                values[:5]
+                + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),)
+                + values[6:]
+            )
         self.pending.append(values)
 
     def flush(self) -> None:
@@ -272,87 +387,153 @@ class Store:
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany(UPSERT_CALL, rows)
-                self.db.execute("UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0]))
+                self.db.execute(
+                    "UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0])
+                )
                 hit("store.flush.before_commit")
         except sqlite3.Error as e:
-            self.pending = rows + self.pending  # keep them for a retry; the file itself stays consistent
-            raise HoldoutError(f"{self.path}: cannot write results ({e}); the store is unchanged since the last "
-                               "successful write, re-run to resume") from None
+            # keep them for a retry; the file itself stays consistent
+            self.pending = rows + self.pending
+            raise HoldoutError(
+                f"{self.path}: cannot write results ({e}); the store is unchanged since the last "
+                "successful write, re-run to resume"
+            ) from None
 
     def calls(self, run_id: str, model: str | None = None) -> Iterator[CallRow]:
-        sql = f"SELECT {', '.join(CALL_FIELDS)} FROM calls WHERE run_id=?" + (" AND model=?" if model else "") + " ORDER BY model, item_id, epoch"
+        sql = (
+            f"SELECT {', '.join(CALL_FIELDS)} FROM calls WHERE run_id=?"
+            + (" AND model=?" if model else "")
+            + " ORDER BY model, item_id, epoch"
+        )
         for values in self.db.execute(sql, (run_id, model) if model else (run_id,)):
             row = CallRow(*values)
             if self.cipher is not None and row.output is not None:
-                row.output = self.cipher.decrypt_output(row.run_id, row.model, row.item_id, row.output)
+                row.output = self.cipher.decrypt_output(
+                    row.run_id, row.model, row.item_id, row.output
+                )
             yield row
 
     # -- grades (numbers and labels only, never text) ---------------------------
     def put_grades(self, rows: list[GradeRow]) -> None:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?,?)",
-                                [(r.run_id, r.grader, r.model, r.item_id, r.epoch, r.status, r.score,
-                                  json.dumps(r.detail), r.grader_sha) for r in rows])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        r.run_id,
+                        r.grader,
+                        r.model,
+                        r.item_id,
+                        r.epoch,
+                        r.status,
+                        r.score,
+                        json.dumps(r.detail),
+                        r.grader_sha,
+                    )
+                    for r in rows
+                ],
+            )
 
     def grades(self, run_id: str, grader: str | None = None) -> list[dict]:
-        sql = "SELECT grader, model, item_id, epoch, status, score, detail FROM grades WHERE run_id=?"
+        sql = (
+            "SELECT grader, model, item_id, epoch, status, score, detail FROM grades WHERE run_id=?"
+        )
         args: tuple = (run_id,)
         if grader:
             sql, args = sql + " AND grader=?", (run_id, grader)
         keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
-        return [dict(zip(keys, r[:6] + (json.loads(r[6]),))) for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)]
+        return [
+            dict(zip(keys, r[:6] + (json.loads(r[6]),)))
+            for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)
+        ]
 
     # -- the pool's length-control reference --------------------------------------------------
-    def put_length_reference(self, pool: str, *, run_id: str, grader: str, rows: list[tuple]) -> None:
-        """Replace the pool's reference battles (model, item, preference, length difference) from `run_id`."""
+    def put_length_reference(
+        self, pool: str, *, run_id: str, grader: str, rows: list[tuple]
+    ) -> None:
+        """Replace the pool's reference battles (model, item, preference, length difference) from
+        `run_id`."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("DELETE FROM length_reference WHERE pool=?", (pool,))
-            self.db.executemany("INSERT INTO length_reference VALUES (?,?,?,?,?)",
-                                [(pool, m, str(i), float(p), float(d)) for m, i, p, d in rows])
-            self.db.execute("INSERT OR REPLACE INTO length_reference_sources VALUES (?,?,?,?,?)",
-                            (pool, run_id, grader, json.dumps(sorted({r[0] for r in rows})), time.time()))
+            self.db.executemany(
+                "INSERT INTO length_reference VALUES (?,?,?,?,?)",
+                [(pool, m, str(i), float(p), float(d)) for m, i, p, d in rows],
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO length_reference_sources VALUES (?,?,?,?,?)",
+                (pool, run_id, grader, json.dumps(sorted({r[0] for r in rows})), time.time()),
+            )
 
     def length_reference(self, pool: str, grader: str | None = None) -> tuple[list, dict] | None:
-        """(reference battles, where they came from) for a pool, or None if none was stored. `grader`: the
-        reference is used for the grader it was made from only (another judge has another taste)."""
-        src = self.db.execute("SELECT run_id, grader, models, created FROM length_reference_sources WHERE pool=?",
-                              (pool,)).fetchone()
+        """(reference battles, where they came from) for a pool, or None if none was stored.
+        `grader`: the reference is used for the grader it was made from only (another judge has
+        another taste)."""
+        src = self.db.execute(
+            "SELECT run_id, grader, models, created FROM length_reference_sources WHERE pool=?",
+            (pool,),
+        ).fetchone()
         if src is None or (grader is not None and src[1] != grader):
             return None
-        rows = [tuple(r) for r in self.db.execute(
-            "SELECT model, item_id, preference, length_diff FROM length_reference WHERE pool=?", (pool,))]
-        return rows, {"run": src[0], "grader": src[1], "models": json.loads(src[2]), "stored": src[3]}
+        rows = [
+            tuple(r)
+            for r in self.db.execute(
+                "SELECT model, item_id, preference, length_diff FROM length_reference WHERE pool=?",
+                (pool,),
+            )
+        ]
+        return rows, {
+            "run": src[0],
+            "grader": src[1],
+            "models": json.loads(src[2]),
+            "stored": src[3],
+        }
 
     def served_models(self, run_id: str) -> dict[str, dict[str, int]]:
         """model -> {the model id the provider said served it: calls}."""
         out: dict[str, dict[str, int]] = {}
-        for model, served, n in self.db.execute("SELECT model, served, COUNT(*) FROM calls WHERE run_id=? AND ok=1 "
-                                                "AND served IS NOT NULL GROUP BY 1, 2", (run_id,)):
+        for model, served, n in self.db.execute(
+            "SELECT model, served, COUNT(*) FROM calls WHERE run_id=? AND ok=1 "
+            "AND served IS NOT NULL GROUP BY 1, 2",
+            (run_id,),
+        ):
             out.setdefault(model, {})[served] = n
         return out
 
     def rows_fingerprint(self, run_id: str) -> str:
-        """SHA-256 over every call and grade row of a run that a scorecard is built from (numbers, digests and
-        labels; never text): cards issued before and after an edit of the store carry different fingerprints."""
+        """SHA-256 over every call and grade row of a run that a scorecard is built from (numbers,
+        digests and labels; never text): cards issued before and after an edit of the store carry
+        different fingerprints."""
         h = hashlib.sha256()
-        for sql in ("SELECT model, item_id, epoch, ok, error_kind, cost_usd, input_tokens, output_tokens, latency_s, "
-                    "item_sha FROM calls WHERE run_id=? ORDER BY model, item_id, epoch",
-                    "SELECT grader, model, item_id, epoch, status, score, detail, grader_sha FROM grades WHERE run_id=? "
-                    "ORDER BY grader, model, item_id, epoch"):
+        for sql in (
+            "SELECT model, item_id, epoch, ok, error_kind, cost_usd, input_tokens, "
+            "output_tokens, latency_s, "
+            "item_sha FROM calls WHERE run_id=? ORDER BY model, item_id, epoch",
+            "SELECT grader, model, item_id, epoch, status, score, detail, grader_sha FROM grades "
+            "WHERE run_id=? "
+            "ORDER BY grader, model, item_id, epoch",
+        ):
             for row in self.db.execute(sql, (run_id,)):
                 h.update(repr(row).encode())
         return h.hexdigest()
 
     def graded_keys(self, run_id: str, grader: str) -> set:
-        return set(self.db.execute("SELECT model, item_id, epoch FROM grades WHERE run_id=? AND grader=? "
-                                   "AND status IN ('ok','skipped')", (run_id, grader)))
+        return set(
+            self.db.execute(
+                "SELECT model, item_id, epoch FROM grades WHERE run_id=? AND grader=? "
+                "AND status IN ('ok','skipped')",
+                (run_id, grader),
+            )
+        )
 
     def grader_digests(self, run_id: str) -> dict[str, set]:
-        """grader -> the settings digests its grades were made with (one, unless its settings changed)."""
+        """grader -> the settings digests its grades were made with (one, unless its settings
+        changed)."""
         out: dict[str, set] = {}
-        for grader, sha in self.db.execute("SELECT DISTINCT grader, grader_sha FROM grades WHERE run_id=?", (run_id,)):
+        for grader, sha in self.db.execute(
+            "SELECT DISTINCT grader, grader_sha FROM grades WHERE run_id=?", (run_id,)
+        ):
             out.setdefault(grader, set()).add(sha)
         return out
 
@@ -364,13 +545,30 @@ class Store:
 
 
 def call_stats(store: Store, run_id: str) -> dict[str, dict]:
-    """Per model: n, ok, errors by kind, tokens, cost, latency p50/p95. Ids and numbers only, never text."""
+    """Per model: n, ok, errors by kind, tokens, cost, latency p50/p95. Ids and numbers only, never
+    text."""
     per: dict[str, dict] = {}
     for model, ok, kind, fin, tin, tout, lat, cost, attempts in store.db.execute(
-            "SELECT model, ok, error_kind, finish_reason, input_tokens, output_tokens, latency_s, cost_usd, attempts "
-            "FROM calls WHERE run_id=?", (run_id,)):
-        s = per.setdefault(model, {"calls": 0, "ok": 0, "errors": 0, "error_kinds": {}, "finish_reasons": {},
-                                   "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "attempts": 0, "_lat": []})
+        "SELECT model, ok, error_kind, finish_reason, input_tokens, output_tokens, latency_s, "
+        "cost_usd, attempts "
+        "FROM calls WHERE run_id=?",
+        (run_id,),
+    ):
+        s = per.setdefault(
+            model,
+            {
+                "calls": 0,
+                "ok": 0,
+                "errors": 0,
+                "error_kinds": {},
+                "finish_reasons": {},
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+                "attempts": 0,
+                "_lat": [],
+            },
+        )
         s["calls"] += 1
         s["attempts"] += attempts or 0
         s["input_tokens"] += tin or 0

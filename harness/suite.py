@@ -1,4 +1,5 @@
 """Suites (public definitions in the repo) and their items (JSONL pools)."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,13 @@ from .sealed import Sealed
 from .yamlfile import load_yaml, validate
 
 ITEM_KEYS = {"id", "prompt", "messages", "reference", "metadata"}
-ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")   # as in schemas/item.schema.json
+ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # as in schemas/item.schema.json
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
     """One prompt. Text fields are `Sealed` when the item comes from a held-out pool."""
+
     id: str
     messages: tuple  # of (role, content) with content str | Sealed
     reference: str | Sealed | None = None
@@ -44,13 +46,17 @@ class Suite:
     marks: dict = field(default_factory=dict, repr=False)
 
     def render(self, item: Item) -> list[tuple[str, str | Sealed]]:
-        """The chat messages for an item: system prompt, then the item's turns with the template applied
-        to the last user turn. Sealed text stays sealed."""
+        """The chat messages for an item: system prompt, then the item's turns with the template
+        applied to the last user turn. Sealed text stays sealed."""
         msgs = list(item.messages)
         last_user = max(i for i, (r, _) in enumerate(msgs) if r == "user")
         role, content = msgs[last_user]
         if self.template != "{prompt}":
-            content = content.into(self.template) if isinstance(content, Sealed) else self.template.replace("{prompt}", content)
+            content = (
+                content.into(self.template)
+                if isinstance(content, Sealed)
+                else self.template.replace("{prompt}", content)
+            )
         msgs[last_user] = (role, content)
         return ([("system", self.system)] if self.system else []) + msgs
 
@@ -64,45 +70,82 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
     else:
         file = suites_dir / name_or_path / "suite.yaml"
     if not file.exists():
-        known = sorted(p.parent.name for p in suites_dir.glob("*/suite.yaml")) if suites_dir.is_dir() else []
-        raise ConfigError(f"suite '{name_or_path}': {file} not found (suites in {suites_dir}: {', '.join(known) or 'none'})")
+        known = (
+            sorted(p.parent.name for p in suites_dir.glob("*/suite.yaml"))
+            if suites_dir.is_dir()
+            else []
+        )
+        raise ConfigError(
+            f"suite '{name_or_path}': {file} not found (suites in {suites_dir}: "
+            f"{', '.join(known) or 'none'})"
+        )
     data, marks = load_yaml(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: expected a mapping (name, template, strata, ...)")
     validate(data, "suite", file, marks)
     from .grading.rules import check_patterns
+
     problems = check_patterns(data.get("graders"), file, marks)
     if problems:
         raise ConfigError("\n".join(problems))
     template = data.get("template", "{prompt}")
     if "{prompt}" not in template:
-        raise ConfigError(f"{file}:{marks.get(('template',), 1)}: template: expected the placeholder {{prompt}} somewhere in it")
+        raise ConfigError(
+            f"{file}:{marks.get(('template',), 1)}: template: expected the placeholder "
+            f"{{prompt}} somewhere in it"
+        )
     return Suite(
-        name=data["name"], dir=file.parent, file=file, description=data.get("description", ""),
-        system=data.get("system"), template=template, strata=tuple(data.get("strata", ())),
+        name=data["name"],
+        dir=file.parent,
+        file=file,
+        description=data.get("description", ""),
+        system=data.get("system"),
+        template=template,
+        strata=tuple(data.get("strata", ())),
         public_pool=(file.parent / data["public_pool"]) if "public_pool" in data else None,
-        graders=tuple(data.get("graders", ())), raw=data, marks=marks,
+        graders=tuple(data.get("graders", ())),
+        raw=data,
+        marks=marks,
     )
 
 
 def parse_item(obj, where: str, sealed: bool = False) -> Item:
-    """One item from its decoded JSON; raises ConfigError naming `where` (file:line) and the item id."""
-    ok = (isinstance(obj, dict) and isinstance(obj.get("id"), str) and ITEM_ID.fullmatch(obj["id"])
-          and obj.keys() <= ITEM_KEYS
-          and (isinstance(obj.get("prompt"), str) and obj["prompt"] and "messages" not in obj
-               or isinstance(obj.get("messages"), list) and "prompt" not in obj)
-          and isinstance(obj.get("reference", ""), str) and isinstance(obj.get("metadata", {}), dict)
-          and all(v is None or isinstance(v, (str, int, float)) for v in obj.get("metadata", {}).values()))
+    """One item from its decoded JSON; raises ConfigError naming `where` (file:line) and the item
+    id."""
+    ok = (
+        isinstance(obj, dict)
+        and isinstance(obj.get("id"), str)
+        and ITEM_ID.fullmatch(obj["id"])
+        and obj.keys() <= ITEM_KEYS
+        and (
+            isinstance(obj.get("prompt"), str)
+            and obj["prompt"]
+            and "messages" not in obj
+            or isinstance(obj.get("messages"), list)
+            and "prompt" not in obj
+        )
+        and isinstance(obj.get("reference", ""), str)
+        and isinstance(obj.get("metadata", {}), dict)
+        and all(
+            v is None or isinstance(v, (str, int, float)) for v in obj.get("metadata", {}).values()
+        )
+    )
     if not ok:  # the slow path only when something is wrong: it explains what
         try:
             validate(obj, "item", where, quote=False)
         except ConfigError as e:
-            label = f" (item {obj['id']!r})" if isinstance(obj, dict) and isinstance(obj.get("id"), str) else ""
+            label = (
+                f" (item {obj['id']!r})"
+                if isinstance(obj, dict) and isinstance(obj.get("id"), str)
+                else ""
+            )
             raise ConfigError(str(e).replace(f"{where}: (top level)", where) + label) from None
     if "messages" in obj:
         validate(obj, "item", where, quote=False)
         if not any(m["role"] == "user" for m in obj["messages"]):
-            raise ConfigError(f"{where}: item {obj['id']!r}: messages: expected at least one 'user' turn")
+            raise ConfigError(
+                f"{where}: item {obj['id']!r}: messages: expected at least one 'user' turn"
+            )
         turns = tuple((m["role"], m["content"]) for m in obj["messages"])
     else:
         turns = (("user", obj["prompt"]),)
@@ -113,11 +156,13 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
     return Item(id=obj["id"], messages=turns, reference=ref, metadata=obj.get("metadata", {}))
 
 
-MAX_PROMPT_BYTES = 1_000_000   # a larger "prompt" is almost always a data error, and would be paid for
+# a larger "prompt" is almost always a data error, and would be paid for
+MAX_PROMPT_BYTES = 1_000_000
 
 
 def _encodable(obj) -> bool:
-    """Whether every string in `obj` is valid Unicode (JSON's \\u escapes can spell half a surrogate pair)."""
+    """Whether every string in `obj` is valid Unicode (JSON's \\u escapes can spell half a surrogate
+    pair)."""
     if isinstance(obj, str):
         try:
             obj.encode("utf-8")
@@ -137,8 +182,10 @@ def _not_a_number(name: str):
 
 def _parse_line(line: str, where: str, sealed: bool) -> Item:
     if len(line) > MAX_PROMPT_BYTES:
-        raise ConfigError(f"{where}: the line is {len(line) / 1e6:.1f} MB; items are limited to "
-                          f"{MAX_PROMPT_BYTES / 1e6:.0f} MB (is this the right file?)")
+        raise ConfigError(
+            f"{where}: the line is {len(line) / 1e6:.1f} MB; items are limited to "
+            f"{MAX_PROMPT_BYTES / 1e6:.0f} MB (is this the right file?)"
+        )
     try:
         obj = json.loads(line, parse_constant=_not_a_number)
     except json.JSONDecodeError as e:
@@ -148,8 +195,10 @@ def _parse_line(line: str, where: str, sealed: bool) -> Item:
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply to be an item") from None
     if ("\\ud" in line or "\\uD" in line) and not _encodable(obj):
-        raise ConfigError(f"{where}: a text holds a lone surrogate (a \\u escape of half a character): not valid "
-                          "Unicode, and no provider could be sent it")
+        raise ConfigError(
+            f"{where}: a text holds a lone surrogate (a \\u escape of half a character): not valid "
+            "Unicode, and no provider could be sent it"
+        )
     return parse_item(obj, where, sealed)
 
 
@@ -159,13 +208,16 @@ def _decoded_lines(raw_lines, source: str):
         try:
             line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         except UnicodeDecodeError as e:
-            raise ConfigError(f"{source}:{n}: not UTF-8 text (byte {e.start} of the line); save the file as UTF-8") from None
+            raise ConfigError(
+                f"{source}:{n}: not UTF-8 text (byte {e.start} of the line); save the file as UTF-8"
+            ) from None
         if line.strip():
             yield n, line
 
 
 def iter_jsonl_items(lines, source: str, sealed: bool = False) -> Iterator[Item]:
-    """Items from JSONL lines (str or bytes), streamed. A bad line raises ConfigError with `source:line`."""
+    """Items from JSONL lines (str or bytes), streamed. A bad line raises ConfigError with
+    `source:line`."""
     for n, line in _decoded_lines(lines, source):
         yield _parse_line(line, f"{source}:{n}", sealed)
 
@@ -186,7 +238,8 @@ def read_pool_file(path: Path, sealed: bool = False) -> Iterator[Item]:
 
 
 def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
-    """Parse every line; return the item count, or raise listing each bad line (bad items are never dropped)."""
+    """Parse every line; return the item count, or raise listing each bad line (bad items are never
+    dropped)."""
     errors, ids, count = [], set(), 0
     for n, raw in enumerate(lines, 1):
         try:
@@ -202,8 +255,12 @@ def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
         ids.add(item.id)
         count += 1
     if errors:
-        shown = errors[:max_errors] + ([f"... and {len(errors) - max_errors} more"] if len(errors) > max_errors else [])
-        raise ConfigError(f"{source}: {len(errors)} bad item(s); nothing was run:\n" + "\n".join(shown))
+        shown = errors[:max_errors] + (
+            [f"... and {len(errors) - max_errors} more"] if len(errors) > max_errors else []
+        )
+        raise ConfigError(
+            f"{source}: {len(errors)} bad item(s); nothing was run:\n" + "\n".join(shown)
+        )
     if count == 0:
         raise ConfigError(f"{source}: the pool has no items")
     return count

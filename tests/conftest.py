@@ -1,10 +1,11 @@
 """Shared fixtures: a real mock model server on 127.0.0.1, a scratch project directory, the CLI."""
+
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -16,7 +17,6 @@ import httpx
 import pytest
 
 from harness import clock
-
 from harness.cli import main
 from harness.mockserver import MockBehaviour, MockServer
 
@@ -35,6 +35,7 @@ def wait_for_http(url: str, tries: int = 100) -> None:
     import time
 
     import httpx
+
     for _ in range(tries):
         try:
             httpx.get(url, timeout=1)
@@ -47,13 +48,17 @@ def wait_for_http(url: str, tries: int = 100) -> None:
 def needs_shared(sub: str) -> Path:
     path = SHARED / sub
     if not path.exists():
-        pytest.skip(f"{path} is not here: real-data tests need ../shared/data (present in CI, absent in a fresh clone)")
+        pytest.skip(
+            f"{path} is not here: real-data tests need ../shared/data (present in CI, absent in "
+            "a fresh clone)"
+        )
     return path
 
 
 @pytest.fixture(autouse=True)
 def key_lanes(tmp_path_factory, monkeypatch):
-    """Each test's key lanes (the pace a key's processes share) in a directory of its own, not the user's."""
+    """Each test's key lanes (the pace a key's processes share) in a directory of its own, not the
+    user's."""
     monkeypatch.setenv("HOLDOUT_LANES_DIR", str(tmp_path_factory.mktemp("lanes")))
 
 
@@ -84,9 +89,15 @@ class Project:
         spec = {"name": name, "public_pool": "items.jsonl", "strata": ["category"], **extra}
         (d / "suite.yaml").write_text(json.dumps(spec))
         if lines is None:
-            items = items or [{"id": f"q{i}", "prompt": f"Question number {i}: what is {i} plus {i}?",
-                               "reference": str(2 * i), "metadata": {"category": "math" if i % 2 else "trivia"}}
-                              for i in range(n)]
+            items = items or [
+                {
+                    "id": f"q{i}",
+                    "prompt": f"Question number {i}: what is {i} plus {i}?",
+                    "reference": str(2 * i),
+                    "metadata": {"category": "math" if i % 2 else "trivia"},
+                }
+                for i in range(n)
+            ]
             lines = [json.dumps(it) for it in items]
         (d / "items.jsonl").write_text("\n".join(lines) + "\n")
         return d
@@ -102,8 +113,11 @@ class Project:
 
     def rows(self, run_id: str) -> list[tuple]:
         with self.db() as db:
-            return db.execute("SELECT model, item_id, epoch, ok, error_kind, attempts FROM calls WHERE run_id=? "
-                              "ORDER BY model, item_id, epoch", (run_id,)).fetchall()
+            return db.execute(
+                "SELECT model, item_id, epoch, ok, error_kind, attempts FROM calls WHERE run_id=? "
+                "ORDER BY model, item_id, epoch",
+                (run_id,),
+            ).fetchall()
 
     def summary(self, run_id: str) -> dict:
         return json.loads((self.root / "results" / run_id / "summary.json").read_text())
@@ -111,9 +125,12 @@ class Project:
 
 @pytest.fixture
 def set_clock():
-    """Move holdout's clock in this process (harness/clock.py); back to the system clock afterwards."""
+    """Move holdout's clock in this process (harness/clock.py); back to the system clock
+    afterwards."""
+
     def set_(t: float) -> None:
         clock.inject(lambda: t)
+
     yield set_
     clock.inject(None)
 
@@ -121,10 +138,12 @@ def set_clock():
 @pytest.fixture
 def cli(capsys):
     """Run `holdout ...` in-process; returns (exit code, stdout, stderr)."""
+
     def run(*args):
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -132,31 +151,75 @@ INSTRUMENTED = Path(__file__).resolve().parent / "instrumented.py"
 
 
 def holdout_argv(*args, failpoints: str | None = None) -> list[str]:
-    """The console entry point; with `failpoints`, through tests/instrumented.py (production cannot arm them)."""
+    """The console entry point; with `failpoints`, through tests/instrumented.py (production cannot
+    arm them)."""
     if failpoints:
-        return [sys.executable, str(INSTRUMENTED), "--failpoints", failpoints, "--", *map(str, args)]
+        return [
+            sys.executable,
+            str(INSTRUMENTED),
+            "--failpoints",
+            failpoints,
+            "--",
+            *map(str, args),
+        ]
     return [sys.executable, "-m", "harness.cli", *map(str, args)]
 
 
-def holdout_subprocess(*args, cwd, env=None, failpoints: str | None = None, **kw) -> subprocess.Popen:
+def holdout_subprocess(
+    *args, cwd, env=None, failpoints: str | None = None, **kw
+) -> subprocess.Popen:
     """The real console entry point in its own process (for kill -9 and Ctrl-C tests)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.Popen(holdout_argv(*args, failpoints=failpoints), cwd=cwd, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        holdout_argv(*args, failpoints=failpoints),
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
-# -- human review: a routed run, and its app served in its own process (tests/test_review*.py) --------------
+# -- human review: a routed run, and its app served in its own process (tests/test_review*.py)
+# --------------
+
 
 @pytest.fixture
 def reviewed(project, cli, mock_server):
-    """6 items (4 en, 2 ja), one model, two judges that disagree on odd items; human review with overlap 2 and gold."""
-    items = [{"id": f"q{i}", "prompt": f"Review question {i} in {'ja' if i >= 4 else 'en'}",
-              "metadata": {"language": "ja" if i >= 4 else "en"}} for i in range(6)]
-    d = project.suite(items=items, graders=[
-        {"rubric": {"judges": [{"provider": "p", "model": "judge-1"}, {"provider": "p", "model": "judge-2"}],
-                    "criteria": [{"name": "quality", "scale": [1, 5], "guide": "overall"}]}},
-        {"human": {"route": {"when": ["judge_disagreement"], "gold": "gold.jsonl"}, "overlap": 2}}])
-    (d / "gold.jsonl").write_text(json.dumps({"item_id": "q0", "model": "m", "scores": {"quality": 5}}) + "\n")
+    """6 items (4 en, 2 ja), one model, two judges that disagree on odd items; human review with
+    overlap 2 and gold."""
+    items = [
+        {
+            "id": f"q{i}",
+            "prompt": f"Review question {i} in {'ja' if i >= 4 else 'en'}",
+            "metadata": {"language": "ja" if i >= 4 else "en"},
+        }
+        for i in range(6)
+    ]
+    d = project.suite(
+        items=items,
+        graders=[
+            {
+                "rubric": {
+                    "judges": [
+                        {"provider": "p", "model": "judge-1"},
+                        {"provider": "p", "model": "judge-2"},
+                    ],
+                    "criteria": [{"name": "quality", "scale": [1, 5], "guide": "overall"}],
+                }
+            },
+            {
+                "human": {
+                    "route": {"when": ["judge_disagreement"], "gold": "gold.jsonl"},
+                    "overlap": 2,
+                }
+            },
+        ],
+    )
+    (d / "gold.jsonl").write_text(
+        json.dumps({"item_id": "q0", "model": "m", "scores": {"quality": 5}}) + "\n"
+    )
 
     def respond(api, body):
         if body["model"].startswith("judge"):
@@ -164,9 +227,13 @@ def reviewed(project, cli, mock_server):
             q = 5 if body["model"] == "judge-1" or n % 2 == 0 else 1
             return json.dumps({"scores": {"quality": q}, "confidence": 0.9})
         return "the model's answer to " + body["messages"][-1]["content"]
+
     mock_server.behaviour.responder = respond
-    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                          f"models:\n  - {{provider: p, model: m}}\n")
+    path = project.config(
+        "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n"
+        f"models:\n  - {{provider: p, model: m}}\n"
+    )
     assert cli("run", path, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
     tokens = {}
     for name, langs in (("alice", "en,ja"), ("bob", "en"), ("carol", "en,ja")):
@@ -190,7 +257,8 @@ def server(reviewed):
 
 
 def login(url, token) -> httpx.Client:
-    """As a reviewer does: open the link (a landing page that spends nothing), then press Sign in (a POST)."""
+    """As a reviewer does: open the link (a landing page that spends nothing), then press Sign in (a
+    POST)."""
     client = httpx.Client(base_url=url, follow_redirects=False)
     landing = client.get("/login", params={"token": token})
     assert landing.status_code == 200 and "Sign in" in landing.text
@@ -199,10 +267,13 @@ def login(url, token) -> httpx.Client:
     return client
 
 
-# -- a real browser: headless Chromium over the DevTools protocol --------------------------------------------
+# -- a real browser: headless Chromium over the DevTools protocol
+# --------------------------------------------
+
 
 def need_chromium() -> str:
     import shutil
+
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         pytest.skip("chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
@@ -225,18 +296,29 @@ class DevTools:
                 return msg.get("result", {})
 
     async def text(self, *, href: bool = False, settle_s: float = 0.6) -> str:
-        """The page's location (path, or the whole URL) and its visible text, once it has settled."""
+        """The page's location (path, or the whole URL) and its visible text, once it has
+        settled."""
         import asyncio
+
         await asyncio.sleep(settle_s)
         where = "document.location.href" if href else "document.location.pathname"
-        r = await self.call("Runtime.evaluate", expression=f"{where} + '\\n' + document.body.innerText")
+        r = await self.call(
+            "Runtime.evaluate", expression=f"{where} + '\\n' + document.body.innerText"
+        )
         return r["result"]["value"]
 
     async def key(self, key: str, code: str, vk: int) -> None:
-        """Press a key: Enter submits or presses the focused button, Space selects the focused radio."""
+        """Press a key: Enter submits or presses the focused button, Space selects the focused
+        radio."""
         for kind in ("keyDown", "keyUp"):
-            await self.call("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=vk,
-                            **({"text": "\r" if key == "Enter" else " "} if kind == "keyDown" else {}))
+            await self.call(
+                "Input.dispatchKeyEvent",
+                type=kind,
+                key=key,
+                code=code,
+                windowsVirtualKeyCode=vk,
+                **({"text": "\r" if key == "Enter" else " "} if kind == "keyDown" else {}),
+            )
 
 
 @contextlib.asynccontextmanager
@@ -245,12 +327,27 @@ async def chromium_page(tmp_path: Path, *flags: str):
     import asyncio
 
     import aiohttp
+
     devtools = free_port()
     browser = subprocess.Popen(
-        [need_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", *flags,
-         f"--user-data-dir={tmp_path / 'profile'}", f"--remote-debugging-port={devtools}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            need_chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            *flags,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--remote-debugging-port={devtools}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         async with aiohttp.ClientSession() as http:
             pages = []

@@ -1,10 +1,12 @@
-"""The holdout CLI with test instruments armed, for tests that need a separate process (kill -9, Ctrl-C).
+"""The holdout CLI with test instruments armed, for tests that need a separate process (kill -9,
+Ctrl-C).
 
     python tests/instrumented.py [--failpoints SPEC] [--now EPOCH_SECONDS] -- <holdout arguments>
 
-This file is not part of the installed package, so a production install has no way to arm a failpoint
-or move the clock (see harness/clock.py and harness/failpoints.py).
+This file is not part of the installed package, so a production install has no way to arm a
+failpoint or move the clock (see harness/clock.py and harness/failpoints.py).
 """
+
 import sys
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from harness.cli import main  # noqa: E402
 
 def run(argv: list[str]) -> int:
     split = argv.index("--") if "--" in argv else 0
-    opts, args = argv[:split], argv[split + 1:] if "--" in argv else argv
+    opts, args = argv[:split], argv[split + 1 :] if "--" in argv else argv
     while opts:
         flag, value, *opts = opts
         if flag == "--failpoints":

@@ -1,21 +1,32 @@
 """Property-based bad input: random and mutated configs, suites and pool files never produce a
 traceback; every message names the file (and the line or item id) and what is wrong."""
+
 import json
 
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.cli import main
 
 VALID = {
     "suite": "mini",
     "epochs": 1,
-    "providers": {"p": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "concurrency": 2}},
+    "providers": {
+        "p": {"type": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "concurrency": 2}
+    },
     "models": [{"provider": "p", "model": "m", "params": {"temperature": 0, "max_tokens": 5}}],
 }
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False, width=16),
-                    st.text(max_size=8), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, width=16),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def paths(obj, prefix=()):
@@ -55,19 +66,23 @@ def run_cli(capsys, *args):
     return code, err
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cfg=mutated_configs())
 def test_mutated_run_configs_get_clear_errors(project, capsys, cfg):
     project.suite(n=1)
     path = project.config(yaml.safe_dump(cfg, sort_keys=False))
     code, err = run_cli(capsys, "run", path, "-q")
     assert "Traceback" not in err
-    if code not in (0, 3):     # 3: it ran, and calls to the closed port failed
+    if code not in (0, 3):  # 3: it ran, and calls to the closed port failed
         assert code == 2 and err.startswith("error: ")
         assert str(path) in err or "suite" in err
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=st.text(max_size=200))
 def test_random_text_as_a_config(project, capsys, text):
     project.suite(n=1)
@@ -76,15 +91,31 @@ def test_random_text_as_a_config(project, capsys, text):
     assert code == 2 and "Traceback" not in err and err.startswith(f"error: {path}")
 
 
-good_line = st.fixed_dictionaries({"id": st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True),
-                                   "prompt": st.text(min_size=1, max_size=30)})
+good_line = st.fixed_dictionaries(
+    {
+        "id": st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True),
+        "prompt": st.text(min_size=1, max_size=30),
+    }
+)
 bad_line = st.one_of(
-    st.just("{not json"), st.just('{"prompt": "no id"}'), st.just('{"id": "x"}'), st.just('{"id": 5, "prompt": "p"}'),
-    st.just('{"id": "x", "prompt": "p", "extra": 1}'), st.just("[1, 2]"), st.just('{"id": "", "prompt": "p"}'))
+    st.just("{not json"),
+    st.just('{"prompt": "no id"}'),
+    st.just('{"id": "x"}'),
+    st.just('{"id": 5, "prompt": "p"}'),
+    st.just('{"id": "x", "prompt": "p", "extra": 1}'),
+    st.just("[1, 2]"),
+    st.just('{"id": "", "prompt": "p"}'),
+)
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(good=st.lists(good_line, max_size=5), bad=st.lists(bad_line, min_size=1, max_size=3), data=st.data())
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    good=st.lists(good_line, max_size=5),
+    bad=st.lists(bad_line, min_size=1, max_size=3),
+    data=st.data(),
+)
 def test_pool_files_with_bad_lines_name_every_bad_line(project, capsys, good, bad, data):
     lines = [json.dumps(g) for g in good]
     positions = []
@@ -102,9 +133,12 @@ def test_pool_files_with_bad_lines_name_every_bad_line(project, capsys, good, ba
 
 def test_wrong_encoding_and_huge_prompt_and_duplicates(project, capsys):
     d = project.suite(n=1)
-    (d / "items.jsonl").write_bytes(b'{"id": "a", "prompt": "ok"}\n{"id": "b", "prompt": "caf\xe9"}\n'
-                                    + json.dumps({"id": "c", "prompt": "x" * 10_000_000}).encode() + b"\n"
-                                    + b'{"id": "a", "prompt": "again"}\n')
+    (d / "items.jsonl").write_bytes(
+        b'{"id": "a", "prompt": "ok"}\n{"id": "b", "prompt": "caf\xe9"}\n'
+        + json.dumps({"id": "c", "prompt": "x" * 10_000_000}).encode()
+        + b"\n"
+        + b'{"id": "a", "prompt": "again"}\n'
+    )
     path = project.config(yaml.safe_dump(VALID))
     code, err = run_cli(capsys, "run", path, "-q")
     assert code == 2 and "Traceback" not in err
@@ -114,23 +148,36 @@ def test_wrong_encoding_and_huge_prompt_and_duplicates(project, capsys):
 
 
 @settings(max_examples=200, deadline=None)
-@given(form=st.dictionaries(st.sampled_from(["quality", "style", "flag", "comment", "x"]),
-                            st.one_of(st.text(max_size=12), st.integers(-3, 9).map(str), st.none()), max_size=5))
+@given(
+    form=st.dictionaries(
+        st.sampled_from(["quality", "style", "flag", "comment", "x"]),
+        st.one_of(st.text(max_size=12), st.integers(-3, 9).map(str), st.none()),
+        max_size=5,
+    )
+)
 def test_reviewer_submissions_are_validated_with_clear_messages(form):
-    """Any form a browser (or a hand-made POST) can send: saved if valid, else a message naming the field."""
+    """Any form a browser (or a hand-made POST) can send: saved if valid, else a message naming the
+    field."""
     import sqlite3
 
     from harness.review import queue
+
     db = sqlite3.connect(":memory:", isolation_level=None)
     queue.setup(db)
-    db.execute("INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, assigned) VALUES ('a','r','m','i',0,'ann',0)")
+    db.execute(
+        "INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, assigned) VALUES "
+        "('a','r','m','i',0,'ann',0)"
+    )
     criteria = [{"name": "quality", "scale": [1, 5]}, {"name": "style", "scale": [1, 3]}]
     scores = {c["name"]: form.get(c["name"]) for c in criteria}
     try:
-        queue.submit(db, "ann", "a", scores, criteria, form.get("flag") or None, form.get("comment") or "")
+        queue.submit(
+            db, "ann", "a", scores, criteria, form.get("flag") or None, form.get("comment") or ""
+        )
     except ValueError as e:
         assert any(str(e).startswith(k) for k in ("quality:", "style:", "flag:", "comment:"))
-        assert db.execute("SELECT done FROM assignments").fetchone()[0] is None        # nothing half-saved
+        # nothing half-saved
+        assert db.execute("SELECT done FROM assignments").fetchone()[0] is None
     else:
         saved = json.loads(db.execute("SELECT scores FROM assignments").fetchone()[0])
         assert all(1 <= saved[c] <= (5 if c == "quality" else 3) for c in saved)

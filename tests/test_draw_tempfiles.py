@@ -1,6 +1,7 @@
-"""`pool draw` leaves no plaintext copy of the source behind, however it ends: local files are read with no
-cache at all, and a dataset loaded through `datasets` is cached only inside the vault, removed on
-SIGTERM and swept by the next draw after a `kill -9`."""
+"""`pool draw` leaves no plaintext copy of the source behind, however it ends: local files are read
+with no cache at all, and a dataset loaded through `datasets` is cached only inside the vault,
+removed on SIGTERM and swept by the next draw after a `kill -9`."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-SUITE = ("name: arena\nstrata: [category]\nsource:\n  prompt: prompt\n  id: id\n  metadata: {category: category}\n"
-         "draw: {size: 50, stratify: [category]}\n")
+SUITE = (
+    "name: arena\nstrata: [category]\nsource:\n  prompt: prompt\n  id: id\n  metadata: "
+    "{category: category}\n"
+    "draw: {size: 50, stratify: [category]}\n"
+)
 
 
 def setup_project(tmp_path: Path, rows: int) -> tuple[Path, Path, dict, list[str]]:
@@ -26,15 +30,24 @@ def setup_project(tmp_path: Path, rows: int) -> tuple[Path, Path, dict, list[str
     src = tmp_path / "src"
     src.mkdir()
     canaries = [f"zq{secrets.token_hex(8)}" for _ in range(rows)]
-    (src / "part.jsonl").write_text("".join(
-        json.dumps({"id": f"s{i}", "prompt": f"Plan {c} for week {i}", "category": "ab"[i % 2]}) + "\n"
-        for i, c in enumerate(canaries)))
+    (src / "part.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"s{i}", "prompt": f"Plan {c} for week {i}", "category": "ab"[i % 2]})
+            + "\n"
+            for i, c in enumerate(canaries)
+        )
+    )
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp / "hf")}
     env.pop("HOLDOUT_VAULT_KEY", None)
-    subprocess.run([sys.executable, "-m", "harness.cli", "vault", "init"], cwd=root, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "harness.cli", "vault", "init"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return root, src, env, canaries
 
 
@@ -56,19 +69,52 @@ def test_a_killed_draw_leaves_no_plaintext(tmp_path, source_kind):
     source = str(src / "part.jsonl") if source_kind == "file" else str(src)
     rng = random.Random(7)
     for trial, sig in enumerate([signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL]):
-        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "pool", "draw", "--suite", "arena",
-                                 "--source", source, "--seed", str(trial)], cwd=root, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "pool",
+                "draw",
+                "--suite",
+                "arena",
+                "--source",
+                source,
+                "--seed",
+                str(trial),
+            ],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(rng.uniform(0.8, 2.5))
         proc.send_signal(sig)
         proc.communicate(timeout=60)
         leftovers = plaintext_files([root, Path(env["TMPDIR"])], canaries)
-        if sig == signal.SIGKILL:     # only the vault's own 0700 cache may survive a kill -9, until the next draw
+        # only the vault's own 0700 cache may survive a kill -9, until the next draw
+        if sig == signal.SIGKILL:
             assert all("/.holdout/vault/tmp/draw-" in f for f in leftovers), leftovers
         else:
             assert leftovers == [], (sig, leftovers)
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "pool", "draw", "--suite", "arena", "--source", source],
-                          cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "pool",
+            "draw",
+            "--suite",
+            "arena",
+            "--source",
+            source,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert plaintext_files([root, Path(env["TMPDIR"])], canaries) == []
     cache = root / ".holdout" / "vault" / "tmp"

@@ -1,4 +1,5 @@
 """Faults and bad input: nothing lost, nothing wrong, every error clear."""
+
 import json
 import os
 import signal
@@ -8,37 +9,62 @@ import sys
 import time
 
 import pytest
-
 from conftest import holdout_subprocess
+
 from harness.mockserver import FAULTS, MockBehaviour, MockServer
 
-KNOWN_ERROR_KINDS = {"timeout", "connection", "server_error", "rate_limited", "bad_response", "empty", "content_filter"}
+KNOWN_ERROR_KINDS = {
+    "timeout",
+    "connection",
+    "server_error",
+    "rate_limited",
+    "bad_response",
+    "empty",
+    "content_filter",
+}
 
 
 def two_provider_config(url, extra=""):
-    return (f"suite: mini\nproviders:\n  oa:\n    type: openai-compatible\n    base_url: {url}/v1\n"
-            f"    api_key_env: MOCK_KEY\n    timeout_s: 0.5\n    max_attempts: 6\n    concurrency: 8\n"
-            f"  an:\n    type: anthropic\n    base_url: {url}\n    api_key_env: MOCK_KEY\n    timeout_s: 0.5\n"
-            f"    max_attempts: 6\n    concurrency: 8\nmodels:\n  - {{provider: oa, model: m-oa}}\n"
-            f"  - {{provider: an, model: m-an}}\n{extra}")
+    return (
+        f"suite: mini\nproviders:\n  oa:\n    type: openai-compatible\n    base_url: {url}/v1\n"
+        f"    api_key_env: MOCK_KEY\n    timeout_s: 0.5\n    max_attempts: 6\n    concurrency: 8\n"
+        f"  an:\n    type: anthropic\n    base_url: {url}\n    api_key_env: MOCK_KEY\n    "
+        "timeout_s: 0.5\n"
+        f"    max_attempts: 6\n    concurrency: 8\nmodels:\n  - {{provider: oa, model: m-oa}}\n"
+        f"  - {{provider: an, model: m-an}}\n{extra}"
+    )
 
 
 def test_every_provider_fault_ends_as_success_or_a_recorded_error(project, cli, mock_server):
     project.suite(n=40)
-    mock_server.behaviour = MockBehaviour(error_rate=0.2, faults=FAULTS, hang_s=2.0, retry_after_s=0.1, seed=3)
-    path = project.config(two_provider_config(mock_server.url, "graders:\n  - rules: {type: contains}\n"))
+    mock_server.behaviour = MockBehaviour(
+        error_rate=0.2, faults=FAULTS, hang_s=2.0, retry_after_s=0.1, seed=3
+    )
+    path = project.config(
+        two_provider_config(mock_server.url, "graders:\n  - rules: {type: contains}\n")
+    )
     code, _, err = cli("run", path, "-q")
     assert code == 0, err
-    assert set(mock_server.stats.faults) >= {"429", "500", "reset", "hang", "garbled", "truncated", "empty"}
+    assert set(mock_server.stats.faults) >= {
+        "429",
+        "500",
+        "reset",
+        "hang",
+        "garbled",
+        "truncated",
+        "empty",
+    }
     with project.db() as db:
-        rows = db.execute("SELECT ok, output, error_kind, attempts FROM calls WHERE run_id='run'").fetchall()
+        rows = db.execute(
+            "SELECT ok, output, error_kind, attempts FROM calls WHERE run_id='run'"
+        ).fetchall()
     assert len(rows) == 80
-    for ok, output, kind, attempts in rows:
+    for ok, output, kind, _attempts in rows:
         if ok:
-            assert output                                  # an empty completion is never a success
+            assert output  # an empty completion is never a success
         else:
-            assert kind in KNOWN_ERROR_KINDS               # every error has its cause
-    assert any(a > 1 for *_, a in rows)                    # faults were retried into successes
+            assert kind in KNOWN_ERROR_KINDS  # every error has its cause
+    assert any(a > 1 for *_, a in rows)  # faults were retried into successes
     assert sum(ok for ok, *_ in rows) >= 60
     # errors are never graded as wrong answers; the report keeps them apart
     assert cli("grade", "run", "-q")[0] == 0
@@ -53,37 +79,59 @@ def test_every_provider_fault_ends_as_success_or_a_recorded_error(project, cli, 
 
 def _final_state(root, run_id="run"):
     db = sqlite3.connect(root / ".holdout" / "store.sqlite")
-    calls = db.execute("SELECT model, item_id, epoch, ok, output FROM calls WHERE run_id=? ORDER BY 1,2,3",
-                       (run_id,)).fetchall()
-    grades = db.execute("SELECT grader, model, item_id, epoch, status, score FROM grades WHERE run_id=? ORDER BY 1,2,3,4",
-                        (run_id,)).fetchall()
+    calls = db.execute(
+        "SELECT model, item_id, epoch, ok, output FROM calls WHERE run_id=? ORDER BY 1,2,3",
+        (run_id,),
+    ).fetchall()
+    grades = db.execute(
+        "SELECT grader, model, item_id, epoch, status, score FROM grades WHERE run_id=? ORDER BY "
+        "1,2,3,4",
+        (run_id,),
+    ).fetchall()
     db.close()
     return calls, grades
 
 
-@pytest.mark.parametrize("command,failpoint", [
-    ("run", "runner.after_call=kill@7"),               # during calls
-    ("run", "store.flush.before_commit=kill@3"),       # inside a store commit
-    ("grade", "runner.after_call=kill@9"),             # during grading (judge calls)
-    ("grade", "store.flush.before_commit=kill@2"),     # inside a commit of judge results
-])
+@pytest.mark.parametrize(
+    "command,failpoint",
+    [
+        ("run", "runner.after_call=kill@7"),  # during calls
+        ("run", "store.flush.before_commit=kill@3"),  # inside a store commit
+        ("grade", "runner.after_call=kill@9"),  # during grading (judge calls)
+        ("grade", "store.flush.before_commit=kill@2"),  # inside a commit of judge results
+    ],
+)
 def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, command, failpoint):
     n = 24
     results = {}
     for label in ("clean", "killed"):
-        server = MockServer(MockBehaviour(latency_s=0.01, responder=lambda api, body: (
-            json.dumps({"scores": {"q": 3}}) if body["model"] == "judge" else None)))
+        server = MockServer(
+            MockBehaviour(
+                latency_s=0.01,
+                responder=lambda api, body: (
+                    json.dumps({"scores": {"q": 3}}) if body["model"] == "judge" else None
+                ),
+            )
+        )
         server.start()
         root = tmp_path / label
         (root / "suites" / "mini").mkdir(parents=True)
         (root / "suites" / "mini" / "suite.yaml").write_text(
             "name: mini\npublic_pool: items.jsonl\ngraders:\n  - rules: {type: contains}\n"
-            "  - rubric:\n      judge: {provider: oa, model: judge}\n      criteria: [{name: q, scale: [1, 5]}]\n")
+            "  - rubric:\n      judge: {provider: oa, model: judge}\n      criteria: [{name: q, "
+            "scale: [1, 5]}]\n"
+        )
         (root / "suites" / "mini" / "items.jsonl").write_text(
-            "".join(json.dumps({"id": f"q{i}", "prompt": f"prompt {i}", "reference": f"{i}"}) + "\n" for i in range(n)))
-        (root / "run.yaml").write_text(f"suite: mini\nproviders:\n  oa:\n    type: openai-compatible\n"
-                                       f"    base_url: {server.url}/v1\n    concurrency: 3\n"
-                                       f"models:\n  - {{provider: oa, model: m1}}\n")
+            "".join(
+                json.dumps({"id": f"q{i}", "prompt": f"prompt {i}", "reference": f"{i}"}) + "\n"
+                for i in range(n)
+            )
+        )
+        (root / "run.yaml").write_text(
+            f"suite: mini\nproviders:\n  oa:\n    type: openai-compatible\n"
+            f"    base_url: {server.url}/v1\n    concurrency: 3\n"
+            f"models:\n  - {{provider: oa, model: m1}}\n"
+        )
         env = {"MOCK_KEY": "x"}
         steps = [("run", "run.yaml"), ("grade", "run")]
         for cmd, arg in steps:
@@ -96,13 +144,17 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, comma
             assert proc.returncode == 0, err
         results[label] = (_final_state(root), server.stats.requests)
         server.stop()
-    (clean_state, clean_requests), (killed_state, killed_requests) = results["clean"], results["killed"]
-    assert killed_state == clean_state                     # same outputs, same grades
-    assert killed_requests <= clean_requests + 3           # nothing paid twice but the 3 in flight
+    (clean_state, clean_requests), (killed_state, killed_requests) = (
+        results["clean"],
+        results["killed"],
+    )
+    assert killed_state == clean_state  # same outputs, same grades
+    assert killed_requests <= clean_requests + 3  # nothing paid twice but the 3 in flight
 
 
 def test_interrupted_activation_leaves_the_previous_pool_active(tmp_path, monkeypatch):
     from harness.vault import Vault, import_pool_file
+
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
     vault, _ = Vault.init(tmp_path / "ws")
     pool = tmp_path / "p.jsonl"
@@ -110,10 +162,13 @@ def test_interrupted_activation_leaves_the_previous_pool_active(tmp_path, monkey
     v1 = import_pool_file(vault, "arena", pool, "heldout")
     v2 = import_pool_file(vault, "arena", pool, "heldout")
     vault.activate(v1)
-    code = ("import sys; from pathlib import Path; from harness import failpoints; from harness.vault import Vault; "
-            "failpoints.arm('vault.activate.before_index=kill'); Vault.open(Path(sys.argv[1])).activate(sys.argv[2])")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), v2],
-                          env=os.environ)
+    code = (
+        "import sys; from pathlib import Path; from harness import failpoints; from "
+        "harness.vault import Vault; "
+        "failpoints.arm('vault.activate.before_index=kill'); "
+        "Vault.open(Path(sys.argv[1])).activate(sys.argv[2])"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), v2], env=os.environ)
     assert proc.returncode == -signal.SIGKILL
     assert vault.active_pool("arena") == v1 and vault.manifest(v2)["status"] == "draft"
 
@@ -122,34 +177,56 @@ def test_two_runs_at_once_on_one_store_and_vault(project, mock_server, monkeypat
     project.suite(name="arena")
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
     mock_server.behaviour.latency_s = 0.01
-    items = "".join(json.dumps({"id": f"h{i}", "prompt": f"held-out question {i}"}) + "\n" for i in range(30))
+    items = "".join(
+        json.dumps({"id": f"h{i}", "prompt": f"held-out question {i}"}) + "\n" for i in range(30)
+    )
     (tmp_path / "pool.jsonl").write_text(items)
-    for args in (["vault", "init"], ["pool", "import", tmp_path / "pool.jsonl", "--suite", "arena", "--heldout", "--activate"]):
+    for args in (
+        ["vault", "init"],
+        ["pool", "import", tmp_path / "pool.jsonl", "--suite", "arena", "--heldout", "--activate"],
+    ):
         proc = holdout_subprocess(*args, cwd=project.root)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     procs = []
     for run_id in ("first", "second"):
-        path = project.config(f"run_id: {run_id}\nsuite: arena\npool: heldout\nproviders:\n  p:\n"
-                              f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\n    concurrency: 4\n"
-                              f"models:\n  - {{provider: p, model: m}}\n", name=f"{run_id}.yaml")
+        path = project.config(
+            f"run_id: {run_id}\nsuite: arena\npool: heldout\nproviders:\n  p:\n"
+            f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\n    concurrency: 4\n"
+            f"models:\n  - {{provider: p, model: m}}\n",
+            name=f"{run_id}.yaml",
+        )
         procs.append(holdout_subprocess("run", path, "-q", cwd=project.root))
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     assert len(project.rows("first")) == 30 and len(project.rows("second")) == 30
     ledger = sqlite3.connect(project.root / ".holdout" / "vault" / "ledger.sqlite")
-    counts = ledger.execute("SELECT run_id, COUNT(*) FROM exposures GROUP BY run_id ORDER BY 1").fetchall()
+    counts = ledger.execute(
+        "SELECT run_id, COUNT(*) FROM exposures GROUP BY run_id ORDER BY 1"
+    ).fetchall()
     assert counts == [("first", 30), ("second", 30)]
-    assert sqlite3.connect(project.root / ".holdout" / "store.sqlite").execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert (
+        sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+        .execute("PRAGMA integrity_check")
+        .fetchone()[0]
+        == "ok"
+    )
 
 
 def test_unwritable_results_directory_is_a_clear_error_and_loses_nothing(project, cli, mock_server):
     project.suite(n=5)
-    path = project.config(f"suite: mini\nresults_dir: /proc/holdout-results\nproviders:\n  p:\n"
-                          f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: p, model: m}}\n")
+    path = project.config(
+        f"suite: mini\nresults_dir: /proc/holdout-results\nproviders:\n  p:\n"
+        f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\nmodels:\n  - "
+        f"{{provider: p, model: m}}\n"
+    )
     code, _, err = cli("run", path, "-q")
-    assert code == 2 and "/proc/holdout-results/run/summary.json: cannot write" in err and "nothing in the store was lost" in err
+    assert (
+        code == 2
+        and "/proc/holdout-results/run/summary.json: cannot write" in err
+        and "nothing in the store was lost" in err
+    )
     assert len(project.rows("run")) == 5
     path.write_text(path.read_text().replace("/proc/holdout-results", "results"))
     code, _, err = cli("run", path, "-q")
@@ -159,16 +236,23 @@ def test_unwritable_results_directory_is_a_clear_error_and_loses_nothing(project
 def test_disk_full_store_is_a_clear_error_and_stays_consistent(tmp_path, mock_server):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a small tmpfs here to fill a disk")
     try:
         (tmp_path / "suites" / "mini").mkdir(parents=True)
-        (tmp_path / "suites" / "mini" / "suite.yaml").write_text("name: mini\npublic_pool: items.jsonl\n")
+        (tmp_path / "suites" / "mini" / "suite.yaml").write_text(
+            "name: mini\npublic_pool: items.jsonl\n"
+        )
         (tmp_path / "suites" / "mini" / "items.jsonl").write_text(
-            "".join(json.dumps({"id": f"q{i}", "prompt": "x" * 2000}) + "\n" for i in range(300)))
-        (tmp_path / "run.yaml").write_text(f"suite: mini\nworkspace: {mnt}\nproviders:\n  p:\n"
-                                           f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                                           f"models:\n  - {{provider: p, model: m}}\n")
+            "".join(json.dumps({"id": f"q{i}", "prompt": "x" * 2000}) + "\n" for i in range(300))
+        )
+        (tmp_path / "run.yaml").write_text(
+            f"suite: mini\nworkspace: {mnt}\nproviders:\n  p:\n"
+            f"    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+            f"models:\n  - {{provider: p, model: m}}\n"
+        )
         proc = holdout_subprocess("run", "run.yaml", "-q", cwd=tmp_path)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 2 and "cannot write results" in err and "Traceback" not in err
@@ -186,8 +270,11 @@ def test_ctrl_c_stops_new_calls_saves_and_says_how_to_resume(project, mock_serve
     n = 80
     project.suite(n=n)
     mock_server.behaviour.latency_s = 0.1
-    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                          f"    concurrency: 4\nmodels:\n  - {{provider: p, model: m}}\n")
+    path = project.config(
+        "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n"
+        f"    concurrency: 4\nmodels:\n  - {{provider: p, model: m}}\n"
+    )
     proc = holdout_subprocess("run", path, cwd=project.root)
     while mock_server.stats.requests < 12:
         time.sleep(0.01)

@@ -1,6 +1,7 @@
-"""One pace per key across this machine's processes: every send time is reserved from one file under a lock.
-What the schedule guarantees is checked on the times it hands out (computed, not measured); the wall time
-and the 429s of four processes on a 20 req/s key are in bench/shared_key.py."""
+"""One pace per key across this machine's processes: every send time is reserved from one file under
+a lock. What the schedule guarantees is checked on the times it hands out (computed, not measured);
+the wall time and the 429s of four processes on a 20 req/s key are in bench/shared_key.py."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, holdout_subprocess
 
 from harness.keylane import RECORD, KeyLane
 from harness.mockserver import MockBehaviour
-
-from conftest import ROOT, holdout_subprocess
 
 RESERVE = """
 import json, sys
@@ -30,16 +30,25 @@ print(json.dumps([[s.at, s.number] for s in (lane.reserve(0.02) for _ in range(2
 
 def test_two_processes_take_their_send_times_from_one_schedule(tmp_path):
     path = tmp_path / "k.lane"
-    procs = [subprocess.Popen([sys.executable, "-c", RESERVE, str(path)], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RESERVE, str(path)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         p.stdin.write("go\n")
         p.stdin.flush()
     slots = sorted((number, at) for p in procs for at, number in json.loads(p.communicate()[0]))
-    assert [n for n, _ in slots] == list(range(1, 51))   # each number once: no two processes read one record
+    # each number once: no two processes read one record
+    assert [n for n, _ in slots] == list(range(1, 51))
     gaps = [b - a for (_, a), (_, b) in zip(slots, slots[1:])]
-    assert min(gaps) >= 0.02 - 1e-9                         # in number order, one spacing apart at least
+    assert min(gaps) >= 0.02 - 1e-9  # in number order, one spacing apart at least
 
 
 def test_a_process_that_knows_no_rate_yet_is_paced_by_the_live_schedule(tmp_path):
@@ -54,7 +63,7 @@ def test_a_429_holds_every_process_on_the_key(tmp_path):
     until = time.monotonic() + 30
     lane.hold_until(until)
     assert other.reserve(0.01).at >= until
-    lane.hold_until(until - 10)                              # an earlier hold does not shorten it
+    lane.hold_until(until - 10)  # an earlier hold does not shorten it
     assert other.reserve(0.01).at >= until
 
 
@@ -73,32 +82,45 @@ def test_a_lane_is_named_by_key_server_and_model_and_holds_neither(tmp_path, mon
     def lane(**kw):
         spec = {"provider_type": "openai", "base_url": None, "api_key": key, "lane": "gpt-4o", **kw}
         return KeyLane.for_key(**spec).path.name
-    names = {lane(), lane(api_key=key + "y"), lane(base_url="http://127.0.0.1:9/v1"), lane(lane="gpt-4o-mini"),
-             lane(provider_type="anthropic")}
+
+    names = {
+        lane(),
+        lane(api_key=key + "y"),
+        lane(base_url="http://127.0.0.1:9/v1"),
+        lane(lane="gpt-4o-mini"),
+        lane(provider_type="anthropic"),
+    }
     assert len(names) == 5 and lane() == lane()
     lane_file = tmp_path / "lanes" / lane()
     KeyLane(lane_file).reserve(0.1)
     assert key.encode() not in lane_file.read_bytes() and "x" * 8 not in lane_file.name
-    assert (tmp_path / "lanes").stat().st_mode & 0o077 == 0 and lane_file.stat().st_mode & 0o077 == 0
+    assert (
+        tmp_path / "lanes"
+    ).stat().st_mode & 0o077 == 0 and lane_file.stat().st_mode & 0o077 == 0
 
 
 def test_an_unwritable_lanes_directory_leaves_each_process_pacing_alone(tmp_path, monkeypatch):
     blocked = tmp_path / "file"
     blocked.write_text("")
-    monkeypatch.setenv("HOLDOUT_LANES_DIR", str(blocked / "lanes"))   # under a file: cannot be made
+    monkeypatch.setenv("HOLDOUT_LANES_DIR", str(blocked / "lanes"))  # under a file: cannot be made
     assert KeyLane.for_key(provider_type="openai", base_url=None, api_key="k", lane="m") is None
 
 
 def test_two_runs_on_one_key_share_its_lane(project, mock_server, tmp_path):
-    """Two `holdout run` in two workspaces on one key and model: one lane file, whose count covers every
-    request the server heard from both (a request is sent only in a slot reserved on it)."""
+    """Two `holdout run` in two workspaces on one key and model: one lane file, whose count covers
+    every request the server heard from both (a request is sent only in a slot reserved on it)."""
     project.suite(n=30)
     mock_server.behaviour = MockBehaviour(rate_limit_rps=50, latency_s=0.01)
-    project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                   f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: p, model: m}}\n")
+    project.config(
+        "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n"
+        f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: p, model: m}}\n"
+    )
     other = tmp_path.parent / (tmp_path.name + "-other")
     shutil.copytree(project.root, other)
-    procs = [holdout_subprocess("run", "configs/run.yaml", "-q", cwd=d) for d in (project.root, other)]
+    procs = [
+        holdout_subprocess("run", "configs/run.yaml", "-q", cwd=d) for d in (project.root, other)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
@@ -111,12 +133,15 @@ def test_two_runs_on_one_key_share_its_lane(project, mock_server, tmp_path):
 
 @pytest.mark.parametrize("kind", ["openai-compatible", "anthropic"])
 def test_a_run_alone_on_its_key_is_paced_by_the_advertised_limit(project, cli, mock_server, kind):
-    """The lane counts this process's requests as the key's own: alone, no share of the key is taken off."""
+    """The lane counts this process's requests as the key's own: alone, no share of the key is taken
+    off."""
     project.suite(n=12)
     mock_server.behaviour = MockBehaviour(rate_limit_rps=5, latency_s=0.01)
     url = f"{mock_server.url}/v1" if kind == "openai-compatible" else mock_server.url
-    path = project.config(f"suite: mini\nproviders:\n  p:\n    type: {kind}\n    base_url: {url}\n"
-                          f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: p, model: m}}\n")
+    path = project.config(
+        f"suite: mini\nproviders:\n  p:\n    type: {kind}\n    base_url: {url}\n"
+        f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: p, model: m}}\n"
+    )
     code, _, err = cli("run", path, "-q")
     assert code == 0, err
     assert project.summary("run")["pacing"]["p"]["paced_by"] == "the provider's advertised limit"

@@ -1,4 +1,5 @@
-"""The leak test: held-out canaries must never appear anywhere but the model request and the review page.
+"""The leak test: held-out canaries must never appear anywhere but the model request and the review
+page.
 
 A held-out pool of canary items of every kind (long and very short texts, numeric and one-word
 references, Chinese and Japanese without spaces, Thai, Arabic, Hebrew, Hindi, Cyrillic, accented
@@ -18,6 +19,7 @@ open is open.
 
 Every new output path, script or text form gets a canary here in the same change that creates it.
 """
+
 from __future__ import annotations
 
 import base64
@@ -28,15 +30,15 @@ import os
 import random
 import re
 import secrets
-from urllib.parse import quote
 import subprocess
 import sys
 import unicodedata
 import warnings
+from urllib.parse import quote
 
 import pytest
-
 from conftest import free_port, holdout_argv, wait_for_http
+
 from harness.mockserver import MockBehaviour, MockServer
 
 ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
@@ -52,8 +54,8 @@ def rand_chars(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-HAN = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明"
-KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをんアイウエオカキクケコサシスセソ"
+HAN = "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年得就那要下以生会自着去之过家学对可里后小么心多天而能好都然没日于起还发成事只作当想看文无开手十用主行方又如前所本见经头面公同三已老从动两长知民样现分将外但身些与高意进把法此实回二理美点月明"  # noqa: E501
+KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをんアイウエオカキクケコサシスセソ"  # noqa: E501
 THAI = "กขคงจฉชซญดตถทธนบปผพฟภมยรลวศสหอฮะาิีึืุูเแโใไ"
 ARABIC = "ابتثجحخدذرزسشصضطظعغفقكلمنهوي"
 HEBREW = "אבגדהוזחטיכלמנסעפצקרשת"
@@ -68,34 +70,86 @@ def canary_items() -> list[dict]:
     w = lambda n=3: pseudo_word(rng, n)  # noqa: E731
     token = lambda: f"zq{secrets.token_hex(8)}"  # noqa: E731
     items = [
-        {"id": "long-en", "prompt": f"Summarise this internal note in two sentences: the project {token()} moved its "
-                                    f"launch to week 7 because the {w()} vendor missed the deadline.",
-         "reference": f"The {w()} launch slipped to week 7."},
-        {"id": "short-3w", "prompt": f"Define {w(4)} precisely.", "reference": f"{rng.randint(10000, 99999)}"},
+        {
+            "id": "long-en",
+            "prompt": f"Summarise this internal note in two sentences: the project {token()} "
+            "moved its "
+            f"launch to week 7 because the {w()} vendor missed the deadline.",
+            "reference": f"The {w()} launch slipped to week 7.",
+        },
+        {
+            "id": "short-3w",
+            "prompt": f"Define {w(4)} precisely.",
+            "reference": f"{rng.randint(10000, 99999)}",
+        },
         {"id": "short-1w", "prompt": f"{w(4)}?", "reference": w(3).capitalize()},
-        {"id": "zh", "prompt": "请用三句话总结：" + rand_chars(rng, HAN, 16) + "。", "reference": rand_chars(rng, HAN, 4)},
-        {"id": "ja", "prompt": rand_chars(rng, KANA, 8) + "について" + rand_chars(rng, HAN, 6) + "を教えてください。",
-         "reference": rand_chars(rng, KANA, 5)},
-        {"id": "th", "prompt": "ช่วยสรุป" + rand_chars(rng, THAI, 18), "reference": rand_chars(rng, THAI, 6)},
-        {"id": "ko", "prompt": " ".join(rand_chars(rng, HANGUL, 3) for _ in range(5)) + " 요약해 주세요.",
-         "reference": rand_chars(rng, HANGUL, 3)},
+        {
+            "id": "zh",
+            "prompt": "请用三句话总结：" + rand_chars(rng, HAN, 16) + "。",
+            "reference": rand_chars(rng, HAN, 4),
+        },
+        {
+            "id": "ja",
+            "prompt": rand_chars(rng, KANA, 8)
+            + "について"
+            + rand_chars(rng, HAN, 6)
+            + "を教えてください。",
+            "reference": rand_chars(rng, KANA, 5),
+        },
+        {
+            "id": "th",
+            "prompt": "ช่วยสรุป" + rand_chars(rng, THAI, 18),
+            "reference": rand_chars(rng, THAI, 6),
+        },
+        {
+            "id": "ko",
+            "prompt": " ".join(rand_chars(rng, HANGUL, 3) for _ in range(5)) + " 요약해 주세요.",
+            "reference": rand_chars(rng, HANGUL, 3),
+        },
         {"id": "ar", "prompt": " ".join(rand_chars(rng, ARABIC, 5) for _ in range(6)) + "؟"},
         {"id": "he", "prompt": " ".join(rand_chars(rng, HEBREW, 5) for _ in range(6)) + "?"},
-        {"id": "hi", "prompt": " ".join(rand_chars(rng, DEVANAGARI, 3) + "ि" + rand_chars(rng, DEVANAGARI, 2)
-                                        for _ in range(5)) + "।"},
-        {"id": "ru", "prompt": "Кратко: " + " ".join(rand_chars(rng, CYRILLIC, 6) for _ in range(5)) + "."},
-        {"id": "accented", "prompt": f"Résumé de l'élève {w()}é, né à {w()}ès, très {w()}ï.",
-         "reference": f"Ça {w()}è"},
-        {"id": "multiline", "prompt": f"Line one {w()} {w()}\nline two {w()}\n\tindented {w()} {w()}\n\"quoted\" {w()}"},
-        {"id": "system-turn", "messages": [
-            {"role": "system", "content": f"You are {w()} the {w()} assistant of {w()} corp."},
-            {"role": "user", "content": f"Tell me about {w()} {w()}."}]},
-        {"id": "history", "messages": [
-            {"role": "user", "content": f"Remember the word {w(4)} for later."},
-            {"role": "assistant", "content": f"I will remember {w(4)}, promised."},
-            {"role": "user", "content": f"Now use it in a {w()} sentence."}]},
-        {"id": "meta-note", "prompt": f"Plan a {w()} trip to {w()}.",
-         "metadata": {"note": f"internal note {w()} {w()} {w()} from curator"}},
+        {
+            "id": "hi",
+            "prompt": " ".join(
+                rand_chars(rng, DEVANAGARI, 3) + "ि" + rand_chars(rng, DEVANAGARI, 2)
+                for _ in range(5)
+            )
+            + "।",
+        },
+        {
+            "id": "ru",
+            "prompt": "Кратко: " + " ".join(rand_chars(rng, CYRILLIC, 6) for _ in range(5)) + ".",
+        },
+        {
+            "id": "accented",
+            "prompt": f"Résumé de l'élève {w()}é, né à {w()}ès, très {w()}ï.",
+            "reference": f"Ça {w()}è",
+        },
+        {
+            "id": "multiline",
+            "prompt": f'Line one {w()} {w()}\nline two {w()}\n\tindented {w()} {w()}\n"quoted" '
+            f"{w()}",
+        },
+        {
+            "id": "system-turn",
+            "messages": [
+                {"role": "system", "content": f"You are {w()} the {w()} assistant of {w()} corp."},
+                {"role": "user", "content": f"Tell me about {w()} {w()}."},
+            ],
+        },
+        {
+            "id": "history",
+            "messages": [
+                {"role": "user", "content": f"Remember the word {w(4)} for later."},
+                {"role": "assistant", "content": f"I will remember {w(4)}, promised."},
+                {"role": "user", "content": f"Now use it in a {w()} sentence."},
+            ],
+        },
+        {
+            "id": "meta-note",
+            "prompt": f"Plan a {w()} trip to {w()}.",
+            "metadata": {"note": f"internal note {w()} {w()} {w()} from curator"},
+        },
     ]
     for n, it in enumerate(items):
         it.setdefault("metadata", {})
@@ -112,7 +166,8 @@ def texts_of(item: dict) -> list[str]:
     return out
 
 
-# -- echo forms: what models and judges do to text they repeat -----------------------------------------
+# -- echo forms: what models and judges do to text they repeat
+# -----------------------------------------
 
 FULLWIDTH = {i: i + 0xFEE0 for i in range(0x21, 0x7F)}
 ECHO_FORMS = {
@@ -135,7 +190,9 @@ def echo(text: str, n: int) -> str:
     return f"Here it is ({name}): {ECHO_FORMS[name](text)} -- done."
 
 
-# -- the independent checker ------------------------------------------------------------------------
+# -- the independent checker
+# ------------------------------------------------------------------------
+
 
 def squeeze(text: str) -> str:
     """NFKC, case folded, only letters, marks and digits."""
@@ -144,10 +201,12 @@ def squeeze(text: str) -> str:
 
 
 def views(text: str) -> list[str]:
-    """The blob as a reader could decode it: as is, unescaped, HTML-unescaped, reversed, base64 runs decoded."""
+    """The blob as a reader could decode it: as is, unescaped, HTML-unescaped, reversed, base64 runs
+    decoded."""
     out = [text, html.unescape(text), text[::-1], re.sub(r"\s+", "", text)]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)     # "invalid escape sequence" in arbitrary bytes
+        # "invalid escape sequence" in arbitrary bytes
+        warnings.simplefilter("ignore", DeprecationWarning)
         try:
             out.append(codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape"))
         except (UnicodeDecodeError, ValueError):
@@ -166,17 +225,20 @@ def windows(needle: str) -> set[str]:
     size = 12 if any(ord(c) > 0x2E80 or 0x0E00 <= ord(c) <= 0x0E7F for c in s) else 26
     if len(s) <= size:
         return {s}
-    return {s[i:i + size] for i in range(0, len(s) - size + 1, 3)} | {s[-size:]}
+    return {s[i : i + size] for i in range(0, len(s) - size + 1, 3)} | {s[-size:]}
 
 
 def find_leaks(blobs: dict[str, bytes], needles: list[str]) -> list[str]:
-    """Needles found in any view of any blob. A number is looked for as a whole number (digits glued to
-    other digits, as in a timestamp, are not it)."""
+    """Needles found in any view of any blob. A number is looked for as a whole number (digits glued
+    to other digits, as in a timestamp, are not it)."""
     numbers = {n: re.compile(rf"(?<!\d){n}(?!\d)") for n in needles if n.isdigit()}
     probes = {n: windows(n) for n in needles if len(squeeze(n)) >= 4 and n not in numbers}
     hits = []
     for where, data in blobs.items():
-        raw = [unicodedata.normalize("NFKC", v.translate(ZERO_WIDTH)) for v in views(data.decode("utf-8", "ignore"))]
+        raw = [
+            unicodedata.normalize("NFKC", v.translate(ZERO_WIDTH))
+            for v in views(data.decode("utf-8", "ignore"))
+        ]
         seen = [squeeze(v) for v in raw]
         for needle, parts in probes.items():
             if any(p in v for v in seen for p in parts):
@@ -187,7 +249,9 @@ def find_leaks(blobs: dict[str, bytes], needles: list[str]) -> list[str]:
     return hits
 
 
-# -- the pipeline -----------------------------------------------------------------------------------
+# -- the pipeline
+# -----------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def leak_env(tmp_path):
@@ -195,25 +259,47 @@ def leak_env(tmp_path):
     position = {}
 
     def responder(api, body):
-        """Models echo their prompt in an altered form; judges quote their whole request, then answer."""
+        """Models echo their prompt in an altered form; judges quote their whole request, then
+        answer."""
         model = body["model"]
-        turns = [m["content"] if isinstance(m["content"], str) else " ".join(b.get("text", "") for b in m["content"])
-                 for m in body["messages"]]
+        turns = [
+            m["content"]
+            if isinstance(m["content"], str)
+            else " ".join(b.get("text", "") for b in m["content"])
+            for m in body["messages"]
+        ]
         last = turns[-1]
         if model.startswith("judge-rubric"):
-            return json.dumps({"scores": {"quality": 4}, "confidence": 0.9, "rationale": "It says: " + last})
+            return json.dumps(
+                {"scores": {"quality": 4}, "confidence": 0.9, "rationale": "It says: " + last}
+            )
         if model.startswith("judge-pair"):
             return "Both responses restate: " + last + "\nVerdict: [[A=B]]"
         key = position.setdefault(last, len(position))
         return echo("\n".join([body.get("system") or "", *turns]).strip(), key)
 
-    # models whose every call is refused with the provider's own error, whose message quotes the prompt
-    refused = {"too-long-oa": "context_length", "filtered-oa": "content_filter_400", "refuses-oa": "refusal"}
-    # a provider that names a held-out one-word answer as the model that served (an id-shaped echo), and a
-    # gateway that names it as the upstream it passed the request to (it would go into the exposure ledger)
+    # models whose every call is refused with the provider's own error, whose message quotes the
+    # prompt
+    refused = {
+        "too-long-oa": "context_length",
+        "filtered-oa": "content_filter_400",
+        "refuses-oa": "refusal",
+    }
+    # a provider that names a held-out one-word answer as the model that served (an id-shaped echo),
+    # and a
+    # gateway that names it as the upstream it passed the request to (it would go into the exposure
+    # ledger)
     short_answer = next(it["reference"] for it in items if it["id"] == "short-1w")
-    server = MockServer(MockBehaviour(reply="echo", record_bodies=True, responder=responder, fault_models=refused,
-                                      served_as={"echo-an": short_answer}, upstreams={"echo-oa": short_answer}))
+    server = MockServer(
+        MockBehaviour(
+            reply="echo",
+            record_bodies=True,
+            responder=responder,
+            fault_models=refused,
+            served_as={"echo-an": short_answer},
+            upstreams={"echo-oa": short_answer},
+        )
+    )
     server.start()
     root = tmp_path / "proj"
     tmpdir = tmp_path / "tmp"
@@ -221,13 +307,16 @@ def leak_env(tmp_path):
     (root / "suites" / "arena").mkdir(parents=True)
     (root / "suites" / "arena" / "suite.yaml").write_text(
         "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n"
-        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category, topic: metadata.topic}\n"
+        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category, topic: "
+        "metadata.topic}\n"
         "draw: {size: 8, stratify: [category, topic], max_marginal_tv: 1}\ngraders:\n"
         "  - rules: {type: contains}\n"
-        "  - rubric:\n      judges: [{provider: oa, model: judge-rubric}, {provider: an, model: judge-rubric-an}]\n"
+        "  - rubric:\n      judges: [{provider: oa, model: judge-rubric}, {provider: an, model: "
+        "judge-rubric-an}]\n"
         "      criteria: [{name: quality, scale: [1, 5]}]\n"
         "  - pairwise:\n      judge: {provider: an, model: judge-pair}\n      baseline: echo-an\n"
-        "  - human:\n      route: {sample: 1.0}\n      overlap: 1\n")
+        "  - human:\n      route: {sample: 1.0}\n      overlap: 1\n"
+    )
     (root / "configs").mkdir()
     password = f"pw{secrets.token_hex(6)}"
     (root / "configs" / "arena.yaml").write_text(f"""\
@@ -255,27 +344,56 @@ labs:
   acme: [echo-oa]
   globex: [echo-an]
 """)
-    creds = (root / "configs" / "arena.yaml").read_text().replace(f"{server.url}/v1", f"http://holdout:{password}@127.0.0.1:{server.port}/v1")
-    inputs = tmp_path / "inputs"          # what the maintainer imports, then deletes: not scanned
+    creds = (
+        (root / "configs" / "arena.yaml")
+        .read_text()
+        .replace(f"{server.url}/v1", f"http://holdout:{password}@127.0.0.1:{server.port}/v1")
+    )
+    inputs = tmp_path / "inputs"  # what the maintainer imports, then deletes: not scanned
     inputs.mkdir()
     (inputs / "creds.yaml").write_text(creds.replace("run_id: arena-nov", "run_id: creds"))
-    (inputs / "pool.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items))
-    bad = dict(items[0], id="bad one", reference=12)          # two schema errors on a line of held-out text
-    (inputs / "bad.jsonl").write_text(json.dumps(items[1], ensure_ascii=False) + "\n" + json.dumps(bad) + "\n"
-                                      + "{\"id\": \"x\", \"prompt\": \"" + items[2]["prompt"] + "\n")
+    (inputs / "pool.jsonl").write_text(
+        "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
+    )
+    bad = dict(items[0], id="bad one", reference=12)  # two schema errors on a line of held-out text
+    (inputs / "bad.jsonl").write_text(
+        json.dumps(items[1], ensure_ascii=False)
+        + "\n"
+        + json.dumps(bad)
+        + "\n"
+        + '{"id": "x", "prompt": "'
+        + items[2]["prompt"]
+        + "\n"
+    )
     rng = random.Random(secrets.randbits(64))
-    source = []                                                # the arena stream to draw from: distinct prompts
+    source = []  # the arena stream to draw from: distinct prompts
     topics = [f"cluster about {pseudo_word(rng)} {pseudo_word(rng)}" for _ in range(3)]
     for n in range(24):
         words = " ".join(pseudo_word(rng) for _ in range(14))
-        source.append({"id": f"s{n}", "prompt": f"Plan {words}?", "reference": f"ref {pseudo_word(rng, 4)}",
-                       "metadata": {"category": ["coding", "writing"][n % 2],
-                                    "topic": topics[n % 3]}})
+        source.append(
+            {
+                "id": f"s{n}",
+                "prompt": f"Plan {words}?",
+                "reference": f"ref {pseudo_word(rng, 4)}",
+                "metadata": {"category": ["coding", "writing"][n % 2], "topic": topics[n % 3]},
+            }
+        )
     (inputs / "source.jsonl").write_text("".join(json.dumps(i) + "\n" for i in source))
-    needles = [t for it in items for t in texts_of(it)] + [s["prompt"] for s in source] + \
-              topics + [password]
-    env = {**os.environ, "TMPDIR": str(tmpdir), "OPENAI_LOG": "debug", "ANTHROPIC_LOG": "debug",
-           "MOCK_KEY": "sk-leak-test", "PYTHONDONTWRITEBYTECODE": "1", "HOLDOUT_LANES_DIR": str(tmpdir / "lanes")}
+    needles = (
+        [t for it in items for t in texts_of(it)]
+        + [s["prompt"] for s in source]
+        + topics
+        + [password]
+    )
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmpdir),
+        "OPENAI_LOG": "debug",
+        "ANTHROPIC_LOG": "debug",
+        "MOCK_KEY": "sk-leak-test",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "HOLDOUT_LANES_DIR": str(tmpdir / "lanes"),
+    }
     env.pop("HOLDOUT_VAULT_KEY", None)
     yield server, root, tmpdir, inputs, items, needles, env
     server.stop()
@@ -285,16 +403,44 @@ labs:
 LOG = ["--log-level", "debug", "--log-file", "logs/debug.log"]
 PIPELINE = [
     (["vault", "init"], {}, 0),
-    ([*LOG, "pool", "import", "{inputs}/bad.jsonl", "--suite", "arena", "--heldout"], {}, 2),      # a failed import
-    (["pool", "import", "{inputs}/pool.jsonl", "--suite", "arena", "--heldout", "--max-retention", "30d"], {}, 0),
+    # a failed import
+    (
+        [*LOG, "pool", "import", "{inputs}/bad.jsonl", "--suite", "arena", "--heldout"],
+        {},
+        2,
+    ),
+    (
+        [
+            "pool",
+            "import",
+            "{inputs}/pool.jsonl",
+            "--suite",
+            "arena",
+            "--heldout",
+            "--max-retention",
+            "30d",
+        ],
+        {},
+        0,
+    ),
     (["pool", "activate", "arena@v1"], {}, 0),
     (["pool", "list"], {}, 0),
-    ([*LOG, "run", "{inputs}/creds.yaml"], {}, 2),        # a password in a base URL: refused, and never shown
-    ([*LOG, "run", "configs/arena.yaml"], {"failpoints": "runner.after_call=crash@5"}, 1),  # crash + traceback
-    ([*LOG, "run", "configs/arena.yaml"], {}, 0),                                                 # resume to the end
+    # a password in a base URL: refused, and never shown
+    (
+        [*LOG, "run", "{inputs}/creds.yaml"],
+        {},
+        2,
+    ),
+    # crash + traceback
+    (
+        [*LOG, "run", "configs/arena.yaml"],
+        {"failpoints": "runner.after_call=crash@5"},
+        1,
+    ),
+    ([*LOG, "run", "configs/arena.yaml"], {}, 0),  # resume to the end
     ([*LOG, "status"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),
-    ([*LOG, "grade", "arena-nov"], {}, 0),                                                        # nothing to do
+    ([*LOG, "grade", "arena-nov"], {}, 0),  # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
     ([*LOG, "check", "arena-nov"], {}, 0),
     ([*LOG, "review", "add-reviewer", "alice", "--languages", "xx", "--port", "{port}"], {}, 0),
@@ -302,20 +448,43 @@ PIPELINE = [
     ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json"], {}, 0),
     ([*LOG, "leaderboard", "arena-nov"], {}, 0),
-    ([*LOG, "pool", "draw", "--suite", "arena", "--source", "{inputs}/source.jsonl", "--seed", "3"], {}, 0),
+    (
+        [
+            *LOG,
+            "pool",
+            "draw",
+            "--suite",
+            "arena",
+            "--source",
+            "{inputs}/source.jsonl",
+            "--seed",
+            "3",
+        ],
+        {},
+        0,
+    ),
     ([*LOG, "pool", "show", "arena@v2"], {}, 0),
     ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),
     ([*LOG, "pool", "rotate", "arena", "--force"], {}, 0),
     ([*LOG, "pool", "list"], {}, 0),
-    ([*LOG, "export", "items", "--suite", "arena", "--purpose", "research", "--out", "exported"], {}, 3),   # all refused
-    ([*LOG, "export", "outputs", "arena-nov", "--purpose", "evaluation", "--out", "exported"], {}, 3),
+    # all refused
+    (
+        [*LOG, "export", "items", "--suite", "arena", "--purpose", "research", "--out", "exported"],
+        {},
+        3,
+    ),
+    (
+        [*LOG, "export", "outputs", "arena-nov", "--purpose", "evaluation", "--out", "exported"],
+        {},
+        3,
+    ),
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
-    ("REVIEW-APP", {}, 0),                      # the reviewers' app, served and used (see review_app_session)
+    ("REVIEW-APP", {}, 0),  # the reviewers' app, served and used (see review_app_session)
     ([*LOG, "review", "status", "arena-nov"], {}, 0),
     ([*LOG, "review", "revoke", "alice"], {}, 0),
     ([*LOG, "vault", "verify"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.html"], {}, 0),
-    ([*LOG, "scorecard", "arena-nov", "--lab", "acme"], {}, 0),                  # a re-issue: the audit trail
+    ([*LOG, "scorecard", "arena-nov", "--lab", "acme"], {}, 0),  # a re-issue: the audit trail
     # results for scripts: every --json form
     ([*LOG, "vault", "verify", "--json"], {}, 0),
     ([*LOG, "status", "--json"], {}, 0),
@@ -326,23 +495,39 @@ PIPELINE = [
     ([*LOG, "pool", "show", "arena@v2", "--json"], {}, 0),
     ([*LOG, "pool", "exposure", "arena", "--pool", "arena@v1", "--items", "--json"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json", "--json"], {}, 0),
-    ([*LOG, "run", "configs/arena.yaml"], {}, 2),          # the pool rotated: refused, naming what changed
-    ([*LOG, "grade", "arena-nov", "--regrade", "rubric"], {}, 0),                                 # judged again
+    ([*LOG, "run", "configs/arena.yaml"], {}, 2),  # the pool rotated: refused, naming what changed
+    ([*LOG, "grade", "arena-nov", "--regrade", "rubric"], {}, 0),  # judged again
     ([*LOG, "runs", "delete", "arena-nov"], {}, 0),
 ]
 
 
 def review_app_session(root, env, port, link, captured, items):
-    """Serve the app, log in, review two items (one with a comment quoting the item), and provoke every kind
-    of error page. Pages shown to the logged-in reviewer may hold held-out text (the second door);
-    everything else goes into `captured`."""
+    """Serve the app, log in, review two items (one with a comment quoting the item), and provoke
+    every kind of error page. Pages shown to the logged-in reviewer may hold held-out text (the
+    second door); everything else goes into `captured`."""
     import httpx
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *LOG, "review", "serve", "arena-nov", "--port", str(port)],
-                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            *LOG,
+            "review",
+            "serve",
+            "arena-nov",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for_http(url + "/next")
     reviewer = httpx.Client(base_url=url, follow_redirects=False)
-    landing = reviewer.get(link.replace(url, ""))              # what a link previewer sees: spends nothing
+    landing = reviewer.get(link.replace(url, ""))  # what a link previewer sees: spends nothing
     captured["login landing"] = landing.content
     r = reviewer.post("/login", data={"token": link.split("token=")[1]})
     assert r.status_code == 303
@@ -351,29 +536,39 @@ def review_app_session(root, env, port, link, captured, items):
     for n in range(2):
         where = reviewer.get("/next").headers["location"]
         captured[f"url {where}"] = where.encode()
-        page = reviewer.get(where)                        # the assigned reviewer's page: allowed to show the text
+        page = reviewer.get(where)  # the assigned reviewer's page: allowed to show the text
         assert page.status_code == 200 and "<pre" in page.text
         shown += 1
         csrf = re.search(r"name=csrf value=(\w+)", page.text).group(1)
         forged = reviewer.post(where, data={"quality": "4"})  # a form without the page's token
         captured[f"forged post {where}"] = forged.content
         assert forged.status_code == 403
-        bad = reviewer.post(where, data={"quality": "99", "csrf": csrf})   # a validation error page (shown to that reviewer)
+        # a validation error page (shown to that reviewer)
+        bad = reviewer.post(where, data={"quality": "99", "csrf": csrf})
         assert bad.status_code == 400
-        comment = f"the item says {texts_of(items[n])[0]}"          # reviewers quote what they read
+        comment = f"the item says {texts_of(items[n])[0]}"  # reviewers quote what they read
         reviewer.post(where, data={"quality": "4", "csrf": csrf, "comment": comment})
     anon = httpx.Client(base_url=url)
     quoted = texts_of(items[0])[0]
-    for name, resp in (("anonymous", anon.get("/next")), ("unknown id", reviewer.get("/a/not-a-real-id")),
-                       ("bad login", anon.post("/login", data={"token": "nope"})),
-                       ("anonymous post", anon.post(where, data={"quality": "1"})),
-                       # aiohttp's own parser refusals: a request line and a cookie over its limits, quoting the item
-                       ("oversized request line", anon.get("/a/" + quote(quoted) + "x" * 9000)),
-                       ("oversized cookie", anon.get("/next", headers={"Cookie": "c=" + quote(quoted) * 200}))):
+    for name, resp in (
+        ("anonymous", anon.get("/next")),
+        ("unknown id", reviewer.get("/a/not-a-real-id")),
+        ("bad login", anon.post("/login", data={"token": "nope"})),
+        ("anonymous post", anon.post(where, data={"quality": "1"})),
+        # aiohttp's own parser refusals: a request line and a cookie over its limits, quoting the
+        # item
+        ("oversized request line", anon.get("/a/" + quote(quoted) + "x" * 9000)),
+        ("oversized cookie", anon.get("/next", headers={"Cookie": "c=" + quote(quoted) * 200})),
+    ):
         captured[f"error page {name}"] = resp.content + json.dumps(dict(resp.headers)).encode()
         assert resp.status_code in (400, 401, 404, 431), (name, resp.status_code)
-        assert resp.headers.get("cache-control") == "no-store" and resp.headers.get("server") == "holdout", name
-    csrf = re.search(r"name=csrf value=(\w+)", reviewer.get("/next", follow_redirects=True).text).group(1)
+        assert (
+            resp.headers.get("cache-control") == "no-store"
+            and resp.headers.get("server") == "holdout"
+        ), name
+    csrf = re.search(
+        r"name=csrf value=(\w+)", reviewer.get("/next", follow_redirects=True).text
+    ).group(1)
     bye = reviewer.post("/logout", data={"csrf": csrf})
     captured["logout"] = bye.content
     assert bye.status_code == 200 and reviewer.get("/next").status_code == 401
@@ -394,20 +589,30 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
             assert review_app_session(root, env, port, link, captured, items) == 2
             continue
         argv = [a.format(inputs=inputs, port=port) for a in argv]
-        proc = subprocess.run(holdout_argv(*argv, failpoints=extra.get("failpoints")), cwd=root, env=env,
-                              capture_output=True, timeout=180)
+        proc = subprocess.run(
+            holdout_argv(*argv, failpoints=extra.get("failpoints")),
+            cwd=root,
+            env=env,
+            capture_output=True,
+            timeout=180,
+        )
         captured[f"step {n} {argv} stdout"] = proc.stdout
         captured[f"step {n} {argv} stderr"] = proc.stderr
         assert proc.returncode == expected, (argv, proc.stderr.decode()[-2000:])
         if "add-reviewer" in argv:
             link = proc.stdout.decode().strip()
 
-    # the pipeline really ran: the import failed naming lines, the crash printed a traceback, the run
+    # the pipeline really ran: the import failed naming lines, the crash printed a traceback, the
+    # run
     # completed, the SDKs' debug logs were written, judges of both providers answered
     import_err = captured[next(k for k in captured if "step 1 " in k and "stderr" in k)].decode()
     assert "bad.jsonl:2" in import_err and "bad.jsonl:3" in import_err
     crash_err = captured[next(k for k in captured if "step 6 " in k and "stderr" in k)].decode()
-    assert "Traceback" in crash_err and "FailpointCrash" in crash_err and "message withheld" in crash_err
+    assert (
+        "Traceback" in crash_err
+        and "FailpointCrash" in crash_err
+        and "message withheld" in crash_err
+    )
     assert json.loads((root / "results" / "arena-nov" / "summary.json").read_text())["complete"]
     log = (root / "logs" / "debug.log").read_text()
     assert "Request options" in log and "HTTP Request" in log or "Sending HTTP Request" in log
@@ -421,11 +626,16 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
         for f in base.rglob("*"):
             if f.is_file() and f.name != "items.bin":
                 blobs[str(f)] = f.read_bytes()
-    assert any(k.endswith("store.sqlite") for k in blobs) and any(k.endswith("ledger.sqlite") for k in blobs)
+    assert any(k.endswith("store.sqlite") for k in blobs) and any(
+        k.endswith("ledger.sqlite") for k in blobs
+    )
     assert find_leaks(blobs, needles) == []
-    # the key lanes (a pace shared with other processes, outside the workspace): times and a count each
+    # the key lanes (a pace shared with other processes, outside the workspace): times and a count
+    # each
     lanes = [f for f in (tmpdir / "lanes").iterdir()]
-    assert len(lanes) >= 5 and all(f.stat().st_size == 32 and b"sk-leak-test" not in f.read_bytes() for f in lanes)
+    assert len(lanes) >= 5 and all(
+        f.stat().st_size == 32 and b"sk-leak-test" not in f.read_bytes() for f in lanes
+    )
 
     # files are the owner's alone
     for base in (".holdout", "logs", "results", "exported"):
@@ -436,7 +646,10 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
     requests = "\n".join(server.stats.bodies)
     for it in items:
         for text in texts_of(it)[:1]:
-            assert json.dumps(text)[1:-1] in requests or json.dumps(text, ensure_ascii=False)[1:-1] in requests
+            assert (
+                json.dumps(text)[1:-1] in requests
+                or json.dumps(text, ensure_ascii=False)[1:-1] in requests
+            )
 
 
 def test_the_checker_finds_every_echo_form(leak_env):
@@ -447,4 +660,6 @@ def test_the_checker_finds_every_echo_form(leak_env):
         for n, name in enumerate(ECHO_FORMS):
             planted = {f"{it['id']} {name}": f"some output ... {echo(text, n)} ...".encode()}
             assert find_leaks(planted, needles), (it["id"], name)
-    assert not find_leaks({"innocent": b"run arena-nov: 15 items x 2 models; 0.42 mean; zq0123"}, needles)
+    assert not find_leaks(
+        {"innocent": b"run arena-nov: 15 items x 2 models; 0.42 mean; zq0123"}, needles
+    )

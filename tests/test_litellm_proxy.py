@@ -1,8 +1,10 @@
-"""Behind LiteLLM's real proxy (deployments with `mock_response`): one model that always answers 429 and one
-whose deployment advertises 30 rpm do not pace the healthy model on the same gateway, and the 30 rpm paces
-only its own model. LiteLLM lives in its own virtualenv (`make .venv-litellm`, which .ci/run makes): its
-dependency tree is not ours). Measured: the healthy model's calls all finish within the first second, while
-slow30's are paced 2 s apart; with `limits_per: provider` (one lane) the healthy model waits ~15 s behind it."""
+"""Behind LiteLLM's real proxy (deployments with `mock_response`): one model that always answers 429
+and one whose deployment advertises 30 rpm do not pace the healthy model on the same gateway, and
+the 30 rpm paces only its own model. LiteLLM lives in its own virtualenv (`make .venv-litellm`,
+which .ci/run makes): its dependency tree is not ours). Measured: the healthy model's calls all
+finish within the first second, while slow30's are paced 2 s apart; with `limits_per: provider` (one
+lane) the healthy model waits ~15 s behind it."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +26,8 @@ model_list:
   - model_name: healthy
     litellm_params: {model: openai/healthy, mock_response: "fine", api_key: unused}
   - model_name: always429
-    litellm_params: {model: openai/always429, mock_response: "litellm.RateLimitError", api_key: unused}
+    litellm_params:
+      {model: openai/always429, mock_response: "litellm.RateLimitError", api_key: unused}
   - model_name: slow30
     litellm_params: {model: openai/slow30, mock_response: "slow", api_key: unused, rpm: 30}
 general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}
@@ -41,10 +44,30 @@ def litellm(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     key = "sk-test-" + secrets.token_hex(16)
-    env = {**os.environ, "LITELLM_MASTER_KEY": key, "LITELLM_LOG": "ERROR", "NO_PROXY": "*",
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"}   # nothing from the network
-    proc = subprocess.Popen([str(LITELLM), "--config", str(d / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=open(d / "log", "w"))
+    # nothing from the network
+    env = {
+        **os.environ,
+        "LITELLM_MASTER_KEY": key,
+        "LITELLM_LOG": "ERROR",
+        "NO_PROXY": "*",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_TELEMETRY": "False",
+    }
+    proc = subprocess.Popen(
+        [
+            str(LITELLM),
+            "--config",
+            str(d / "config.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=d,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(d / "log", "w"),
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(240):
         try:
@@ -62,22 +85,33 @@ def litellm(tmp_path_factory):
     proc.wait(timeout=30)
 
 
-def test_behind_litellm_each_model_is_paced_by_its_own_deployment(litellm, project, cli, monkeypatch):
+def test_behind_litellm_each_model_is_paced_by_its_own_deployment(
+    litellm, project, cli, monkeypatch
+):
     url, key = litellm
     monkeypatch.setenv("LITELLM_MASTER_KEY", key)
     project.suite(n=N)
-    path = project.config(f"suite: mini\nproviders:\n  gw:\n    type: openai-compatible\n    base_url: {url}/v1\n"
-                          "    api_key_env: LITELLM_MASTER_KEY\n    concurrency: 4\n    rate_limit_retries: 2\n    max_attempts: 2\n"
-                          "models:\n  - {provider: gw, model: healthy}\n  - {provider: gw, model: slow30}\n"
-                          "  - {provider: gw, model: always429}\n")
+    path = project.config(
+        f"suite: mini\nproviders:\n  gw:\n    type: openai-compatible\n    base_url: {url}/v1\n"
+        "    api_key_env: LITELLM_MASTER_KEY\n    concurrency: 4\n    rate_limit_retries: 2\n    "
+        "max_attempts: 2\n"
+        "models:\n  - {provider: gw, model: healthy}\n  - {provider: gw, model: slow30}\n"
+        "  - {provider: gw, model: always429}\n"
+    )
     cli("run", path, "-q")
     with project.db() as db:
-        rows = db.execute("SELECT model, ok, error_kind, finished FROM calls WHERE run_id='run' ORDER BY finished").fetchall()
-    done = {m: sorted(f for model, ok, _, f in rows if model == m and ok) for m in ("healthy", "slow30")}
+        rows = db.execute(
+            "SELECT model, ok, error_kind, finished FROM calls WHERE run_id='run' ORDER BY finished"
+        ).fetchall()
+    done = {
+        m: sorted(f for model, ok, _, f in rows if model == m and ok) for m in ("healthy", "slow30")
+    }
     assert len(done["healthy"]) == N and len(done["slow30"]) == N
     assert {kind for model, ok, kind, _ in rows if model == "always429"} == {"rate_limited"}
-    # The deployment's 30 rpm (advertised as x-ratelimit-limit-requests) paces slow30 from its first answer,
-    # counting what was already sent (the 4 the window let out before any answer): N sends at 29.7/min span at
+    # The deployment's 30 rpm (advertised as x-ratelimit-limit-requests) paces slow30 from its first
+    # answer,
+    # counting what was already sent (the 4 the window let out before any answer): N sends at
+    # 29.7/min span at
     # least (N - 1) x 2.02 s ...
     assert done["slow30"][-1] - done["slow30"][0] >= (N - 1) * 60 / 29.7 - 2, done["slow30"]
     # ... and only slow30: every healthy call is done before slow30's first paced one

@@ -1,12 +1,13 @@
 """Drawing pools from the arena distribution, the exposure ledger, and rotation."""
+
 import json
 import sqlite3
 import time
 from collections import Counter
 
 import pytest
-
 from conftest import needs_shared
+
 from harness.vault import Vault
 from harness.vault.draw import Candidate, allocate, draw
 
@@ -23,9 +24,12 @@ def maint(project, cli, monkeypatch):
         d = project.root / "suites" / name
         d.mkdir(parents=True, exist_ok=True)
         meta = json.dumps(metadata or {})
-        (d / "suite.yaml").write_text(f"name: {name}\nsource:\n  data: '{source_data}'\n  prompt: {prompt}\n"
-                                      f"  metadata: {meta}\n{extra}")
+        (d / "suite.yaml").write_text(
+            f"name: {name}\nsource:\n  data: '{source_data}'\n  prompt: {prompt}\n"
+            f"  metadata: {meta}\n{extra}"
+        )
         return d
+
     return suite
 
 
@@ -47,30 +51,76 @@ def test_allocation_is_proportional_with_floors():
 
 def test_stratified_draw_on_real_arena_data_matches_the_source(maint, project, cli):
     data = needs_shared("m-arena-hard")
-    maint("marena", f"{data}/*.jsonl", "turns[0].content", {"language": "$file", "cluster": "cluster"})
-    code, stdout, err = cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
+    maint(
+        "marena", f"{data}/*.jsonl", "turns[0].content", {"language": "$file", "cluster": "cluster"}
+    )
+    code, stdout, err = cli(
+        "pool",
+        "draw",
+        "--suite",
+        "marena",
+        "--size",
+        "320",
+        "--stratify",
+        "language",
+        "--seed",
+        "7",
+    )
     assert code == 0, err
     report = Vault.open(project.root / ".holdout").manifest("marena@v1")["draw_report"]
     assert report["size"] == 320 and report["source_rows"] == 8000
-    assert report["total_variation"] <= 0.02                       # stated tolerance
-    assert all(r["pool"] == 20 for r in report["strata"])          # 16 languages x 20: exactly proportional
+    assert report["total_variation"] <= 0.02  # stated tolerance
+    assert all(r["pool"] == 20 for r in report["strata"])  # 16 languages x 20: exactly proportional
     # deterministic for a seed; another seed draws other items
-    cli("pool", "draw", "--suite", "marena", "--size", "320", "--stratify", "language", "--seed", "7")
+    cli(
+        "pool",
+        "draw",
+        "--suite",
+        "marena",
+        "--size",
+        "320",
+        "--stratify",
+        "language",
+        "--seed",
+        "7",
+    )
     code, stdout, err = cli("pool", "show", "marena@v2")
     assert code == 0 and "total variation" in stdout + err
-    assert not set(pool_texts(project, "marena@v1")) & set(pool_texts(project, "marena@v2"))  # v1 never comes back
+    # v1 never comes back
+    assert not set(pool_texts(project, "marena@v1")) & set(pool_texts(project, "marena@v2"))
 
 
 def test_same_seed_same_pool(tmp_path):
     import random
+
     rng = random.Random(0)
-    words = ["alpha", "river", "quantum", "bread", "violin", "orbit", "maple", "cipher", "glacier", "lantern", "pepper"]
-    cands = [Candidate(str(i), " ".join(rng.choice(words) + str(rng.randint(0, 999)) for _ in range(10)), {"c": str(i % 3)})
-             for i in range(90)]
+    words = [
+        "alpha",
+        "river",
+        "quantum",
+        "bread",
+        "violin",
+        "orbit",
+        "maple",
+        "cipher",
+        "glacier",
+        "lantern",
+        "pepper",
+    ]
+    cands = [
+        Candidate(
+            str(i),
+            " ".join(rng.choice(words) + str(rng.randint(0, 999)) for _ in range(10)),
+            {"c": str(i % 3)},
+        )
+        for i in range(90)
+    ]
     a, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
     b, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
     c, _ = draw(cands, 30, ["c"], 6, 0, [], [], "s")
-    assert a == b and a != c and Counter(i["metadata"]["c"] for i in a) == {"0": 10, "1": 10, "2": 10}
+    assert (
+        a == b and a != c and Counter(i["metadata"]["c"] for i in a) == {"0": 10, "1": 10, "2": 10}
+    )
 
 
 QUESTIONS = [
@@ -100,13 +150,23 @@ def test_near_duplicates_are_caught_and_near_misses_kept(maint, project, cli, tm
     report = Vault.open(project.root / ".holdout").manifest("s@v1")["draw_report"]
     assert report["size"] == len(QUESTIONS) + len(NEAR_MISSES)
     assert sum(report["dropped"].values()) == len(REWORDED)
-    assert "dropped before entering the pool: near duplicate in draw: 3" in stdout + err or "duplicate in draw" in stdout + err
+    assert (
+        "dropped before entering the pool: near duplicate in draw: 3" in stdout + err
+        or "duplicate in draw" in stdout + err
+    )
 
 
 def test_retired_items_never_return_and_reference_sets_are_excluded(maint, project, cli, tmp_path):
-    rows = [{"prompt": f"Distinct question number {i}: " + " ".join(f"w{i}x{j}" for j in range(12))} for i in range(30)]
+    rows = [
+        {"prompt": f"Distinct question number {i}: " + " ".join(f"w{i}x{j}" for j in range(12))}
+        for i in range(30)
+    ]
     write_jsonl(tmp_path / "public.jsonl", [{"id": "p1", "prompt": rows[0]["prompt"]}])
-    maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra=f"  reference_sets: ['{tmp_path}/public.jsonl']\n")
+    maint(
+        "s",
+        write_jsonl(tmp_path / "src.jsonl", rows),
+        extra=f"  reference_sets: ['{tmp_path}/public.jsonl']\n",
+    )
     cli("pool", "draw", "--suite", "s", "--size", "10", "--stratify", "")
     cli("pool", "activate", "s@v1")
     cli("pool", "draw", "--suite", "s", "--size", "30", "--stratify", "")
@@ -119,29 +179,53 @@ def test_retired_items_never_return_and_reference_sets_are_excluded(maint, proje
 
 def test_exposure_counts_equal_the_servers_own_count(maint, project, cli, tmp_path, mock_server):
     from harness.mockserver import MockBehaviour
-    rows = [{"prompt": f"Held-out question {i}: " + " ".join(f"t{i}y{j}" for j in range(10))} for i in range(12)]
+
+    rows = [
+        {"prompt": f"Held-out question {i}: " + " ".join(f"t{i}y{j}" for j in range(10))}
+        for i in range(12)
+    ]
     maint("s", write_jsonl(tmp_path / "src.jsonl", rows))
     cli("pool", "draw", "--suite", "s", "--size", "12", "--stratify", "")
     cli("pool", "activate", "s@v1")
-    mock_server.behaviour = MockBehaviour(error_rate=0.3, faults=("500",), seed=1)   # retries are exposures too
-    path = project.config(f"suite: s\npool: heldout\nepochs: 2\nproviders:\n  a:\n    type: openai-compatible\n"
-                          f"    base_url: {mock_server.url}/v1\n  b:\n    type: anthropic\n    base_url: {mock_server.url}\n"
-                          f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: a, model: ma}}\n  - {{provider: b, model: mb}}\n")
+    # retries are exposures too
+    mock_server.behaviour = MockBehaviour(error_rate=0.3, faults=("500",), seed=1)
+    path = project.config(
+        f"suite: s\npool: heldout\nepochs: 2\nproviders:\n  a:\n    type: openai-compatible\n"
+        f"    base_url: {mock_server.url}/v1\n  b:\n    type: anthropic\n    base_url: "
+        f"{mock_server.url}\n"
+        f"    api_key_env: MOCK_KEY\nmodels:\n  - {{provider: a, model: ma}}\n  - {{provider: b, "
+        f"model: mb}}\n"
+    )
     assert cli("run", path, "-q")[0] == 0
     vault = Vault.open(project.root / ".holdout")
-    items = {json.loads(x)["id"]: json.loads(x)["prompt"] for x in vault.read_jsonl("s@v1").decode().splitlines()}
-    ledger = sqlite3.connect(vault.dir / "ledger.sqlite").execute(
-        "SELECT item_id, provider, COUNT(*) FROM exposures GROUP BY 1, 2").fetchall()
+    items = {
+        json.loads(x)["id"]: json.loads(x)["prompt"]
+        for x in vault.read_jsonl("s@v1").decode().splitlines()
+    }
+    ledger = (
+        sqlite3.connect(vault.dir / "ledger.sqlite")
+        .execute("SELECT item_id, provider, COUNT(*) FROM exposures GROUP BY 1, 2")
+        .fetchall()
+    )
     server = mock_server.stats.by_prompt
     assert sum(n for *_, n in ledger) == mock_server.stats.requests > 48
     for item_id, provider, n in ledger:
         assert n == server[("ma" if provider == "a" else "mb", items[item_id])]
     code, stdout, err = cli("pool", "exposure", "s", "--items")
-    assert code == 0 and "max sends of one item" in stdout + err and "Held-out question" not in stdout + err
+    assert (
+        code == 0
+        and "max sends of one item" in stdout + err
+        and "Held-out question" not in stdout + err
+    )
 
 
-def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp_path, monkeypatch, mock_server, set_clock):
-    rows = [{"prompt": f"Rotating question {i}: " + " ".join(f"r{i}z{j}" for j in range(10))} for i in range(40)]
+def test_rotation_triggers_exactly_when_the_policy_says(
+    maint, project, cli, tmp_path, monkeypatch, mock_server, set_clock
+):
+    rows = [
+        {"prompt": f"Rotating question {i}: " + " ".join(f"r{i}z{j}" for j in range(10))}
+        for i in range(40)
+    ]
     maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra="draw: {size: 5, stratify: []}\n")
     t0 = time.time()
     set_clock(t0)
@@ -152,18 +236,30 @@ def test_rotation_triggers_exactly_when_the_policy_says(maint, project, cli, tmp
     assert code == 0 and "no rotation needed" in stdout + err
     set_clock(t0 + 30 * DAY)
     code, stdout, err = cli("pool", "rotate", "s", "--max-age", "30d")
-    assert code == 0 and "has been active 30.0 days" in stdout + err and "s@v2 is now active" in stdout + err
+    assert (
+        code == 0
+        and "has been active 30.0 days" in stdout + err
+        and "s@v2 is now active" in stdout + err
+    )
     vault = Vault.open(project.root / ".holdout")
-    assert vault.manifest("s@v1")["status"] == "retired" and vault.manifest("s@v1")["retired_at"] == t0 + 30 * DAY
+    assert (
+        vault.manifest("s@v1")["status"] == "retired"
+        and vault.manifest("s@v1")["retired_at"] == t0 + 30 * DAY
+    )
     # exposure: spent after exactly max_exposure sends to one provider
-    path = project.config(f"suite: s\npool: heldout\nproviders:\n  a:\n    type: openai-compatible\n"
-                          f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m}}\n")
+    path = project.config(
+        f"suite: s\npool: heldout\nproviders:\n  a:\n    type: openai-compatible\n"
+        f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m}}\n"
+    )
     cli("run", path, "-q")
     assert "no rotation needed" in cli("pool", "rotate", "s", "--max-exposure", "2")[1]
     path.write_text(path.read_text().replace("suite: s", "run_id: second\nsuite: s"))
     cli("run", path, "-q")
     code, stdout, err = cli("pool", "rotate", "s", "--max-exposure", "2")
-    assert "5 item(s) of s@v2 were sent to provider 'a' at least 2 times" in stdout + err and "s@v3 is now active" in stdout + err
+    assert (
+        "5 item(s) of s@v2 were sent to provider 'a' at least 2 times" in stdout + err
+        and "s@v3 is now active" in stdout + err
+    )
 
 
 def test_draw_errors_are_clear(maint, cli, tmp_path):
@@ -172,50 +268,76 @@ def test_draw_errors_are_clear(maint, cli, tmp_path):
     assert code == 2 and "cannot stratify" not in stdout + err and "missing.jsonl" in stdout + err
     maint("t", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a"}]))
     code, stdout, err = cli("pool", "draw", "--suite", "t", "--size", "3", "--stratify", "language")
-    assert code == 2 and "cannot stratify on language: not mapped under source.metadata" in stdout + err
+    assert (
+        code == 2
+        and "cannot stratify on language: not mapped under source.metadata" in stdout + err
+    )
 
 
 def _marginal_tvs(items, candidates, keys):
     from harness.vault.draw import marginal_distances
+
     src = Counter(tuple(c.metadata[k] for k in keys) for c in candidates)
     pool = Counter(tuple(it["metadata"][k] for k in keys) for it in items)
     return marginal_distances(src, pool, keys)
 
 
 def test_two_key_strata_keep_every_marginal_on_real_arena_data():
-    """m-arena-hard: 16 languages x the question clusters, 500 drawn: each key's shares within 0.05 of the
-    source's; the seed decides the pool (was: 2 languages of 16, total variation 0.9)."""
+    """m-arena-hard: 16 languages x the question clusters, 500 drawn: each key's shares within 0.05
+    of the source's; the seed decides the pool (was: 2 languages of 16, total variation 0.9)."""
     from harness.vault.draw import load_source
+
     data = needs_shared("m-arena-hard")
-    mapping = {"data": f"{data}/*.jsonl", "prompt": "turns[0].content", "metadata": {"language": "$file", "cluster": "cluster"}}
+    mapping = {
+        "data": f"{data}/*.jsonl",
+        "prompt": "turns[0].content",
+        "metadata": {"language": "$file", "cluster": "cluster"},
+    }
     candidates = load_source(mapping["data"], mapping, "test", cache_root=None)
     keys = ["language", "cluster"]
-    assert len({c.metadata["cluster"] for c in candidates}) > 100        # many joint strata of few items
+    assert len({c.metadata["cluster"] for c in candidates}) > 100  # many joint strata of few items
     runs = {seed: draw(candidates, 500, keys, seed, 0, [], [], "marena") for seed in (7, 7, 8)}
     items, report = runs[7]
-    assert len(items) == 500 and all(d <= 0.05 for d in report["marginals"].values()), report["marginals"]
+    assert len(items) == 500 and all(d <= 0.05 for d in report["marginals"].values()), report[
+        "marginals"
+    ]
     assert _marginal_tvs(items, candidates, keys) == report["marginals"]
     assert len({it["metadata"]["language"] for it in items}) == 16
     again = draw(candidates, 500, keys, 7, 0, [], [], "marena")[0]
-    assert [it["id"] for it in again] == [it["id"] for it in items]                       # same seed, same pool
-    assert {it["id"] for it in runs[8][0]} != {it["id"] for it in items}                  # another seed, another
+    assert [it["id"] for it in again] == [it["id"] for it in items]  # same seed, same pool
+    assert {it["id"] for it in runs[8][0]} != {it["id"] for it in items}  # another seed, another
 
 
-@pytest.mark.parametrize("languages, clusters, per, size, representable",
-                         [(22, 250, 2, 500, True), (40, 30, 3, 200, True), (5, 1000, 1, 300, False)])
+@pytest.mark.parametrize(
+    "languages, clusters, per, size, representable",
+    [(22, 250, 2, 500, True), (40, 30, 3, 200, True), (5, 1000, 1, 300, False)],
+)
 def test_many_small_joint_strata_keep_every_marginal(languages, clusters, per, size, representable):
     rng = __import__("random").Random(languages)
-    candidates = [Candidate(f"s{lang}-{c}-{k}", f"prompt {lang} {c} {k} " + " ".join(str(rng.random()) for _ in range(6)),
-                            {"language": f"L{lang}", "cluster": f"c{c}"})
-                  for lang in range(languages) for c in range(clusters) for k in range(per)]
+    candidates = [
+        Candidate(
+            f"s{lang}-{c}-{k}",
+            f"prompt {lang} {c} {k} " + " ".join(str(rng.random()) for _ in range(6)),
+            {"language": f"L{lang}", "cluster": f"c{c}"},
+        )
+        for lang in range(languages)
+        for c in range(clusters)
+        for k in range(per)
+    ]
     items, report = draw(candidates, size, ["language", "cluster"], 1, 0, [], [], "s")
     assert len(items) == size and report["marginals"]["language"] <= 0.05
-    # 300 items cannot show 1,000 clusters of 5 in their shares: the distance says so (and `pool draw` refuses)
+    # 300 items cannot show 1,000 clusters of 5 in their shares: the distance says so (and `pool
+    # draw` refuses)
     assert (report["marginals"]["cluster"] <= 0.05) == representable, report["marginals"]
 
 
-def test_a_pool_too_small_for_its_strata_is_refused_with_the_distances(maint, project, cli, tmp_path):
-    rows = [{"prompt": f"Question {i} " + " ".join(f"w{i}x{j}" for j in range(8)), "lang": f"L{i % 22}"} for i in range(220)]
+def test_a_pool_too_small_for_its_strata_is_refused_with_the_distances(
+    maint, project, cli, tmp_path
+):
+    rows = [
+        {"prompt": f"Question {i} " + " ".join(f"w{i}x{j}" for j in range(8)), "lang": f"L{i % 22}"}
+        for i in range(220)
+    ]
     maint("s", write_jsonl(tmp_path / "src.jsonl", rows), metadata={"language": "lang"})
     code, out, err = cli("pool", "draw", "--suite", "s", "--size", "5", "--stratify", "language")
     assert code == 2 and "cannot represent the source's strata" in err and "language is 0." in err
@@ -225,23 +347,53 @@ def test_a_pool_too_small_for_its_strata_is_refused_with_the_distances(maint, pr
 
 
 def test_translations_declared_as_groups_never_share_a_pool_or_come_back(maint, project, cli):
-    """m-arena-hard: the same question_id in 16 languages. With source.group, two draws share no question;
-    without it, the draw says that cross-language copies are not detected."""
+    """m-arena-hard: the same question_id in 16 languages. With source.group, two draws share no
+    question; without it, the draw says that cross-language copies are not detected."""
     data = needs_shared("m-arena-hard")
     maint("grouped", f"{data}/*.jsonl", "turns[0].content", {"language": "$file"}, extra="")
     suite_file = project.root / "suites" / "grouped" / "suite.yaml"
-    suite_file.write_text(suite_file.read_text().replace("  prompt:", "  group: question_id\n  prompt:"))
-    code, out, err = cli("pool", "draw", "--suite", "grouped", "--size", "300", "--stratify", "language", "--seed", "1")
+    suite_file.write_text(
+        suite_file.read_text().replace("  prompt:", "  group: question_id\n  prompt:")
+    )
+    code, out, err = cli(
+        "pool",
+        "draw",
+        "--suite",
+        "grouped",
+        "--size",
+        "300",
+        "--stratify",
+        "language",
+        "--seed",
+        "1",
+    )
     assert code == 0 and "not detected across languages" not in out + err, err
-    code, out, err = cli("pool", "draw", "--suite", "grouped", "--size", "300", "--stratify", "language", "--seed", "2")
+    code, out, err = cli(
+        "pool",
+        "draw",
+        "--suite",
+        "grouped",
+        "--size",
+        "300",
+        "--stratify",
+        "language",
+        "--seed",
+        "2",
+    )
     assert code == 0, err
     vault = Vault.open(project.root / ".holdout")
-    groups = [[json.loads(x)["group"] for x in vault.read_jsonl(f"grouped@v{v}").decode().splitlines()] for v in (1, 2)]
-    assert len(groups[0]) == len(set(groups[0])) == 300                # one language of each question per pool
-    assert len(groups[1]) == len(set(groups[1])) == 200                # the 200 questions v1 did not take
-    assert not set(groups[0]) & set(groups[1])                       # a drawn question never comes back translated
+    groups = [
+        [json.loads(x)["group"] for x in vault.read_jsonl(f"grouped@v{v}").decode().splitlines()]
+        for v in (1, 2)
+    ]
+    assert len(groups[0]) == len(set(groups[0])) == 300  # one language of each question per pool
+    assert len(groups[1]) == len(set(groups[1])) == 200  # the 200 questions v1 did not take
+    assert not set(groups[0]) & set(groups[1])  # a drawn question never comes back translated
     assert vault.manifest("grouped@v2")["draw_report"]["dropped"]["group_in_an_earlier_version"] > 0
-    assert all(g.startswith("g") and len(g) == 16 for g in groups[0])   # opaque: not the public question id
+    # opaque: not the public question id
+    assert all(g.startswith("g") and len(g) == 16 for g in groups[0])
     maint("plain", f"{data}/*.jsonl", "turns[0].content", {"language": "$file"})
-    code, out, err = cli("pool", "draw", "--suite", "plain", "--size", "100", "--stratify", "language")
+    code, out, err = cli(
+        "pool", "draw", "--suite", "plain", "--size", "100", "--stratify", "language"
+    )
     assert code == 0 and "not detected across languages" in out + err

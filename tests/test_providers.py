@@ -1,5 +1,7 @@
-"""Real providers as they are (#20): parameters that reach the server exactly, the provider's own error codes,
-refusals called once, and keys checked before anything is sent. Through the real SDKs to the mock server."""
+"""Real providers as they are (#20): parameters that reach the server exactly, the provider's own
+error codes, refusals called once, and keys checked before anything is sent. Through the real SDKs
+to the mock server."""
+
 import json
 import sqlite3
 
@@ -7,78 +9,149 @@ import pytest
 
 from harness.mockserver import MockBehaviour
 
-ITEMS = [{"id": f"q{i}", "prompt": f"Question number {i}: what is {i} plus {i}?", "reference": str(2 * i)}
-         for i in range(4)]
+ITEMS = [
+    {
+        "id": f"q{i}",
+        "prompt": f"Question number {i}: what is {i} plus {i}?",
+        "reference": str(2 * i),
+    }
+    for i in range(4)
+]
 
 
 def _config(project, mock_server, params: dict, kind="openai-compatible", extra=""):
     url = f"{mock_server.url}/v1" if kind != "anthropic" else mock_server.url
     key = "    api_key_env: MOCK_KEY\n" if kind == "anthropic" else ""
-    return project.config(f"suite: mini\nproviders:\n  p:\n    type: {kind}\n    base_url: {url}\n{key}{extra}"
-                          f"models:\n  - provider: p\n    model: m\n    params: {json.dumps(params)}\n")
+    return project.config(
+        f"suite: mini\nproviders:\n  p:\n    type: {kind}\n    base_url: {url}\n{key}{extra}"
+        f"models:\n  - provider: p\n    model: m\n    params: {json.dumps(params)}\n"
+    )
 
 
-def test_reasoning_json_mode_and_sampler_parameters_reach_an_openai_compatible_server_exactly(project, cli,
-                                                                                                mock_server):
+def test_reasoning_json_mode_and_sampler_parameters_reach_an_openai_compatible_server_exactly(
+    project, cli, mock_server
+):
     project.suite(items=ITEMS)
     mock_server.behaviour = MockBehaviour(record_bodies=True)
-    params = {"max_completion_tokens": 5000, "reasoning_effort": "high", "response_format": {"type": "json_object"},
-              "extra_body": {"min_p": 0.05, "top_k": 40, "repetition_penalty": 1.1, "logprobs": True}}
+    params = {
+        "max_completion_tokens": 5000,
+        "reasoning_effort": "high",
+        "response_format": {"type": "json_object"},
+        "extra_body": {"min_p": 0.05, "top_k": 40, "repetition_penalty": 1.1, "logprobs": True},
+    }
     assert cli("run", _config(project, mock_server, params), "-q")[0] == 0
     sent = [json.loads(b) for b in mock_server.stats.bodies]
     assert len(sent) == 4
     for body in sent:
-        assert body["max_tokens"] == 5000 and "max_completion_tokens" not in body    # compatible servers' name
-        assert body["reasoning_effort"] == "high" and body["response_format"] == {"type": "json_object"}
-        assert (body["min_p"], body["top_k"], body["repetition_penalty"], body["logprobs"]) == (0.05, 40, 1.1, True)
+        # compatible servers' name
+        assert body["max_tokens"] == 5000 and "max_completion_tokens" not in body
+        assert body["reasoning_effort"] == "high" and body["response_format"] == {
+            "type": "json_object"
+        }
+        assert (body["min_p"], body["top_k"], body["repetition_penalty"], body["logprobs"]) == (
+            0.05,
+            40,
+            1.1,
+            True,
+        )
         assert "extra_body" not in body and body["model"] == "m"
 
 
-def test_anthropic_thinking_reaches_the_server_and_the_answer_is_the_text_block(project, cli, mock_server):
+def test_anthropic_thinking_reaches_the_server_and_the_answer_is_the_text_block(
+    project, cli, mock_server
+):
     project.suite(items=ITEMS)
     mock_server.behaviour = MockBehaviour(record_bodies=True)
-    params = {"max_tokens": 8000, "thinking": {"type": "enabled", "budget_tokens": 4000}, "extra_body": {"top_k": 5}}
+    params = {
+        "max_tokens": 8000,
+        "thinking": {"type": "enabled", "budget_tokens": 4000},
+        "extra_body": {"top_k": 5},
+    }
     assert cli("run", _config(project, mock_server, params, kind="anthropic"), "-q")[0] == 0
     for body in map(json.loads, mock_server.stats.bodies):
         assert body["thinking"] == {"type": "enabled", "budget_tokens": 4000}
         assert body["max_tokens"] == 8000 and body["top_k"] == 5
 
 
-@pytest.mark.parametrize("kind, params, where, says", [
-    ("openai-compatible", {"thinking": {"type": "enabled", "budget_tokens": 2048}}, "params.thinking",
-     "an Anthropic parameter"),
-    ("anthropic", {"reasoning_effort": "low"}, "params.reasoning_effort", "an OpenAI parameter"),
-    ("anthropic", {"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 4000}}, "params.thinking",
-     "must be below the output cap"),
-    ("openai-compatible", {"extra_body": {"model": "other"}}, "params.extra_body", "may not set model"),
-    ("openai-compatible", {"reasoning_effort": "extreme"}, "params.reasoning_effort", "expected"),
-    ("openai-compatible", {"max_tokens": 10, "max_completion_tokens": 10}, "params.max_completion_tokens", "once"),
-])
-def test_parameters_a_provider_does_not_take_are_refused_with_file_and_line(project, cli, mock_server, kind,
-                                                                           params, where, says):
+@pytest.mark.parametrize(
+    "kind, params, where, says",
+    [
+        (
+            "openai-compatible",
+            {"thinking": {"type": "enabled", "budget_tokens": 2048}},
+            "params.thinking",
+            "an Anthropic parameter",
+        ),
+        (
+            "anthropic",
+            {"reasoning_effort": "low"},
+            "params.reasoning_effort",
+            "an OpenAI parameter",
+        ),
+        (
+            "anthropic",
+            {"max_tokens": 2000, "thinking": {"type": "enabled", "budget_tokens": 4000}},
+            "params.thinking",
+            "must be below the output cap",
+        ),
+        (
+            "openai-compatible",
+            {"extra_body": {"model": "other"}},
+            "params.extra_body",
+            "may not set model",
+        ),
+        (
+            "openai-compatible",
+            {"reasoning_effort": "extreme"},
+            "params.reasoning_effort",
+            "expected",
+        ),
+        (
+            "openai-compatible",
+            {"max_tokens": 10, "max_completion_tokens": 10},
+            "params.max_completion_tokens",
+            "once",
+        ),
+    ],
+)
+def test_parameters_a_provider_does_not_take_are_refused_with_file_and_line(
+    project, cli, mock_server, kind, params, where, says
+):
     project.suite(items=ITEMS)
     code, _, err = cli("run", _config(project, mock_server, params, kind=kind), "-q")
     assert code == 2 and where in err and says in err and "run.yaml:" in err, err
     assert mock_server.stats.requests == 0
 
 
-@pytest.mark.parametrize("fault, kind", [("context_length", "context_length"), ("content_filter_400", "content_filter"),
-                                         ("refusal", "content_filter")])
-def test_errors_about_an_item_are_recorded_by_their_code_called_once_and_not_retried(project, cli, mock_server,
-                                                                                   fault, kind):
+@pytest.mark.parametrize(
+    "fault, kind",
+    [
+        ("context_length", "context_length"),
+        ("content_filter_400", "content_filter"),
+        ("refusal", "content_filter"),
+    ],
+)
+def test_errors_about_an_item_are_recorded_by_their_code_called_once_and_not_retried(
+    project, cli, mock_server, fault, kind
+):
     project.suite(items=ITEMS)
     mock_server.behaviour = MockBehaviour(error_rate=1.0, faults=(fault,))
     cfg = _config(project, mock_server, {})
     code, out, err = cli("run", cfg, "-q")
-    assert code == 0 and mock_server.stats.requests == 4          # one call per item: a final answer, paid once
+    # one call per item: a final answer, paid once
+    assert code == 0 and mock_server.stats.requests == 4
     with sqlite3.connect(project.root / ".holdout" / "store.sqlite") as db:
         rows = db.execute("SELECT error_kind, error FROM calls").fetchall()
     assert {r[0] for r in rows} == {kind}
-    assert all("could not be served" not in (r[1] or "") and "Question number" not in (r[1] or "") for r in rows)
+    assert all(
+        "could not be served" not in (r[1] or "") and "Question number" not in (r[1] or "")
+        for r in rows
+    )
     if fault != "refusal":
         code_string = "context_length_exceeded" if kind == "context_length" else "content_filter"
         assert {r[1] for r in rows} == {f"{kind}: HTTP 400 ({code_string})"}
-    assert cli("run", cfg, "-q")[0] == 0 and mock_server.stats.requests == 4       # a second run sends nothing
+    # a second run sends nothing
+    assert cli("run", cfg, "-q")[0] == 0 and mock_server.stats.requests == 4
     assert "could not be served" not in out + err
 
 
@@ -89,53 +162,87 @@ def test_a_model_the_provider_does_not_serve_is_named_and_given_up(project, cli,
     assert code == 3 and "model_not_found" in out + err and "check the model name" in out + err
     with sqlite3.connect(project.root / ".holdout" / "store.sqlite") as db:
         assert {r[0] for r in db.execute("SELECT error_kind FROM calls")} == {"model_not_found"}
-        assert db.execute("SELECT MAX(attempts) FROM calls").fetchone()[0] == 1       # not retried
+        assert db.execute("SELECT MAX(attempts) FROM calls").fetchone()[0] == 1  # not retried
 
 
-def test_a_named_key_variable_that_is_not_set_stops_the_run_before_anything_is_sent(project, cli, mock_server,
-                                                                                   monkeypatch):
+def test_a_named_key_variable_that_is_not_set_stops_the_run_before_anything_is_sent(
+    project, cli, mock_server, monkeypatch
+):
     project.suite(items=ITEMS)
     monkeypatch.delenv("GATEWAY_KEY", raising=False)
     cfg = _config(project, mock_server, {}, extra="    api_key_env: GATEWAY_KEY\n")
     code, _, err = cli("run", cfg, "-q")
-    assert code == 2 and "GATEWAY_KEY" in err and "not set" in err and mock_server.stats.requests == 0
-    cfg = _config(project, mock_server, {}, extra="    api_key_env: null\n")       # a local server that takes none
+    assert (
+        code == 2 and "GATEWAY_KEY" in err and "not set" in err and mock_server.stats.requests == 0
+    )
+    # a local server that takes none
+    cfg = _config(project, mock_server, {}, extra="    api_key_env: null\n")
     assert cli("run", cfg, "-q")[0] == 0 and mock_server.stats.requests == 4
 
 
-def test_summary_and_signed_scorecard_name_the_served_model_and_the_software(project, cli, mock_server):
+def test_summary_and_signed_scorecard_name_the_served_model_and_the_software(
+    project, cli, mock_server
+):
     project.suite(items=ITEMS, graders=[{"rules": {"type": "contains"}}])
-    mock_server.behaviour = MockBehaviour(served_as={"cheap": "cheap-2026-01-01", "alias": "some-other-model"})
-    cfg = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                         "models:\n  - {provider: p, model: cheap, params: {temperature: 0}}\n"
-                         "  - {provider: p, model: alias}\nlabs:\n  acme: [cheap, alias]\n")
+    mock_server.behaviour = MockBehaviour(
+        served_as={"cheap": "cheap-2026-01-01", "alias": "some-other-model"}
+    )
+    cfg = project.config(
+        "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n"
+        "models:\n  - {provider: p, model: cheap, params: {temperature: 0}}\n"
+        "  - {provider: p, model: alias}\nlabs:\n  acme: [cheap, alias]\n"
+    )
     assert cli("run", cfg, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
-    summary = json.loads((project.root / "results" / "run" / "summary.json").read_text())["provenance"]
+    summary = json.loads((project.root / "results" / "run" / "summary.json").read_text())[
+        "provenance"
+    ]
     assert summary["software"]["holdout"] and summary["software"]["sdks"]["openai"]
-    assert summary["models"]["cheap"]["served"] == {"cheap-2026-01-01": 4} and not summary["models"]["cheap"]["served_differs"]
+    assert (
+        summary["models"]["cheap"]["served"] == {"cheap-2026-01-01": 4}
+        and not summary["models"]["cheap"]["served_differs"]
+    )
     assert summary["models"]["cheap"]["params"] == {"temperature": 0, "max_tokens": 4096}
-    assert summary["models"]["alias"]["served_differs"]                   # asked for one model, another answered
+    assert summary["models"]["alias"]["served_differs"]  # asked for one model, another answered
     cli("vault", "init")
     assert cli("scorecard", "run", "--lab", "acme")[0] == 0
     card_path = project.root / "results" / "run" / "scorecards" / "acme.json"
     card = json.loads(card_path.read_text())
     assert card["provenance"]["models"]["alias"]["served"] == {"some-other-model": 4}
     assert "served as some-other-model" in card_path.with_suffix(".html").read_text()
-    assert cli("verify", card_path)[0] == 0 and cli("verify", card_path.with_suffix(".html"))[0] == 0
-    card["provenance"]["models"]["alias"]["served"] = {"alias": 4}          # hiding the substitution breaks the seal
+    assert (
+        cli("verify", card_path)[0] == 0 and cli("verify", card_path.with_suffix(".html"))[0] == 0
+    )
+    # hiding the substitution breaks the seal
+    card["provenance"]["models"]["alias"]["served"] = {"alias": 4}
     card_path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     assert cli("verify", card_path)[0] == 2
 
 
-def test_a_judge_whose_key_variable_is_not_set_is_refused_before_any_judge_call(project, cli, mock_server,
-                                                                                monkeypatch):
+def test_a_judge_whose_key_variable_is_not_set_is_refused_before_any_judge_call(
+    project, cli, mock_server, monkeypatch
+):
     monkeypatch.delenv("JUDGE_KEY", raising=False)
-    project.suite(items=ITEMS, graders=[{"rubric": {"judge": {"provider": "j", "model": "judge"},
-                                                    "criteria": [{"name": "q", "scale": [1, 5]}]}}])
-    cfg = project.config(f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                         f"  j:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
-                         "    api_key_env: JUDGE_KEY\nmodels:\n  - {provider: p, model: m}\n")
+    project.suite(
+        items=ITEMS,
+        graders=[
+            {
+                "rubric": {
+                    "judge": {"provider": "j", "model": "judge"},
+                    "criteria": [{"name": "q", "scale": [1, 5]}],
+                }
+            }
+        ],
+    )
+    cfg = project.config(
+        "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n"
+        f"  j:\n    type: openai-compatible\n    base_url: {mock_server.url}/v1\n"
+        "    api_key_env: JUDGE_KEY\nmodels:\n  - {provider: p, model: m}\n"
+    )
     assert cli("run", cfg, "-q")[0] == 0
     sent = mock_server.stats.requests
     code, _, err = cli("grade", "run", "-q")
-    assert code == 2 and "JUDGE_KEY" in err and "not set" in err and mock_server.stats.requests == sent
+    assert (
+        code == 2 and "JUDGE_KEY" in err and "not set" in err and mock_server.stats.requests == sent
+    )

@@ -1,10 +1,12 @@
 """Sealed text never yields its text through str, repr, format, JSON, pickle or copy."""
+
 import copy
 import json
 import pickle
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.sealed import Sealed, SealedError, reveal
 

@@ -1,4 +1,5 @@
 """Statistics against known answers."""
+
 import math
 
 import numpy as np
@@ -8,16 +9,19 @@ from harness import stats
 
 
 def test_cohen_kappa_textbook():
-    # Wikipedia's example: 50 proposals, both yes 20, A yes B no 5, A no B yes 10, both no 15 -> kappa 0.4
+    # Wikipedia's example: 50 proposals, both yes 20, A yes B no 5, A no B yes 10, both no 15 ->
+    # kappa 0.4
     a = ["y"] * 20 + ["y"] * 5 + ["n"] * 10 + ["n"] * 15
     b = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
     assert stats.cohen_kappa(a, b) == pytest.approx(0.4)
     assert stats.cohen_kappa(a, a) == 1.0
-    assert stats.cohen_kappa(["x"] * 5, ["x"] * 5) is None         # one label: undefined, not perfect agreement
+    # one label: undefined, not perfect agreement
+    assert stats.cohen_kappa(["x"] * 5, ["x"] * 5) is None
 
 
 def test_krippendorff_alpha_textbook():
-    # Krippendorff (2011) "Computing Krippendorff's alpha-reliability", nominal example with missing data: 0.743
+    # Krippendorff (2011) "Computing Krippendorff's alpha-reliability", nominal example with missing
+    # data: 0.743
     raters = [
         [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
         [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
@@ -31,7 +35,8 @@ def test_krippendorff_alpha_textbook():
 
 
 def test_bradley_terry_recovers_a_hand_built_tournament():
-    # true strengths on the logistic scale: A 0, B 1, C 2 -> exact expected outcomes as fractional scores
+    # true strengths on the logistic scale: A 0, B 1, C 2 -> exact expected outcomes as fractional
+    # scores
     true = {"A": 0.0, "B": 1.0, "C": 2.0}
     battles = []
     for a in true:
@@ -49,13 +54,13 @@ def test_bradley_terry_style_covariate_absorbs_a_length_bias():
     rng = np.random.default_rng(1)
     battles, cov = [], []
     for _ in range(2000):
-        longer = rng.choice([-1.0, 1.0])       # +1: B's answer is longer
+        longer = rng.choice([-1.0, 1.0])  # +1: B's answer is longer
         p_b = 1 / (1 + math.exp(-(1.5 * longer)))
         battles.append(("B", "A", float(rng.random() < p_b)))
         cov.append([longer])
     plain = stats.bradley_terry(battles, anchor="A", n_boot=0)
     styled = stats.bradley_terry(battles, anchor="A", covariates=np.array(cov), n_boot=0)
-    assert abs(plain["ratings"]["B"]["rating"] - 1000) < 40          # balanced lengths: no net effect
+    assert abs(plain["ratings"]["B"]["rating"] - 1000) < 40  # balanced lengths: no net effect
     assert styled["coefficients"][0] == pytest.approx(1.5, abs=0.2)  # the length effect is found
 
 
@@ -77,8 +82,9 @@ def test_win_rate_and_standard_error():
 
 
 def test_length_controlled_win_rates_remove_a_pure_length_effect():
-    """Two models as good as the baseline; one is usually much longer and the judge likes length. (Length
-    differences are scaled by each model's own spread, as AlpacaEval does; here every model spreads alike.)"""
+    """Two models as good as the baseline; one is usually much longer and the judge likes length.
+    (Length differences are scaled by each model's own spread, as AlpacaEval does; here every model
+    spreads alike.)"""
     rng = np.random.default_rng(0)
     rows = []
     for model, mean_diff in (("verbose", 400), ("plain", 0)):
@@ -91,11 +97,22 @@ def test_length_controlled_win_rates_remove_a_pure_length_effect():
     for model in ("r1", "r2", "r3"):
         for item in range(1500):
             d = rng.normal(0, 400)
-            reference.append((model, item, float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))), d))
+            reference.append(
+                (
+                    model,
+                    item,
+                    float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))),
+                    d,
+                )
+            )
     ref = stats.length_reference(reference)
-    assert ref.slope > 0.5                                   # the judge's taste for length, found
-    lc = {m: stats.length_controlled_win_rate([(i, p, d) for mm, i, p, d in rows if mm == m], ref, n_boot=20)
-          for m in ("verbose", "plain")}
+    assert ref.slope > 0.5  # the judge's taste for length, found
+    lc = {
+        m: stats.length_controlled_win_rate(
+            [(i, p, d) for mm, i, p, d in rows if mm == m], ref, n_boot=20
+        )
+        for m in ("verbose", "plain")
+    }
     raw_verbose = np.mean([r[2] for r in rows if r[0] == "verbose"])
     assert raw_verbose > 0.65
     assert lc["verbose"]["lc_win_rate"] == pytest.approx(0.5, abs=0.05)
@@ -103,21 +120,26 @@ def test_length_controlled_win_rates_remove_a_pure_length_effect():
     assert 0 < lc["verbose"]["se"] < 0.05
 
 
-
 def test_a_model_with_one_battle_is_scaled_by_the_references_spread():
-    """One battle (or every length difference equal) has no spread of its own: a 10-character difference is
-    small beside the reference's, not a full ±1 of length effect."""
+    """One battle (or every length difference equal) has no spread of its own: a 10-character
+    difference is small beside the reference's, not a full ±1 of length effect."""
     rng = np.random.default_rng(1)
-    reference = [(m, item, float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))), d)
-                 for m in ("r1", "r2", "r3") for item in range(600) for d in [rng.normal(0, 400)]]
+    reference = [
+        (m, item, float(rng.random() < 1 / (1 + math.exp(-1.2 * math.tanh(d / 300)))), d)
+        for m in ("r1", "r2", "r3")
+        for item in range(600)
+        for d in [rng.normal(0, 400)]
+    ]
     ref = stats.length_reference(reference)
     for rows in ([(0, 0.5, 10.0)], [(i, 0.5, 10.0) for i in range(5)]):
         lc = stats.length_controlled_win_rate(rows, ref, n_boot=0)["lc_win_rate"]
         assert lc == pytest.approx(0.5, abs=0.03), rows
 
+
 @pytest.mark.parametrize("level", ["nominal", "ordinal", "interval", "ratio"])
 def test_krippendorff_alpha_matches_the_reference_package_at_every_level(level):
-    """The `krippendorff` package (an implementation nobody here wrote), on random ratings with gaps."""
+    """The `krippendorff` package (an implementation nobody here wrote), on random ratings with
+    gaps."""
     krippendorff = pytest.importorskip("krippendorff")
     rng = np.random.default_rng(7)
     for trial in range(20):
@@ -128,7 +150,7 @@ def test_krippendorff_alpha_matches_the_reference_package_at_every_level(level):
         ours = stats.krippendorff_alpha(units, level)
         try:
             theirs = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
-        except ValueError:        # the package refuses data with one value only
+        except ValueError:  # the package refuses data with one value only
             theirs = None
         if ours is None or theirs is None or np.isnan(theirs):
             assert ours is None or theirs is None or np.isnan(theirs)
@@ -137,14 +159,17 @@ def test_krippendorff_alpha_matches_the_reference_package_at_every_level(level):
 
 
 def test_krippendorff_alpha_is_undefined_without_variation_and_refuses_unknown_levels():
-    assert stats.krippendorff_alpha({0: [3, 3], 1: [3, 3, 3]}, "interval") is None     # not "perfect agreement"
+    # not "perfect agreement"
+    assert stats.krippendorff_alpha({0: [3, 3], 1: [3, 3, 3]}, "interval") is None
     with pytest.raises(ValueError, match="ordinal"):
         stats.krippendorff_alpha({0: [1, 2]}, "ordnial")
 
 
 def test_krippendorff_alpha_is_linear_in_the_ratings():
-    """50,000 units x 3 raters: the coincidence matrix, not every pair of ratings (was quadratic)."""
+    """50,000 units x 3 raters: the coincidence matrix, not every pair of ratings (was
+    quadratic)."""
     rng = np.random.default_rng(1)
     units = {u: list(map(float, rng.integers(1, 6, size=3))) for u in range(50_000)}
     alpha = stats.krippendorff_alpha(units, "ordinal")
-    assert alpha is not None and -0.1 < alpha < 0.1          # independent random raters agree by chance only
+    # independent random raters agree by chance only
+    assert alpha is not None and -0.1 < alpha < 0.1

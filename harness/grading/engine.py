@@ -9,6 +9,7 @@ recorded as an error, never a guess, and the next `grade` tries again. Grading a
 makes no calls. Each grade records a digest of its grader's settings: grades made with other
 settings are not mixed in (`grade --regrade NAME` replaces them).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,17 +20,24 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .. import style
 from ..budget import Budget
 from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
 from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..runner import Job, Runner
-from .. import style
 from ..sealed import reveal
 from ..store import GradeRow, Store
 from ..yamlfile import key_path
-from .judges import (model_score, pairwise_messages, parse_rubric, parse_verdict, rubric_messages, rubric_score)
+from .judges import (
+    model_score,
+    pairwise_messages,
+    parse_rubric,
+    parse_verdict,
+    rubric_messages,
+    rubric_score,
+)
 from .rules import RuleError, RuleGrader
 
 Target = tuple  # (model, item_id, epoch)
@@ -41,25 +49,28 @@ def judge_key(t: Target) -> str:
 
 
 def settings_digest(spec: dict) -> str:
-    """A grader's settings as written (judges, criteria, rule), digested: grades made with other settings differ."""
+    """A grader's settings as written (judges, criteria, rule), digested: grades made with other
+    settings differ."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
 class JudgeGrader:
-    kind: str                      # "rubric" | "pairwise"
+    kind: str  # "rubric" | "pairwise"
     name: str
     judges: list[ModelConfig]
     spec: dict
     max_attempts: int = 3
     baseline: str | None = None
     criteria: list = field(default_factory=list)
-    sha: str = ""                  # digest of the grader's settings (set by build_graders)
+    sha: str = ""  # digest of the grader's settings (set by build_graders)
 
     def targets(self, outputs: dict) -> list[Target]:
         if self.kind == "rubric":
             return sorted(outputs)
-        return sorted(t for t in outputs if t[0] != self.baseline and self._baseline_key(t, outputs))
+        return sorted(
+            t for t in outputs if t[0] != self.baseline and self._baseline_key(t, outputs)
+        )
 
     def _baseline_key(self, t: Target, outputs: dict):
         for key in ((self.baseline, t[1], t[2]), (self.baseline, t[1], 0)):
@@ -78,7 +89,8 @@ class JudgeGrader:
         if self.kind == "rubric":
             return rubric_messages(self.criteria, item.prompt, outputs[t], item.reference)
         base_out = outputs[self._baseline_key(t, outputs)]
-        a, b = (base_out, outputs[t]) if key.endswith("|0") else (outputs[t], base_out)  # order 0: baseline is A
+        # order 0: baseline is A
+        a, b = (base_out, outputs[t]) if key.endswith("|0") else (outputs[t], base_out)
         return pairwise_messages(item.prompt, a, b)
 
     def parse(self, text):
@@ -88,14 +100,21 @@ class JudgeGrader:
         """The grade of a target from its parsed judge answers (all present)."""
         if self.kind == "rubric":
             per_judge = {j.name: answers[(j.name, k)] for j, k in self.slots(t)}
-            scores = {name: rubric_score(a["scores"], self.criteria) for name, a in per_judge.items()}
-            crit = {c["name"]: sum(a["scores"][c["name"]] for a in per_judge.values()) / len(per_judge)
-                    for c in self.criteria}
+            scores = {
+                name: rubric_score(a["scores"], self.criteria) for name, a in per_judge.items()
+            }
+            crit = {
+                c["name"]: sum(a["scores"][c["name"]] for a in per_judge.values()) / len(per_judge)
+                for c in self.criteria
+            }
             conf = [a["confidence"] for a in per_judge.values() if "confidence" in a]
-            detail = {"criteria": crit, "judges": scores,
-                      "judge_criteria": {n: a["scores"] for n, a in per_judge.items()},
-                      "disagreement": max(scores.values()) - min(scores.values()),
-                      "confidence": sum(conf) / len(conf) if conf else None}
+            detail = {
+                "criteria": crit,
+                "judges": scores,
+                "judge_criteria": {n: a["scores"] for n, a in per_judge.items()},
+                "disagreement": max(scores.values()) - min(scores.values()),
+                "confidence": sum(conf) / len(conf) if conf else None,
+            }
             return sum(scores.values()) / len(scores), detail
         verdicts, per_judge, consistent, games = {}, {}, True, []
         for j in self.judges:
@@ -108,8 +127,15 @@ class JudgeGrader:
             games += [[s0, st0], [s1, st1]]
         mine = style.features(reveal(outputs[t]))
         theirs = style.features(reveal(outputs[self._baseline_key(t, outputs)]))
-        detail = {"baseline": self.baseline, "verdicts": verdicts, "judges": per_judge, "consistent": consistent, "games": games,
-                  "style": {"model": mine, "baseline": theirs}, "style_diff": {k: mine[k] - theirs[k] for k in mine}}
+        detail = {
+            "baseline": self.baseline,
+            "verdicts": verdicts,
+            "judges": per_judge,
+            "consistent": consistent,
+            "games": games,
+            "style": {"model": mine, "baseline": theirs},
+            "style_diff": {k: mine[k] - theirs[k] for k in mine},
+        }
         return sum(per_judge.values()) / len(per_judge), detail
 
 
@@ -119,26 +145,46 @@ def _judge_config(spec: dict, config: RunConfig, where: str) -> ModelConfig:
     if provider is None and pname in DEFAULT_KEY_ENV:
         provider = ProviderConfig(name=pname, type=pname, api_key_env=DEFAULT_KEY_ENV[pname])
     if provider is None:
-        raise ConfigError(f"{where}.provider: unknown provider '{pname}'; declare it under providers: in the run config "
-                          f"(declared: {', '.join(sorted(config.providers)) or 'none'})")
+        raise ConfigError(
+            f"{where}.provider: unknown provider '{pname}'; declare it under providers: in the "
+            "run config "
+            f"(declared: {', '.join(sorted(config.providers)) or 'none'})"
+        )
     price = Price(**spec["price"]) if "price" in spec else price_for(provider.type, spec["model"])
     if price is None and config.budget_usd is not None:
-        raise ConfigError(f"{where}: no price is known for judge model '{spec['model']}', so budget_usd cannot be "
-                          "enforced on its calls; add price: {input_per_mtok: ..., output_per_mtok: ...}")
-    judge = ModelConfig(name=spec.get("name", f"judge:{spec['model']}"), provider=provider, model=spec["model"],
-                        params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})}, price=price)
+        raise ConfigError(
+            f"{where}: no price is known for judge model '{spec['model']}', so budget_usd "
+            "cannot be "
+            "enforced on its calls; add price: {input_per_mtok: ..., output_per_mtok: ...}"
+        )
+    judge = ModelConfig(
+        name=spec.get("name", f"judge:{spec['model']}"),
+        provider=provider,
+        model=spec["model"],
+        params={"temperature": 0, "max_tokens": 1024, **spec.get("params", {})},
+        price=price,
+    )
     problems = param_problems(judge)
     if problems:
         raise ConfigError("; ".join(f"{where}.params.{key}: {why}" for key, why in problems))
-    if (provider.type in ("openai", "anthropic") or provider.api_key_env) and provider.type != "replay" \
-            and not provider.api_key():
-        raise ConfigError(f"{where}: judge '{judge.name}' needs an API key in the environment variable "
-                          f"{provider.api_key_env or '(none named: set api_key_env)'}, which is not set. Nothing was sent.")
+    if (
+        (provider.type in ("openai", "anthropic") or provider.api_key_env)
+        and provider.type != "replay"
+        and not provider.api_key()
+    ):
+        raise ConfigError(
+            f"{where}: judge '{judge.name}' needs an API key in the environment variable "
+            f"{provider.api_key_env or '(none named: set api_key_env)'}, which is not set. "
+            "Nothing was sent."
+        )
     return judge
 
 
-def build_graders(specs: list[dict], config: RunConfig, source: str, base_dir: Path | None = None) -> list:
-    """The graders of `specs` (from the file `source`, whose directory `base_dir` Python rules load from)."""
+def build_graders(
+    specs: list[dict], config: RunConfig, source: str, base_dir: Path | None = None
+) -> list:
+    """The graders of `specs` (from the file `source`, whose directory `base_dir` Python rules load
+    from)."""
     graders, used = [], {}
     model_names = {m.name for m in config.models}
     for i, spec in enumerate(specs):
@@ -153,18 +199,25 @@ def build_graders(specs: list[dict], config: RunConfig, source: str, base_dir: P
             judge_specs = body.get("judges") or ([body["judge"]] if "judge" in body else [])
             if not judge_specs:
                 raise ConfigError(f"{where}: needs 'judge' or 'judges'")
-            judges = [_judge_config(j, config, f"{where}.judges[{n}]") for n, j in enumerate(judge_specs)]
+            judges = [
+                _judge_config(j, config, f"{where}.judges[{n}]") for n, j in enumerate(judge_specs)
+            ]
             g = JudgeGrader(kind, name, judges, body, body.get("max_attempts", 3))
             if kind == "rubric":
                 g.criteria = body["criteria"]
                 for c in g.criteria:
                     if c["scale"][0] >= c["scale"][1]:
-                        raise ConfigError(f"{where}: criterion '{c['name']}': scale must be [low, high] with low < high")
+                        raise ConfigError(
+                            f"{where}: criterion '{c['name']}': scale must be [low, high] with "
+                            "low < high"
+                        )
             else:
                 g.baseline = body["baseline"]
                 if g.baseline not in model_names:
-                    raise ConfigError(f"{where}.baseline: '{g.baseline}' is not a model of this run "
-                                      f"(models: {', '.join(sorted(model_names))}); add it under models:")
+                    raise ConfigError(
+                        f"{where}.baseline: '{g.baseline}' is not a model of this run "
+                        f"(models: {', '.join(sorted(model_names))}); add it under models:"
+                    )
         else:
             continue
         g.sha = settings_digest(spec)
@@ -173,7 +226,8 @@ def build_graders(specs: list[dict], config: RunConfig, source: str, base_dir: P
 
 
 def grader_names(specs: list[dict]) -> list[str]:
-    """Grader names in the order the config lists them (the headline is the first, unless `headline:` says)."""
+    """Grader names in the order the config lists them (the headline is the first, unless
+    `headline:` says)."""
     names, used = [], {}
     for spec in specs:
         kind = next((k for k in ("rules", "rubric", "pairwise", "human") if k in spec), None)
@@ -184,9 +238,11 @@ def grader_names(specs: list[dict]) -> list[str]:
     return names
 
 
-def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict) -> dict:
-    """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its cause to `errors`.
-    Returns slot -> the next unused attempt number (epoch)."""
+def _collect_answers(
+    store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict
+) -> dict:
+    """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its
+    cause to `errors`. Returns slot -> the next unused attempt number (epoch)."""
     next_epoch: dict = {}
     for row in store.calls(jrun):
         slot = (row.model, row.item_id)
@@ -198,14 +254,26 @@ def _collect_answers(store: Store, jrun: str, grader: JudgeGrader, answers: dict
             answers[slot] = parsed
             errors.pop(slot, None)
         else:
-            errors[slot] = "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+            errors[slot] = (
+                "malformed judge answer" if row.ok else f"judge call failed: {row.error_kind}"
+            )
     return next_epoch
 
 
-async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: dict, items: dict, budget: Budget,
-                      on_sent, console: Console, quiet: bool) -> dict:
-    """Rounds of judge calls until every slot has a parseable answer or this `grade` spent max_attempts on it.
-    Attempts of earlier `grade`s are kept (and their answers used), so a judge outage costs a re-run, not the run."""
+async def _run_judges(
+    store: Store,
+    run_id: str,
+    grader: JudgeGrader,
+    outputs: dict,
+    items: dict,
+    budget: Budget,
+    on_sent,
+    console: Console,
+    quiet: bool,
+) -> dict:
+    """Rounds of judge calls until every slot has a parseable answer or this `grade` spent
+    max_attempts on it. Attempts of earlier `grade`s are kept (and their answers used), so a judge
+    outage costs a re-run, not the run."""
     jrun = f"{run_id}/grade/{grader.name}"
     graded = store.graded_keys(run_id, grader.name)
     todo = [t for t in grader.targets(outputs) if t not in graded]
@@ -214,29 +282,60 @@ async def _run_judges(store: Store, run_id: str, grader: JudgeGrader, outputs: d
     calls_made = 0
     judges = {j.name: j for j in grader.judges}
     store.begin_run(jrun, f"judge:{grader.name}", "judge", "judge", False, 0, list(judges), "")
-    first_epoch = _collect_answers(store, jrun, grader, answers, errors)   # where this grade's attempts start
+    # where this grade's attempts start
+    first_epoch = _collect_answers(store, jrun, grader, answers, errors)
     for attempt in range(grader.max_attempts):
         if attempt:
             _collect_answers(store, jrun, grader, answers, errors)
-        jobs = [Job(t[1], key, judge, first_epoch.get((judge.name, key), 0) + attempt,
-                    grader.messages(key, t, outputs, items))
-                for t in todo for judge, key in grader.slots(t) if (judge.name, key) not in answers]
+        jobs = [
+            Job(
+                t[1],
+                key,
+                judge,
+                first_epoch.get((judge.name, key), 0) + attempt,
+                grader.messages(key, t, outputs, items),
+            )
+            for t in todo
+            for judge, key in grader.slots(t)
+            if (judge.name, key) not in answers
+        ]
         if not jobs:
             break
         with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet) as bar:
-            runner = Runner(jrun, lambda: iter(jobs), list(judges.values()), store, budget, bar, on_sent=on_sent,
-                            role="judge")
+            runner = Runner(
+                jrun,
+                lambda jobs=jobs: iter(jobs),
+                list(judges.values()),
+                store,
+                budget,
+                bar,
+                on_sent=on_sent,
+                role="judge",
+            )
             outcome = await runner.run()
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
             _collect_answers(store, jrun, grader, answers, errors)
-            return {"answers": answers, "errors": errors, "todo": todo, "stopped": outcome, "calls": calls_made}
-    _collect_answers(store, jrun, grader, answers, errors)       # the last round's answers
-    return {"answers": answers, "errors": errors, "todo": todo, "stopped": None, "calls": calls_made}
+            return {
+                "answers": answers,
+                "errors": errors,
+                "todo": todo,
+                "stopped": outcome,
+                "calls": calls_made,
+            }
+    _collect_answers(store, jrun, grader, answers, errors)  # the last round's answers
+    return {
+        "answers": answers,
+        "errors": errors,
+        "todo": todo,
+        "stopped": None,
+        "calls": calls_made,
+    }
 
 
 def _grade_rules(store: Store, run_id: str, g: RuleGrader, items: dict, batch: int = 5000) -> dict:
-    """A rule over every successful call not graded yet, streamed from the store and written in batches."""
+    """A rule over every successful call not graded yet, streamed from the store and written in
+    batches."""
     done = store.graded_keys(run_id, g.name)
     rows, graded, failed = [], 0, 0
     for call in store.calls(run_id):
@@ -255,39 +354,75 @@ def _grade_rules(store: Store, run_id: str, g: RuleGrader, items: dict, batch: i
             graded, rows = graded + len(rows), []
     store.put_grades(rows)
     graded += len(rows)
-    return {"kind": "rules", "graded_now": graded - failed, "failed": failed, "calls": 0, "stopped": False}
+    return {
+        "kind": "rules",
+        "graded_now": graded - failed,
+        "failed": failed,
+        "calls": 0,
+        "stopped": False,
+    }
 
 
-def _check_settings(store: Store, run_id: str, graders: list, regrade: set[str], source: str) -> None:
-    """Grades made with other settings are not mixed with new ones: refuse, or (--regrade) delete them first."""
+def _check_settings(
+    store: Store, run_id: str, graders: list, regrade: set[str], source: str
+) -> None:
+    """Grades made with other settings are not mixed with new ones: refuse, or (--regrade) delete
+    them first."""
     unknown = regrade - {g.name for g in graders}
     if unknown:
-        raise HoldoutError(f"--regrade {', '.join(sorted(unknown))}: no such grader in {source} "
-                           f"(graders: {', '.join(g.name for g in graders)})")
+        raise HoldoutError(
+            f"--regrade {', '.join(sorted(unknown))}: no such grader in {source} "
+            f"(graders: {', '.join(g.name for g in graders)})"
+        )
     digests = store.grader_digests(run_id)
     for g in graders:
         if g.name in regrade:
             store.delete_grader(run_id, g.name)
         elif digests.get(g.name, {g.sha}) != {g.sha}:
-            raise HoldoutError(f"grader '{g.name}': its settings in {source} changed since its grades were made, so old "
-                               f"and new grades would be mixed. Nothing was graded. Re-grade it with "
-                               f"`holdout grade {run_id} --regrade {g.name}` (judge calls are paid again), or restore "
-                               "its settings.")
+            raise HoldoutError(
+                f"grader '{g.name}': its settings in {source} changed since its grades were "
+                "made, so old "
+                f"and new grades would be mixed. Nothing was graded. Re-grade it with "
+                f"`holdout grade {run_id} --regrade {g.name}` (judge calls are paid again), or "
+                "restore "
+                "its settings."
+            )
 
 
-def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], source: str, items: dict, outputs,
-          on_sent, console: Console, quiet: bool, pool_id: str = "", max_retention: str | None = None,
-          *, base_dir: Path | None = None, regrade: set[str] = frozenset()) -> dict:
-    """`outputs`: the run's outputs ((model, item, epoch) -> text), or a callable giving them; rules stream from
-    the store instead, so a run graded by rules alone is never held in memory."""
+def grade(
+    run_id: str,
+    store: Store,
+    config: RunConfig,
+    specs: list[dict],
+    source: str,
+    items: dict,
+    outputs,
+    on_sent,
+    console: Console,
+    quiet: bool,
+    pool_id: str = "",
+    max_retention: str | None = None,
+    *,
+    base_dir: Path | None = None,
+    regrade: set[str] = frozenset(),
+) -> dict:
+    """`outputs`: the run's outputs ((model, item, epoch) -> text), or a callable giving them; rules
+    stream from the store instead, so a run graded by rules alone is never held in memory."""
     graders = build_graders(specs, config, source, base_dir)
     if not graders:
-        raise HoldoutError(f"no graders: add `graders:` to the suite ({source}) or to the run config")
-    from ..vault.runpool import check_retention   # judges see held-out prompts too
-    check_retention(config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])])
+        raise HoldoutError(
+            f"no graders: add `graders:` to the suite ({source}) or to the run config"
+        )
+    from ..vault.runpool import check_retention  # judges see held-out prompts too
+
+    check_retention(
+        config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])]
+    )
     _check_settings(store, run_id, graders, set(regrade), source)
-    spent = store.db.execute("SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
-                             (run_id, len(run_id) + 7, f"{run_id}/grade/")).fetchone()[0]
+    spent = store.db.execute(
+        "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
+        (run_id, len(run_id) + 7, f"{run_id}/grade/"),
+    ).fetchone()[0]
     budget = Budget(config.budget_usd, spent)
     loaded: dict = {}
 
@@ -295,26 +430,44 @@ def grade(run_id: str, store: Store, config: RunConfig, specs: list[dict], sourc
         if "outputs" not in loaded:
             loaded["outputs"] = outputs() if callable(outputs) else outputs
         return loaded["outputs"]
+
     summary = {}
     for g in graders:
         if isinstance(g, RuleGrader):
             summary[g.name] = _grade_rules(store, run_id, g, items)
             continue
-        res = asyncio.run(_run_judges(store, run_id, g, all_outputs(), items, budget, on_sent, console, quiet))
+        res = asyncio.run(
+            _run_judges(store, run_id, g, all_outputs(), items, budget, on_sent, console, quiet)
+        )
         rows, failed = [], 0
         for t in res["todo"]:
             slots = g.slots(t)
             if all((j.name, k) in res["answers"] for j, k in slots):
-                score, detail = g.combine(t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots},
-                                          all_outputs())
+                score, detail = g.combine(
+                    t, {(j.name, k): res["answers"][(j.name, k)] for j, k in slots}, all_outputs()
+                )
                 rows.append(GradeRow(run_id, g.name, *t, "ok", score, detail, g.sha))
             elif res["stopped"] is None:
-                reasons = sorted({res["errors"].get((j.name, k), "no answer") for j, k in slots
-                                  if (j.name, k) not in res["answers"]})
-                rows.append(GradeRow(run_id, g.name, *t, "error", None, {"reason": "; ".join(reasons)}, g.sha))
+                reasons = sorted(
+                    {
+                        res["errors"].get((j.name, k), "no answer")
+                        for j, k in slots
+                        if (j.name, k) not in res["answers"]
+                    }
+                )
+                rows.append(
+                    GradeRow(
+                        run_id, g.name, *t, "error", None, {"reason": "; ".join(reasons)}, g.sha
+                    )
+                )
                 failed += 1
         store.put_grades(rows)
-        summary[g.name] = {"kind": g.kind, "graded_now": len(rows) - failed, "failed": failed,
-                           "calls": res["calls"], "stopped": bool(res["stopped"]),
-                           "not_graded": len(res["todo"]) - len(rows)}
+        summary[g.name] = {
+            "kind": g.kind,
+            "graded_now": len(rows) - failed,
+            "failed": failed,
+            "calls": res["calls"],
+            "stopped": bool(res["stopped"]),
+            "not_graded": len(res["todo"]) - len(rows),
+        }
     return summary

@@ -1,4 +1,6 @@
-"""Rule graders: deterministic checks of an output, scored in [0, 1]. No calls, no text written anywhere."""
+"""Rule graders: deterministic checks of an output, scored in [0, 1]. No calls, no text written
+anywhere."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +19,9 @@ from ..sealed import reveal
 
 
 class RuleError(HoldoutError):
-    """A rule could not grade one output (a Python rule raised or returned something that is not a score).
-    The message names the exception type only: an exception's text may quote the output."""
+    """A rule could not grade one output (a Python rule raised or returned something that is not a
+    score). The message names the exception type only: an exception's text may quote the output."""
+
 
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
 
@@ -29,14 +32,15 @@ _ACCENTED_SCRIPTS = ("LATIN", "GREEK")
 
 @functools.lru_cache(maxsize=4096)
 def _accents_fold(base: str) -> bool:
-    """Whether marks on this letter are accents that may be ignored (Latin and Greek: café = cafe). In other
-    scripts they make other letters or words (Russian й and и; Hindi दिल and दाल; Thai ปา and ป้า): kept."""
+    """Whether marks on this letter are accents that may be ignored (Latin and Greek: café = cafe).
+    In other scripts they make other letters or words (Russian й and и; Hindi दिल and दाल; Thai ปา
+    and ป้า): kept."""
     return unicodedata.name(base, "").startswith(_ACCENTED_SCRIPTS)
 
 
 def normalize(text: str) -> str:
-    """Case, accents, punctuation and spacing do not matter; letters, digits and the marks that change a word
-    in Indic, Thai, Arabic, Hebrew and other scripts do."""
+    """Case, accents, punctuation and spacing do not matter; letters, digits and the marks that
+    change a word in Indic, Thai, Arabic, Hebrew and other scripts do."""
     text = unicodedata.normalize("NFKC", text).casefold()
     if text.isascii():
         return " ".join(_ASCII_PUNCT.sub(" ", text).split())
@@ -49,7 +53,7 @@ def normalize(text: str) -> str:
         elif kind in "LN":
             out.append(c)
             fold = _accents_fold(c)
-        else:                  # punctuation, symbols, separators, controls
+        else:  # punctuation, symbols, separators, controls
             out.append(" ")
             fold = False
     return " ".join(unicodedata.normalize("NFC", "".join(out)).split())
@@ -71,18 +75,22 @@ def _json_of(text: str):
 
 
 def compile_pattern(name: str, spec: dict) -> re.Pattern | None:
-    """A rule's `pattern`, compiled; a bad one is a config error naming the grader (checked when the config loads)."""
+    """A rule's `pattern`, compiled; a bad one is a config error naming the grader (checked when the
+    config loads)."""
     if "pattern" not in spec:
         return None
     try:
         return re.compile(spec["pattern"], re.S)
     except (re.error, RecursionError, OverflowError) as e:
-        raise ConfigError(f"grader '{name}': rules.pattern is not a valid regular expression "
-                          f"({getattr(e, 'msg', type(e).__name__)})") from None
+        raise ConfigError(
+            f"grader '{name}': rules.pattern is not a valid regular expression "
+            f"({getattr(e, 'msg', type(e).__name__)})"
+        ) from None
 
 
 def check_patterns(graders: list, file, marks: dict) -> list[str]:
-    """Problems with the regular expressions of `graders` (a config's or suite's list), each with file:line."""
+    """Problems with the regular expressions of `graders` (a config's or suite's list), each with
+    file:line."""
     problems = []
     for i, spec in enumerate(graders or ()):
         rule = spec.get("rules") if isinstance(spec, dict) else None
@@ -91,7 +99,9 @@ def check_patterns(graders: list, file, marks: dict) -> list[str]:
                 compile_pattern(spec.get("name", "rules"), rule)
             except ConfigError as e:
                 line = marks.get(("graders", i, "rules", "pattern"), marks.get(("graders", i), 1))
-                problems.append(f"{file}:{line}: graders[{i}].rules.pattern: {str(e).split(': ', 1)[1]}")
+                problems.append(
+                    f"{file}:{line}: graders[{i}].rules.pattern: {str(e).split(': ', 1)[1]}"
+                )
     return problems
 
 
@@ -102,9 +112,13 @@ class RuleGrader:
         self.name, self.spec = name, spec
         self.type = spec["type"]
         self.pattern = compile_pattern(name, spec)
-        self.on = spec.get("on", "pattern" if self.type in ("json_schema", "python") or
-                           (self.type == "regex" and self.pattern is not None and not self.pattern.groups)
-                           else "reference")
+        self.on = spec.get(
+            "on",
+            "pattern"
+            if self.type in ("json_schema", "python")
+            or (self.type == "regex" and self.pattern is not None and not self.pattern.groups)
+            else "reference",
+        )
         if self.type == "regex" and self.pattern is None:
             raise ConfigError(f"grader '{name}': a regex rule needs 'pattern'")
         if self.type == "json_schema":
@@ -115,7 +129,8 @@ class RuleGrader:
             self.function = load_function(name, spec.get("function", ":"), base_dir)
 
     def grade(self, output, item) -> tuple[float | None, dict]:
-        """(score, detail) with score None when the rule does not apply (e.g. no reference): never a guess."""
+        """(score, detail) with score None when the rule does not apply (e.g. no reference): never a
+        guess."""
         out = reveal(output)
         ref = reveal(item.reference) if item.reference is not None else None
         if self.on == "reference" and ref is None:
@@ -131,9 +146,15 @@ class RuleGrader:
             m = self.pattern.search(out)
             if self.on == "pattern" or not self.pattern.groups:
                 return float(m is not None), {}
-            return float(m is not None and normalize(m.group(1)) == normalize(ref)), {"extracted": m is not None}
+            return float(m is not None and normalize(m.group(1)) == normalize(ref)), {
+                "extracted": m is not None
+            }
         if t == "numeric":
-            got = _number(self.pattern.search(out).group(1) if self.pattern and self.pattern.search(out) else out)
+            got = _number(
+                self.pattern.search(out).group(1)
+                if self.pattern and self.pattern.search(out)
+                else out
+            )
             want = _number(ref)
             if want is None:
                 return None, {"skipped": "reference is not a number"}
@@ -152,19 +173,26 @@ class RuleGrader:
                 raise RuleError(f"the rule function raised {type(e).__name__}") from None
             if result is None:
                 return None, {"skipped": "the rule function returned None"}
-            if not isinstance(result, (int, float)) or math.isnan(result) or not 0 <= result <= 1:   # True/False: 1/0
-                shown = type(result).__name__ if not isinstance(result, (int, float)) else repr(result)
-                raise RuleError(f"the rule function returned {shown}; expected a score in [0, 1] or None")
+            # True/False: 1/0
+            if not isinstance(result, (int, float)) or math.isnan(result) or not 0 <= result <= 1:
+                shown = (
+                    type(result).__name__ if not isinstance(result, (int, float)) else repr(result)
+                )
+                raise RuleError(
+                    f"the rule function returned {shown}; expected a score in [0, 1] or None"
+                )
             return float(result), {}
         raise AssertionError(t)
 
 
 def load_function(grader: str, ref: str, base_dir: Path | None):
-    """`module:function`, where the module is a file next to the file that names it (the suite or the run
-    config), else an importable module. Loaded once per process under a name of its own."""
+    """`module:function`, where the module is a file next to the file that names it (the suite or
+    the run config), else an importable module. Loaded once per process under a name of its own."""
     module, _, func = ref.partition(":")
     if not module or not func:
-        raise ConfigError(f"grader '{grader}': rules.function: expected 'module:function', found {ref!r}")
+        raise ConfigError(
+            f"grader '{grader}': rules.function: expected 'module:function', found {ref!r}"
+        )
     file = (base_dir / Path(*module.split("."))).with_suffix(".py") if base_dir else None
     try:
         if file is not None and file.is_file():
@@ -180,7 +208,11 @@ def load_function(grader: str, ref: str, base_dir: Path | None):
         return getattr(mod, func)
     except (ImportError, AttributeError) as e:
         where = f" (looked for {file} and an importable module)" if file else ""
-        raise ConfigError(f"grader '{grader}': cannot load rules.function {ref!r}: {type(e).__name__}{where}") from None
+        raise ConfigError(
+            f"grader '{grader}': cannot load rules.function {ref!r}: {type(e).__name__}{where}"
+        ) from None
     except Exception as e:
-        raise ConfigError(f"grader '{grader}': rules.function {ref!r}: importing {file or module} raised "
-                          f"{type(e).__name__}") from None
+        raise ConfigError(
+            f"grader '{grader}': rules.function {ref!r}: importing {file or module} raised "
+            f"{type(e).__name__}"
+        ) from None

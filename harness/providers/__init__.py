@@ -4,6 +4,7 @@ Each provider module turns a `Request` into one API call and maps every failure 
 `ProviderError` (kind, retryable, retry_after). Retries, limits and budgets live in the runner,
 so one policy governs every provider; the SDKs' own retries are off.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,13 +25,16 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Advertised:
-    """What a response's headers say about the key: its per-minute limits, and how many requests it has left
-    until its count is full again (OpenAI's `x-ratelimit-remaining/reset-requests`, Anthropic's equivalents).
-    The remaining count is what lets several processes on one key pace themselves."""
+    """What a response's headers say about the key: its per-minute limits, and how many requests it
+    has left until its count is full again (OpenAI's `x-ratelimit-remaining/reset-requests`,
+    Anthropic's equivalents). The remaining count is what lets several processes on one key pace
+    themselves."""
+
     rpm: float | None = None
     tpm: float | None = None
-    remaining: int | None = None   # requests left ...
-    reset_s: float | None = None   # ... until the window or bucket is full again, in seconds from now
+    remaining: int | None = None  # requests left ...
+    # ... until the window or bucket is full again, in seconds from now
+    reset_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -40,31 +44,44 @@ class Completion:
     input_tokens: int
     output_tokens: int
     latency_s: float
-    limits: Advertised | None = None   # what the provider advertised about its limits, if anything
-    served_model: str | None = None  # the response's own model id (checked to look like one: it is stored as is)
-    upstream: str | None = None      # who a gateway passed the request on to, where it says (same check)
+    limits: Advertised | None = None  # what the provider advertised about its limits, if anything
+    # the response's own model id (checked to look like one: it is stored as is)
+    served_model: str | None = None
+    # who a gateway passed the request on to, where it says (same check)
+    upstream: str | None = None
 
 
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 
 
 def model_id(value) -> str | None:
-    """A served model id as the response states it, if it looks like an id (a provider cannot plant text here)."""
+    """A served model id as the response states it, if it looks like an id (a provider cannot plant
+    text here)."""
     return value if isinstance(value, str) and _MODEL_ID.fullmatch(value) else None
 
 
 class ProviderError(Exception):
-    """A failed call. `detail` never contains request or response bodies (they can echo held-out text)."""
+    """A failed call. `detail` never contains request or response bodies (they can echo held-out
+    text)."""
 
-    def __init__(self, kind: str, detail: str = "", *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None, limits: Advertised | None = None):
+    def __init__(
+        self,
+        kind: str,
+        detail: str = "",
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+        limits: Advertised | None = None,
+    ):
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind, self.detail, self.retryable = kind, detail, retryable
         self.retry_after, self.status, self.limits = retry_after, status, limits
 
 
 class Provider:
-    """The interface: one async call. Subclasses set up their client in __init__ and close it in aclose."""
+    """The interface: one async call. Subclasses set up their client in __init__ and close it in
+    aclose."""
 
     def __init__(self, config: ProviderConfig):
         self.config = config
@@ -79,12 +96,15 @@ class Provider:
 def make_provider(config: ProviderConfig) -> Provider:
     if config.type in ("openai", "openai-compatible"):
         from ._openai import OpenAIProvider
+
         return OpenAIProvider(config)
     if config.type == "anthropic":
         from ._anthropic import AnthropicProvider
+
         return AnthropicProvider(config)
     if config.type == "replay":
         from ._replay import ReplayProvider
+
         return ReplayProvider(config)
     raise ValueError(f"unknown provider type {config.type!r}")
 

@@ -1,4 +1,5 @@
 """Anthropic messages API."""
+
 from __future__ import annotations
 
 import time
@@ -38,16 +39,26 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         try:
             # as in _openai.py: the SDK's public post() and the raw response (CPU per call)
-            raw = await self.client.post("/v1/messages", cast_to=httpx2.Response,
-                                         body={**extra, "model": request.model, "messages": messages, **params},
-                                         options={"timeout": request.timeout_s})
+            raw = await self.client.post(
+                "/v1/messages",
+                cast_to=httpx2.Response,
+                body={**extra, "model": request.model, "messages": messages, **params},
+                options={"timeout": request.timeout_s},
+            )
             body = raw.json()
-            text = "".join(b.get("text", "") for b in body.get("content") or [] if b.get("type") == "text")
+            text = "".join(
+                b.get("text", "") for b in body.get("content") or [] if b.get("type") == "text"
+            )
             usage = body.get("usage") or {}
-            return Completion(text=text, finish_reason=body.get("stop_reason"),
-                              input_tokens=usage.get("input_tokens") or 0, output_tokens=usage.get("output_tokens") or 0,
-                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers),
-                              served_model=model_id(body.get("model")))
+            return Completion(
+                text=text,
+                finish_reason=body.get("stop_reason"),
+                input_tokens=usage.get("input_tokens") or 0,
+                output_tokens=usage.get("output_tokens") or 0,
+                latency_s=time.perf_counter() - start,
+                limits=advertised_limits(raw.headers),
+                served_model=model_id(body.get("model")),
+            )
         except ProviderError:
             raise
         except Exception as e:

@@ -1,4 +1,5 @@
 """OpenAI chat completions, and any OpenAI-compatible endpoint (vLLM, Ollama, gateways)."""
+
 from __future__ import annotations
 
 import time
@@ -21,7 +22,8 @@ class OpenAIProvider(Provider):
             timeout=config.timeout_s,
             http_client=http_client(openai, config.concurrency, config.timeout_s),
         )
-        # The official API calls it max_completion_tokens; compatible servers mostly know max_tokens.
+        # The official API calls it max_completion_tokens; compatible servers mostly know
+        # max_tokens.
         self.max_tokens_key = "max_completion_tokens" if config.type == "openai" else "max_tokens"
 
     async def complete(self, request: Request) -> Completion:
@@ -33,12 +35,18 @@ class OpenAIProvider(Provider):
         messages = [{"role": r, "content": reveal(c)} for r, c in request.messages]
         start = time.perf_counter()
         try:
-            # The SDK's public low-level call: the same client, transport, auth, errors and status handling
-            # as chat.completions.create, minus its request-param transform and response model building,
-            # which together cost about 1 ms of CPU per call (bench/README.md). We read three fields.
-            raw = await self.client.post("/chat/completions", cast_to=httpx2.Response,
-                                         body={**extra, "model": request.model, "messages": messages, **params},
-                                         options={"timeout": request.timeout_s})
+            # The SDK's public low-level call: the same client, transport, auth, errors and status
+            # handling
+            # as chat.completions.create, minus its request-param transform and response model
+            # building,
+            # which together cost about 1 ms of CPU per call (bench/README.md). We read three
+            # fields.
+            raw = await self.client.post(
+                "/chat/completions",
+                cast_to=httpx2.Response,
+                body={**extra, "model": request.model, "messages": messages, **params},
+                options={"timeout": request.timeout_s},
+            )
             body = raw.json()
             if not body.get("choices"):
                 raise ProviderError("empty", "the response had no choices", retryable=True)
@@ -46,12 +54,21 @@ class OpenAIProvider(Provider):
             usage = body.get("usage") or {}
             message = choice.get("message") or {}
             text = message.get("content") or ""
-            # a refusal comes as message.refusal with no content: a refusal, once, not an empty answer to retry
-            finish = "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
-            return Completion(text=text, finish_reason=finish,
-                              input_tokens=usage.get("prompt_tokens") or 0, output_tokens=usage.get("completion_tokens") or 0,
-                              latency_s=time.perf_counter() - start, limits=advertised_limits(raw.headers),
-                              served_model=model_id(body.get("model")), upstream=upstream(body, raw.headers))
+            # a refusal comes as message.refusal with no content: a refusal, once, not an empty
+            # answer to retry
+            finish = (
+                "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
+            )
+            return Completion(
+                text=text,
+                finish_reason=finish,
+                input_tokens=usage.get("prompt_tokens") or 0,
+                output_tokens=usage.get("completion_tokens") or 0,
+                latency_s=time.perf_counter() - start,
+                limits=advertised_limits(raw.headers),
+                served_model=model_id(body.get("model")),
+                upstream=upstream(body, raw.headers),
+            )
         except ProviderError:
             raise
         except Exception as e:  # every SDK failure becomes a ProviderError without bodies

@@ -3,6 +3,7 @@
 `path` is a directory holding `<model>.jsonl`. A line is either `{"id": ..., "output": ...}` or
 an Arena-Hard answer record (`question_id`, `choices[0].turns[0].content`).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,12 +39,16 @@ class ReplayProvider(Provider):
                             try:
                                 key, text = _answer(json.loads(line))
                             except (ValueError, KeyError, IndexError, TypeError):
-                                raise ConfigError(f"{file}:{n}: expected {{\"id\": ..., \"output\": ...}} "
-                                                  "or an Arena-Hard answer record") from None
+                                raise ConfigError(
+                                    f'{file}:{n}: expected {{"id": ..., "output": ...}} '
+                                    "or an Arena-Hard answer record"
+                                ) from None
                             answers[key] = text
             except FileNotFoundError:
-                raise ConfigError(f"replay provider '{self.config.name}': no recorded answers for model "
-                                  f"'{model}' ({file} not found)") from None
+                raise ConfigError(
+                    f"replay provider '{self.config.name}': no recorded answers for model "
+                    f"'{model}' ({file} not found)"
+                ) from None
             self.answers[model] = answers
         return self.answers[model]
 
@@ -53,8 +58,15 @@ class ReplayProvider(Provider):
         if self.config.latency_ms:
             await asyncio.sleep(self.config.latency_ms / 1000)
         if request.item_id not in answers:
-            raise ProviderError("not_found", f"no recorded answer for item {request.item_id}", retryable=False)
+            raise ProviderError(
+                "not_found", f"no recorded answer for item {request.item_id}", retryable=False
+            )
         text = answers[request.item_id]
         prompt_chars = sum(len(reveal(c)) for _, c in request.messages)
-        return Completion(text=text, finish_reason="stop", input_tokens=max(1, prompt_chars // 4),
-                          output_tokens=max(1, len(text) // 4), latency_s=time.perf_counter() - start)
+        return Completion(
+            text=text,
+            finish_reason="stop",
+            input_tokens=max(1, prompt_chars // 4),
+            output_tokens=max(1, len(text) // 4),
+            latency_s=time.perf_counter() - start,
+        )

@@ -1,4 +1,6 @@
-"""What the official SDKs share: the aiohttp transport sized to our concurrency, and error mapping."""
+"""What the official SDKs share: the aiohttp transport sized to our concurrency, and error
+mapping."""
+
 from __future__ import annotations
 
 import datetime
@@ -15,13 +17,15 @@ from . import Advertised, ProviderError, model_id
 
 
 def http_client(sdk, concurrency: int, timeout_s: float):
-    """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx transport."""
+    """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx
+    transport."""
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return sdk.DefaultAioHttpClient(limits=limits, timeout=timeout_s)
 
 
 def retry_after(headers) -> float | None:
-    """Seconds to wait from Retry-After / retry-after-ms headers (seconds or an HTTP date), if any."""
+    """Seconds to wait from Retry-After / retry-after-ms headers (seconds or an HTTP date), if
+    any."""
     if headers is None:
         return None
     ms = headers.get("retry-after-ms")
@@ -40,19 +44,27 @@ def retry_after(headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-# What providers advertise on every response: the per-minute limits, and the requests left until a reset.
-LIMIT_HEADERS = (("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),               # OpenAI
-                 ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"))  # Anthropic
-QUOTA_HEADERS = (("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
-                 ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"))
+# What providers advertise on every response: the per-minute limits, and the requests left until a
+# reset.
+# Anthropic
+LIMIT_HEADERS = (
+    ("x-ratelimit-limit-requests", "x-ratelimit-limit-tokens"),  # OpenAI
+    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-tokens-limit"),
+)
+QUOTA_HEADERS = (
+    ("x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"),
+    ("anthropic-ratelimit-requests-remaining", "anthropic-ratelimit-requests-reset"),
+)
 
 
 def advertised_limits(headers) -> Advertised | None:
-    """What the provider says this key may use, where it says so: limits per minute, requests left and when
-    the count is full again. None when the headers say nothing usable."""
+    """What the provider says this key may use, where it says so: limits per minute, requests left
+    and when the count is full again. None when the headers say nothing usable."""
     if headers is None:
         return None
-    for (requests_name, tokens_name), (remaining_name, reset_name) in zip(LIMIT_HEADERS, QUOTA_HEADERS):
+    for (requests_name, tokens_name), (remaining_name, reset_name) in zip(
+        LIMIT_HEADERS, QUOTA_HEADERS
+    ):
         rpm, tpm = _positive(headers.get(requests_name)), _positive(headers.get(tokens_name))
         remaining, reset_s = _count(headers.get(remaining_name)), reset_in(headers.get(reset_name))
         if remaining is None or reset_s is None:
@@ -62,13 +74,15 @@ def advertised_limits(headers) -> Advertised | None:
     return None
 
 
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?")
+_DURATION = re.compile(
+    r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?"
+)
 
 
 def reset_in(value: str | None) -> float | None:
-    """Seconds until a reset, from OpenAI's durations (`1s`, `6m0s`, `20ms`, `1h2m3.5s`), Anthropic's RFC 3339
-    instants (`2026-12-03T06:30:00.250Z`) or plain seconds; a reset already past is 0. None if unreadable or
-    over a day away."""
+    """Seconds until a reset, from OpenAI's durations (`1s`, `6m0s`, `20ms`, `1h2m3.5s`),
+    Anthropic's RFC 3339 instants (`2026-12-03T06:30:00.250Z`) or plain seconds; a reset already
+    past is 0. None if unreadable or over a day away."""
     if not value or len(value) > 40:
         return None
     value = value.strip()
@@ -110,8 +124,9 @@ def _positive(value: str | None) -> float | None:
 
 
 def upstream(body: dict, headers) -> str | None:
-    """The upstream a gateway passed the request on to, where it says: OpenRouter's `provider` in the body
-    ("OpenAI", "Together"), LiteLLM's `x-litellm-model-api-base` header (its host). An id, or nothing."""
+    """The upstream a gateway passed the request on to, where it says: OpenRouter's `provider` in
+    the body ("OpenAI", "Together"), LiteLLM's `x-litellm-model-api-base` header (its host). An id,
+    or nothing."""
     named = body.get("provider") if isinstance(body.get("provider"), str) else None
     if named is None and headers is not None and headers.get("x-litellm-model-api-base"):
         named = urllib.parse.urlsplit(headers["x-litellm-model-api-base"][:300]).hostname
@@ -121,7 +136,8 @@ def upstream(body: dict, headers) -> str | None:
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
     cause = _cause(e)
-    if cause is not None:         # the aiohttp transport reports a refused connection as a connect *timeout*
+    # the aiohttp transport reports a refused connection as a connect *timeout*
+    if cause is not None:
         kind, detail, retryable = cause
         return ProviderError(kind, detail, retryable=retryable)
     if isinstance(e, sdk.APITimeoutError):
@@ -131,46 +147,75 @@ def map_error(sdk, e: Exception) -> ProviderError:
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
         code = error_code(getattr(e, "body", None))
-        kind = {429: "rate_limited", 401: "auth", 403: "forbidden", 404: "not_found", 400: "bad_request"}.get(
-            status, "server_error" if status >= 500 else f"http_{status}")
+        kind = {
+            429: "rate_limited",
+            401: "auth",
+            403: "forbidden",
+            404: "not_found",
+            400: "bad_request",
+        }.get(status, "server_error" if status >= 500 else f"http_{status}")
         kind = CODE_KINDS.get(code, kind) if code else kind
         retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
-        return ProviderError(kind, f"HTTP {status}" + (f" ({code})" if code else ""), retryable=retryable,
-                             status=status, retry_after=retry_after(e.response.headers),
-                             limits=advertised_limits(e.response.headers))
+        return ProviderError(
+            kind,
+            f"HTTP {status}" + (f" ({code})" if code else ""),
+            retryable=retryable,
+            status=status,
+            retry_after=retry_after(e.response.headers),
+            limits=advertised_limits(e.response.headers),
+        )
     if isinstance(e, sdk.APIResponseValidationError):
-        return ProviderError("bad_response", "the response did not match the API's schema", retryable=True)
+        return ProviderError(
+            "bad_response", "the response did not match the API's schema", retryable=True
+        )
     if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
-        return ProviderError("bad_response", f"unreadable response ({type(e).__name__})", retryable=True)
+        return ProviderError(
+            "bad_response", f"unreadable response ({type(e).__name__})", retryable=True
+        )
     return ProviderError("error", type(e).__name__, retryable=False)
 
 
 # The provider's own error code, when it is one of these, names the kind (and what to do about it).
-CODE_KINDS = {"model_not_found": "model_not_found", "context_length_exceeded": "context_length",
-              "string_above_max_length": "context_length", "content_filter": "content_filter",
-              "content_policy_violation": "content_filter", "invalid_api_key": "auth",
-              "insufficient_quota": "quota", "authentication_error": "auth", "permission_error": "forbidden",
-              "not_found_error": "model_not_found", "overloaded_error": "server_error", "rate_limit_error": "rate_limited"}
+CODE_KINDS = {
+    "model_not_found": "model_not_found",
+    "context_length_exceeded": "context_length",
+    "string_above_max_length": "context_length",
+    "content_filter": "content_filter",
+    "content_policy_violation": "content_filter",
+    "invalid_api_key": "auth",
+    "insufficient_quota": "quota",
+    "authentication_error": "auth",
+    "permission_error": "forbidden",
+    "not_found_error": "model_not_found",
+    "overloaded_error": "server_error",
+    "rate_limit_error": "rate_limited",
+}
 NOT_RETRYABLE = {"model_not_found", "context_length", "content_filter", "auth", "quota"}
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def error_code(body) -> str | None:
-    """The provider's structured error code (OpenAI `error.code`, else `error.type`; Anthropic `error.type`),
-    kept only if it looks like a code: never the message, which may quote the prompt."""
+    """The provider's structured error code (OpenAI `error.code`, else `error.type`; Anthropic
+    `error.type`), kept only if it looks like a code: never the message, which may quote the
+    prompt."""
     if not isinstance(body, dict):
         return None
     err = body.get("error") if isinstance(body.get("error"), dict) else body
     for key in ("code", "type"):
         value = err.get(key)
-        if isinstance(value, str) and _CODE.fullmatch(value) and value not in ("error", "invalid_request_error"):
+        if (
+            isinstance(value, str)
+            and _CODE.fullmatch(value)
+            and value not in ("error", "invalid_request_error")
+        ):
             return value
     return None
 
 
 def _cause(e: BaseException) -> tuple[str, str, bool] | None:
-    """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class does:
-    a refused or reset connection, a name that does not resolve, a request that cannot be encoded."""
+    """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class
+    does: a refused or reset connection, a name that does not resolve, a request that cannot be
+    encoded."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))

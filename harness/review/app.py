@@ -8,6 +8,7 @@ POST spends the link. A form is accepted only with the token derived from the re
 session and, when the browser states one, the Origin reviewers use (`--public-url` behind a TLS
 proxy, where the cookie is also `Secure`), so another site cannot act in a reviewer's name.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,21 +26,39 @@ from ..sealed import reveal
 from . import queue
 
 COOKIE = "holdout_review"
-HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Server": "holdout",
-           "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"}
-CSS = ("body{font:15px/1.5 system-ui,sans-serif;max-width:860px;margin:1.5rem auto;padding:0 1rem;color:#1d2330}"
-       "pre{white-space:pre-wrap;background:#f5f6f9;padding:.8rem;border-radius:6px}fieldset{border:1px solid #dde;"
-       "margin:.6rem 0}label{margin-right:1rem}.err{color:#b3261e}.muted{color:#5a6275}button{font-size:1rem;padding:.4rem 1.2rem}"
-       ".out{float:right}")
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Server": "holdout",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+}
+CSS = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:860px;margin:1.5rem auto;"
+    "padding:0 1rem;color:#1d2330}"
+    "pre{white-space:pre-wrap;background:#f5f6f9;padding:.8rem;border-radius:6px}"
+    "fieldset{border:1px solid #dde;margin:.6rem 0}"
+    "label{margin-right:1rem}"
+    ".err{color:#b3261e}"
+    ".muted{color:#5a6275}"
+    "button{font-size:1rem;padding:.4rem 1.2rem}"
+    ".out{float:right}"
+)
 ASSIGNMENT = re.compile(r"/a/([\w-]{1,80})")
 log = logging.getLogger("holdout.review")
 
 
 def page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(text=f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-                        f"<style>{CSS}</style></head><body>{body}</body></html>", content_type="text/html",
-                        status=status, headers=HEADERS)
+    return web.Response(
+        text="<!doctype html><html lang=en><head><meta "
+        f"charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>{body}</body></html>",
+        content_type="text/html",
+        status=status,
+        headers=HEADERS,
+    )
 
 
 def see_other(where: str) -> web.Response:
@@ -50,11 +69,13 @@ NOT_AVAILABLE = ("Not available", "<p>Not available.</p>")
 
 
 class _GuardedRequestHandler(web.RequestHandler):
-    """aiohttp's own error pages (a request line or header over the limits, a malformed request) would answer
-    without our headers, echo the start of the request and log it at ERROR: here they get the generic page
-    and a log line with the status only."""
+    """aiohttp's own error pages (a request line or header over the limits, a malformed request)
+    would answer without our headers, echo the start of the request and log it at ERROR: here they
+    get the generic page and a log line with the status only."""
 
-    def handle_error(self, request, status: int = 500, exc=None, message=None) -> web.StreamResponse:
+    def handle_error(
+        self, request, status: int = 500, exc=None, message=None
+    ) -> web.StreamResponse:
         log.warning("refused a malformed request (HTTP %d)", status)
         resp = page(*NOT_AVAILABLE, status=status if 400 <= status < 600 else 400)
         resp.force_close()
@@ -67,20 +88,32 @@ class _GuardedServer(web.Server):
 
 
 class ReviewApp:
-    def __init__(self, db_path, contexts: dict, criteria: list[dict], *, seal_comment=None,
-                 public_url: str | None = None):
-        self.db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=30)
+    def __init__(
+        self,
+        db_path,
+        contexts: dict,
+        criteria: list[dict],
+        *,
+        seal_comment=None,
+        public_url: str | None = None,
+    ):
+        self.db = sqlite3.connect(
+            db_path, isolation_level=None, check_same_thread=False, timeout=30
+        )
         queue.setup(self.db)
-        self.contexts = contexts          # run_id -> (items, outputs): sealed text, opened only to render a page
+        # run_id -> (items, outputs): sealed text, opened only to render a page
+        self.contexts = contexts
         self.criteria = criteria
         self.seal_comment = seal_comment  # held-out runs: comments stored encrypted
         public = urlsplit(public_url) if public_url else None
-        self.origin = f"{public.scheme}://{public.netloc}" if public else None   # behind a TLS proxy: what browsers send
+        # behind a TLS proxy: what browsers send
+        self.origin = f"{public.scheme}://{public.netloc}" if public else None
         self.secure = bool(public and public.scheme == "https")
 
     # -- serving ----------------------------------------------------------------
     def server(self) -> web.Server:
-        """aiohttp's low-level server (no access log) with our routing and our error pages for everything."""
+        """aiohttp's low-level server (no access log) with our routing and our error pages for
+        everything."""
         return _GuardedServer(self.handle, access_log=None)
 
     async def serve(self, host: str, port: int) -> None:
@@ -100,7 +133,9 @@ class ReviewApp:
             return page(*NOT_AVAILABLE, status=e.status)
         except Exception:  # noqa: BLE001
             log.error("a review page failed")
-            return page("Error", "<p>Something went wrong; nothing was saved. Reload to try again.</p>", 500)
+            return page(
+                "Error", "<p>Something went wrong; nothing was saved. Reload to try again.</p>", 500
+            )
 
     async def _route(self, request) -> web.StreamResponse:
         path, method = request.path, request.method
@@ -129,24 +164,39 @@ class ReviewApp:
 
     @staticmethod
     def landing(request) -> web.Response:
-        """What a login link opens. Nothing is spent here: mail scanners and link previewers fetch links, and
-        only the reviewer's own click (a POST) exchanges the token for a session."""
+        """What a login link opens. Nothing is spent here: mail scanners and link previewers fetch
+        links, and only the reviewer's own click (a POST) exchanges the token for a session."""
         token = html.escape(request.query.get("token", ""), quote=True)
-        return page("Sign in", "<p>This is your one-time link to the review queue.</p>"
-                    f"<form method=post action=/login><input type=hidden name=token value=\"{token}\">"
-                    "<button type=submit autofocus>Sign in</button></form>"
-                    "<p class=muted>The link works once and expires; ask the maintainers for a new one if it fails.</p>")
+        return page(
+            "Sign in",
+            "<p>This is your one-time link to the review queue.</p>"
+            f'<form method=post action=/login><input type=hidden name=token value="{token}">'
+            "<button type=submit autofocus>Sign in</button></form>"
+            "<p class=muted>The link works once and expires; ask the maintainers for a new one "
+            "if it fails.</p>",
+        )
 
     async def login(self, request) -> web.Response:
         form = await request.post()
         self._check_origin(request)
         session = queue.login(self.db, str(form.get("token", "")))
         if session is None:
-            return page("Login", "<p>This login link is not valid (used already, expired or revoked). "
-                        "Ask for a new one.</p>", 401)
+            return page(
+                "Login",
+                "<p>This login link is not valid (used already, expired or revoked). "
+                "Ask for a new one.</p>",
+                401,
+            )
         resp = see_other("/next")
-        resp.set_cookie(COOKIE, session, httponly=True, samesite="Strict", max_age=queue.SESSION_HOURS * 3600,
-                        secure=self.secure, path="/")
+        resp.set_cookie(
+            COOKIE,
+            session,
+            httponly=True,
+            samesite="Strict",
+            max_age=queue.SESSION_HOURS * 3600,
+            secure=self.secure,
+            path="/",
+        )
         return resp
 
     async def logout(self, request) -> web.Response:
@@ -161,21 +211,30 @@ class ReviewApp:
         reviewer = self.who(request)
         a = queue.next_assignment(self.db, reviewer, self.contexts)
         if a is None:
-            return page("Done", f"<p>Thank you, {html.escape(reviewer)}: nothing is waiting for you.</p>"
-                        + self._logout_form(request))
+            return page(
+                "Done",
+                f"<p>Thank you, {html.escape(reviewer)}: nothing is waiting for you.</p>"
+                + self._logout_form(request),
+            )
         return see_other(f"/a/{a['id']}")
 
     @staticmethod
     def csrf_token(request) -> str:
         """Only a page holding the session cookie can know it; nothing is stored."""
-        return hashlib.sha256(b"holdout-review-form:" + request.cookies.get(COOKIE, "").encode()).hexdigest()
+        return hashlib.sha256(
+            b"holdout-review-form:" + request.cookies.get(COOKIE, "").encode()
+        ).hexdigest()
 
     def _logout_form(self, request) -> str:
-        return (f"<form method=post action=/logout class=out><input type=hidden name=csrf value={self.csrf_token(request)}>"
-                "<button type=submit>Sign out</button></form>")
+        return (
+            "<form method=post action=/logout class=out><input type=hidden name=csrf "
+            f"value={self.csrf_token(request)}>"
+            "<button type=submit>Sign out</button></form>"
+        )
 
     def _check_origin(self, request) -> None:
-        origin = request.headers.get("Origin", "null")   # "null": how browsers say it under Referrer-Policy: no-referrer
+        # "null": how browsers say it under Referrer-Policy: no-referrer
+        origin = request.headers.get("Origin", "null")
         expected = self.origin or f"{request.scheme}://{request.host}"
         if origin != "null" and origin != expected:
             raise web.HTTPForbidden()
@@ -187,36 +246,56 @@ class ReviewApp:
 
     def _mine(self, request, assignment_id: str) -> tuple[str, dict]:
         reviewer = self.who(request)
-        row = self.db.execute("SELECT id, run_id, model, item_id, epoch, done, baseline FROM assignments "
-                              "WHERE id=? AND reviewer=?", (assignment_id, reviewer)).fetchone()
-        if row is None or row[1] not in self.contexts:   # unknown, someone else's, another run: nothing shown
+        row = self.db.execute(
+            "SELECT id, run_id, model, item_id, epoch, done, baseline FROM assignments "
+            "WHERE id=? AND reviewer=?",
+            (assignment_id, reviewer),
+        ).fetchone()
+        # unknown, someone else's, another run: nothing shown
+        if row is None or row[1] not in self.contexts:
             raise web.HTTPNotFound()
-        return reviewer, dict(zip(("id", "run_id", "model", "item_id", "epoch", "done", "baseline"), row))
+        return reviewer, dict(
+            zip(("id", "run_id", "model", "item_id", "epoch", "done", "baseline"), row)
+        )
 
     def _form(self, request, a: dict, error: str = "") -> web.Response:
         items, outputs = self.contexts[a["run_id"]]
         item = items[a["item_id"]]
         output = outputs.get((a["model"], a["item_id"], a["epoch"]))
-        left = self.db.execute("SELECT COUNT(*) FROM assignments WHERE reviewer=(SELECT reviewer FROM assignments WHERE id=?) "
-                               "AND done IS NULL", (a["id"],)).fetchone()[0]
+        left = self.db.execute(
+            "SELECT COUNT(*) FROM assignments WHERE reviewer=(SELECT reviewer FROM assignments "
+            "WHERE id=?) "
+            "AND done IS NULL",
+            (a["id"],),
+        ).fetchone()[0]
         fields = []
         for n, c in enumerate(self.criteria):
             lo, hi = c["scale"]
-            radios = "".join(f'<label><input type=radio name="{c["name"]}" value="{v}" required'
-                             f'{" autofocus" if n == 0 and v == lo else ""}> {v}</label>' for v in range(lo, hi + 1))
-            fields.append(f'<fieldset><legend><b>{html.escape(c["name"])}</b> <span class=muted>'
-                          f'{html.escape(c.get("guide", ""))}</span></legend>{radios}</fieldset>')
-        body = (self._logout_form(request) + f"<p class=muted>{left} item(s) waiting for you</p>"
-                + (f"<p class=err>{html.escape(error)}</p>" if error else "")
-                + f"<h3>Request</h3><pre dir=auto>{html.escape(reveal(item.prompt))}</pre>"
-                + self._responses(a, output, outputs)
-                + f"<form method=post action='/a/{a['id']}'>"
-                + f"<input type=hidden name=csrf value={self.csrf_token(request)}>{''.join(fields)}"
-                + "<fieldset><legend>Something wrong with this item?</legend><label><input type=radio name=flag value='' checked> no</label>"
-                + "<label><input type=radio name=flag value=ambiguous> ambiguous</label>"
-                + "<label><input type=radio name=flag value=broken> broken</label><br>"
-                + "<textarea name=comment rows=2 cols=60 maxlength=2000 placeholder='comment for the maintainers'></textarea></fieldset>"
-                + "<button type=submit>Save and next (Enter)</button></form>")
+            radios = "".join(
+                f'<label><input type=radio name="{c["name"]}" value="{v}" required'
+                f"{' autofocus' if n == 0 and v == lo else ''}> {v}</label>"
+                for v in range(lo, hi + 1)
+            )
+            fields.append(
+                f"<fieldset><legend><b>{html.escape(c['name'])}</b> <span class=muted>"
+                f"{html.escape(c.get('guide', ''))}</span></legend>{radios}</fieldset>"
+            )
+        body = (
+            self._logout_form(request)
+            + f"<p class=muted>{left} item(s) waiting for you</p>"
+            + (f"<p class=err>{html.escape(error)}</p>" if error else "")
+            + f"<h3>Request</h3><pre dir=auto>{html.escape(reveal(item.prompt))}</pre>"
+            + self._responses(a, output, outputs)
+            + f"<form method=post action='/a/{a['id']}'>"
+            + f"<input type=hidden name=csrf value={self.csrf_token(request)}>{''.join(fields)}"
+            + "<fieldset><legend>Something wrong with this item?</legend><label><input "
+            "type=radio name=flag value='' checked> no</label>"
+            + "<label><input type=radio name=flag value=ambiguous> ambiguous</label>"
+            + "<label><input type=radio name=flag value=broken> broken</label><br>"
+            + "<textarea name=comment rows=2 cols=60 maxlength=2000 placeholder='comment for the "
+            "maintainers'></textarea></fieldset>"
+            + "<button type=submit>Save and next (Enter)</button></form>"
+        )
         return page("Review", body, 400 if error else 200)
 
     @staticmethod
@@ -225,8 +304,12 @@ class ReviewApp:
         if not a.get("baseline"):
             return f"<h3>Response</h3><pre dir=auto>{shown(output)}</pre>"
         base = outputs.get((a["baseline"], a["item_id"], a["epoch"]))
-        first, second = (output, base) if queue.swapped(a["id"]) else (base, output)   # order randomized, never named
-        return f"<h3>Response 1</h3><pre dir=auto>{shown(first)}</pre><h3>Response 2</h3><pre dir=auto>{shown(second)}</pre>"
+        # order randomized, never named
+        first, second = (output, base) if queue.swapped(a["id"]) else (base, output)
+        return (
+            f"<h3>Response 1</h3><pre dir=auto>{shown(first)}</pre><h3>Response 2</h3><pre "
+            f"dir=auto>{shown(second)}</pre>"
+        )
 
     def show(self, request, assignment_id: str) -> web.Response:
         _, a = self._mine(request, assignment_id)
@@ -240,8 +323,16 @@ class ReviewApp:
         self._check_form(request, form)
         scores = {c["name"]: form.get(c["name"]) for c in self.criteria}
         try:
-            queue.submit(self.db, reviewer, a["id"], scores, self.criteria, form.get("flag") or None,
-                         str(form.get("comment", "")), seal=self.seal_comment)
+            queue.submit(
+                self.db,
+                reviewer,
+                a["id"],
+                scores,
+                self.criteria,
+                form.get("flag") or None,
+                str(form.get("comment", "")),
+                seal=self.seal_comment,
+            )
         except ValueError as e:
             return self._form(request, a, str(e))
         return see_other("/next")

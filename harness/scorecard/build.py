@@ -3,6 +3,7 @@
 Only numbers and the lab's own model names: no item text, no outputs, and other labs' models only
 as the field's aggregates (median and best), unless the run's leaderboard is public.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -18,11 +19,12 @@ from ..store import Store, call_stats
 SCHEMA_ID = "holdout.scorecard/1"
 
 
-MIN_FIELD_SIZE = 3       # other models a field aggregate needs before its median and best are shown
+MIN_FIELD_SIZE = 3  # other models a field aggregate needs before its median and best are shown
 
 
 def _primary(report: dict) -> tuple[str | None, str | None]:
-    """(grader, metric) the headline and ranking use: the run config's `headline:`, else its first grader."""
+    """(grader, metric) the headline and ranking use: the run config's `headline:`, else its first
+    grader."""
     name = report.get("headline")
     if name is None:
         return None, None
@@ -30,23 +32,40 @@ def _primary(report: dict) -> tuple[str | None, str | None]:
 
 
 def ranks(entries: dict[str, dict], metric: str) -> dict[str, dict]:
-    """Rank with uncertainty: a model's best possible rank counts only models clearly better (CI entirely
-    above), its worst counts every model not clearly worse. Overlapping CIs share ranks."""
+    """Rank with uncertainty: a model's best possible rank counts only models clearly better (CI
+    entirely above), its worst counts every model not clearly worse. Overlapping CIs share ranks."""
     out = {}
     for m, e in entries.items():
         if e.get(metric) is None:
             continue
-        better = sum(1 for o, f in entries.items() if o != m and f.get(metric) is not None and f["ci_low"] > e["ci_high"])
-        not_worse = sum(1 for o, f in entries.items() if o != m and f.get(metric) is not None and f["ci_high"] >= e["ci_low"])
-        point = 1 + sum(1 for o, f in entries.items() if o != m and (f.get(metric) or -1) > e[metric])
+        better = sum(
+            1
+            for o, f in entries.items()
+            if o != m and f.get(metric) is not None and f["ci_low"] > e["ci_high"]
+        )
+        not_worse = sum(
+            1
+            for o, f in entries.items()
+            if o != m and f.get(metric) is not None and f["ci_high"] >= e["ci_low"]
+        )
+        point = 1 + sum(
+            1 for o, f in entries.items() if o != m and (f.get(metric) or -1) > e[metric]
+        )
         out[m] = {"rank": point, "best": 1 + better, "worst": 1 + not_worse, "of": len(entries)}
     return out
 
 
-def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, min_size: int, seed: int) -> dict:
+def _segments(
+    grades: list[dict], grader: str, model: str, items: dict, strata, min_size: int, seed: int
+) -> dict:
     by = defaultdict(lambda: defaultdict(list))
     for g in grades:
-        if g["grader"] == grader and g["model"] == model and g["status"] == "ok" and g["item_id"] in items:
+        if (
+            g["grader"] == grader
+            and g["model"] == model
+            and g["status"] == "ok"
+            and g["item_id"] in items
+        ):
             meta = items[g["item_id"]].metadata
             for key in strata:
                 by[key][str(meta.get(key, "(none)"))].append((g["item_id"], g["score"]))
@@ -58,40 +77,84 @@ def _segments(grades: list[dict], grader: str, model: str, items: dict, strata, 
             if n_items < min_size:
                 out[key][value] = {"suppressed": True, "reason": f"fewer than {min_size} items"}
             else:
-                b = stats.bootstrap_mean([s for _, s in rows], clusters=[i for i, _ in rows], seed=seed)
-                out[key][value] = {"n": n_items, "mean": b["mean"], "ci_low": b["ci_low"], "ci_high": b["ci_high"]}
+                b = stats.bootstrap_mean(
+                    [s for _, s in rows], clusters=[i for i, _ in rows], seed=seed
+                )
+                out[key][value] = {
+                    "n": n_items,
+                    "mean": b["mean"],
+                    "ci_low": b["ci_low"],
+                    "ci_high": b["ci_high"],
+                }
     return out
 
 
-def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str], items: dict, strata,
-                    pool: dict, min_segment_size: int = 10, seed: int = 0, public: bool = False,
-                    safeguard_settings: dict | None = None, report: dict | None = None,
-                    min_field_size: int = MIN_FIELD_SIZE, provenance: dict | None = None,
-                    rows_sha256: str | None = None) -> dict:
-    """`rows_sha256`: the store rows' fingerprint, if the caller computed it once for several cards."""
+def build_scorecard(
+    store: Store,
+    run_id: str,
+    lab: str | None,
+    owned: list[str],
+    items: dict,
+    strata,
+    pool: dict,
+    min_segment_size: int = 10,
+    seed: int = 0,
+    public: bool = False,
+    safeguard_settings: dict | None = None,
+    report: dict | None = None,
+    min_field_size: int = MIN_FIELD_SIZE,
+    provenance: dict | None = None,
+    rows_sha256: str | None = None,
+) -> dict:
+    """`rows_sha256`: the store rows' fingerprint, if the caller computed it once for several
+    cards."""
     report = report or build_report(store, run_id, seed=seed)
     grades = store.grades(run_id) if owned else []
-    checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items) if owned else {}
+    checks = (
+        check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
+        if owned
+        else {}
+    )
     calls = call_stats(store, run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
     rank = ranks(everyone, metric) if primary else {}
-    card = {"schema": SCHEMA_ID, "run_id": run_id, "lab": lab, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "pool": pool, "primary": {"grader": primary, "metric": metric}, "seed": seed,
-            "min_segment_size": min_segment_size, "models": {}, "field": {}}
+    card = {
+        "schema": SCHEMA_ID,
+        "run_id": run_id,
+        "lab": lab,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pool": pool,
+        "primary": {"grader": primary, "metric": metric},
+        "seed": seed,
+        "min_segment_size": min_segment_size,
+        "models": {},
+        "field": {},
+    }
     for model in by_headline(report, owned):
         c = calls.get(model)
         if c is None:
             continue
-        entry = {"graders": {}, "rank": rank.get(model),
-                 "calls": c["calls"], "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
-                 "refusal_rate": c["error_kinds"].get("content_filter", 0) / c["calls"] if c["calls"] else None,
-                 "error_kinds": c["error_kinds"],
-                 "cost": {"total_usd": c["cost_usd"], "per_1k_items_usd": c["cost_usd"] / c["calls"] * 1000 if c["calls"] else None},
-                 "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
-                 "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]},
-                 "safeguards": {d: {k: r[k] for k in ("flagged", "rate", "count", "threshold")}
-                                for d, r in checks.get(model, {}).items()}}
+        entry = {
+            "graders": {},
+            "rank": rank.get(model),
+            "calls": c["calls"],
+            "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
+            "refusal_rate": c["error_kinds"].get("content_filter", 0) / c["calls"]
+            if c["calls"]
+            else None,
+            "error_kinds": c["error_kinds"],
+            "cost": {
+                "total_usd": c["cost_usd"],
+                "per_1k_items_usd": c["cost_usd"] / c["calls"] * 1000 if c["calls"] else None,
+            },
+            "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
+            "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]},
+            "safeguards": {
+                d: {k: r[k] for k in ("flagged", "rate", "count", "threshold")}
+                for d, r in checks.get(model, {}).items()
+            },
+        }
         for name, g in report["graders"].items():
             if model in g["models"]:
                 entry["graders"][name] = {"kind": g["kind"], **g["models"][model]}
@@ -102,8 +165,9 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
                         if model in g.get(view, {}):
                             entry["graders"][name][view] = g[view][model]
                 if strata:
-                    entry["graders"][name]["segments"] = _segments(grades, name, model, items, strata,
-                                                                   min_segment_size, seed)
+                    entry["graders"][name]["segments"] = _segments(
+                        grades, name, model, items, strata, min_segment_size, seed
+                    )
         human = queue.human_summary(store.db, run_id, model, grades, min_segment_size)
         if human:
             entry["human_review"] = human
@@ -114,32 +178,73 @@ def build_scorecard(store: Store, run_id: str, lab: str | None, owned: list[str]
         others = sum(m not in owned for m, e in g["models"].items() if e.get(key) is not None)
         if not values:
             continue
-        if others < min_field_size:    # with one or two others, the median and best would be their scores
-            card["field"][name] = {"models": len(values), "metric": key, "suppressed": True,
-                                   "reason": f"fewer than {min_field_size} other models"}
+        # with one or two others, the median and best would be their scores
+        if others < min_field_size:
+            card["field"][name] = {
+                "models": len(values),
+                "metric": key,
+                "suppressed": True,
+                "reason": f"fewer than {min_field_size} other models",
+            }
         else:
-            card["field"][name] = {"models": len(values), "median": statistics.median(values), "best": max(values),
-                                   "metric": key}
+            card["field"][name] = {
+                "models": len(values),
+                "median": statistics.median(values),
+                "best": max(values),
+                "metric": key,
+            }
     card["min_field_size"] = min_field_size
     if provenance is not None:
         card["provenance"] = provenance
     card["built_from"] = {"store_rows_sha256": rows_sha256 or store.rows_fingerprint(run_id)}
     if public:
-        card["all_models"] = {m: {"rank": rank.get(m), metric: e.get(metric), "ci_low": e.get("ci_low"),
-                                  "ci_high": e.get("ci_high")} for m, e in everyone.items()}
+        card["all_models"] = {
+            m: {
+                "rank": rank.get(m),
+                metric: e.get(metric),
+                "ci_low": e.get("ci_low"),
+                "ci_high": e.get("ci_high"),
+            }
+            for m, e in everyone.items()
+        }
     return card
 
 
-def build_leaderboard(store: Store, run_id: str, public: bool, seed: int = 0, report: dict | None = None) -> dict:
-    """The public view: per grader the field's size, median and best; model names only if the run says public."""
+def build_leaderboard(
+    store: Store, run_id: str, public: bool, seed: int = 0, report: dict | None = None
+) -> dict:
+    """The public view: per grader the field's size, median and best; model names only if the run
+    says public."""
     report = report or build_report(store, run_id, seed=seed)
-    card = build_scorecard(store, run_id, None, [], {}, (), {}, seed=seed, public=public, report=report,
-                           min_field_size=0 if public else MIN_FIELD_SIZE)
-    board = {"schema": "holdout.leaderboard/1", "run_id": run_id, "generated": card["generated"], "public": public,
-             "field": card["field"], "primary": card["primary"]}
+    card = build_scorecard(
+        store,
+        run_id,
+        None,
+        [],
+        {},
+        (),
+        {},
+        seed=seed,
+        public=public,
+        report=report,
+        min_field_size=0 if public else MIN_FIELD_SIZE,
+    )
+    board = {
+        "schema": "holdout.leaderboard/1",
+        "run_id": run_id,
+        "generated": card["generated"],
+        "public": public,
+        "field": card["field"],
+        "primary": card["primary"],
+    }
     if public:
         board["models"] = card["all_models"]
         pairwise = {n: g for n, g in report["graders"].items() if g["kind"] == "pairwise"}
-        board["pairwise"] = {n: {m: {k: e[k] for k in ("win_rate", "se", "lc_win_rate", "lc_se")} for m, e in g["models"].items()}
-                             for n, g in pairwise.items()}
+        board["pairwise"] = {
+            n: {
+                m: {k: e[k] for k in ("win_rate", "se", "lc_win_rate", "lc_se")}
+                for m, e in g["models"].items()
+            }
+            for n, g in pairwise.items()
+        }
     return board

@@ -3,13 +3,23 @@
 Public surface: `Vault` (init/open, pools, activate), `Ledger`, `open_heldout_pool` for runs,
 `VaultError`. Held-out item text comes out of here only as `Sealed`.
 """
+
 from .keys import DecryptError, VaultError
 from .ledger import Ledger
 from .pools import LICENSE_CLASSES, Vault, import_pool_file
 
-__all__ = ["Vault", "Ledger", "VaultError", "DecryptError", "LICENSE_CLASSES", "import_pool_file", "open_heldout_pool"]
+__all__ = [
+    "Vault",
+    "Ledger",
+    "VaultError",
+    "DecryptError",
+    "LICENSE_CLASSES",
+    "import_pool_file",
+    "open_heldout_pool",
+]
 
 
 def open_heldout_pool(config, suite, recorded=None):
     from .runpool import open_heldout_pool as _open
+
     return _open(config, suite, recorded)

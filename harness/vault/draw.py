@@ -1,13 +1,15 @@
-"""Drawing a new pool version from the arena source: stratified, deduplicated, deterministic for a seed.
+"""Drawing a new pool version from the arena source: stratified, deduplicated, deterministic for a
+seed.
 
 The source is local jsonl/json/parquet/csv files (a glob loads several), read directly with no
-cache, or a dataset id that `datasets` can load, mapped to items by the suite's `source:` section. The draw visits each stratum in
-seeded random order and accepts candidates until the stratum's quota (its share of the source,
-with an optional floor) is filled. A candidate is dropped if it repeats, exactly or nearly
-(MinHash over character 5-grams, so it works across scripts), an item already accepted, an item
-of any earlier version of the suite (a retired item never comes back), or an item of a public
-reference set the suite lists. Every drop is counted by reason.
+cache, or a dataset id that `datasets` can load, mapped to items by the suite's `source:` section.
+The draw visits each stratum in seeded random order and accepts candidates until the stratum's quota
+(its share of the source, with an optional floor) is filled. A candidate is dropped if it repeats,
+exactly or nearly (MinHash over character 5-grams, so it works across scripts), an item already
+accepted, an item of any earlier version of the suite (a retired item never comes back), or an item
+of a public reference set the suite lists. Every drop is counted by reason.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +31,8 @@ from .. import nearcopy
 from ..errors import ConfigError
 from ..grading.rules import normalize
 
-NEAR_DUP_THRESHOLD = 0.6   # Jaccard of character 5-grams; reworded copies measured 0.71-1.0, near misses <= 0.45
+# Jaccard of character 5-grams; reworded copies measured 0.71-1.0, near misses <= 0.45
+NEAR_DUP_THRESHOLD = 0.6
 PERMUTATIONS = 128
 
 
@@ -38,7 +41,7 @@ class Candidate:
     source_id: str
     text: str
     metadata: dict
-    group: str | None = None     # the source's group column: translations and variants of one prompt
+    group: str | None = None  # the source's group column: translations and variants of one prompt
 
 
 def _get(row: dict, path: str):
@@ -62,7 +65,7 @@ def _local_rows(path: Path):
                     yield json.loads(line)
     elif kind == ".json":
         data = json.loads(path.read_bytes())
-        if isinstance(data, dict):           # {"data": [...]}, as some exports write it
+        if isinstance(data, dict):  # {"data": [...]}, as some exports write it
             data = data.get("data", [])
         yield from data if isinstance(data, list) else []
     elif kind == ".csv":
@@ -70,16 +73,21 @@ def _local_rows(path: Path):
             yield from csv.DictReader(f)
     elif kind == ".parquet":
         import pyarrow.parquet as pq
+
         for batch in pq.ParquetFile(path).iter_batches(batch_size=2048):
             yield from batch.to_pylist()
     else:
-        raise ConfigError(f"{path}: unsupported source file (expected .jsonl, .json, .parquet or .csv)")
+        raise ConfigError(
+            f"{path}: unsupported source file (expected .jsonl, .json, .parquet or .csv)"
+        )
 
 
 def _hub_rows(source: str, cache_root: Path, where: str):
-    """A dataset id through `datasets`, cached only in a 0700 directory inside the vault that is removed on
-    every exit (SIGTERM included: the CLI turns it into an exit); one left by `kill -9` is swept next time."""
+    """A dataset id through `datasets`, cached only in a 0700 directory inside the vault that is
+    removed on every exit (SIGTERM included: the CLI turns it into an exit); one left by `kill -9`
+    is swept next time."""
     import datasets
+
     datasets.disable_progress_bars()
     sweep_stale_caches(cache_root)
     cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -87,8 +95,10 @@ def _hub_rows(source: str, cache_root: Path, where: str):
         try:
             ds = datasets.load_dataset(source, split="train", cache_dir=cache)
         except Exception as e:  # noqa: BLE001 - any loading failure is the same message to a person
-            raise ConfigError(f"{where}: cannot load source {source!r}: no such file, and as a dataset id: "
-                              f"{type(e).__name__}") from None
+            raise ConfigError(
+                f"{where}: cannot load source {source!r}: no such file, and as a dataset id: "
+                f"{type(e).__name__}"
+            ) from None
         yield from ds
 
 
@@ -99,7 +109,7 @@ def sweep_stale_caches(cache_root: Path) -> int:
         try:
             pid = int(d.name.split("-")[1])
             os.kill(pid, 0)
-            continue                       # still drawing
+            continue  # still drawing
         except (ValueError, IndexError, ProcessLookupError):
             pass
         except PermissionError:
@@ -110,42 +120,69 @@ def sweep_stale_caches(cache_root: Path) -> int:
 
 
 def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> list[Candidate]:
-    """Rows of the source as candidates. Local files (jsonl, json, csv, parquet) are read directly, one by
-    one (so `$file` can name a file's stem); a dataset id or directory goes through `datasets` (`_hub_rows`)."""
-    files = sorted(glob.glob(source)) if any(c in source for c in "*?[") else ([source] if Path(source).is_file() else [])
-    prompt_col, id_col, group_col = mapping.get("prompt", "prompt"), mapping.get("id"), mapping.get("group")
+    """Rows of the source as candidates. Local files (jsonl, json, csv, parquet) are read directly,
+    one by one (so `$file` can name a file's stem); a dataset id or directory goes through
+    `datasets` (`_hub_rows`)."""
+    files = (
+        sorted(glob.glob(source))
+        if any(c in source for c in "*?[")
+        else ([source] if Path(source).is_file() else [])
+    )
+    prompt_col, id_col, group_col = (
+        mapping.get("prompt", "prompt"),
+        mapping.get("id"),
+        mapping.get("group"),
+    )
     meta_cols = mapping.get("metadata", {})
     out: list[Candidate] = []
-    parts = [(Path(f).stem, _local_rows(Path(f))) for f in files] or [("", _hub_rows(source, cache_root, where))]
+    parts = [(Path(f).stem, _local_rows(Path(f))) for f in files] or [
+        ("", _hub_rows(source, cache_root, where))
+    ]
     for stem, rows in parts:
         try:
             for n, row in enumerate(rows):
                 try:
                     text = _get(row, prompt_col)
                     sid = f"{stem}:{_get(row, id_col) if id_col else n}"
-                    meta = {k: (stem if col == "$file" else _get(row, col)) for k, col in meta_cols.items()}
+                    meta = {
+                        k: (stem if col == "$file" else _get(row, col))
+                        for k, col in meta_cols.items()
+                    }
                     group = None if group_col is None else _get(row, group_col)
                 except (KeyError, IndexError, TypeError):
-                    raise ConfigError(f"{where}: source row {n} of {stem or source} has no column "
-                                      f"{prompt_col!r} / {id_col!r} / {group_col!r} / {list(meta_cols.values())} "
-                                      "(see source: in the suite)") from None
+                    raise ConfigError(
+                        f"{where}: source row {n} of {stem or source} has no column "
+                        f"{prompt_col!r} / {id_col!r} / {group_col!r} / {list(meta_cols.values())} "
+                        "(see source: in the suite)"
+                    ) from None
                 if isinstance(text, str) and text.strip():
-                    out.append(Candidate(sid, text, {k: str(v) for k, v in meta.items()},
-                                         None if group is None else str(group)))
+                    out.append(
+                        Candidate(
+                            sid,
+                            text,
+                            {k: str(v) for k, v in meta.items()},
+                            None if group is None else str(group),
+                        )
+                    )
         except (ValueError, UnicodeDecodeError, csv.Error) as e:
-            raise ConfigError(f"{where}: source {stem or source}: unreadable ({type(e).__name__}); rows are not shown") from None
+            raise ConfigError(
+                f"{where}: source {stem or source}: unreadable ({type(e).__name__}); rows are "
+                "not shown"
+            ) from None
     if not out:
         raise ConfigError(f"{where}: the source {source!r} has no rows with a prompt")
     return out
 
 
 HASHER = nearcopy.Hasher(PERMUTATIONS)
-CANDIDATE_THRESHOLD = 0.5   # LSH proposes pairs from about here (a pair at 0.71 nearly always); each is verified
+# LSH proposes pairs from about here (a pair at 0.71 nearly always); each is verified
+CANDIDATE_THRESHOLD = 0.5
 BANDING = nearcopy.banding(CANDIDATE_THRESHOLD, PERMUTATIONS)
 
 
 class Fingerprint:
-    """A text's exact key, MinHash signature and band keys, each computed once however many dedupers look."""
+    """A text's exact key, MinHash signature and band keys, each computed once however many dedupers
+    look."""
 
     def __init__(self, text: str):
         self.norm = normalize(text)
@@ -157,7 +194,9 @@ class Fingerprint:
     def sig(self) -> np.ndarray:
         if self._sig is None:
             norm = self.norm
-            self._sig = HASHER.signature({norm[i:i + 5].encode() for i in range(max(1, len(norm) - 4))})
+            self._sig = HASHER.signature(
+                {norm[i : i + 5].encode() for i in range(max(1, len(norm) - 4))}
+            )
         return self._sig
 
     @property
@@ -168,9 +207,9 @@ class Fingerprint:
 
 
 class Deduper:
-    """Exact (normalized text) and near duplicate checks against everything added so far. LSH banding only
-    proposes candidates (at a lower threshold, so few true matches are missed); each candidate is then
-    verified with its estimated Jaccard similarity against NEAR_DUP_THRESHOLD."""
+    """Exact (normalized text) and near duplicate checks against everything added so far. LSH
+    banding only proposes candidates (at a lower threshold, so few true matches are missed); each
+    candidate is then verified with its estimated Jaccard similarity against NEAR_DUP_THRESHOLD."""
 
     def __init__(self):
         self.exact: set[bytes] = set()
@@ -195,11 +234,12 @@ class Deduper:
 
 
 def allocate(counts: dict, size: int, floor: int = 0, *, seed: int = 0) -> dict:
-    """Quotas over joint strata (keys: tuples of one value per stratify key, or single values) summing to `size`,
-    at least `floor` each where available, that keep every key's shares (each marginal) as close to the
-    source's as the size allows. One unit at a time goes to the stratum whose values are furthest below
-    their targets, summed over the keys, then the one furthest below its own share; remaining ties are broken
-    by the seed, never by file order. With one key this is the largest-remainder method."""
+    """Quotas over joint strata (keys: tuples of one value per stratify key, or single values)
+    summing to `size`, at least `floor` each where available, that keep every key's shares (each
+    marginal) as close to the source's as the size allows. One unit at a time goes to the stratum
+    whose values are furthest below their targets, summed over the keys, then the one furthest below
+    its own share; remaining ties are broken by the seed, never by file order. With one key this is
+    the largest-remainder method."""
     strata = list(counts)
     if not strata or size <= 0:
         return {k: 0 for k in strata}
@@ -208,7 +248,7 @@ def allocate(counts: dict, size: int, floor: int = 0, *, seed: int = 0) -> dict:
     total = capacity.sum()
     n_keys = len(keyed[0])
     codes, targets = [], []
-    for j in range(n_keys):                  # per key: each stratum's value code and each value's target
+    for j in range(n_keys):  # per key: each stratum's value code and each value's target
         values = sorted({k[j] for k in keyed}, key=str)
         index = {v: n for n, v in enumerate(values)}
         code = np.array([index[k[j]] for k in keyed])
@@ -216,25 +256,31 @@ def allocate(counts: dict, size: int, floor: int = 0, *, seed: int = 0) -> dict:
         targets.append(np.bincount(code, weights=capacity, minlength=len(values)) * size / total)
     joint_target = capacity * size / total
     jitter = np.random.default_rng(seed).random(len(strata)) * 1e-9
-    # whole units of every stratum's own share first (then at most one more unit per stratum is left to place)
+    # whole units of every stratum's own share first (then at most one more unit per stratum is left
+    # to place)
     quota = np.minimum(capacity, np.maximum(floor, np.floor(joint_target)))
     got = [np.bincount(code, weights=quota, minlength=len(t)) for code, t in zip(codes, targets)]
     for _ in range(int(min(size, total) - quota.sum())):
         deficit = sum(t[code] - g[code] for code, t, g in zip(codes, targets, got))
-        score = np.where(quota < capacity, deficit + 1e-3 * (joint_target - quota) + jitter, -np.inf)
+        score = np.where(
+            quota < capacity, deficit + 1e-3 * (joint_target - quota) + jitter, -np.inf
+        )
         best = int(np.argmax(score))
         quota[best] += 1
         for code, g in zip(codes, got):
             g[code[best]] += 1
-    while quota.sum() > size:                # floors can overshoot: take back from the largest
+    while quota.sum() > size:  # floors can overshoot: take back from the largest
         over = quota - np.minimum(capacity, floor)
-        best = int(np.argmax(np.where(quota > 0, over * (len(strata) + 1) + quota + jitter, -np.inf)))
+        best = int(
+            np.argmax(np.where(quota > 0, over * (len(strata) + 1) + quota + jitter, -np.inf))
+        )
         quota[best] -= 1
     return {k: int(q) for k, q in zip(strata, quota)}
 
 
 def marginal_distances(source: dict, pool: dict, stratify: list[str]) -> dict[str, float]:
-    """Per stratify key: the total variation distance between its shares in the source and in the pool."""
+    """Per stratify key: the total variation distance between its shares in the source and in the
+    pool."""
     out = {}
     n_source, n_pool = sum(source.values()), sum(pool.values())
     for j, key in enumerate(stratify):
@@ -243,21 +289,32 @@ def marginal_distances(source: dict, pool: dict, stratify: list[str]) -> dict[st
             a[k[j]] += c
         for k, c in pool.items():
             b[k[j]] += c
-        out[key] = 0.5 * sum(abs(a[v] / n_source - (b[v] / n_pool if n_pool else 0.0)) for v in a.keys() | b.keys())
+        out[key] = 0.5 * sum(
+            abs(a[v] / n_source - (b[v] / n_pool if n_pool else 0.0)) for v in a.keys() | b.keys()
+        )
     return out
 
 
 def group_id(suite: str, group: str) -> str:
-    """A source group as stored in a pool item: opaque (a public question id cannot be looked up from it)."""
+    """A source group as stored in a pool item: opaque (a public question id cannot be looked up
+    from it)."""
     return "g" + hashlib.sha256(f"{suite}|group|{group}".encode()).hexdigest()[:15]
 
 
-def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int, floor: int,
-         earlier_texts: list[str], reference_texts: list[str], suite: str,
-         earlier_groups: set[str] = frozenset()) -> tuple[list[dict], dict]:
-    """The new pool's items (JSON-ready, text included: encrypt them) and a report of ids and numbers only.
-    Candidates with a group (translations of one prompt) count as one: at most one member per pool, and none
-    whose group an earlier version had (`earlier_groups`, as stored)."""
+def draw(  # noqa: C901 (one pass: filter, dedupe, stratify, check)
+    candidates: list[Candidate],
+    size: int,
+    stratify: list[str],
+    seed: int,
+    floor: int,
+    earlier_texts: list[str],
+    reference_texts: list[str],
+    suite: str,
+    earlier_groups: set[str] = frozenset(),
+) -> tuple[list[dict], dict]:
+    """The new pool's items (JSON-ready, text included: encrypt them) and a report of ids and
+    numbers only. Candidates with a group (translations of one prompt) count as one: at most one
+    member per pool, and none whose group an earlier version had (`earlier_groups`, as stored)."""
     seen_before, reference = Deduper(), Deduper()
     for t in earlier_texts:
         seen_before.add_text(t)
@@ -294,8 +351,11 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
             dropped[f"{reason}_duplicate_in_draw"] += 1
             return None
         accepted.add(fp)
-        item = {"id": "h" + hashlib.sha256(f"{suite}|{c.source_id}".encode()).hexdigest()[:15],
-                "prompt": c.text, "metadata": c.metadata}
+        item = {
+            "id": "h" + hashlib.sha256(f"{suite}|{c.source_id}".encode()).hexdigest()[:15],
+            "prompt": c.text,
+            "metadata": c.metadata,
+        }
         if group is not None:
             item["group"] = group
             groups_taken.add(group)
@@ -308,7 +368,8 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
         queues[key] = iter(queue)
     taken = Counter()
     active = [key for key in sorted(strata) if quota[key] > 0]
-    while active:      # round robin over the strata: when candidates run short (groups, repeats), all share it
+    # round robin over the strata: when candidates run short (groups, repeats), all share it
+    while active:
         for key in list(active):
             item = next((it for c in queues[key] if (it := next_item(c)) is not None), None)
             if item is None:
@@ -321,19 +382,39 @@ def draw(candidates: list[Candidate], size: int, stratify: list[str], seed: int,
     n = len(items)
     pool_counts = Counter(tuple(it["metadata"].get(s, "") for s in stratify) for it in items)
     total = sum(counts.values())
-    table = [{"stratum": "/".join(k) or "(all)", "values": list(k), "source": counts[k], "source_share": counts[k] / total,
-              "pool": pool_counts.get(k, 0), "pool_share": pool_counts.get(k, 0) / n if n else 0.0,
-              "short": quota[k] - pool_counts.get(k, 0)} for k in sorted(counts)]
+    table = [
+        {
+            "stratum": "/".join(k) or "(all)",
+            "values": list(k),
+            "source": counts[k],
+            "source_share": counts[k] / total,
+            "pool": pool_counts.get(k, 0),
+            "pool_share": pool_counts.get(k, 0) / n if n else 0.0,
+            "short": quota[k] - pool_counts.get(k, 0),
+        }
+        for k in sorted(counts)
+    ]
     tv = 0.5 * sum(abs(r["source_share"] - r["pool_share"]) for r in table)
-    report = {"size": n, "requested": size, "source_rows": total, "stratify": stratify, "seed": seed, "floor": floor,
-              "strata": table, "total_variation": tv, "dropped": dict(dropped),
-              "marginals": marginal_distances(counts, dict(pool_counts), stratify),
-              "groups": sum(c.group is not None for c in candidates) > 0}
+    report = {
+        "size": n,
+        "requested": size,
+        "source_rows": total,
+        "stratify": stratify,
+        "seed": seed,
+        "floor": floor,
+        "strata": table,
+        "total_variation": tv,
+        "dropped": dict(dropped),
+        "marginals": marginal_distances(counts, dict(pool_counts), stratify),
+        "groups": sum(c.group is not None for c in candidates) > 0,
+    }
     return items, report
 
 
 def groups_of_jsonl(data: bytes) -> set[str]:
-    return {g for line in data.splitlines() if line.strip() and (g := json.loads(line).get("group"))}
+    return {
+        g for line in data.splitlines() if line.strip() and (g := json.loads(line).get("group"))
+    }
 
 
 def texts_of_jsonl(data: bytes) -> list[str]:
@@ -341,5 +422,7 @@ def texts_of_jsonl(data: bytes) -> list[str]:
     for line in data.splitlines():
         if line.strip():
             obj = json.loads(line)
-            out.append(obj.get("prompt") or "\n".join(m["content"] for m in obj.get("messages", [])))
+            out.append(
+                obj.get("prompt") or "\n".join(m["content"] for m in obj.get("messages", []))
+            )
     return out

@@ -5,6 +5,7 @@ owner can read (mode 0600; anything looser is refused). Each use gets its own su
 every blob is AES-GCM with associated data naming what it is (pool id and license class, or run,
 model and item), so a blob moved under another label fails to decrypt instead of being misread.
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,7 +50,10 @@ def _decode(text: str, where: str) -> bytes:
     except (ValueError, TypeError):
         key = b""
     if len(key) != 32:
-        raise VaultError(f"{where}: not a vault key (expected 32 bytes in urlsafe base64, as `holdout vault init` writes)")
+        raise VaultError(
+            f"{where}: not a vault key (expected 32 bytes in urlsafe base64, as `holdout vault "
+            "init` writes)"
+        )
     return key
 
 
@@ -60,16 +64,23 @@ def default_key_file(workspace: Path) -> Path:
 def load_key(workspace: Path) -> tuple[bytes, str]:
     """The key and a description of where it came from (never the key itself)."""
     if os.environ.get(KEY_ENV):
-        return _decode(os.environ[KEY_ENV], f"environment variable {KEY_ENV}"), f"environment variable {KEY_ENV}"
+        return _decode(
+            os.environ[KEY_ENV], f"environment variable {KEY_ENV}"
+        ), f"environment variable {KEY_ENV}"
     file = default_key_file(workspace)
     try:
         st = file.stat()
     except FileNotFoundError:
-        raise VaultError(f"no vault key: set {KEY_ENV}, or put the key file at {file} "
-                         f"(`holdout vault init` creates one)") from None
+        raise VaultError(
+            f"no vault key: set {KEY_ENV}, or put the key file at {file} "
+            f"(`holdout vault init` creates one)"
+        ) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise VaultError(f"{file}: the vault key file can be read by others (mode {stat.S_IMODE(st.st_mode):o}); "
-                         f"refusing to use it. Fix with: chmod 600 {file}")
+        raise VaultError(
+            f"{file}: the vault key file can be read by others (mode "
+            f"{stat.S_IMODE(st.st_mode):o}); "
+            f"refusing to use it. Fix with: chmod 600 {file}"
+        )
     return _decode(file.read_text(), str(file)), str(file)
 
 
@@ -81,7 +92,9 @@ def write_key_file(file: Path, key: bytes) -> None:
 
 
 def subkey(key: bytes, purpose: str) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"holdout/{purpose}".encode()).derive(key)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"holdout/{purpose}".encode()
+    ).derive(key)
 
 
 class Cipher:
@@ -102,18 +115,23 @@ class Cipher:
         try:
             return self.aead.decrypt(nonce, body, label.encode())
         except InvalidTag:
-            raise DecryptError(f"{label}: cannot decrypt: wrong vault key, or the data was modified or moved") from None
+            raise DecryptError(
+                f"{label}: cannot decrypt: wrong vault key, or the data was modified or moved"
+            ) from None
 
 
 class OutputCipher:
-    """What the run store uses for outputs of held-out runs: encrypted at rest, sealed when read back."""
+    """What the run store uses for outputs of held-out runs: encrypted at rest, sealed when read
+    back."""
 
     def __init__(self, key: bytes):
         self.cipher = Cipher(key, "store-outputs")
-        self.digest_key = subkey(key, "item-digest")   # keys the item-content digests stored beside outputs
+        # keys the item-content digests stored beside outputs
+        self.digest_key = subkey(key, "item-digest")
 
     def encrypt_output(self, run_id: str, model: str, item_id: str, text: str) -> bytes:
-        GATE.protect(text, short=False)     # a held-out run's output is held-out text: models and judges echo prompts
+        # a held-out run's output is held-out text: models and judges echo prompts
+        GATE.protect(text, short=False)
         return self.cipher.encrypt(text.encode(), f"{run_id}|{model}|{item_id}")
 
     def decrypt_output(self, run_id: str, model: str, item_id: str, blob: bytes) -> Sealed:

@@ -1,14 +1,17 @@
 """Pools in the vault: versioned, encrypted at rest, listed without decryption.
 
 Layout of <workspace>/vault/:
-  keycheck                      a blob that tells a wrong key from a modified file
-  index.json                    lifecycle of every pool version (draft/active/retired), MAC'd, replaced atomically
-  pools/<suite>/v<N>/manifest.json   immutable facts: counts, strata, hash, license class, canary (MAC'd)
-  pools/<suite>/v<N>/items.bin       the items, AES-GCM, associated data = "<pool id>|<license class>"
-  ledger.sqlite                 the exposure ledger
+  keycheck              a blob that tells a wrong key from a modified file
+  index.json            lifecycle of every pool version (draft/active/retired), MAC'd, replaced
+                        atomically
+  pools/<suite>/v<N>/
+    manifest.json       immutable facts: counts, strata, hash, license class, canary (MAC'd)
+    items.bin           the items, AES-GCM, associated data = "<pool id>|<license class>"
+  ledger.sqlite         the exposure ledger
 A version is written to a temporary directory and renamed into place, and the index is replaced
 in one rename, so a crash never leaves a half-imported pool or two active versions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,8 +36,18 @@ from ..errors import ConfigError
 from ..failpoints import hit
 from ..sealed import reveal
 from ..suite import Item, check_pool_lines, iter_jsonl_items
+from .keys import (
+    Cipher,
+    DecryptError,
+    OutputCipher,
+    VaultError,
+    default_key_file,
+    load_key,
+    new_key,
+    subkey,
+    write_key_file,
+)
 from .ledger import Ledger
-from .keys import Cipher, subkey, DecryptError, OutputCipher, VaultError, default_key_file, load_key, new_key, write_key_file
 
 log = logging.getLogger("holdout.vault")
 LICENSE_CLASSES = ("heldout", "public", "licensable")
@@ -80,14 +93,21 @@ class Vault:
     def open(cls, workspace: Path) -> "Vault":
         vdir = Path(workspace) / "vault"
         if not (vdir / "keycheck").exists():
-            raise VaultError(f"no vault at {vdir}: create one with `holdout vault init`"
-                             + (f" --workspace {workspace}" if str(workspace) != ".holdout" else ""))
+            raise VaultError(
+                f"no vault at {vdir}: create one with `holdout vault init`"
+                + (f" --workspace {workspace}" if str(workspace) != ".holdout" else "")
+            )
         key, source = load_key(Path(workspace))
         try:
-            if Cipher(key, "keycheck").decrypt((vdir / "keycheck").read_bytes(), "keycheck") != KEYCHECK:
+            if (
+                Cipher(key, "keycheck").decrypt((vdir / "keycheck").read_bytes(), "keycheck")
+                != KEYCHECK
+            ):
                 raise DecryptError("keycheck")
         except DecryptError:
-            raise VaultError(f"the vault key from {source} does not open the vault at {vdir} (wrong key)") from None
+            raise VaultError(
+                f"the vault key from {source} does not open the vault at {vdir} (wrong key)"
+            ) from None
         return cls(workspace, key, source)
 
     def output_cipher(self) -> OutputCipher:
@@ -113,7 +133,8 @@ class Vault:
         _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
     def sign(self, obj: dict) -> dict:
-        """`obj` with a MAC from the vault key (export manifests): only a holder of the key can make or check it."""
+        """`obj` with a MAC from the vault key (export manifests): only a holder of the key can make
+        or check it."""
         obj = {**obj, "mac": ""}
         return {**obj, "mac": self._mac(obj)}
 
@@ -135,34 +156,45 @@ class Vault:
         return Ledger(self.dir, subkey(self._key, "ledger-mac"))
 
     def _index(self) -> dict:
-        """The signed index, refused if it is older than the last one written (a restored copy: a retired pool
-        would be active again). The ledger remembers the highest serial written."""
+        """The signed index, refused if it is older than the last one written (a restored copy: a
+        retired pool would be active again). The ledger remembers the highest serial written."""
         index = self._read_signed(self.dir / "index.json")
         seen = self.ledger.index_serial()
         if index.get("serial", 0) < seen:
-            raise VaultError(f"{self.dir}/index.json: is older than the vault's last write (serial "
-                             f"{index.get('serial', 0)}, the vault has seen {seen}): an earlier copy was restored "
-                             "outside holdout. Nothing was done; see `holdout vault verify`.")
+            raise VaultError(
+                f"{self.dir}/index.json: is older than the vault's last write (serial "
+                f"{index.get('serial', 0)}, the vault has seen {seen}): an earlier copy was "
+                "restored "
+                "outside holdout. Nothing was done; see `holdout vault verify`."
+            )
         if self.ledger.rows() < index.get("ledger_rows", 0):
-            raise VaultError(f"{self.ledger.path}: holds {self.ledger.rows()} exposure rows, but it had "
-                             f"{index['ledger_rows']} when the vault index was last written: rows were removed or an "
-                             "older ledger was restored outside holdout. Nothing was done; see `holdout vault verify`.")
+            raise VaultError(
+                f"{self.ledger.path}: holds {self.ledger.rows()} exposure rows, but it had "
+                f"{index['ledger_rows']} when the vault index was last written: rows were "
+                "removed or an "
+                "older ledger was restored outside holdout. Nothing was done; see `holdout vault "
+                "verify`."
+            )
         return index
 
     def anchor_ledger(self) -> None:
-        """Write the ledger's current row count into the signed index (after a run or a grading), so a ledger
-        emptied or cut later is detected even though its own head row went with it."""
+        """Write the ledger's current row count into the signed index (after a run or a grading), so
+        a ledger emptied or cut later is detected even though its own head row went with it."""
         try:
             with self._locked():
                 index = self._index()
                 if self.ledger.rows() != index.get("ledger_rows", 0):
                     self._write_index(index)
-        except OSError as e:     # a full disk: the ledger itself is intact; the next command anchors it
-            log.warning("vault: could not record the ledger's row count in the index (%s)", e.strerror)
+        except (
+            OSError
+        ) as e:  # a full disk: the ledger itself is intact; the next command anchors it
+            log.warning(
+                "vault: could not record the ledger's row count in the index (%s)", e.strerror
+            )
 
     def _write_index(self, index: dict) -> None:
-        """Under the lock: a new serial; the ledger's row count at this moment (rows can only grow from here);
-        and whether the record was made under an injected test clock."""
+        """Under the lock: a new serial; the ledger's row count at this moment (rows can only grow
+        from here); and whether the record was made under an injected test clock."""
         index = {**index, "serial": index.get("serial", 0) + 1, "ledger_rows": self.ledger.rows()}
         if clock.injected():
             index["injected_clock_writes"] = index.get("injected_clock_writes", 0) + 1
@@ -170,9 +202,10 @@ class Vault:
         self.ledger.note_index(index["serial"])
 
     def verify(self) -> list[str]:
-        """Everything that was changed outside holdout, or that a record cannot vouch for: the index (signature,
-        rollback), every listed pool (manifest signature, its id, its encrypted items against the manifest's
-        hash), the exposure ledger's chain, and status changes made under an injected test clock."""
+        """Everything that was changed outside holdout, or that a record cannot vouch for: the index
+        (signature, rollback), every listed pool (manifest signature, its id, its encrypted items
+        against the manifest's hash), the exposure ledger's chain, and status changes made under an
+        injected test clock."""
         try:
             index = self._index()
         except VaultError as e:
@@ -184,11 +217,19 @@ class Vault:
             except (VaultError, DecryptError) as e:
                 problems.append(f"{pool_id}: {e}")
             except OSError as e:
-                problems.append(f"{pool_id}: its encrypted items cannot be read ({e.strerror}): removed or moved")
-        problems += [f"exposure ledger: {p}" for p in self.ledger.verify(index.get("ledger_rows", 0))]
+                problems.append(
+                    f"{pool_id}: its encrypted items cannot be read ({e.strerror}): removed or "
+                    "moved"
+                )
+        problems += [
+            f"exposure ledger: {p}" for p in self.ledger.verify(index.get("ledger_rows", 0))
+        ]
         if index.get("injected_clock_writes"):
-            problems.append(f"index.json: {index['injected_clock_writes']} write(s) were made under an injected test "
-                            "clock (their times are not the system's)")
+            problems.append(
+                f"index.json: {index['injected_clock_writes']} write(s) were made under an "
+                "injected test "
+                "clock (their times are not the system's)"
+            )
         return problems
 
     # -- pools ----------------------------------------------------------------
@@ -197,20 +238,24 @@ class Vault:
         return self.dir / "pools" / suite / version
 
     def manifest(self, pool_id: str, index: dict | None = None) -> dict:
-        """The pool's signed manifest with its lifecycle state from the index (pass the index's `pools` to read
-        it once). A version exists only once the index lists it; a manifest must name the version it sits in."""
+        """The pool's signed manifest with its lifecycle state from the index (pass the index's
+        `pools` to read it once). A version exists only once the index lists it; a manifest must
+        name the version it sits in."""
         pools = index if index is not None else self._index()["pools"]
         if pool_id not in pools or not self._pool_dir(pool_id).exists():
             raise VaultError(f"no pool {pool_id} in the vault (see `holdout pool list`)")
         manifest = self._read_signed(self._pool_dir(pool_id) / "manifest.json")
         if manifest.get("id") != pool_id:
-            raise VaultError(f"{self._pool_dir(pool_id)}/manifest.json: is the manifest of {manifest.get('id')}, "
-                             f"not of {pool_id} (moved outside holdout)")
+            raise VaultError(
+                f"{self._pool_dir(pool_id)}/manifest.json: is the manifest of "
+                f"{manifest.get('id')}, "
+                f"not of {pool_id} (moved outside holdout)"
+            )
         return {**manifest, **pools[pool_id]}
 
     def create_once(self, name: str, make) -> bytes:
-        """The vault file `name`, created by `make()` the first time, under the vault's lock and atomically, so
-        processes starting together all get the same one."""
+        """The vault file `name`, created by `make()` the first time, under the vault's lock and
+        atomically, so processes starting together all get the same one."""
         path = self.dir / name
         with self._locked():
             if not path.exists():
@@ -218,15 +263,20 @@ class Vault:
             return path.read_bytes()
 
     def _repair(self, index: dict) -> None:
-        """Under the lock: remove what an interrupted import left (an `.incoming-*` directory, or a version
-        renamed into place before the index listed it). Neither was ever listed, so nothing used them."""
+        """Under the lock: remove what an interrupted import left (an `.incoming-*` directory, or a
+        version renamed into place before the index listed it). Neither was ever listed, so nothing
+        used them."""
         listed = {self._pool_dir(pid) for pid in index["pools"]}
         for suite_dir in (self.dir / "pools").glob("*"):
-            for d in (suite_dir.iterdir() if suite_dir.is_dir() else ()):
+            for d in suite_dir.iterdir() if suite_dir.is_dir() else ():
                 if d.name.startswith(".incoming-") or (d.is_dir() and d not in listed):
                     shutil.rmtree(d, ignore_errors=True)
-                    log.warning("vault: removed %s, left unfinished by an interrupted import (never listed, never "
-                                "sent); import it again if it is still wanted", d.relative_to(self.dir))
+                    log.warning(
+                        "vault: removed %s, left unfinished by an interrupted import (never "
+                        "listed, never "
+                        "sent); import it again if it is still wanted",
+                        d.relative_to(self.dir),
+                    )
 
     def pools(self, suite: str | None = None) -> list[dict]:
         index = self._index()["pools"]
@@ -242,11 +292,21 @@ class Vault:
                 return pool_id
         return None
 
-    def add_pool(self, suite: str, jsonl: bytes, license_class: str, strata: Iterable[str] = (),
-                 max_retention: str | None = None, provenance: dict | None = None, extra: dict | None = None) -> str:
+    def add_pool(
+        self,
+        suite: str,
+        jsonl: bytes,
+        license_class: str,
+        strata: Iterable[str] = (),
+        max_retention: str | None = None,
+        provenance: dict | None = None,
+        extra: dict | None = None,
+    ) -> str:
         """Encrypt and store a new draft version; return its id (suite@vN)."""
         if license_class not in LICENSE_CLASSES:
-            raise VaultError(f"license class must be one of {', '.join(LICENSE_CLASSES)}, not {license_class!r}")
+            raise VaultError(
+                f"license class must be one of {', '.join(LICENSE_CLASSES)}, not {license_class!r}"
+            )
         text = jsonl.decode("utf-8")
         items = list(iter_jsonl_items(text.splitlines(), "pool", sealed=False))
         counts = {s: dict(Counter(str(it.metadata.get(s)) for it in items)) for s in strata}
@@ -255,15 +315,27 @@ class Vault:
             self._repair(index)
             versions = [int(p.split("@v")[1]) for p in index["pools"] if p.split("@")[0] == suite]
             pool_id = f"{suite}@v{max(versions, default=0) + 1}"
-            manifest = {"id": pool_id, "suite": suite, "version": max(versions, default=0) + 1, "items": len(items),
-                        "content_sha256": hashlib.sha256(jsonl).hexdigest(), "created": clock.now(),
-                        "license_class": license_class, "max_retention": max_retention, "strata": counts,
-                        "canary": f"holdout-canary-{uuid.uuid4()}", "provenance": provenance or {}, **(extra or {})}
+            manifest = {
+                "id": pool_id,
+                "suite": suite,
+                "version": max(versions, default=0) + 1,
+                "items": len(items),
+                "content_sha256": hashlib.sha256(jsonl).hexdigest(),
+                "created": clock.now(),
+                "license_class": license_class,
+                "max_retention": max_retention,
+                "strata": counts,
+                "canary": f"holdout-canary-{uuid.uuid4()}",
+                "provenance": provenance or {},
+                **(extra or {}),
+            }
             final = self._pool_dir(pool_id)
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=".incoming-"))
             try:
-                (tmp / "items.bin").write_bytes(self.items_cipher.encrypt(jsonl, f"{pool_id}|{license_class}"))
+                (tmp / "items.bin").write_bytes(
+                    self.items_cipher.encrypt(jsonl, f"{pool_id}|{license_class}")
+                )
                 self._write_signed(tmp / "manifest.json", manifest)
                 hit("vault.add_pool.before_rename")
                 os.rename(tmp, final)
@@ -276,13 +348,16 @@ class Vault:
         return pool_id
 
     def activate(self, pool_id: str) -> str | None:
-        """Make pool_id the suite's active version; the previous one is retired (its embargo starts now)."""
+        """Make pool_id the suite's active version; the previous one is retired (its embargo starts
+        now)."""
         self.manifest(pool_id)
         with self._locked():
             index = self._index()
             state = index["pools"][pool_id]
             if state["status"] == "retired":
-                raise VaultError(f"{pool_id} is retired; a retired pool never comes back (draw a new version)")
+                raise VaultError(
+                    f"{pool_id} is retired; a retired pool never comes back (draw a new version)"
+                )
             suite = pool_id.split("@")[0]
             previous = None
             for pid, st in index["pools"].items():
@@ -298,11 +373,14 @@ class Vault:
         self.manifest(pool_id)
         with self._locked():
             index = self._index()
-            index["pools"][pool_id].update(status="retired", status_changed=clock.now(), retired_at=clock.now())
+            index["pools"][pool_id].update(
+                status="retired", status_changed=clock.now(), retired_at=clock.now()
+            )
             self._write_index(index)
 
     def read_jsonl(self, pool_id: str) -> bytes:
-        """The decrypted JSONL, verified against the manifest. Callers keep it inside the boundary."""
+        """The decrypted JSONL, verified against the manifest. Callers keep it inside the
+        boundary."""
         manifest = self.manifest(pool_id)
         blob = (self._pool_dir(pool_id) / "items.bin").read_bytes()
         data = self.items_cipher.decrypt(blob, f"{pool_id}|{manifest['license_class']}")
@@ -311,17 +389,23 @@ class Vault:
         return data
 
     def stream_items(self, pool_id: str) -> Iterator[Item]:
-        """The pool's items one at a time, sealed if held-out (their text only opens in a request builder).
-        Each pass decrypts and verifies the pool again; the items are never all held as objects."""
+        """The pool's items one at a time, sealed if held-out (their text only opens in a request
+        builder). Each pass decrypts and verifies the pool again; the items are never all held as
+        objects."""
         sealed = self.manifest(pool_id)["license_class"] == "heldout"
         yield from iter_jsonl_items(io.BytesIO(self.read_jsonl(pool_id)), pool_id, sealed=sealed)
 
     def opaque_label(self, key: str, value: str) -> str:
-        """A stratum value that the suite does not declare as a public label, as an opaque, stable tag."""
-        return f"{key}#" + hmac.new(self._label_key, f"{key}={value}".encode(), "sha256").hexdigest()[:8]
+        """A stratum value that the suite does not declare as a public label, as an opaque, stable
+        tag."""
+        return (
+            f"{key}#"
+            + hmac.new(self._label_key, f"{key}={value}".encode(), "sha256").hexdigest()[:8]
+        )
 
     def protect(self, pool_id: str) -> None:
-        """Register a held-out pool's text with the egress gate (one streamed pass; other pools: nothing to do)."""
+        """Register a held-out pool's text with the egress gate (one streamed pass; other pools:
+        nothing to do)."""
         manifest = self.manifest(pool_id)
         if manifest["license_class"] == "heldout":
             for values in manifest["strata"].values():
@@ -331,7 +415,7 @@ class Vault:
                 _protect(it, public_keys=manifest["strata"])
 
     def load_items(self, pool_id: str) -> list[Item]:
-        """All items at once, armed in the egress gate (for the small pools of drawing and tests)."""
+        """All items at once, armed in the egress gate (for small pools, and tests)."""
         items = list(self.stream_items(pool_id))
         manifest = self.manifest(pool_id)
         if manifest["license_class"] == "heldout":
@@ -341,8 +425,8 @@ class Vault:
 
 
 def _protect(item: Item, *, public_keys) -> None:
-    """Every held-out text of an item: its turns, its reference, and its metadata other than the declared
-    strata labels (which reports show)."""
+    """Every held-out text of an item: its turns, its reference, and its metadata other than the
+    declared strata labels (which reports show)."""
     for _, content in item.messages:
         GATE.protect(reveal(content))
     if item.reference is not None:
@@ -352,18 +436,35 @@ def _protect(item: Item, *, public_keys) -> None:
             GATE.protect(value)
 
 
-def import_pool_file(vault: Vault, suite_name: str, path: Path, license_class: str, strata=(),
-                     max_retention: str | None = None, data_license: str | None = None,
-                     distribution: str | None = None) -> str:
+def import_pool_file(
+    vault: Vault,
+    suite_name: str,
+    path: Path,
+    license_class: str,
+    strata=(),
+    max_retention: str | None = None,
+    data_license: str | None = None,
+    distribution: str | None = None,
+) -> str:
     """Validate a JSONL file (every bad line reported) and add it as a new draft version."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: pool file not found") from None
     check_pool_lines(data.splitlines(), str(path))
-    return vault.add_pool(suite_name, data, license_class, strata, max_retention,
-                          provenance={"source": Path(path).name, "imported": clock.now(), "data_license": data_license,
-                                      "distribution": distribution})
+    return vault.add_pool(
+        suite_name,
+        data,
+        license_class,
+        strata,
+        max_retention,
+        provenance={
+            "source": Path(path).name,
+            "imported": clock.now(),
+            "data_license": data_license,
+            "distribution": distribution,
+        },
+    )
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,36 +1,52 @@
-"""The maintainer's loop: draw a version, activate it, watch exposure, rotate when the policy says so."""
+"""The maintainer's loop: draw a version, activate it, watch exposure, rotate when the policy says
+so."""
+
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from pathlib import Path
 
+from .. import clock
 from ..errors import ConfigError
 from ..suite import Suite
 from .draw import draw, groups_of_jsonl, load_source, texts_of_jsonl
 from .keys import VaultError
-from .. import clock
 from .pools import Vault
 
 
-def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, stratify: list[str] | None,
-              seed: int | None, floor: int | None = None) -> tuple[str, dict]:
+def draw_pool(
+    vault: Vault,
+    suite: Suite,
+    source: str | None,
+    size: int | None,
+    stratify: list[str] | None,
+    seed: int | None,
+    floor: int | None = None,
+) -> tuple[str, dict]:
     """A new draft version drawn from the source; returns (pool id, report of ids and numbers)."""
     src = suite.raw.get("source") or {}
     defaults = suite.raw.get("draw") or {}
     source = source or src.get("data")
     if not source:
-        raise ConfigError(f"{suite.file}: no source to draw from: pass --source or set source.data in the suite")
+        raise ConfigError(
+            f"{suite.file}: no source to draw from: pass --source or set source.data in the suite"
+        )
     size = size or defaults.get("size")
     if not size:
-        raise ConfigError(f"{suite.file}: how many items? pass --size or set draw.size in the suite")
+        raise ConfigError(
+            f"{suite.file}: how many items? pass --size or set draw.size in the suite"
+        )
     stratify = stratify if stratify is not None else defaults.get("stratify", list(suite.strata))
     seed = seed if seed is not None else defaults.get("seed", 0)
     floor = floor if floor is not None else defaults.get("floor", 0)
     unknown = [s for s in stratify if s not in (src.get("metadata") or {})]
     if unknown:
-        raise ConfigError(f"{suite.file}: cannot stratify on {', '.join(unknown)}: not mapped under source.metadata "
-                          f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})")
+        raise ConfigError(
+            f"{suite.file}: cannot stratify on {', '.join(unknown)}: not mapped under "
+            "source.metadata "
+            f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})"
+        )
     candidates = load_source(source, src, str(suite.file), cache_root=vault.dir / "tmp")
     earlier, earlier_groups = [], set()
     for m in vault.pools(suite.name):
@@ -43,46 +59,74 @@ def draw_pool(vault: Vault, suite: Suite, source: str | None, size: int | None, 
         try:
             reference += texts_of_jsonl(path.read_bytes())
         except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})") from None
-    items, report = draw(candidates, size, stratify, seed, floor, earlier, reference, suite.name, earlier_groups)
+            raise ConfigError(
+                f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})"
+            ) from None
+    items, report = draw(
+        candidates, size, stratify, seed, floor, earlier, reference, suite.name, earlier_groups
+    )
     tolerance = defaults.get("max_marginal_tv", 0.05)
     off = {k: d for k, d in report["marginals"].items() if d > tolerance}
     if off and items:
-        raise VaultError(f"{suite.file}: a pool of {len(items)} cannot represent the source's strata: "
-                         + ", ".join(f"{k} is {d:.3f} from the source's shares" for k, d in off.items())
-                         + f" (total variation; draw.max_marginal_tv is {tolerance:g}). Ask for a larger --size, "
-                         "stratify on fewer keys, or raise draw.max_marginal_tv in the suite. Nothing was stored.")
+        raise VaultError(
+            f"{suite.file}: a pool of {len(items)} cannot represent the source's strata: "
+            + ", ".join(f"{k} is {d:.3f} from the source's shares" for k, d in off.items())
+            + f" (total variation; draw.max_marginal_tv is {tolerance:g}). Ask for a larger "
+            "--size, "
+            "stratify on fewer keys, or raise draw.max_marginal_tv in the suite. Nothing was "
+            "stored."
+        )
     _mask_undeclared_labels(vault, report, stratify, suite.strata)
     if not items:
-        raise VaultError(f"nothing left to draw from {source}: every candidate repeats an earlier version or a reference set")
+        raise VaultError(
+            f"nothing left to draw from {source}: every candidate repeats an earlier version or "
+            "a reference set"
+        )
     jsonl = "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items).encode()
     params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
-    pool_id = vault.add_pool(suite.name, jsonl, "heldout", [s for s in stratify if s in suite.strata],
-                             provenance={"source": source, "distribution": src.get("distribution"),
-                                         "data_license": src.get("license"), "drawn": clock.now()},
-                             extra={"draw": params, "draw_report": report})
+    pool_id = vault.add_pool(
+        suite.name,
+        jsonl,
+        "heldout",
+        [s for s in stratify if s in suite.strata],
+        provenance={
+            "source": source,
+            "distribution": src.get("distribution"),
+            "data_license": src.get("license"),
+            "drawn": clock.now(),
+        },
+        extra={"draw": params, "draw_report": report},
+    )
     return pool_id, report
 
 
 def _mask_undeclared_labels(vault: Vault, report: dict, stratify: list[str], declared) -> None:
-    """Values of a stratify key that the suite does not list under `strata:` (say, topic clusters) may be
-    free text about the held-out prompts: the report, and so the manifest and `pool show`, name them
-    only by an opaque tag."""
+    """Values of a stratify key that the suite does not list under `strata:` (say, topic clusters)
+    may be free text about the held-out prompts: the report, and so the manifest and `pool show`,
+    name them only by an opaque tag."""
     for row in report["strata"]:
         values = row.pop("values")
         if values:
-            row["stratum"] = "/".join(v if key in declared else vault.opaque_label(key, v) for key, v in zip(stratify, values))
+            row["stratum"] = "/".join(
+                v if key in declared else vault.opaque_label(key, v)
+                for key, v in zip(stratify, values)
+            )
 
 
 def exposure(vault: Vault, pool_id: str) -> list[dict]:
-    """Sends per item and provider, from a ledger whose chain verifies (a changed ledger is refused: counts
-    from it could hide exposure)."""
+    """Sends per item and provider, from a ledger whose chain verifies (a changed ledger is refused:
+    counts from it could hide exposure)."""
     vault.ledger.check(vault._index().get("ledger_rows", 0))
     rows = vault.ledger.counts(pool_id)
-    return [{"item_id": i, "provider": p, "sent": n, "first_seen": f, "last_seen": last} for i, p, n, f, last in rows]
+    return [
+        {"item_id": i, "provider": p, "sent": n, "first_seen": f, "last_seen": last}
+        for i, p, n, f, last in rows
+    ]
 
 
-def rotation_reasons(vault: Vault, suite: str, max_exposure: int | None, max_age_days: float | None) -> list[str]:
+def rotation_reasons(
+    vault: Vault, suite: str, max_exposure: int | None, max_age_days: float | None
+) -> list[str]:
     """Why the suite's active pool should rotate now (empty: it should not)."""
     active = vault.active_pool(suite)
     if active is None:
@@ -94,7 +138,10 @@ def rotation_reasons(vault: Vault, suite: str, max_exposure: int | None, max_age
             if row["sent"] >= max_exposure:
                 spent[row["provider"]] += 1
         for provider, n in sorted(spent.items()):
-            reasons.append(f"{n} item(s) of {active} were sent to provider '{provider}' at least {max_exposure} times")
+            reasons.append(
+                f"{n} item(s) of {active} were sent to provider '{provider}' at least "
+                f"{max_exposure} times"
+            )
     if max_age_days:
         m = vault.manifest(active)
         age = (clock.now() - m.get("activated_at", m["created"])) / 86400
@@ -103,8 +150,13 @@ def rotation_reasons(vault: Vault, suite: str, max_exposure: int | None, max_age
     return reasons
 
 
-def rotate(vault: Vault, suite: Suite, max_exposure: int | None, max_age_days: float | None,
-           force: bool = False) -> tuple[list[str], str | None, dict | None]:
+def rotate(
+    vault: Vault,
+    suite: Suite,
+    max_exposure: int | None,
+    max_age_days: float | None,
+    force: bool = False,
+) -> tuple[list[str], str | None, dict | None]:
     """Draw and activate a fresh version if the policy says so, with the latest draw's settings
     (and a new seed). Returns (reasons, new pool id or None, draw report)."""
     reasons = rotation_reasons(vault, suite.name, max_exposure, max_age_days)
@@ -112,11 +164,19 @@ def rotate(vault: Vault, suite: Suite, max_exposure: int | None, max_age_days: f
         reasons = reasons or ["forced"]
     if not reasons:
         return [], None, None
-    # the draw settings of the newest drawn version (the active one may have been imported, not drawn)
+    # the draw settings of the newest drawn version (the active one may have been imported, not
+    # drawn)
     drawn = [m for m in vault.pools(suite.name) if m.get("draw")]
     params = drawn[-1]["draw"] if drawn else {}
     version = len(vault.pools(suite.name)) + 1
-    pool_id, report = draw_pool(vault, suite, params.get("source"), params.get("size"), params.get("stratify"),
-                                (params.get("seed") or 0) + version, params.get("floor"))
+    pool_id, report = draw_pool(
+        vault,
+        suite,
+        params.get("source"),
+        params.get("size"),
+        params.get("stratify"),
+        (params.get("seed") or 0) + version,
+        params.get("floor"),
+    )
     vault.activate(pool_id)
     return reasons, pool_id, report

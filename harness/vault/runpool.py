@@ -1,4 +1,6 @@
-"""A vault pool as a run sees it: sealed items, an encrypted store, the ledger, and the retention rule."""
+"""A vault pool as a run sees it: sealed items, an encrypted store, the ledger, and the retention
+rule."""
+
 from __future__ import annotations
 
 import math
@@ -16,56 +18,92 @@ def retention_days(value: str | None) -> float:
     return 0.0 if value == "zero" else float(value.rstrip("d"))
 
 
-def check_retention(config, pool_id: str, max_retention: str | None, models=None, what: str = "models") -> None:
-    """Refuse to send a pool's items to a provider (of a model or a judge) that keeps prompts longer than allowed."""
+def check_retention(
+    config, pool_id: str, max_retention: str | None, models=None, what: str = "models"
+) -> None:
+    """Refuse to send a pool's items to a provider (of a model or a judge) that keeps prompts longer
+    than allowed."""
     if not max_retention:
         return
     limit = retention_days(max_retention)
     for i, m in enumerate(config.models if models is None else models):
         if retention_days(m.provider.retention) > limit:
-            where = config.where("models", i, "provider") if models is None else f"{config.file}: judge '{m.name}'"
+            where = (
+                config.where("models", i, "provider")
+                if models is None
+                else f"{config.file}: judge '{m.name}'"
+            )
             raise ConfigError(
                 f"{where}: pool {pool_id} may only be sent to providers that keep "
                 f"prompts at most {max_retention}; provider '{m.provider.name}' declares retention "
-                f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent.")
+                f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent."
+            )
 
 
 def open_heldout_pool(config, suite, recorded: str | None = None):
-    """The pool a run uses: the config's (for a new run) or the one it recorded (grading, reports)."""
+    """The pool a run uses: the config's (for a new run) or the one it recorded (grading,
+    reports)."""
     from ..run import PoolHandle
+
     vault = Vault.open(config.workspace)
     if recorded:
         pool_id = recorded
     elif config.pool in ("heldout", "active"):
         pool_id = vault.active_pool(suite.name)
         if pool_id is None:
-            raise VaultError(f"{config.where('pool')}: suite '{suite.name}' has no active pool in the vault "
-                             f"(import one with `holdout pool import FILE --suite {suite.name} --heldout`, "
-                             "then `holdout pool activate`)")
+            raise VaultError(
+                f"{config.where('pool')}: suite '{suite.name}' has no active pool in the vault "
+                f"(import one with `holdout pool import FILE --suite {suite.name} --heldout`, "
+                "then `holdout pool activate`)"
+            )
     else:
         pool_id = config.pool
         if pool_id.split("@")[0] != suite.name:
-            raise ConfigError(f"{config.where('pool')}: pool {pool_id} belongs to suite '{pool_id.split('@')[0]}', "
-                              f"not '{suite.name}'")
+            raise ConfigError(
+                f"{config.where('pool')}: pool {pool_id} belongs to suite "
+                f"'{pool_id.split('@')[0]}', "
+                f"not '{suite.name}'"
+            )
     manifest = vault.manifest(pool_id)
     if not recorded and manifest["status"] == "retired" and manifest["license_class"] == "heldout":
-        raise VaultError(f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool instead")
-    if not recorded and manifest["status"] == "draft" and manifest["license_class"] == "heldout" and not config.allow_draft:
-        raise VaultError(f"{config.where('pool')}: pool {pool_id} is a draft: a future held-out test set, and every "
-                         "model it is sent to sees it. Activate it first (`holdout pool activate`), or set "
-                         "`allow_draft: true` in the config to send it anyway (recorded in the run and on its "
-                         "scorecards). Nothing was sent.")
+        raise VaultError(
+            f"{config.where('pool')}: pool {pool_id} is retired; run against the active pool "
+            "instead"
+        )
+    if (
+        not recorded
+        and manifest["status"] == "draft"
+        and manifest["license_class"] == "heldout"
+        and not config.allow_draft
+    ):
+        raise VaultError(
+            f"{config.where('pool')}: pool {pool_id} is a draft: a future held-out test set, and "
+            "every "
+            "model it is sent to sees it. Activate it first (`holdout pool activate`), or set "
+            "`allow_draft: true` in the config to send it anyway (recorded in the run and on its "
+            "scorecards). Nothing was sent."
+        )
     check_retention(config, pool_id, manifest.get("max_retention"))
-    vault.protect(pool_id)                 # arms the egress gate before anything can be written
+    vault.protect(pool_id)  # arms the egress gate before anything can be written
     ledger = vault.ledger
 
     async def on_sent(item_id, provider, model, role="model"):
-        """Before each request: the exposure is committed first (a failed write raises; nothing is sent).
-        After an answer, the upstream a gateway says it passed the request to (role "upstream")."""
+        """Before each request: the exposure is committed first (a failed write raises; nothing is
+        sent). After an answer, the upstream a gateway says it passed the request to (role
+        "upstream")."""
         await ledger.record(pool_id, item_id, provider, model, config.run_id, role)
 
     heldout = manifest["license_class"] == "heldout"
     cipher = vault.output_cipher() if heldout else None
-    return PoolHandle(name=pool_id, draft=manifest["status"] == "draft", count=manifest["items"], items=lambda: vault.stream_items(pool_id),
-                      heldout=heldout, cipher=cipher, digest=ItemDigest(cipher.digest_key if cipher else None),
-                      on_sent=on_sent, max_retention=manifest.get("max_retention"), closers=[vault.anchor_ledger])
+    return PoolHandle(
+        name=pool_id,
+        draft=manifest["status"] == "draft",
+        count=manifest["items"],
+        items=lambda: vault.stream_items(pool_id),
+        heldout=heldout,
+        cipher=cipher,
+        digest=ItemDigest(cipher.digest_key if cipher else None),
+        on_sent=on_sent,
+        max_retention=manifest.get("max_retention"),
+        closers=[vault.anchor_ledger],
+    )
