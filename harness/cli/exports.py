@@ -1,0 +1,154 @@
+"""`holdout export`, `policy explain`: what may leave, through the licence policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import HoldoutError
+from ..policy import PURPOSES
+from ._common import _out, _places, run_config, workspace
+
+
+def _embargo(args, suite, command: str):
+    """The suite's embargo (license.embargo_days, default 60), lengthened by --embargo-days, or
+    shortened only with --justification."""
+    from ..policy import DEFAULT_EMBARGO_DAYS, choose_embargo
+
+    policy_days = (suite.raw.get("license") or {}).get("embargo_days", DEFAULT_EMBARGO_DAYS)
+    return choose_embargo(
+        policy_days, args.embargo_days, getattr(args, "justification", None), command
+    )
+
+
+def _print_refusals(console, refused: list[dict]) -> None:
+    for r in refused:
+        ids = (
+            r.get("pool")
+            or f"{r['model']}: {r['count']} outputs, e.g. {', '.join(r['item_ids'][:5])}"
+        )
+        console.print(f"[red]refused[/] {ids}: rule {r['rule']}: {r['why']}")
+
+
+def cmd_export_items(args) -> int:
+    from ..export import export_items
+    from ..suite import load_suite
+    from ..vault import Vault
+
+    suite = load_suite(args.suite, args.suites_dir)
+    embargo = _embargo(args, suite, "export items")
+    exported, refused = export_items(
+        Vault.open(_places(args).workspace), suite.name, args.purpose, args.out, embargo
+    )
+    console = _out()
+    for m in exported:
+        console.print(
+            f"exported {m['rows']} items of {m['pool']} to {args.out / m['file']} (rule: "
+            f"{m['why']})"
+        )
+    _print_refusals(console, refused)
+    if not exported:
+        console.print("nothing was exported")
+    return 0 if exported else 3
+
+
+def cmd_export_outputs(args) -> int:
+    from ..context import open_run
+    from ..export import export_outputs
+
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
+    try:
+        if args.lab and args.lab not in ctx.config.labs:
+            raise HoldoutError(
+                f"no lab '{args.lab}' in {ctx.config.file} (labs: "
+                f"{', '.join(ctx.config.labs) or 'none'})"
+            )
+        manifest, refused = export_outputs(
+            ctx, args.purpose, args.out, args.lab, _embargo(args, ctx.suite, "export outputs")
+        )
+    finally:
+        ctx.close()
+    console = _out()
+    if manifest:
+        console.print(
+            f"exported {manifest['rows']} outputs of {', '.join(manifest['models'])} to "
+            f"{args.out / manifest['file']}"
+        )
+    _print_refusals(console, refused)
+    return 0 if manifest else 3
+
+
+def cmd_policy_explain(args) -> int:
+    from .. import clock
+    from ..policy import PURPOSES, decide_pool
+    from ..suite import load_suite
+    from ..vault import Vault
+
+    m = Vault.open(_places(args).workspace).manifest(args.pool_id)
+    embargo = args.embargo_days
+    if embargo is None:
+        try:
+            embargo = _embargo(args, load_suite(m["suite"], args.suites_dir), "policy explain").days
+        except HoldoutError:
+            from ..policy import DEFAULT_EMBARGO_DAYS
+
+            embargo = DEFAULT_EMBARGO_DAYS
+    console = _out()
+    console.print(
+        f"{m['id']}: {m['license_class']}, {m['status']}, data licence "
+        f"{m['provenance'].get('data_license') or 'unknown'}, distribution "
+        f"{m['provenance'].get('distribution') or '-'}"
+    )
+    for purpose in [args.purpose] if args.purpose else PURPOSES:
+        d = decide_pool(m, purpose, clock.now(), embargo)
+        console.print(
+            f"  {purpose:10s} {'ALLOWED' if d.allowed else 'refused'} ({d.rule}): {d.why}"
+        )
+    return 0
+
+
+def embargo_flags(p) -> None:
+    p.add_argument(
+        "--embargo-days",
+        type=float,
+        help="lengthen the suite's license.embargo_days (default 60); "
+        "a shorter value needs --justification",
+    )
+    p.add_argument(
+        "--justification",
+        help="why the embargo is shortened (written into the signed manifest)",
+    )
+
+
+def register(sub) -> None:
+    """The export, policy command(s)."""
+    sp = sub.add_parser(
+        "export", help="the one way items or outputs leave: only what the licence policy allows"
+    )
+    esub = sp.add_subparsers(dest="export_command", metavar="WHAT", required=True)
+    ep = esub.add_parser("items", help="a suite's pool versions that may be exported for a purpose")
+    ep.add_argument("--suite", required=True)
+    ep.add_argument("--purpose", required=True, choices=PURPOSES)
+    ep.add_argument("--out", type=Path, required=True)
+    embargo_flags(ep)
+    ep.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(ep)
+    ep.set_defaults(func=cmd_export_items)
+    ep = esub.add_parser("outputs", help="a run's outputs whose providers' terms allow the purpose")
+    ep.add_argument("run_id")
+    ep.add_argument("--purpose", required=True, choices=PURPOSES)
+    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
+    embargo_flags(ep)
+    run_config(ep)
+    workspace(ep)
+    ep.set_defaults(func=cmd_export_outputs)
+    sp = sub.add_parser("policy", help="explain the licence policy")
+    psub2 = sp.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
+    pp = psub2.add_parser("explain", help="why a pool version is or is not exportable, per purpose")
+    pp.add_argument("pool_id")
+    pp.add_argument("--purpose", choices=PURPOSES)
+    pp.add_argument("--embargo-days", type=float)
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_policy_explain)

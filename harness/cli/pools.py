@@ -1,0 +1,415 @@
+"""`holdout vault ...`, `pool ...`: the vault and its pool versions."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from ..errors import HoldoutError
+from ._common import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    _err,
+    _out,
+    _places,
+    _print_json,
+    json_flag,
+    workspace,
+)
+
+
+def cmd_vault_init(args) -> int:
+    from ..vault import Vault
+
+    vault, source = Vault.init(_places(args).workspace)
+    _out().print(
+        f"vault created at {vault.dir}\nkey: {source}\n"
+        "Keep a copy of the key somewhere safe (a password manager or secrets store): without it "
+        "the "
+        "vault's pools and held-out run outputs cannot be read. To keep it out of the workspace, "
+        "move it "
+        "and point HOLDOUT_VAULT_KEY_FILE at it, or put its contents in HOLDOUT_VAULT_KEY."
+    )
+    return 0
+
+
+def cmd_vault_verify(args) -> int:
+    """Exit 0: intact; 3: something was changed outside holdout (each named)."""
+    from ..vault import Vault
+
+    vault = Vault.open(_places(args).workspace)
+    problems = vault.verify()
+    index = vault._read_signed(vault.dir / "index.json")
+    summary = {
+        "intact": not problems,
+        "problems": problems,
+        "index_serial": index.get("serial", 0),
+        "pools": len(index["pools"]),
+        "ledger_rows": vault.ledger.rows(),
+    }
+    if args.json:
+        _print_json(summary)
+    elif problems:
+        _err().print(
+            "the vault was changed outside holdout:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+    else:
+        _out().print(
+            f"OK: vault intact (index serial {summary['index_serial']}, {summary['pools']} pools, "
+            f"{summary['ledger_rows']} exposure rows in an unbroken chain). Keep the serial: an "
+            "older "
+            "index restored together with an older ledger can only be told from it."
+        )
+    return EXIT_OK if not problems else EXIT_INCOMPLETE
+
+
+def cmd_pool_import(args) -> int:
+    from ..suite import load_suite
+    from ..vault import Vault, import_pool_file
+
+    suite = load_suite(args.suite, args.suites_dir)
+    vault = Vault.open(_places(args).workspace)
+    license_class = "heldout" if args.heldout else args.license
+    pool_id = import_pool_file(
+        vault,
+        suite.name,
+        args.file,
+        license_class,
+        suite.strata,
+        args.max_retention,
+        args.data_license,
+        args.distribution,
+    )
+    m = vault.manifest(pool_id)
+    console = _out()
+    console.print(
+        f"imported {m['items']} items as {pool_id} ({license_class}, draft), encrypted in "
+        f"{vault.dir}"
+    )
+    if args.activate:
+        previous = vault.activate(pool_id)
+        console.print(f"{pool_id} is active" + (f"; {previous} retired" if previous else ""))
+    else:
+        console.print(f"activate it with: holdout pool activate {pool_id}")
+    return 0
+
+
+def cmd_pool_list(args) -> int:
+    from rich.table import Table
+
+    from ..vault import Vault
+
+    vault = Vault.open(_places(args).workspace)
+    pools = vault.pools(args.suite)
+    if args.json:
+        _print_json(pools)
+        return 0
+    table = Table(title=f"pools in {vault.dir}")
+    for col in ("pool", "status", "class", "items", "created", "strata"):
+        table.add_column(col)
+    for m in pools:
+        strata = "; ".join(f"{k}: {len(v)}" for k, v in m["strata"].items())
+        table.add_row(
+            m["id"],
+            m["status"],
+            m["license_class"],
+            str(m["items"]),
+            time.strftime("%Y-%m-%d", time.gmtime(m["created"])),
+            strata,
+        )
+    _out().print(table if pools else "no pools in the vault")
+    return 0
+
+
+def _print_draw_report(console, pool_id: str, report: dict) -> None:
+    from rich.table import Table
+
+    t = Table(
+        title=f"{pool_id}: strata, source vs pool (total variation distance "
+        f"{report['total_variation']:.3f})"
+    )
+    for col in ("stratum", "source", "source %", "pool", "pool %", "short"):
+        t.add_column(col, justify="left" if col == "stratum" else "right")
+    for r in report["strata"]:
+        t.add_row(
+            r["stratum"],
+            str(r["source"]),
+            f"{r['source_share'] * 100:.1f}",
+            str(r["pool"]),
+            f"{r['pool_share'] * 100:.1f}",
+            str(r["short"]) if r["short"] else "",
+        )
+    console.print(t)
+    dropped = (
+        ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in report["dropped"].items()) or "none"
+    )
+    console.print(
+        f"{report['size']} items (asked {report['requested']}) from {report['source_rows']} "
+        "source rows; "
+        f"dropped before entering the pool: {dropped}"
+    )
+    if report.get("groups") is False:
+        console.print(
+            "[yellow]note[/]: translations and variants of one prompt are not detected across "
+            "languages "
+            "(near-duplicate checks compare text): declare source.group, the column that ties them"
+        )
+    if report.get("marginals"):
+        console.print(
+            "each key's shares against the source's (total variation): "
+            + ", ".join(f"{k} {d:.3f}" for k, d in report["marginals"].items())
+        )
+
+
+def cmd_pool_draw(args) -> int:
+    from ..suite import load_suite
+    from ..vault import Vault
+    from ..vault.rotation import draw_pool
+
+    suite = load_suite(args.suite, args.suites_dir)
+    vault = Vault.open(_places(args).workspace)
+    stratify = [s for s in args.stratify.split(",") if s] if args.stratify is not None else None
+    pool_id, report = draw_pool(
+        vault, suite, args.source, args.size, stratify, args.seed, args.floor
+    )
+    console = _out()
+    _print_draw_report(console, pool_id, report)
+    console.print(
+        f"{pool_id} is a draft in the vault (canary {vault.manifest(pool_id)['canary']}); "
+        f"activate it with: holdout pool activate {pool_id}"
+    )
+    return 0
+
+
+def cmd_pool_show(args) -> int:
+    from ..vault import Vault
+
+    m = Vault.open(_places(args).workspace).manifest(args.pool_id)
+    if args.json:
+        _print_json(m)
+        return 0
+    console = _out()
+    stamp = lambda t: time.strftime("%Y-%m-%d %H:%M", time.gmtime(t)) if t else "-"  # noqa: E731
+    console.print(
+        f"{m['id']}: {m['status']}, {m['license_class']}, {m['items']} items, created "
+        f"{stamp(m['created'])}, "
+        f"activated {stamp(m.get('activated_at'))}, retired {stamp(m.get('retired_at'))}\n"
+        f"canary {m['canary']}; content sha256 {m['content_sha256'][:16]}...; source "
+        f"{m['provenance'].get('source')}; distribution "
+        f"{m['provenance'].get('distribution') or '-'}"
+    )
+    if "draw_report" in m:
+        _print_draw_report(console, m["id"], m["draw_report"])
+    else:
+        console.print("strata: " + "; ".join(f"{k}: {v}" for k, v in m["strata"].items()))
+    return 0
+
+
+def cmd_pool_exposure(args) -> int:
+    from rich.table import Table
+
+    from ..vault import Vault
+    from ..vault.rotation import exposure
+
+    vault = Vault.open(_places(args).workspace)
+    pool_id = args.pool or vault.active_pool(args.suite)
+    if pool_id is None:
+        raise HoldoutError(f"suite '{args.suite}' has no active pool; name one with --pool")
+    rows = exposure(vault, pool_id)
+    if args.json:
+        _print_json({"pool": pool_id, "items": vault.manifest(pool_id)["items"], "exposure": rows})
+        return 0
+    console = _out()
+    per_provider: dict = {}
+    for r in rows:
+        p = per_provider.setdefault(r["provider"], {"items": 0, "sends": 0, "max": 0})
+        p["items"] += 1
+        p["sends"] += r["sent"]
+        p["max"] = max(p["max"], r["sent"])
+    n_items = vault.manifest(pool_id)["items"]
+    t = Table(title=f"{pool_id}: exposure by provider ({n_items} items)")
+    for col in ("provider", "items seen", "sends", "max sends of one item"):
+        t.add_column(col, justify="left" if col == "provider" else "right")
+    for prov, p in sorted(per_provider.items()):
+        t.add_row(prov, str(p["items"]), str(p["sends"]), str(p["max"]))
+    console.print(t if rows else f"{pool_id}: no item has been sent to any provider yet")
+    if args.items and rows:
+        t = Table(title="per item")
+        for col in ("item", "provider", "sent", "first seen", "last seen"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(
+                r["item_id"],
+                r["provider"],
+                str(r["sent"]),
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["first_seen"])),
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["last_seen"])),
+            )
+        console.print(t)
+    return 0
+
+
+def _days(text: str | None) -> float | None:
+    if text is None:
+        return None
+    if not re.fullmatch(r"\d+(\.\d+)?d?", text):
+        raise HoldoutError(f"--max-age: expected a number of days such as 30d, not {text!r}")
+    return float(text.rstrip("d"))
+
+
+def cmd_pool_rotate(args) -> int:
+    from ..suite import load_suite
+    from ..vault import Vault
+    from ..vault.rotation import rotate
+
+    suite = load_suite(args.suite, args.suites_dir)
+    policy = suite.raw.get("rotation") or {}
+    max_exposure = args.max_exposure or policy.get("max_exposure")
+    max_age = _days(args.max_age) or policy.get("max_age_days")
+    vault = Vault.open(_places(args).workspace)
+    reasons, pool_id, report = rotate(vault, suite, max_exposure, max_age, args.force)
+    console = _out()
+    if not pool_id:
+        console.print(
+            f"no rotation needed for '{suite.name}' (max exposure {max_exposure or '-'}, max age "
+            f"{max_age or '-'} days); active: {vault.active_pool(suite.name)}"
+        )
+        return 0
+    console.print("rotating: " + "; ".join(reasons))
+    _print_draw_report(console, pool_id, report)
+    console.print(
+        f"{pool_id} is now active; the previous version is retired (its embargo starts now)"
+    )
+    return 0
+
+
+def cmd_pool_activate(args) -> int:
+    from ..vault import Vault
+
+    previous = Vault.open(_places(args).workspace).activate(args.pool_id)
+    _out().print(
+        f"{args.pool_id} is active"
+        + (f"; {previous} retired (its embargo starts now)" if previous else "")
+    )
+    return 0
+
+
+def cmd_pool_retire(args) -> int:
+    from ..vault import Vault
+
+    Vault.open(_places(args).workspace).retire(args.pool_id)
+    _out().print(f"{args.pool_id} retired (its embargo starts now)")
+    return 0
+
+
+def register(sub) -> None:
+    """The vault, pool command(s)."""
+    sp = sub.add_parser("vault", help="the encrypted store of held-out pools")
+    vsub = sp.add_subparsers(dest="vault_command", metavar="ACTION", required=True)
+    vp = vsub.add_parser(
+        "init", help="create the vault and its key (a 0600 key file, or HOLDOUT_VAULT_KEY)"
+    )
+    workspace(vp)
+    vp.set_defaults(func=cmd_vault_init)
+    vp = vsub.add_parser(
+        "verify",
+        help="check everything a command-line user without the key could have changed: "
+        "index (and rollback), manifests, pool contents, the exposure ledger's chain",
+    )
+    workspace(vp)
+    json_flag(vp)
+    vp.set_defaults(func=cmd_vault_verify)
+
+    sp = sub.add_parser("pool", help="pool versions in the vault: import, list, activate, retire")
+    psub = sp.add_subparsers(dest="pool_command", metavar="ACTION", required=True)
+    pp = psub.add_parser(
+        "import", help="import a JSONL file as a new (draft) pool version, encrypted"
+    )
+    pp.add_argument("file", type=Path)
+    pp.add_argument("--suite", required=True, help="suite name (suites/<name>/suite.yaml)")
+    cls = pp.add_mutually_exclusive_group()
+    cls.add_argument("--heldout", action="store_true", help="license class heldout: never exported")
+    cls.add_argument(
+        "--license",
+        choices=["public", "licensable", "heldout"],
+        default="heldout",
+        help="license class (default heldout)",
+    )
+    pp.add_argument(
+        "--max-retention",
+        help="only send to providers that keep prompts at most this long (zero, 30d)",
+    )
+    pp.add_argument("--activate", action="store_true", help="make it the suite's active pool now")
+    pp.add_argument(
+        "--data-license",
+        help="the source data's licence (SPDX id, e.g. CC-BY-NC-4.0); limits exports",
+    )
+    pp.add_argument(
+        "--distribution",
+        help="distribution id if drawn from a live stream (embargoed after retirement)",
+    )
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_import)
+    pp = psub.add_parser(
+        "draw", help="draw a new draft version from the arena source: stratified, deduplicated"
+    )
+    pp.add_argument("--suite", required=True)
+    pp.add_argument(
+        "--source",
+        help="hub id, file, or glob of jsonl/parquet/csv (default: the suite's source.data)",
+    )
+    pp.add_argument("--size", type=int, help="items to draw (default: the suite's draw.size)")
+    pp.add_argument(
+        "--stratify",
+        help="comma-separated metadata keys (default: the suite's draw.stratify or strata)",
+    )
+    pp.add_argument("--seed", type=int, help="the same seed and source give the same pool")
+    pp.add_argument(
+        "--floor", type=int, help="at least this many items per stratum where available"
+    )
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_draw)
+    pp = psub.add_parser(
+        "show", help="a version's manifest: strata vs source, distance, dedup counts (no text)"
+    )
+    pp.add_argument("pool_id")
+    workspace(pp)
+    json_flag(pp)
+    pp.set_defaults(func=cmd_pool_show)
+    pp = psub.add_parser(
+        "exposure", help="how often each item was sent to each provider (ids and counts)"
+    )
+    pp.add_argument("suite")
+    pp.add_argument("--pool", help="a version other than the active one")
+    pp.add_argument("--items", action="store_true", help="also list every item")
+    workspace(pp)
+    json_flag(pp)
+    pp.set_defaults(func=cmd_pool_exposure)
+    pp = psub.add_parser(
+        "rotate", help="draw and activate a fresh version when the rotation policy says so"
+    )
+    pp.add_argument("suite")
+    pp.add_argument(
+        "--max-exposure", type=int, help="rotate once an item was sent this often to one provider"
+    )
+    pp.add_argument("--max-age", help="rotate once the active version is this old, e.g. 30d")
+    pp.add_argument("--force", action="store_true", help="rotate now whatever the policy says")
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_rotate)
+    pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
+    pp.add_argument("--suite")
+    workspace(pp)
+    json_flag(pp)
+    pp.set_defaults(func=cmd_pool_list)
+    for name, func, text in (
+        ("activate", cmd_pool_activate, "make a version active; the previous one is retired"),
+        ("retire", cmd_pool_retire, "retire a version; its embargo clock starts"),
+    ):
+        pp = psub.add_parser(name, help=text)
+        pp.add_argument("pool_id", help="e.g. arena@v3")
+        workspace(pp)
+        pp.set_defaults(func=func)

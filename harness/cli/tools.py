@@ -1,0 +1,66 @@
+"""`holdout mock-server`: a local model server for trying things offline."""
+
+from __future__ import annotations
+
+
+def cmd_mock_server(args) -> int:
+    from ..mockserver import MockBehaviour, serve_forever
+
+    serve_forever(
+        args.port,
+        MockBehaviour(
+            latency_s=args.latency_ms / 1000,
+            jitter_s=args.jitter_ms / 1000,
+            reply=args.reply,
+            rate_limit_rps=args.rate_limit,
+            advertise_limits=not args.no_limit_headers,
+            max_concurrency=args.max_concurrency,
+            error_rate=args.error_rate,
+            faults=tuple(f for f in args.faults.split(",") if f),
+            retry_after_s=args.retry_after,
+        ),
+    )
+    return 0
+
+
+def register(sub) -> None:
+    """The mock-server command(s)."""
+    sp = sub.add_parser(
+        "mock-server", help="a local OpenAI/Anthropic-compatible server for trying things offline"
+    )
+    sp.add_argument("--port", type=int, default=8765)
+    sp.add_argument("--latency-ms", type=float, default=0.0)
+    sp.add_argument("--jitter-ms", type=float, default=0.0)
+    sp.add_argument("--reply", default="echo", help="'echo' (repeat the prompt) or a fixed text")
+    sp.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="requests/s above which it answers 429 "
+        "(advertised as a per-minute limit in x-ratelimit-* headers, as OpenAI does)",
+    )
+    sp.add_argument(
+        "--no-limit-headers",
+        action="store_true",
+        help="do not advertise the rate limit: the client learns it only from 429s",
+    )
+    sp.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="requests in flight above which it answers 429",
+    )
+    sp.add_argument(
+        "--error-rate", type=float, default=0.0, help="fraction of requests answered with a fault"
+    )
+    sp.add_argument(
+        "--faults",
+        default="500",
+        help="comma-separated faults taken in turn at --error-rate: an HTTP "
+        "status (500, 429, 400 ...), reset, hang, garbled, truncated, empty, no_choices, "
+        "content_filter",
+    )
+    sp.add_argument(
+        "--retry-after", type=float, default=1.0, help="the Retry-After of a 429 fault, in seconds"
+    )
+    sp.set_defaults(func=cmd_mock_server)
