@@ -283,12 +283,12 @@ def load_run_config(file: str | Path) -> RunConfig:  # noqa: C901 (one check per
                     "of this "
                     f"run (models: {', '.join(names)})"
                 )
-    from .grading.rules import check_patterns
+    from .graderspecs import check_patterns
 
     problems += check_patterns(data.get("graders"), file, marks)
     headline = data.get("headline")
     if headline is not None and "graders" in data:
-        from .grading.engine import grader_names
+        from .graderspecs import grader_names
 
         known = grader_names(data["graders"])
         if headline not in known:

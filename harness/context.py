@@ -8,7 +8,8 @@ from pathlib import Path
 
 from .config import RunConfig, load_run_config
 from .errors import HoldoutError
-from .run import PoolHandle, open_pool
+from .pool import PoolHandle
+from .run import open_pool
 from .store import Store
 from .suite import Item, Suite, load_suite
 

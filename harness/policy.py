@@ -166,3 +166,32 @@ def decide_output(
             f"not '{purpose}'",
         )
     return Decision(True, "allowed", f"the provider's terms allow '{purpose}'")
+
+
+def retention_days(value: str | None) -> float:
+    """'zero' -> 0, '30d' -> 30, 'unknown' or None -> infinity (meets no requirement)."""
+    if value in (None, "unknown"):
+        return math.inf
+    return 0.0 if value == "zero" else float(value.rstrip("d"))
+
+
+def check_retention(
+    config, pool_id: str, max_retention: str | None, models=None, what: str = "models"
+) -> None:
+    """Refuse to send a pool's items to a provider (of a model or a judge) that keeps prompts longer
+    than allowed."""
+    if not max_retention:
+        return
+    limit = retention_days(max_retention)
+    for i, m in enumerate(config.models if models is None else models):
+        if retention_days(m.provider.retention) > limit:
+            where = (
+                config.where("models", i, "provider")
+                if models is None
+                else f"{config.file}: judge '{m.name}'"
+            )
+            raise ConfigError(
+                f"{where}: pool {pool_id} may only be sent to providers that keep "
+                f"prompts at most {max_retention}; provider '{m.provider.name}' declares retention "
+                f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent."
+            )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -14,33 +13,14 @@ from . import provenance
 from .budget import Budget
 from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError, HoldoutError
-from .identity import ItemDigest, find_item_changes, identity_hash, run_identity
+from .identity import find_item_changes, identity_hash, run_identity
+from .pool import PoolHandle
 from .progress import progress_for
 from .results import print_summary, write_summary
 from .runlock import run_lock
 from .runner import ITEM_KINDS, Outcome, Runner, item_jobs
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
-
-
-@dataclass
-class PoolHandle:
-    """The items a run iterates (re-iterable, streamed) and what the store must know about them."""
-
-    name: str
-    count: int
-    items: Callable[[], Iterable[Item]]
-    heldout: bool = False
-    draft: bool = False  # a draft vault version, sent because the config says allow_draft
-    cipher: object = None
-    on_sent: Callable | None = None
-    max_retention: str | None = None
-    digest: ItemDigest = field(default_factory=ItemDigest)
-    closers: list = field(default_factory=list)
-
-    def close(self) -> None:
-        for close in self.closers:
-            close()
 
 
 def open_pool(config: RunConfig, suite: Suite, recorded: str | None = None) -> PoolHandle:

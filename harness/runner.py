@@ -24,7 +24,8 @@ from .egress import GATE
 from .failpoints import hit
 from .keylane import KeyLane
 from .limits import Pacer
-from .providers import Completion, Provider, ProviderError, Request, make_provider
+from .providers import Completion, Provider, ProviderError, Request
+from .providers.make import make_provider
 from .sealed import reveal
 from .store import CallRow, Store
 from .suite import Item, Suite

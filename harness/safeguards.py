@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nearcopy
-from .grading.rules import normalize
 from .sealed import reveal
+from .textnorm import normalize
 
 HASHER = nearcopy.Hasher(64)
 NEIGHBOURS = 8  # earlier members of an LSH bucket each output is verified against

@@ -83,7 +83,7 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: expected a mapping (name, template, strata, ...)")
     validate(data, "suite", file, marks)
-    from .grading.rules import check_patterns
+    from .graderspecs import check_patterns
 
     problems = check_patterns(data.get("graders"), file, marks)
     if problems:

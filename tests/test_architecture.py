@@ -79,3 +79,129 @@ def test_reveal_cannot_be_reached_under_another_name():
                 if rel != "sealed.py":
                     offenders.append(f"{rel}:{node.lineno}")
     assert offenders == []
+
+
+# -- layers: each module imports only from its own layer or those below it, and nothing imports in a
+# circle (lazy imports inside functions count: they are dependencies too). README "Layout".
+LAYERS = [
+    (
+        "base",
+        "errors clock sealed failpoints sqlite yamlfile pricing fingerprints logsafety egress "
+        "nearcopy "
+        "stats style textnorm keylane progress provenance budget runlock mockserver",
+    ),
+    ("inputs", "config graderspecs suite identity policy pool"),
+    (
+        "records",
+        "store results vault vault.keys vault.ledger vault.pools vault.draw vault.rotation "
+        "vault.runpool",
+    ),
+    (
+        "engine",
+        "providers providers.make providers._sdk providers._openai providers._anthropic "
+        "providers._replay limits runner",
+    ),
+    (
+        "flows",
+        "run context grading.rules grading.judges grading.engine report safeguards "
+        "recorded review "
+        "review.queue review.app scorecard scorecard.build scorecard.render scorecard.sign export",
+    ),
+    (
+        "cli",
+        "cli cli.__main__ cli._common cli.runs cli.grading cli.cards cli.exports cli.review "
+        "cli.pools cli.tools",
+    ),
+]
+
+
+def _modules() -> dict[str, Path]:
+    mods = {}
+    for path in HARNESS.rglob("*.py"):
+        parts = path.relative_to(HARNESS).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        mods[name or "harness"] = path
+    return mods
+
+
+def _imports(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the harness modules it imports (at the top or inside functions)."""
+    edges = {}
+    for name, path in mods.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = package[: len(package) - node.level + 1] if node.level > 1 else package
+                target = ".".join(base + ([node.module] if node.module else []))
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}" if target else alias.name
+                    found.add(sub if sub in mods else target or "harness")
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                for alias in node.names:
+                    full = module or alias.name
+                    if full.startswith("harness."):
+                        found.add(full.removeprefix("harness."))
+        edges[name] = {t for t in found if t in mods and t != name}
+    return edges
+
+
+def test_every_module_has_a_layer():
+    listed = [m for _, names in LAYERS for m in names.split()]
+    assert len(listed) == len(set(listed))
+    assert set(_modules()) - {"harness"} == set(listed)
+
+
+def test_no_module_imports_from_a_layer_above_it():
+    rank = {m: i for i, (_, names) in enumerate(LAYERS) for m in names.split()}
+    rank["harness"] = 0
+    upward = [
+        f"{m} ({LAYERS[rank[m]][0]}) imports {t} ({LAYERS[rank[t]][0]})"
+        for m, targets in _imports(_modules()).items()
+        for t in targets
+        if rank[t] > rank[m]
+    ]
+    assert upward == []
+
+
+def test_no_import_circle():
+    edges = _imports(_modules())
+    circles, state = [], {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for t in sorted(edges[m]):
+            if state.get(t) == "open":
+                circles.append(" -> ".join(path[path.index(t) :] + [t]))
+            elif t not in state:
+                visit(t, path + [t])
+        state[m] = "done"
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [m])
+    assert circles == []
+
+
+# Modules written before the 100-column formatter, longer than one idea; each may only shrink.
+OVERSIZED = {
+    "review.queue": 640,
+    "store": 600,
+    "runner": 585,
+    "fingerprints": 485,
+    "vault.pools": 485,
+    "grading.engine": 475,
+    "mockserver": 450,
+}
+
+
+def test_no_module_is_over_the_size_of_one_idea():
+    """About 400 lines (430 at most): past that a module holds more than one idea (README "Layout").
+    The ones already over it may not grow."""
+    sizes = {m: len(p.read_text().splitlines()) for m, p in _modules().items()}
+    too_long = {m: n for m, n in sizes.items() if n > OVERSIZED.get(m, 430)}
+    assert too_long == {}
+    assert all(sizes[m] > 430 for m in OVERSIZED), (
+        "a module that shrank below 430: take it off the list"
+    )

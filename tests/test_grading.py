@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness.grading.judges import parse_rubric, parse_verdict, quote
-from harness.grading.rules import RuleGrader, normalize
+from harness.grading.rules import RuleGrader
 from harness.suite import Item
+from harness.textnorm import normalize
 
 
 def item(ref=None):

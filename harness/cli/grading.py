@@ -76,7 +76,7 @@ def _grader_order(config, suite=None) -> tuple[list[str] | None, str | None]:
     if config is None:
         return None, None
     from ..context import graders_of
-    from ..grading.engine import grader_names
+    from ..graderspecs import grader_names
     from ..suite import load_suite
 
     specs, source = graders_of(config, suite or load_suite(config.suite, config.suites_dir))

@@ -225,19 +225,6 @@ def build_graders(
     return graders
 
 
-def grader_names(specs: list[dict]) -> list[str]:
-    """Grader names in the order the config lists them (the headline is the first, unless
-    `headline:` says)."""
-    names, used = [], {}
-    for spec in specs:
-        kind = next((k for k in ("rules", "rubric", "pairwise", "human") if k in spec), None)
-        if kind is None:
-            continue
-        used[kind] = used.get(kind, 0) + 1
-        names.append(spec.get("name") or (kind if used[kind] == 1 else f"{kind}-{used[kind]}"))
-    return names
-
-
 def _collect_answers(
     store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict
 ) -> dict:
@@ -413,7 +400,7 @@ def grade(
         raise HoldoutError(
             f"no graders: add `graders:` to the suite ({source}) or to the run config"
         )
-    from ..vault.runpool import check_retention  # judges see held-out prompts too
+    from ..policy import check_retention  # judges see held-out prompts too
 
     check_retention(
         config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])]

@@ -3,19 +3,19 @@ anywhere."""
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import math
 import re
 import sys
-import unicodedata
 from pathlib import Path
 
 import jsonschema
 
 from ..errors import ConfigError, HoldoutError
+from ..graderspecs import compile_pattern
 from ..sealed import reveal
+from ..textnorm import normalize
 
 
 class RuleError(HoldoutError):
@@ -24,39 +24,6 @@ class RuleError(HoldoutError):
 
 
 NUMBER = re.compile(r"[-+]?\d[\d,]*\.?\d*(?:[eE][-+]?\d+)?")
-
-
-_ASCII_PUNCT = re.compile(r"[^a-z0-9\s]")
-_ACCENTED_SCRIPTS = ("LATIN", "GREEK")
-
-
-@functools.lru_cache(maxsize=4096)
-def _accents_fold(base: str) -> bool:
-    """Whether marks on this letter are accents that may be ignored (Latin and Greek: café = cafe).
-    In other scripts they make other letters or words (Russian й and и; Hindi दिल and दाल; Thai ปา
-    and ป้า): kept."""
-    return unicodedata.name(base, "").startswith(_ACCENTED_SCRIPTS)
-
-
-def normalize(text: str) -> str:
-    """Case, accents, punctuation and spacing do not matter; letters, digits and the marks that
-    change a word in Indic, Thai, Arabic, Hebrew and other scripts do."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    if text.isascii():
-        return " ".join(_ASCII_PUNCT.sub(" ", text).split())
-    out, fold = [], False
-    for c in unicodedata.normalize("NFKD", text):
-        kind = unicodedata.category(c)[0]
-        if kind == "M":
-            if not fold:
-                out.append(c)
-        elif kind in "LN":
-            out.append(c)
-            fold = _accents_fold(c)
-        else:  # punctuation, symbols, separators, controls
-            out.append(" ")
-            fold = False
-    return " ".join(unicodedata.normalize("NFC", "".join(out)).split())
 
 
 def _number(text: str) -> float | None:
@@ -72,37 +39,6 @@ def _number(text: str) -> float | None:
 def _json_of(text: str):
     fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
     return json.loads(fenced.group(1) if fenced else text)
-
-
-def compile_pattern(name: str, spec: dict) -> re.Pattern | None:
-    """A rule's `pattern`, compiled; a bad one is a config error naming the grader (checked when the
-    config loads)."""
-    if "pattern" not in spec:
-        return None
-    try:
-        return re.compile(spec["pattern"], re.S)
-    except (re.error, RecursionError, OverflowError) as e:
-        raise ConfigError(
-            f"grader '{name}': rules.pattern is not a valid regular expression "
-            f"({getattr(e, 'msg', type(e).__name__)})"
-        ) from None
-
-
-def check_patterns(graders: list, file, marks: dict) -> list[str]:
-    """Problems with the regular expressions of `graders` (a config's or suite's list), each with
-    file:line."""
-    problems = []
-    for i, spec in enumerate(graders or ()):
-        rule = spec.get("rules") if isinstance(spec, dict) else None
-        if isinstance(rule, dict) and "pattern" in rule:
-            try:
-                compile_pattern(spec.get("name", "rules"), rule)
-            except ConfigError as e:
-                line = marks.get(("graders", i, "rules", "pattern"), marks.get(("graders", i), 1))
-                problems.append(
-                    f"{file}:{line}: graders[{i}].rules.pattern: {str(e).split(': ', 1)[1]}"
-                )
-    return problems
 
 
 class RuleGrader:

@@ -93,20 +93,4 @@ class Provider:
         pass
 
 
-def make_provider(config: ProviderConfig) -> Provider:
-    if config.type in ("openai", "openai-compatible"):
-        from ._openai import OpenAIProvider
-
-        return OpenAIProvider(config)
-    if config.type == "anthropic":
-        from ._anthropic import AnthropicProvider
-
-        return AnthropicProvider(config)
-    if config.type == "replay":
-        from ._replay import ReplayProvider
-
-        return ReplayProvider(config)
-    raise ValueError(f"unknown provider type {config.type!r}")
-
-
-__all__ = ["Request", "Completion", "Provider", "ProviderError", "make_provider", "Sealed"]
+__all__ = ["Request", "Completion", "Provider", "ProviderError", "Sealed"]

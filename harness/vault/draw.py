@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import nearcopy
 from ..errors import ConfigError
-from ..grading.rules import normalize
+from ..textnorm import normalize
 
 # Jaccard of character 5-grams; reworded copies measured 0.71-1.0, near misses <= 0.45
 NEAR_DUP_THRESHOLD = 0.6
