@@ -16,7 +16,7 @@ LEAVES = {
     "providers/_anthropic.py": "the model's request (door 1)",
     "grading/judges.py": "the judge's request (door 1)",
     "review/app.py": "the reviewers' page, to a signed-in reviewer (door 2)",
-    "review/queue.py": "the review push hook: assignments handed to the reviewers' tool a suite "
+    "review/push.py": "the review push hook: assignments handed to the reviewers' tool a suite "
     "names",
     "export.py": "exports of outputs the policy allows (never a held-out prompt)",
 }
@@ -105,7 +105,8 @@ LAYERS = [
         "flows",
         "run context grading.rules grading.judges grading.engine report safeguards "
         "recorded review "
-        "review.queue review.app scorecard scorecard.build scorecard.render scorecard.sign export",
+        "review.reviewers review.specs review.routing review.decisions review.quality review.push "
+        "review.app scorecard scorecard.build scorecard.render scorecard.sign export",
     ),
     (
         "cli",
@@ -186,7 +187,6 @@ def test_no_import_circle():
 
 # Modules written before the 100-column formatter, longer than one idea; each may only shrink.
 OVERSIZED = {
-    "review.queue": 640,
     "store": 600,
     "runner": 585,
     "fingerprints": 485,

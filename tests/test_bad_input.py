@@ -160,10 +160,10 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
     field."""
     import sqlite3
 
-    from harness.review import queue
+    from harness.review import decisions, reviewers
 
     db = sqlite3.connect(":memory:", isolation_level=None)
-    queue.setup(db)
+    reviewers.setup(db)
     db.execute(
         "INSERT INTO assignments(id, run_id, model, item_id, epoch, reviewer, assigned) VALUES "
         "('a','r','m','i',0,'ann',0)"
@@ -171,7 +171,7 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
     criteria = [{"name": "quality", "scale": [1, 5]}, {"name": "style", "scale": [1, 3]}]
     scores = {c["name"]: form.get(c["name"]) for c in criteria}
     try:
-        queue.submit(
+        decisions.submit(
             db, "ann", "a", scores, criteria, form.get("flag") or None, form.get("comment") or ""
         )
     except ValueError as e:
@@ -182,7 +182,7 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
         saved = json.loads(db.execute("SELECT scores FROM assignments").fetchone()[0])
         assert all(1 <= saved[c] <= (5 if c == "quality" else 3) for c in saved)
     try:
-        queue.submit(db, "bob", "a", scores, criteria, None, "")
+        decisions.submit(db, "bob", "a", scores, criteria, None, "")
         raise AssertionError("another reviewer could submit")
     except PermissionError:
         pass

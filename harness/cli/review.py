@@ -10,18 +10,18 @@ from ._common import _err, _out, _places, _print_json, json_flag, results_dir, r
 
 def _review_context(args, places):
     from ..context import open_run
-    from ..review import queue
+    from ..review import specs
 
     ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
     graders, _ = ctx.graders()
-    spec = queue.human_spec(graders)
-    return ctx, graders, spec, queue.criteria_for(spec, graders)
+    spec = specs.human_spec(graders)
+    return ctx, graders, spec, specs.criteria_for(spec, graders)
 
 
 def cmd_review_add(args) -> int:
     import math
 
-    from ..review import queue
+    from ..review import reviewers
     from ..store import Store
 
     if not (math.isfinite(args.expires_hours) and 0 < args.expires_hours <= 24 * 365):
@@ -32,7 +32,7 @@ def cmd_review_add(args) -> int:
     base = _public_url(args.public_url) if args.public_url else f"http://{args.host}:{args.port}"
     store = Store(_places(args).workspace / "store.sqlite")
     try:
-        token = queue.add_reviewer(
+        token = reviewers.add_reviewer(
             store.db,
             args.name,
             [x for x in (args.languages or "").split(",") if x],
@@ -53,12 +53,12 @@ def cmd_review_add(args) -> int:
 
 
 def cmd_review_revoke(args) -> int:
-    from ..review import queue
+    from ..review import reviewers
     from ..store import Store
 
     store = Store(_places(args).workspace / "store.sqlite")
     try:
-        found = queue.revoke(store.db, args.name)
+        found = reviewers.revoke(store.db, args.name)
     finally:
         store.close()
     if not found:
@@ -85,13 +85,13 @@ def _public_url(url: str) -> str:
 
 
 def cmd_review_route(args) -> int:
-    from ..review import queue
+    from ..review import push, routing, specs
 
     places = _places(args)
     ctx, graders, spec, _ = _review_context(args, places)
     try:
         items, outputs = ctx.items(), ctx.outputs()
-        counts = queue.route(
+        counts = routing.route(
             ctx.store.db,
             args.run_id,
             spec,
@@ -100,9 +100,9 @@ def cmd_review_route(args) -> int:
             items,
             args.seed,
             ctx.suite.dir,
-            queue.pairwise_baseline(spec, graders),
+            specs.pairwise_baseline(spec, graders),
         )
-        pushed = queue.push(
+        pushed = push.push(
             ctx.store.db,
             args.run_id,
             spec,
@@ -110,7 +110,7 @@ def cmd_review_route(args) -> int:
             ctx.pool.heldout,
             items,
             outputs,
-            queue.criteria_for(spec, graders),
+            specs.criteria_for(spec, graders),
         )
     finally:
         ctx.close()
@@ -130,7 +130,7 @@ def cmd_review_serve(args) -> int:
     import ipaddress
 
     from ..review import ReviewApp
-    from ..review.queue import comment_sealer
+    from ..review.decisions import comment_sealer
 
     public = _public_url(args.public_url) if args.public_url else None
     try:
@@ -172,12 +172,12 @@ def cmd_review_status(args) -> int:
     from rich.table import Table
 
     from ..egress import GATE
-    from ..review import queue
+    from ..review import quality
 
     places = _places(args)
     ctx, _, spec, criteria = _review_context(args, places)
     try:
-        st = queue.status(
+        st = quality.status(
             ctx.store.db,
             args.run_id,
             criteria,
@@ -226,17 +226,17 @@ def cmd_review_status(args) -> int:
 
 
 def cmd_review_import(args) -> int:
-    from ..review import queue
+    from ..review import decisions
 
     places = _places(args)
     ctx, _, _, criteria = _review_context(args, places)
     try:
-        n = queue.import_decisions(
+        n = decisions.import_decisions(
             ctx.store.db,
             args.run_id,
             args.file,
             criteria,
-            seal=queue.comment_sealer(ctx.pool.cipher, args.run_id),
+            seal=decisions.comment_sealer(ctx.pool.cipher, args.run_id),
         )
     finally:
         ctx.close()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..sealed import reveal
-from . import queue
+from . import decisions, reviewers, routing, specs
 
 COOKIE = "holdout_review"
 HEADERS = {
@@ -100,7 +100,7 @@ class ReviewApp:
         self.db = sqlite3.connect(
             db_path, isolation_level=None, check_same_thread=False, timeout=30
         )
-        queue.setup(self.db)
+        reviewers.setup(self.db)
         # run_id -> (items, outputs): sealed text, opened only to render a page
         self.contexts = contexts
         self.criteria = criteria
@@ -157,7 +157,7 @@ class ReviewApp:
 
     # -- pages --------------------------------------------------------------------
     def who(self, request) -> str:
-        reviewer = queue.reviewer_for(self.db, request.cookies.get(COOKIE))
+        reviewer = reviewers.reviewer_for(self.db, request.cookies.get(COOKIE))
         if reviewer is None:
             raise web.HTTPUnauthorized()
         return reviewer
@@ -179,7 +179,7 @@ class ReviewApp:
     async def login(self, request) -> web.Response:
         form = await request.post()
         self._check_origin(request)
-        session = queue.login(self.db, str(form.get("token", "")))
+        session = reviewers.login(self.db, str(form.get("token", "")))
         if session is None:
             return page(
                 "Login",
@@ -193,7 +193,7 @@ class ReviewApp:
             session,
             httponly=True,
             samesite="Strict",
-            max_age=queue.SESSION_HOURS * 3600,
+            max_age=reviewers.SESSION_HOURS * 3600,
             secure=self.secure,
             path="/",
         )
@@ -202,14 +202,14 @@ class ReviewApp:
     async def logout(self, request) -> web.Response:
         form = await request.post()
         self._check_form(request, form)
-        queue.logout(self.db, request.cookies.get(COOKIE))
+        reviewers.logout(self.db, request.cookies.get(COOKIE))
         resp = page("Signed out", "<p>You are signed out. Use a new login link to come back.</p>")
         resp.del_cookie(COOKIE, path="/")
         return resp
 
     def next(self, request) -> web.Response:
         reviewer = self.who(request)
-        a = queue.next_assignment(self.db, reviewer, self.contexts)
+        a = routing.next_assignment(self.db, reviewer, self.contexts)
         if a is None:
             return page(
                 "Done",
@@ -305,7 +305,7 @@ class ReviewApp:
             return f"<h3>Response</h3><pre dir=auto>{shown(output)}</pre>"
         base = outputs.get((a["baseline"], a["item_id"], a["epoch"]))
         # order randomized, never named
-        first, second = (output, base) if queue.swapped(a["id"]) else (base, output)
+        first, second = (output, base) if specs.swapped(a["id"]) else (base, output)
         return (
             f"<h3>Response 1</h3><pre dir=auto>{shown(first)}</pre><h3>Response 2</h3><pre "
             f"dir=auto>{shown(second)}</pre>"
@@ -323,7 +323,7 @@ class ReviewApp:
         self._check_form(request, form)
         scores = {c["name"]: form.get(c["name"]) for c in self.criteria}
         try:
-            queue.submit(
+            decisions.submit(
                 self.db,
                 reviewer,
                 a["id"],

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from .. import stats
 from ..report import build_report, by_headline, headline_metric
-from ..review import queue
+from ..review import quality
 from ..safeguards import check_run
 from ..store import Store, call_stats
 
@@ -168,7 +168,7 @@ def build_scorecard(
                     entry["graders"][name]["segments"] = _segments(
                         grades, name, model, items, strata, min_segment_size, seed
                     )
-        human = queue.human_summary(store.db, run_id, model, grades, min_segment_size)
+        human = quality.human_summary(store.db, run_id, model, grades, min_segment_size)
         if human:
             entry["human_review"] = human
         card["models"][model] = entry
