@@ -166,7 +166,7 @@ def load_run_config(file: str | Path) -> RunConfig:  # noqa: C901 (one check per
             f"{file}:1: expected a mapping of keys (suite, models, ...), found "
             f"{type(data).__name__}"
         )
-    validate(data, "run", file, marks)
+    validate(data, "run", file, marks=marks)
     base = file.parent
     problems: list[str] = []
 

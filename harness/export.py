@@ -16,7 +16,7 @@ from .policy import Embargo, decide_output, decide_pool
 from .sealed import reveal
 
 
-def _write(out: Path, name: str, rows: list[dict], manifest: dict, vault=None) -> dict:
+def _write(out: Path, name: str, rows: list[dict], *, manifest: dict, vault=None) -> dict:
     """The rows and their manifest; the manifest is signed with the vault's key when there is a
     vault (`holdout verify FILE.manifest.json` checks it)."""
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -38,7 +38,7 @@ def _write(out: Path, name: str, rows: list[dict], manifest: dict, vault=None) -
 
 
 def export_items(
-    vault, suite: str, purpose: str, out: Path, embargo: Embargo
+    vault, suite: str, purpose: str, *, out: Path, embargo: Embargo
 ) -> tuple[list[dict], list[dict]]:
     """Export every pool version of the suite that the policy allows. Returns (exported manifests,
     refusals)."""
@@ -69,7 +69,7 @@ def export_items(
                 out,
                 m["id"].replace("@", "_"),
                 rows,
-                {
+                manifest={
                     "kind": "items",
                     "pool": m["id"],
                     "purpose": purpose,
@@ -79,14 +79,14 @@ def export_items(
                     "pool_content_sha256": m["content_sha256"],
                     "canary": m["canary"],
                 },
-                vault,
+                vault=vault,
             )
         )
     return exported, refused
 
 
 def export_outputs(
-    ctx, purpose: str, out: Path, lab: str | None, embargo: Embargo
+    ctx, purpose: str, out: Path, *, lab: str | None, embargo: Embargo
 ) -> tuple[dict | None, list[dict]]:
     """Export a run's outputs that the providers' terms allow for `purpose` (and only `lab`'s, if
     given). Outputs of a held-out run echo its prompts: they share the pool's fate, under the same
@@ -142,7 +142,7 @@ def export_outputs(
         out,
         f"{ctx.run_id}.outputs" + (f".{lab}" if lab else ""),
         rows,
-        {
+        manifest={
             "kind": "outputs",
             "run": ctx.run_id,
             "purpose": purpose,
@@ -152,6 +152,6 @@ def export_outputs(
             "pool": ctx.pool.name,
             **embargo.record(),
         },
-        vault,
+        vault=vault,
     )
     return manifest, refusals

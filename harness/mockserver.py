@@ -341,7 +341,9 @@ class MockServer:
             finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
             answer, headers = (
-                self._format(api, b.served_as.get(model, model), body, text or "", finish),
+                self._format(
+                    api, b.served_as.get(model, model), body, text=text or "", finish=finish
+                ),
                 self._limit_headers(api, model),
             )
             if model in b.upstreams and b.upstream_header:
@@ -360,7 +362,7 @@ class MockServer:
                 return text
         return prompt if b.reply == "echo" else b.reply
 
-    def _format(self, api: str, model: str, body: dict, text: str, finish: str) -> dict:
+    def _format(self, api: str, model: str, body: dict, *, text: str, finish: str) -> dict:
         prompt_chars = sum(
             len(m.get("content") if isinstance(m.get("content"), str) else "")
             for m in body.get("messages") or []

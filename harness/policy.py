@@ -176,7 +176,7 @@ def retention_days(value: str | None) -> float:
 
 
 def check_retention(
-    config, pool_id: str, max_retention: str | None, models=None, what: str = "models"
+    config, pool_id: str, max_retention: str | None, *, models=None, what: str = "models"
 ) -> None:
     """Refuse to send a pool's items to a provider (of a model or a judge) that keeps prompts longer
     than allowed."""

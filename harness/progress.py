@@ -77,7 +77,9 @@ class Silent:
             self.console.print(message)
 
 
-def progress_for(description: str, total: int, console: Console, quiet: bool, completed: int = 0):
+def progress_for(
+    description: str, total: int, console: Console, *, quiet: bool, completed: int = 0
+):
     if quiet or not console.is_terminal:
         return Silent(console)
     return Bar(description, total, console, completed)

@@ -113,11 +113,11 @@ def import_alpaca_eval(directory: Path, store: Store, run_id: str) -> dict:
         run_id,
         "recorded:alpaca_eval",
         "alpaca_eval",
-        "alpaca_eval/recorded",
-        False,
-        len(calls),
-        models,
-        str(directory),
+        pool="alpaca_eval/recorded",
+        heldout=False,
+        total=len(calls),
+        models=models,
+        config_file=str(directory),
     )
     for c in calls:
         store.add(c)

@@ -62,13 +62,21 @@ def run(
         pool = open_pool(config, suite)
         try:
             check_api_keys(config)
-            return _run(config, suite, pool, out, err, quiet, recall_changed)
+            return _run(
+                config,
+                suite,
+                pool,
+                out=out,
+                console=err,
+                quiet=quiet,
+                recall_changed=recall_changed,
+            )
         finally:
             pool.close()
 
 
 def _check_items(
-    store: Store, config: RunConfig, pool: PoolHandle, console: Console, recall_changed: bool
+    store: Store, config: RunConfig, pool: PoolHandle, *, console: Console, recall_changed: bool
 ) -> None:
     """A resumed run: refuse if items were edited or removed since their calls were made, unless
     asked to re-call exactly those (their calls, grades and judge calls are deleted first)."""
@@ -97,6 +105,7 @@ def _run(
     config: RunConfig,
     suite: Suite,
     pool: PoolHandle,
+    *,
     out: Console,
     console: Console,
     quiet: bool,
@@ -111,15 +120,15 @@ def _run(
             config.run_id,
             identity_hash(doc),
             suite.name,
-            pool.name,
-            pool.heldout,
-            total,
-            [m.name for m in config.models],
-            str(config.file.resolve()),
+            pool=pool.name,
+            heldout=pool.heldout,
+            total=total,
+            models=[m.name for m in config.models],
+            config_file=str(config.file.resolve()),
             identity_doc=doc,
         )
         if resumed:
-            _check_items(store, config, pool, console, recall_changed)
+            _check_items(store, config, pool, console=console, recall_changed=recall_changed)
         budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
         done_before = len(store.done_keys(config.run_id))
         console.print(
@@ -127,16 +136,22 @@ def _run(
             f"{config.epochs} epochs = {total} calls"
             + (f"; resuming, {done_before} already done" if resumed and done_before else "")
         )
-        with progress_for(config.run_id, total, console, quiet, completed=done_before) as bar:
+        with progress_for(config.run_id, total, console, quiet=quiet, completed=done_before) as bar:
             jobs = item_jobs(
                 suite,
                 limited(pool.items, config.limit),
                 list(config.models),
-                config.epochs,
-                pool.digest,
+                epochs=config.epochs,
+                digest=pool.digest,
             )
             runner = Runner(
-                config.run_id, jobs, config.models, store, budget, bar, on_sent=pool.on_sent
+                config.run_id,
+                jobs,
+                config.models,
+                store=store,
+                budget=budget,
+                progress=bar,
+                on_sent=pool.on_sent,
             )
             outcome = asyncio.run(runner.run())
         _, summary = write_summary(
@@ -150,7 +165,7 @@ def _run(
             },
         )
         print_summary(out, summary)
-        _explain(console, config, outcome, total, done_before, budget)
+        _explain(console, config, outcome, total=total, done_before=done_before, budget=budget)
         # outputs, or refusals (final answers)
         outcome.complete = len(store.done_keys(config.run_id)) >= total
         return outcome
@@ -173,7 +188,7 @@ ERROR_ADVICE = {
 
 
 def _explain(
-    console: Console, config: RunConfig, o: Outcome, total: int, done_before: int, budget: Budget
+    console: Console, config: RunConfig, o: Outcome, *, total: int, done_before: int, budget: Budget
 ) -> None:
     again = f"holdout run {config.file}"
     done_now = done_before + o.ok + sum(o.error_kinds.get(k, 0) for k in ITEM_KINDS)

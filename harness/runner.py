@@ -71,6 +71,7 @@ def item_jobs(
     suite: Suite,
     items: Callable[[], Iterable[Item]],
     models: list[ModelConfig],
+    *,
     epochs: int,
     digest: Callable[[Item], str],
 ):
@@ -204,6 +205,7 @@ class Runner:
         run_id: str,
         jobs: Callable[[], Iterable[Job]],
         models: Iterable[ModelConfig],
+        *,
         store: Store,
         budget: Budget,
         progress,

@@ -152,6 +152,7 @@ def short_outputs(
     outputs: list[Output],
     chars: int,
     threshold: float,
+    *,
     short_references: set | None = None,
     min_outputs: int = 1,
 ) -> dict:
@@ -202,7 +203,11 @@ def check_model(
             outputs, s["repeated_share"], min_outputs=s["min_outputs"]
         ),
         "short_outputs": short_outputs(
-            outputs, s["short_chars"], s["short_share"], short_references, s["min_outputs"]
+            outputs,
+            s["short_chars"],
+            s["short_share"],
+            short_references=short_references,
+            min_outputs=s["min_outputs"],
         ),
         "truncated": truncated(outputs, s["truncated_share"], s["min_outputs"]),
         "refusals": refusals(outputs, s["refusal_share"], s["min_outputs"]),
@@ -224,6 +229,7 @@ def check_run(
     store,
     run_id: str,
     settings: dict | None = None,
+    *,
     models: list[str] | None = None,
     items: dict | None = None,
 ) -> dict:

@@ -27,6 +27,7 @@ def bootstrap_mean(
     values: Sequence[float],
     clusters: Sequence[Hashable] | None = None,
     n_boot: int = 1000,
+    *,
     seed: int = 0,
     level: float = 0.95,
 ) -> dict:
@@ -84,7 +85,7 @@ def win_rate(preferences: Sequence[float]) -> dict:
 
 
 def _logistic_fit(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, l2: float = 1e-6, iters: int = 100
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 1e-6, iters: int = 100
 ) -> np.ndarray:
     """Maximum likelihood logistic regression (Newton-Raphson); y may be fractional (ties = 0.5)."""
     w = np.ones(len(y)) if w is None else w
@@ -120,6 +121,7 @@ def bradley_terry(
     battles: Sequence[tuple[str, str, float]],
     anchor: str | None = None,
     covariates: np.ndarray | None = None,
+    *,
     weights: Sequence[float] | None = None,
     n_boot: int = 200,
     seed: int = 0,
@@ -163,6 +165,7 @@ def _ridge_logistic(
     X: np.ndarray,
     y: np.ndarray,
     penalty: np.ndarray,
+    *,
     iters: int = 60,
     offset: np.ndarray | float = 0.0,
 ) -> np.ndarray:
@@ -199,8 +202,8 @@ def _item_effects_fit(
     model_idx: np.ndarray,
     item_idx: np.ndarray,
     t: np.ndarray,
-    y: np.ndarray,
     *,
+    y: np.ndarray,
     n_models: int,
     n_items: int,
     iters: int = 100,
@@ -267,7 +270,7 @@ def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> Leng
         model_idx,
         item_idx,
         t,
-        np.array([r[2] for r in rows], dtype=float),
+        y=np.array([r[2] for r in rows], dtype=float),
         n_models=len(models),
         n_items=len(items),
     )

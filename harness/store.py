@@ -189,6 +189,7 @@ class Store:
         run_id: str,
         identity: str,
         suite: str,
+        *,
         pool: str,
         heldout: bool,
         total: int,

@@ -82,7 +82,7 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
     data, marks = load_yaml(file)
     if not isinstance(data, dict):
         raise ConfigError(f"{file}:1: expected a mapping (name, template, strata, ...)")
-    validate(data, "suite", file, marks)
+    validate(data, "suite", file, marks=marks)
     from .graderspecs import check_patterns
 
     problems = check_patterns(data.get("graders"), file, marks)

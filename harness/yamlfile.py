@@ -123,7 +123,7 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
         if node is None:
             raise ConfigError(f"{file}: the file is empty; expected a YAML mapping")
         marks: dict[Path_, int] = {}
-        _record_marks(file, node, (), marks, [0])
+        _record_marks(file, node, (), marks=marks, visited=[0])
         data = loader.construct_document(node)
         _check_values(file, data, (), marks)
     except yaml.MarkedYAMLError as e:
@@ -143,7 +143,7 @@ def load_yaml(file: Path) -> tuple[Any, dict[Path_, int]]:
 
 
 def _record_marks(
-    file: Path, node: yaml.Node, path: Path_, marks: dict[Path_, int], visited: list
+    file: Path, node: yaml.Node, path: Path_, *, marks: dict[Path_, int], visited: list
 ) -> None:
     """Line numbers by key path; also the guard against documents that expand (aliases) or nest
     without bound."""
@@ -168,11 +168,11 @@ def _record_marks(
                     f"{file}:{knode.start_mark.line + 1}: {key_path(path + (key,))}: duplicate key"
                 )
             seen.add(key)
-            _record_marks(file, vnode, path + (key,), marks, visited)
+            _record_marks(file, vnode, path + (key,), marks=marks, visited=visited)
             marks[path + (key,)] = knode.start_mark.line + 1
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
-            _record_marks(file, child, path + (i,), marks, visited)
+            _record_marks(file, child, path + (i,), marks=marks, visited=visited)
 
 
 def _read_schema(name: str) -> dict:
@@ -205,9 +205,9 @@ def validate(
     data: Any,
     schema_name: str,
     file: Path | str,
+    *,
     marks: dict[Path_, int] | None = None,
     line: int | None = None,
-    *,
     quote: bool = True,
 ) -> None:
     """Raise ConfigError listing every schema violation, each with file, line, key path, expected,
@@ -217,7 +217,7 @@ def validate(
         _validator(schema_name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
     )
     if errors:
-        msgs = [describe(e, file, marks or {}, line, quote=quote) for e in errors]
+        msgs = [describe(e, file, marks or {}, line=line, quote=quote) for e in errors]
         raise ConfigError("\n".join(dict.fromkeys(msgs)))
 
 
@@ -255,8 +255,8 @@ def describe(
     error: jsonschema.ValidationError,
     file: Path | str,
     marks: dict[Path_, int],
-    line: int | None,
     *,
+    line: int | None,
     quote: bool = True,
 ) -> str:
     """One line a person can act on: where, which key, what was expected, what was found."""

@@ -172,7 +172,13 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
     scores = {c["name"]: form.get(c["name"]) for c in criteria}
     try:
         decisions.submit(
-            db, "ann", "a", scores, criteria, form.get("flag") or None, form.get("comment") or ""
+            db,
+            "ann",
+            "a",
+            scores=scores,
+            criteria=criteria,
+            flag=form.get("flag") or None,
+            comment=form.get("comment") or "",
         )
     except ValueError as e:
         assert any(str(e).startswith(k) for k in ("quality:", "style:", "flag:", "comment:"))
@@ -182,7 +188,7 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
         saved = json.loads(db.execute("SELECT scores FROM assignments").fetchone()[0])
         assert all(1 <= saved[c] <= (5 if c == "quality" else 3) for c in saved)
     try:
-        decisions.submit(db, "bob", "a", scores, criteria, None, "")
+        decisions.submit(db, "bob", "a", scores=scores, criteria=criteria, flag=None, comment="")
         raise AssertionError("another reviewer could submit")
     except PermissionError:
         pass

@@ -159,8 +159,8 @@ def test_interrupted_activation_leaves_the_previous_pool_active(tmp_path, monkey
     vault, _ = Vault.init(tmp_path / "ws")
     pool = tmp_path / "p.jsonl"
     pool.write_text('{"id": "a", "prompt": "x"}\n')
-    v1 = import_pool_file(vault, "arena", pool, "heldout")
-    v2 = import_pool_file(vault, "arena", pool, "heldout")
+    v1 = import_pool_file(vault, "arena", pool, license_class="heldout")
+    v2 = import_pool_file(vault, "arena", pool, license_class="heldout")
     vault.activate(v1)
     code = (
         "import sys; from pathlib import Path; from harness import failpoints; from "

@@ -132,7 +132,7 @@ def test_exports_contain_exactly_the_allowed_pools(tmp_path_factory, plan, days_
                 vault.activate(pid)
         clock.inject(lambda: NOW + days_later * DAY)
         out = root / "out"
-        exported, refused = export_items(vault, "s", purpose, out, Embargo(60, 60))
+        exported, refused = export_items(vault, "s", purpose, out=out, embargo=Embargo(60, 60))
         expected = {
             m["id"]
             for m in vault.pools("s")

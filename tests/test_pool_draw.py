@@ -115,9 +115,9 @@ def test_same_seed_same_pool(tmp_path):
         )
         for i in range(90)
     ]
-    a, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
-    b, _ = draw(cands, 30, ["c"], 5, 0, [], [], "s")
-    c, _ = draw(cands, 30, ["c"], 6, 0, [], [], "s")
+    a, _ = draw(cands, 30, ["c"], seed=5, floor=0, earlier_texts=[], reference_texts=[], suite="s")
+    b, _ = draw(cands, 30, ["c"], seed=5, floor=0, earlier_texts=[], reference_texts=[], suite="s")
+    c, _ = draw(cands, 30, ["c"], seed=6, floor=0, earlier_texts=[], reference_texts=[], suite="s")
     assert (
         a == b and a != c and Counter(i["metadata"]["c"] for i in a) == {"0": 10, "1": 10, "2": 10}
     )
@@ -296,14 +296,28 @@ def test_two_key_strata_keep_every_marginal_on_real_arena_data():
     candidates = load_source(mapping["data"], mapping, "test", cache_root=None)
     keys = ["language", "cluster"]
     assert len({c.metadata["cluster"] for c in candidates}) > 100  # many joint strata of few items
-    runs = {seed: draw(candidates, 500, keys, seed, 0, [], [], "marena") for seed in (7, 7, 8)}
+    runs = {
+        seed: draw(
+            candidates,
+            500,
+            keys,
+            seed=seed,
+            floor=0,
+            earlier_texts=[],
+            reference_texts=[],
+            suite="marena",
+        )
+        for seed in (7, 7, 8)
+    }
     items, report = runs[7]
     assert len(items) == 500 and all(d <= 0.05 for d in report["marginals"].values()), report[
         "marginals"
     ]
     assert _marginal_tvs(items, candidates, keys) == report["marginals"]
     assert len({it["metadata"]["language"] for it in items}) == 16
-    again = draw(candidates, 500, keys, 7, 0, [], [], "marena")[0]
+    again = draw(
+        candidates, 500, keys, seed=7, floor=0, earlier_texts=[], reference_texts=[], suite="marena"
+    )[0]
     assert [it["id"] for it in again] == [it["id"] for it in items]  # same seed, same pool
     assert {it["id"] for it in runs[8][0]} != {it["id"] for it in items}  # another seed, another
 
@@ -324,7 +338,16 @@ def test_many_small_joint_strata_keep_every_marginal(languages, clusters, per, s
         for c in range(clusters)
         for k in range(per)
     ]
-    items, report = draw(candidates, size, ["language", "cluster"], 1, 0, [], [], "s")
+    items, report = draw(
+        candidates,
+        size,
+        ["language", "cluster"],
+        seed=1,
+        floor=0,
+        earlier_texts=[],
+        reference_texts=[],
+        suite="s",
+    )
     assert len(items) == size and report["marginals"]["language"] <= 0.05
     # 300 items cannot show 1,000 clusters of 5 in their shares: the distance says so (and `pool
     # draw` refuses)

@@ -634,9 +634,9 @@ def test_rule_grading_streams_across_write_batches(project, cli, mock_server):
     (grader,) = build_graders([{"rules": {"type": "exact"}}], load_run_config(path), str(path))
     store = Store(project.root / ".holdout" / "store.sqlite")
     items = {it.id: it for it in read_pool_file(suite / "items.jsonl")}
-    assert _grade_rules(store, "run", grader, items, batch=3)["graded_now"] == 22
+    assert _grade_rules(store, "run", grader, items=items, batch=3)["graded_now"] == 22
     # all written, nothing twice
-    assert _grade_rules(store, "run", grader, items, batch=3)["graded_now"] == 0
+    assert _grade_rules(store, "run", grader, items=items, batch=3)["graded_now"] == 0
     scores = [g["score"] for g in store.grades("run")]
     store.close()
     assert len(scores) == 22 and sum(scores) == 14

@@ -34,7 +34,9 @@ def pool_file(tmp_path, items=ITEMS):
 
 
 def test_import_encrypts_and_lists_without_text(tmp_path, vault):
-    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout", ["category"])
+    pool_id = import_pool_file(
+        vault, "arena", pool_file(tmp_path), license_class="heldout", strata=["category"]
+    )
     assert pool_id == "arena@v1"
     for f in vault.dir.rglob("*"):
         if f.is_file():
@@ -52,8 +54,8 @@ def test_import_encrypts_and_lists_without_text(tmp_path, vault):
 
 
 def test_activate_retires_previous(tmp_path, vault):
-    a = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
-    b = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    a = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
+    b = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
     assert vault.activate(a) is None
     assert vault.activate(b) == a
     assert vault.manifest(a)["status"] == "retired" and vault.manifest(a)["retired_at"]
@@ -63,14 +65,14 @@ def test_activate_retires_previous(tmp_path, vault):
 
 
 def test_wrong_key_is_reported_and_nothing_opens(tmp_path, vault, monkeypatch):
-    import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
     monkeypatch.setenv("HOLDOUT_VAULT_KEY", "A" * 43 + "=")
     with pytest.raises(VaultError, match="does not open the vault .* \\(wrong key\\)"):
         Vault.open(tmp_path / "ws")
 
 
 def test_tampered_items_are_detected(tmp_path, vault):
-    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
     blob = vault.dir / "pools" / "arena" / "v1" / "items.bin"
     data = bytearray(blob.read_bytes())
     data[40] ^= 1
@@ -82,7 +84,7 @@ def test_tampered_items_are_detected(tmp_path, vault):
 
 
 def test_tampered_manifest_is_detected(tmp_path, vault):
-    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
+    pool_id = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
     path = vault.dir / "pools" / "arena" / "v1" / "manifest.json"
     m = json.loads(path.read_text())
     m["license_class"] = "public"  # try to relabel a held-out pool as exportable
@@ -92,8 +94,8 @@ def test_tampered_manifest_is_detected(tmp_path, vault):
 
 
 def test_blob_moved_under_another_label_fails(tmp_path, vault):
-    import_pool_file(vault, "arena", pool_file(tmp_path), "heldout")
-    b = import_pool_file(vault, "arena", pool_file(tmp_path, ITEMS[:2]), "heldout")
+    import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
+    b = import_pool_file(vault, "arena", pool_file(tmp_path, ITEMS[:2]), license_class="heldout")
     src, dst = (vault.dir / "pools" / "arena" / v / "items.bin" for v in ("v1", "v2"))
     dst.write_bytes(src.read_bytes())
     with pytest.raises(VaultError, match="cannot decrypt"):
@@ -123,7 +125,7 @@ def test_bad_pool_file_leaves_no_partial_version(tmp_path, vault):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n')
     with pytest.raises(ConfigError, match="appears more than once"):
-        import_pool_file(vault, "arena", path, "heldout")
+        import_pool_file(vault, "arena", path, license_class="heldout")
     assert vault.pools() == [] and not (vault.dir / "pools" / "arena" / "v1").exists()
 
 
@@ -136,7 +138,7 @@ def test_crash_during_import_leaves_no_partial_version(tmp_path, vault):
         "from harness.vault import Vault, import_pool_file; "
         "failpoints.arm('vault.add_pool.before_rename=kill'); "
         "v = Vault.open(Path(sys.argv[1])); import_pool_file(v, 'arena', Path(sys.argv[2]), "
-        "'heldout')"
+        "license_class='heldout')"
     )
     env = dict(os.environ)
     proc = subprocess.run(
@@ -144,7 +146,9 @@ def test_crash_during_import_leaves_no_partial_version(tmp_path, vault):
     )
     assert proc.returncode == -9
     assert vault.pools() == [] and not (vault.dir / "pools" / "arena" / "v1").exists()
-    assert import_pool_file(vault, "arena", pool_file(tmp_path), "heldout") == "arena@v1"
+    assert (
+        import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout") == "arena@v1"
+    )
 
 
 def test_cli_pool_commands(project, cli, monkeypatch, tmp_path):

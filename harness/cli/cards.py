@@ -67,7 +67,7 @@ def cmd_scorecard(args) -> int:
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
-        report = _build_report(ctx.store, args.run_id, ctx.config, args.seed, ctx.suite)
+        report = _build_report(ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite)
         out = _out()
         rows_sha = ctx.store.rows_fingerprint(args.run_id)  # one pass over the store for every card
         for lab in wanted:
@@ -76,14 +76,14 @@ def cmd_scorecard(args) -> int:
                     ctx.store,
                     args.run_id,
                     lab,
-                    labs[lab],
-                    items,
-                    ctx.suite.strata,
-                    pool,
-                    min_size,
-                    args.seed,
-                    ctx.config.leaderboard_public,
-                    ctx.suite.raw.get("safeguards"),
+                    owned=labs[lab],
+                    items=items,
+                    strata=ctx.suite.strata,
+                    pool=pool,
+                    min_segment_size=min_size,
+                    seed=args.seed,
+                    public=ctx.config.leaderboard_public,
+                    safeguard_settings=ctx.suite.raw.get("safeguards"),
                     report=report,
                     provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab]),
                     rows_sha256=rows_sha,
@@ -148,8 +148,8 @@ def cmd_leaderboard(args) -> int:
             store,
             args.run_id,
             public,
-            args.seed,
-            report=_build_report(store, args.run_id, places.run_config, args.seed),
+            seed=args.seed,
+            report=_build_report(store, args.run_id, places.run_config, seed=args.seed),
         )
     path = GATE.write_json(places.results_dir / args.run_id / "leaderboard.json", board)
     out = _out()

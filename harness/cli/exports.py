@@ -37,7 +37,7 @@ def cmd_export_items(args) -> int:
     suite = load_suite(args.suite, args.suites_dir)
     embargo = _embargo(args, suite, "export items")
     exported, refused = export_items(
-        Vault.open(_places(args).workspace), suite.name, args.purpose, args.out, embargo
+        Vault.open(_places(args).workspace), suite.name, args.purpose, out=args.out, embargo=embargo
     )
     console = _out()
     for m in exported:
@@ -64,7 +64,11 @@ def cmd_export_outputs(args) -> int:
                 f"{', '.join(ctx.config.labs) or 'none'})"
             )
         manifest, refused = export_outputs(
-            ctx, args.purpose, args.out, args.lab, _embargo(args, ctx.suite, "export outputs")
+            ctx,
+            args.purpose,
+            args.out,
+            lab=args.lab,
+            embargo=_embargo(args, ctx.suite, "export outputs"),
         )
     finally:
         ctx.close()

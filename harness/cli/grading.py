@@ -37,15 +37,15 @@ def cmd_grade(args) -> int:
                 args.run_id,
                 ctx.store,
                 ctx.config,
-                specs,
-                source,
-                ctx.items(),
-                ctx.outputs,
-                ctx.pool.on_sent,
-                err,
-                args.quiet,
-                ctx.pool.name,
-                ctx.pool.max_retention,
+                specs=specs,
+                source=source,
+                items=ctx.items(),
+                outputs=ctx.outputs,
+                on_sent=ctx.pool.on_sent,
+                console=err,
+                quiet=args.quiet,
+                pool_id=ctx.pool.name,
+                max_retention=ctx.pool.max_retention,
                 base_dir=Path(source).parent,
                 regrade=set(args.regrade or ()),
             )
@@ -89,7 +89,7 @@ def _grader_order(config, suite=None) -> tuple[list[str] | None, str | None]:
     return names, config.headline
 
 
-def _build_report(store, run_id: str, config, seed: int, suite=None) -> dict:
+def _build_report(store, run_id: str, config, *, seed: int, suite=None) -> dict:
     from ..report import build_report
 
     order, headline = _grader_order(config, suite)
@@ -102,7 +102,7 @@ def cmd_report(args) -> int:
 
     places = _places(args)
     with _run_store(places.workspace, args.run_id) as store:
-        report = _build_report(store, args.run_id, places.run_config, args.seed)
+        report = _build_report(store, args.run_id, places.run_config, seed=args.seed)
     path = GATE.write_json(places.results_dir / args.run_id / "report.json", report)
     if args.json:
         _print_json(report)

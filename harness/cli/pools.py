@@ -75,11 +75,11 @@ def cmd_pool_import(args) -> int:
         vault,
         suite.name,
         args.file,
-        license_class,
-        suite.strata,
-        args.max_retention,
-        args.data_license,
-        args.distribution,
+        license_class=license_class,
+        strata=suite.strata,
+        max_retention=args.max_retention,
+        data_license=args.data_license,
+        distribution=args.distribution,
     )
     m = vault.manifest(pool_id)
     console = _out()
@@ -171,7 +171,13 @@ def cmd_pool_draw(args) -> int:
     vault = Vault.open(_places(args).workspace)
     stratify = [s for s in args.stratify.split(",") if s] if args.stratify is not None else None
     pool_id, report = draw_pool(
-        vault, suite, args.source, args.size, stratify, args.seed, args.floor
+        vault,
+        suite,
+        args.source,
+        size=args.size,
+        stratify=stratify,
+        seed=args.seed,
+        floor=args.floor,
     )
     console = _out()
     _print_draw_report(console, pool_id, report)
@@ -268,7 +274,9 @@ def cmd_pool_rotate(args) -> int:
     max_exposure = args.max_exposure or policy.get("max_exposure")
     max_age = _days(args.max_age) or policy.get("max_age_days")
     vault = Vault.open(_places(args).workspace)
-    reasons, pool_id, report = rotate(vault, suite, max_exposure, max_age, args.force)
+    reasons, pool_id, report = rotate(
+        vault, suite, max_exposure, max_age_days=max_age, force=args.force
+    )
     console = _out()
     if not pool_id:
         console.print(

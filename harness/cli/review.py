@@ -36,9 +36,9 @@ def cmd_review_add(args) -> int:
             store.db,
             args.name,
             [x for x in (args.languages or "").split(",") if x],
-            args.country,
-            args.age_band,
-            args.education,
+            country=args.country,
+            age_band=args.age_band,
+            education=args.education,
             link_hours=args.expires_hours,
         )
     finally:
@@ -95,22 +95,22 @@ def cmd_review_route(args) -> int:
             ctx.store.db,
             args.run_id,
             spec,
-            ctx.store.grades(args.run_id),
-            outputs,
-            items,
-            args.seed,
-            ctx.suite.dir,
-            specs.pairwise_baseline(spec, graders),
+            grades=ctx.store.grades(args.run_id),
+            outputs=outputs,
+            items=items,
+            seed=args.seed,
+            base=ctx.suite.dir,
+            baseline=specs.pairwise_baseline(spec, graders),
         )
         pushed = push.push(
             ctx.store.db,
             args.run_id,
             spec,
-            ctx.config.trusted_destinations,
-            ctx.pool.heldout,
-            items,
-            outputs,
-            specs.criteria_for(spec, graders),
+            trusted=ctx.config.trusted_destinations,
+            heldout=ctx.pool.heldout,
+            items=items,
+            outputs=outputs,
+            criteria=specs.criteria_for(spec, graders),
         )
     finally:
         ctx.close()
@@ -181,8 +181,8 @@ def cmd_review_status(args) -> int:
             ctx.store.db,
             args.run_id,
             criteria,
-            ctx.store.grades(args.run_id),
-            spec.get("min_gold_accuracy", 0.7),
+            grades=ctx.store.grades(args.run_id),
+            min_gold_accuracy=spec.get("min_gold_accuracy", 0.7),
         )
     finally:
         ctx.close()
@@ -235,7 +235,7 @@ def cmd_review_import(args) -> int:
             ctx.store.db,
             args.run_id,
             args.file,
-            criteria,
+            criteria=criteria,
             seal=decisions.comment_sealer(ctx.pool.cipher, args.run_id),
         )
     finally:

@@ -226,7 +226,7 @@ def build_graders(
 
 
 def _collect_answers(
-    store: Store, jrun: str, grader: JudgeGrader, answers: dict, errors: dict
+    store: Store, jrun: str, grader: JudgeGrader, *, answers: dict, errors: dict
 ) -> dict:
     """Parse the stored judge calls not answered yet: a valid answer goes to `answers`, else its
     cause to `errors`. Returns slot -> the next unused attempt number (epoch)."""
@@ -251,6 +251,7 @@ async def _run_judges(
     store: Store,
     run_id: str,
     grader: JudgeGrader,
+    *,
     outputs: dict,
     items: dict,
     budget: Budget,
@@ -268,12 +269,21 @@ async def _run_judges(
     errors: dict = {}
     calls_made = 0
     judges = {j.name: j for j in grader.judges}
-    store.begin_run(jrun, f"judge:{grader.name}", "judge", "judge", False, 0, list(judges), "")
+    store.begin_run(
+        jrun,
+        f"judge:{grader.name}",
+        "judge",
+        pool="judge",
+        heldout=False,
+        total=0,
+        models=list(judges),
+        config_file="",
+    )
     # where this grade's attempts start
-    first_epoch = _collect_answers(store, jrun, grader, answers, errors)
+    first_epoch = _collect_answers(store, jrun, grader, answers=answers, errors=errors)
     for attempt in range(grader.max_attempts):
         if attempt:
-            _collect_answers(store, jrun, grader, answers, errors)
+            _collect_answers(store, jrun, grader, answers=answers, errors=errors)
         jobs = [
             Job(
                 t[1],
@@ -288,21 +298,21 @@ async def _run_judges(
         ]
         if not jobs:
             break
-        with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet) as bar:
+        with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet=quiet) as bar:
             runner = Runner(
                 jrun,
                 lambda jobs=jobs: iter(jobs),
                 list(judges.values()),
-                store,
-                budget,
-                bar,
+                store=store,
+                budget=budget,
+                progress=bar,
                 on_sent=on_sent,
                 role="judge",
             )
             outcome = await runner.run()
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
-            _collect_answers(store, jrun, grader, answers, errors)
+            _collect_answers(store, jrun, grader, answers=answers, errors=errors)
             return {
                 "answers": answers,
                 "errors": errors,
@@ -310,7 +320,9 @@ async def _run_judges(
                 "stopped": outcome,
                 "calls": calls_made,
             }
-    _collect_answers(store, jrun, grader, answers, errors)  # the last round's answers
+    _collect_answers(
+        store, jrun, grader, answers=answers, errors=errors
+    )  # the last round's answers
     return {
         "answers": answers,
         "errors": errors,
@@ -320,7 +332,9 @@ async def _run_judges(
     }
 
 
-def _grade_rules(store: Store, run_id: str, g: RuleGrader, items: dict, batch: int = 5000) -> dict:
+def _grade_rules(
+    store: Store, run_id: str, g: RuleGrader, *, items: dict, batch: int = 5000
+) -> dict:
     """A rule over every successful call not graded yet, streamed from the store and written in
     batches."""
     done = store.graded_keys(run_id, g.name)
@@ -351,7 +365,7 @@ def _grade_rules(store: Store, run_id: str, g: RuleGrader, items: dict, batch: i
 
 
 def _check_settings(
-    store: Store, run_id: str, graders: list, regrade: set[str], source: str
+    store: Store, run_id: str, graders: list, *, regrade: set[str], source: str
 ) -> None:
     """Grades made with other settings are not mixed with new ones: refuse, or (--regrade) delete
     them first."""
@@ -380,6 +394,7 @@ def grade(
     run_id: str,
     store: Store,
     config: RunConfig,
+    *,
     specs: list[dict],
     source: str,
     items: dict,
@@ -389,7 +404,6 @@ def grade(
     quiet: bool,
     pool_id: str = "",
     max_retention: str | None = None,
-    *,
     base_dir: Path | None = None,
     regrade: set[str] = frozenset(),
 ) -> dict:
@@ -403,9 +417,12 @@ def grade(
     from ..policy import check_retention  # judges see held-out prompts too
 
     check_retention(
-        config, pool_id, max_retention, [j for g in graders for j in getattr(g, "judges", [])]
+        config,
+        pool_id,
+        max_retention,
+        models=[j for g in graders for j in getattr(g, "judges", [])],
     )
-    _check_settings(store, run_id, graders, set(regrade), source)
+    _check_settings(store, run_id, graders, regrade=set(regrade), source=source)
     spent = store.db.execute(
         "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
         (run_id, len(run_id) + 7, f"{run_id}/grade/"),
@@ -421,10 +438,20 @@ def grade(
     summary = {}
     for g in graders:
         if isinstance(g, RuleGrader):
-            summary[g.name] = _grade_rules(store, run_id, g, items)
+            summary[g.name] = _grade_rules(store, run_id, g, items=items)
             continue
         res = asyncio.run(
-            _run_judges(store, run_id, g, all_outputs(), items, budget, on_sent, console, quiet)
+            _run_judges(
+                store,
+                run_id,
+                g,
+                outputs=all_outputs(),
+                items=items,
+                budget=budget,
+                on_sent=on_sent,
+                console=console,
+                quiet=quiet,
+            )
         )
         rows, failed = [], 0
         for t in res["todo"]:

@@ -327,10 +327,10 @@ class ReviewApp:
                 self.db,
                 reviewer,
                 a["id"],
-                scores,
-                self.criteria,
-                form.get("flag") or None,
-                str(form.get("comment", "")),
+                scores=scores,
+                criteria=self.criteria,
+                flag=form.get("flag") or None,
+                comment=str(form.get("comment", "")),
                 seal=self.seal_comment,
             )
         except ValueError as e:

@@ -27,11 +27,11 @@ def submit(
     db,
     reviewer: str,
     assignment_id: str,
+    *,
     scores: dict,
     criteria: list[dict],
     flag: str | None,
     comment: str,
-    *,
     seal=None,
 ) -> None:
     """Validate and save a decision; only the assigned reviewer may submit it. With `seal` (held-out
@@ -74,7 +74,7 @@ def submit(
     )
 
 
-def import_decisions(db, run_id: str, path: Path, criteria: list[dict], *, seal=None) -> int:
+def import_decisions(db, run_id: str, path: Path, *, criteria: list[dict], seal=None) -> int:
     """Decisions made in another tool: {"reviewer", "model", "item_id", "epoch"?, "scores", "flag"?,
     "comment"?} per line. Every line is validated first; nothing is saved unless all are good."""
     todo, errors = [], []
@@ -115,10 +115,10 @@ def import_decisions(db, run_id: str, path: Path, criteria: list[dict], *, seal=
                     db,
                     reviewer,
                     aid,
-                    obj.get("scores") or {},
-                    criteria,
-                    obj.get("flag"),
-                    obj.get("comment", ""),
+                    scores=obj.get("scores") or {},
+                    criteria=criteria,
+                    flag=obj.get("flag"),
+                    comment=obj.get("comment", ""),
                     seal=seal,
                 )
             except ValueError as e:

@@ -13,6 +13,7 @@ def push(
     db,
     run_id: str,
     spec: dict,
+    *,
     trusted: tuple[str, ...],
     heldout: bool,
     items: dict,

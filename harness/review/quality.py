@@ -22,7 +22,7 @@ def _judge_view(grade: dict) -> dict:
 
 
 def status(
-    db, run_id: str, criteria: list[dict], grades: list[dict], min_gold_accuracy: float = 0.7
+    db, run_id: str, criteria: list[dict], *, grades: list[dict], min_gold_accuracy: float = 0.7
 ) -> dict:
     """Queue size, done, agreement between people (Krippendorff's alpha per criterion), per-reviewer
     gold accuracy and time per item, flagged reviewers, and judge-vs-human agreement per criterion.
@@ -93,7 +93,7 @@ def status(
     }
 
 
-def human_summary(db, run_id: str, model: str, grades: list[dict], min_size: int) -> dict | None:
+def human_summary(db, run_id: str, model: str, *, grades: list[dict], min_size: int) -> dict | None:
     """For one model's scorecard: people's mean score per criterion, judge-vs-people agreement, and
     segments by reviewer profile (country, age band, education), suppressed below `min_size`
     reviews. None if nobody reviewed."""

@@ -30,10 +30,10 @@ def add_reviewer(
     db,
     name: str,
     languages: list[str],
+    *,
     country: str | None = None,
     age_band: str | None = None,
     education: str | None = None,
-    *,
     link_hours: float = LINK_HOURS,
 ) -> str:
     """Register (or re-issue) a reviewer; returns a one-time login token (only its hash is stored),

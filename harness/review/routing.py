@@ -21,6 +21,7 @@ def route(
     db,
     run_id: str,
     spec: dict,
+    *,
     grades: list[dict],
     outputs: dict,
     items: dict,

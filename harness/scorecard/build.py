@@ -56,7 +56,7 @@ def ranks(entries: dict[str, dict], metric: str) -> dict[str, dict]:
 
 
 def _segments(
-    grades: list[dict], grader: str, model: str, items: dict, strata, min_size: int, seed: int
+    grades: list[dict], grader: str, model: str, *, items: dict, strata, min_size: int, seed: int
 ) -> dict:
     by = defaultdict(lambda: defaultdict(list))
     for g in grades:
@@ -93,6 +93,7 @@ def build_scorecard(
     store: Store,
     run_id: str,
     lab: str | None,
+    *,
     owned: list[str],
     items: dict,
     strata,
@@ -166,9 +167,17 @@ def build_scorecard(
                             entry["graders"][name][view] = g[view][model]
                 if strata:
                     entry["graders"][name]["segments"] = _segments(
-                        grades, name, model, items, strata, min_segment_size, seed
+                        grades,
+                        name,
+                        model,
+                        items=items,
+                        strata=strata,
+                        min_size=min_segment_size,
+                        seed=seed,
                     )
-        human = quality.human_summary(store.db, run_id, model, grades, min_segment_size)
+        human = quality.human_summary(
+            store.db, run_id, model, grades=grades, min_size=min_segment_size
+        )
         if human:
             entry["human_review"] = human
         card["models"][model] = entry
@@ -211,7 +220,7 @@ def build_scorecard(
 
 
 def build_leaderboard(
-    store: Store, run_id: str, public: bool, seed: int = 0, report: dict | None = None
+    store: Store, run_id: str, public: bool, *, seed: int = 0, report: dict | None = None
 ) -> dict:
     """The public view: per grader the field's size, median and best; model names only if the run
     says public."""
@@ -220,10 +229,10 @@ def build_leaderboard(
         store,
         run_id,
         None,
-        [],
-        {},
-        (),
-        {},
+        owned=[],
+        items={},
+        strata=(),
+        pool={},
         seed=seed,
         public=public,
         report=report,

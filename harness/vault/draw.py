@@ -305,6 +305,7 @@ def draw(  # noqa: C901 (one pass: filter, dedupe, stratify, check)
     candidates: list[Candidate],
     size: int,
     stratify: list[str],
+    *,
     seed: int,
     floor: int,
     earlier_texts: list[str],

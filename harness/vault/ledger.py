@@ -110,6 +110,7 @@ class Ledger:
         pool_id: str,
         item_id: str,
         provider: str,
+        *,
         model: str,
         run_id: str | None,
         role: str = "model",

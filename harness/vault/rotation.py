@@ -19,6 +19,7 @@ def draw_pool(
     vault: Vault,
     suite: Suite,
     source: str | None,
+    *,
     size: int | None,
     stratify: list[str] | None,
     seed: int | None,
@@ -63,7 +64,15 @@ def draw_pool(
                 f"{suite.file}: reference set {ref}: cannot read ({type(e).__name__})"
             ) from None
     items, report = draw(
-        candidates, size, stratify, seed, floor, earlier, reference, suite.name, earlier_groups
+        candidates,
+        size,
+        stratify,
+        seed=seed,
+        floor=floor,
+        earlier_texts=earlier,
+        reference_texts=reference,
+        suite=suite.name,
+        earlier_groups=earlier_groups,
     )
     tolerance = defaults.get("max_marginal_tv", 0.05)
     off = {k: d for k, d in report["marginals"].items() if d > tolerance}
@@ -88,7 +97,7 @@ def draw_pool(
         suite.name,
         jsonl,
         "heldout",
-        [s for s in stratify if s in suite.strata],
+        strata=[s for s in stratify if s in suite.strata],
         provenance={
             "source": source,
             "distribution": src.get("distribution"),
@@ -154,6 +163,7 @@ def rotate(
     vault: Vault,
     suite: Suite,
     max_exposure: int | None,
+    *,
     max_age_days: float | None,
     force: bool = False,
 ) -> tuple[list[str], str | None, dict | None]:
@@ -173,10 +183,10 @@ def rotate(
         vault,
         suite,
         params.get("source"),
-        params.get("size"),
-        params.get("stratify"),
-        (params.get("seed") or 0) + version,
-        params.get("floor"),
+        size=params.get("size"),
+        stratify=params.get("stratify"),
+        seed=(params.get("seed") or 0) + version,
+        floor=params.get("floor"),
     )
     vault.activate(pool_id)
     return reasons, pool_id, report

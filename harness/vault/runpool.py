@@ -61,7 +61,9 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
         """Before each request: the exposure is committed first (a failed write raises; nothing is
         sent). After an answer, the upstream a gateway says it passed the request to (role
         "upstream")."""
-        await ledger.record(pool_id, item_id, provider, model, config.run_id, role)
+        await ledger.record(
+            pool_id, item_id, provider, model=model, run_id=config.run_id, role=role
+        )
 
     heldout = manifest["license_class"] == "heldout"
     cipher = vault.output_cipher() if heldout else None
