@@ -3,17 +3,16 @@ anywhere."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import jsonschema
 
 from ..errors import ConfigError, HoldoutError
 from ..graderspecs import compile_pattern
+from ..hooks import load_hook
 from ..sealed import reveal
 from ..textnorm import normalize
 
@@ -122,33 +121,6 @@ class RuleGrader:
 
 
 def load_function(grader: str, ref: str, base_dir: Path | None):
-    """`module:function`, where the module is a file next to the file that names it (the suite or
-    the run config), else an importable module. Loaded once per process under a name of its own."""
-    module, _, func = ref.partition(":")
-    if not module or not func:
-        raise ConfigError(
-            f"grader '{grader}': rules.function: expected 'module:function', found {ref!r}"
-        )
-    file = (base_dir / Path(*module.split("."))).with_suffix(".py") if base_dir else None
-    try:
-        if file is not None and file.is_file():
-            unique = f"holdout_rules_{abs(hash(str(file.resolve())))}_{module.replace('.', '_')}"
-            mod = sys.modules.get(unique)
-            if mod is None:
-                spec = importlib.util.spec_from_file_location(unique, file)
-                mod = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(mod)
-                sys.modules[unique] = mod
-        else:
-            mod = importlib.import_module(module)
-        return getattr(mod, func)
-    except (ImportError, AttributeError) as e:
-        where = f" (looked for {file} and an importable module)" if file else ""
-        raise ConfigError(
-            f"grader '{grader}': cannot load rules.function {ref!r}: {type(e).__name__}{where}"
-        ) from None
-    except Exception as e:
-        raise ConfigError(
-            f"grader '{grader}': rules.function {ref!r}: importing {file or module} raised "
-            f"{type(e).__name__}"
-        ) from None
+    """`module:function`, a file next to the file that names it (the suite or the run config), else
+    an importable module (harness/hooks.py)."""
+    return load_hook(ref, what=f"grader '{grader}': rules.function", base_dir=base_dir)

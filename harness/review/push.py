@@ -4,9 +4,8 @@ handed to the reviewers' tool a suite names, only if the run config lists its de
 
 from __future__ import annotations
 
-import importlib
-
 from ..errors import ConfigError
+from ..hooks import load_hook
 
 
 def push(
@@ -32,11 +31,7 @@ def push(
             "trusted_destinations; "
             "refusing to send held-out text to it"
         )
-    module, _, fn = cfg.get("hook", "").partition(":")
-    try:
-        hook = getattr(importlib.import_module(module), fn)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise ConfigError(f"human.push.hook: cannot load {cfg.get('hook')!r} ({e})") from None
+    hook = load_hook(cfg.get("hook", ""), what="human.push.hook")
     from ..sealed import reveal
 
     rows = []

@@ -4,7 +4,6 @@ each reviewer's next assignment."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import random
 import secrets
@@ -12,7 +11,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from ..errors import ConfigError, HoldoutError
+from ..errors import HoldoutError
+from ..hooks import load_hook
 from .reviewers import setup
 from .specs import load_gold
 
@@ -58,13 +58,9 @@ def route(
         ) < rules.get("confidence", 0.5):
             chosen.setdefault(key, "low_judge_confidence")
     for hook in rules.get("hooks", []):
-        module, _, fn = hook.partition(":")
-        try:
-            extra = getattr(importlib.import_module(module), fn)(run_id, grades)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"human.route.hooks: cannot load {hook!r} ({e})") from None
+        extra = load_hook(hook, what="human.route.hooks", base_dir=base)(run_id, grades)
         for key in extra:
-            chosen.setdefault(tuple(key), f"hook:{fn}")
+            chosen.setdefault(tuple(key), f"hook:{hook.partition(':')[2]}")
     gold = load_gold((base / rules["gold"]) if rules.get("gold") else None)
     for key in gold:
         if key in outputs:

@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..egress import strict_json
 from ..errors import HoldoutError
-from ..vault.keys import Cipher
 
 KEY_FILE = "scorecard-signing.key"
 
@@ -41,7 +40,7 @@ def fingerprint(public_raw: bytes) -> str:
 def signing_key(vault) -> Ed25519PrivateKey:
     """The vault's scorecard key, created once (under the vault's lock: processes issuing their
     first cards at the same moment all sign with the one key a lab pins)."""
-    cipher = Cipher(vault._key, "scorecard-signing")
+    cipher = vault.cipher_for("scorecard-signing")
 
     def make() -> bytes:
         raw = Ed25519PrivateKey.generate().private_bytes(

@@ -113,6 +113,11 @@ class Vault:
     def output_cipher(self) -> OutputCipher:
         return OutputCipher(self._key)
 
+    def cipher_for(self, purpose: str) -> Cipher:
+        """A cipher under a key derived from the vault key for one purpose (the scorecard signing
+        key is kept encrypted with it): the vault key itself never leaves this class."""
+        return Cipher(self._key, purpose)
+
     # -- signed JSON ----------------------------------------------------------
     def _mac(self, obj: dict) -> str:
         body = json.dumps({k: v for k, v in obj.items() if k != "mac"}, sort_keys=True).encode()
@@ -416,13 +421,9 @@ class Vault:
                 _protect(it, public_keys=manifest["strata"])
 
     def load_items(self, pool_id: str) -> list[Item]:
-        """All items at once, armed in the egress gate (for small pools, and tests)."""
-        items = list(self.stream_items(pool_id))
-        manifest = self.manifest(pool_id)
-        if manifest["license_class"] == "heldout":
-            for it in items:
-                _protect(it, public_keys=manifest["strata"])
-        return items
+        """All items at once, registered with the egress gate (for small pools, and tests)."""
+        self.protect(pool_id)
+        return list(self.stream_items(pool_id))
 
 
 def _protect(item: Item, *, public_keys) -> None:
