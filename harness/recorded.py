@@ -17,7 +17,8 @@ from pathlib import Path
 
 from . import style
 from .errors import HoldoutError
-from .store import CallRow, GradeRow, Store
+from .rows import CallRow, GradeRow
+from .store import Store
 
 GRADER = "recorded"
 

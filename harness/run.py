@@ -14,11 +14,13 @@ from .budget import Budget
 from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError, HoldoutError
 from .identity import find_item_changes, identity_hash, run_identity
+from .jobs import item_jobs
 from .pool import PoolHandle
 from .progress import progress_for
+from .providers import ITEM_KINDS
 from .results import print_summary, write_summary
 from .runlock import run_lock
-from .runner import ITEM_KINDS, Outcome, Runner, item_jobs
+from .runner import Outcome, Runner
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 

@@ -22,145 +22,20 @@ from .budget import Budget
 from .config import ModelConfig
 from .egress import GATE
 from .failpoints import hit
-from .keylane import KeyLane
-from .limits import Pacer
-from .providers import Completion, Provider, ProviderError, Request
+from .jobs import Job, input_bound
+from .lanes import Lane, NotSent, plan_lanes
+from .providers import (
+    FATAL_KINDS,
+    ITEM_KINDS,
+    LANE_FATAL_KINDS,
+    Completion,
+    ProviderError,
+    Request,
+)
 from .providers.make import make_provider
+from .rows import CallRow
 from .sealed import reveal
-from .store import CallRow, Store
-from .suite import Item, Suite
-
-# about the key: no point sending more to any model of this provider
-FATAL_KINDS = {
-    "auth",
-    "forbidden",
-    "quota",
-}
-LANE_FATAL_KINDS = {"hung", "model_not_found"}  # about one model: no point sending more to it
-# about one item, not the provider: never a reason to stop it
-ITEM_KINDS = {
-    "content_filter",
-    "context_length",
-}
-TOKENS_PER_MESSAGE = 16  # an upper bound on the chat format's tokens around each message
-
-
-@dataclass(slots=True)
-class Job:
-    """One call: `key` (a string unique within the store run) and `epoch` identify it in the
-    store."""
-
-    item_id: str  # the item whose text is sent (for the exposure ledger)
-    key: str  # the store's item_id column: the item id for model calls, a composite for judge calls
-    model: ModelConfig
-    epoch: int
-    messages: list  # (role, str | Sealed)
-    item_sha: str | None = None  # digest of the item's content (model calls), stored with the call
-    # the budget's worst-case input tokens (computed once per item; else per call)
-    input_bound: int | None = None
-
-
-def input_bound(messages: list) -> int:
-    """The budget's worst case of a request's input: a byte-level tokenizer makes at most one token
-    per UTF-8 byte, plus a few per message for the chat format (the output's worst case is the cap
-    always sent)."""
-    return sum(len(reveal(c).encode()) + TOKENS_PER_MESSAGE for _, c in messages)
-
-
-def item_jobs(
-    suite: Suite,
-    items: Callable[[], Iterable[Item]],
-    models: list[ModelConfig],
-    *,
-    epochs: int,
-    digest: Callable[[Item], str],
-):
-    """The jobs of a run: every item x model x epoch, rendered lazily (memory stays flat)."""
-
-    def jobs():
-        for item in items():
-            messages = suite.render(item)
-            sha, bound = digest(item), input_bound(messages)
-            for model in models:
-                for epoch in range(epochs):
-                    yield Job(item.id, item.id, model, epoch, messages, sha, bound)
-
-    return jobs
-
-
-class NotSent(Exception):
-    """A call that waited for its turn while its lane was given up or the run stopped: it is not
-    sent."""
-
-
-@dataclass
-class Lane:
-    """The calls that share one set of limits. By default one model id of one provider: OpenAI,
-    Anthropic and gateways (LiteLLM, OpenRouter) limit each model apart, so its advertised limits
-    and its 429s speak for it alone, and a model that keeps failing holds only its own workers.
-    `limits_per: provider` makes the whole provider one lane. Over all lanes of a provider, `shared`
-    keeps the provider's own concurrency, rpm and tpm."""
-
-    name: str  # in the summary and messages: the provider's name, or provider/model of several
-    provider: Provider
-    models: list[ModelConfig]
-    pacer: Pacer
-    shared: Pacer | None = None
-    consecutive_failures: int = 0
-    dead: str | None = None
-
-    async def acquire(self, tokens: int) -> int:
-        """A place in the lane's window, then in the provider's (never the other way round: a lane
-        waiting for its own rate must not hold a place other lanes could use); the request's number
-        in the lane. Pair with `release`."""
-        request = await self.pacer.acquire(tokens)
-        if self.shared is not None:
-            try:
-                await self.shared.acquire(tokens)
-            except BaseException:
-                self.pacer.release()
-                raise
-        return request
-
-    def release(self) -> None:
-        if self.shared is not None:
-            self.shared.release()
-        self.pacer.release()
-
-
-def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
-    """One lane per model id (models that differ only in name or params share their upstream's
-    limits), or one for the provider. A lane's limits are its models' `limits`, else the provider's
-    (one lane, or none declared)."""
-    cfg = provider.config
-    groups: dict[str, list[ModelConfig]] = {}
-    for m in models:
-        groups.setdefault(m.model if cfg.limits_per == "model" else "", []).append(m)
-    several = len(groups) > 1
-    shared = Pacer(cfg.concurrency, cfg.rpm, cfg.tpm, ramp=False) if several else None
-    lanes = []
-    for model_id, ms in groups.items():
-        own = [m.limits for m in ms if m.limits]
-        concurrency = min([x.concurrency for x in own if x.concurrency] or [cfg.concurrency])
-        rpm = min([x.rpm for x in own if x.rpm], default=None if several else cfg.rpm)
-        tpm = min([x.tpm for x in own if x.tpm], default=None if several else cfg.tpm)
-        key_lane = (
-            KeyLane.for_key(
-                provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(), lane=model_id
-            )
-            if cfg.type != "replay"
-            else None
-        )
-        lanes.append(
-            Lane(
-                f"{cfg.name}/{model_id}" if several else cfg.name,
-                provider,
-                ms,
-                Pacer(min(concurrency, cfg.concurrency), rpm, tpm, key_lane=key_lane),
-                shared,
-            )
-        )
-    return lanes
+from .store import Store
 
 
 @dataclass

@@ -25,6 +25,7 @@ COMPUTES = {
     "providers/_replay.py": "a recorded answer's prompt length, for its token count",
     "runner.py": "token estimates for pacing and the budget's worst case; a test failpoint's "
     "message",
+    "jobs.py": "a job's input bound, for the budget's worst case",
     "identity.py": "the digest of an item's content (what a grade was made from)",
     "grading/rules.py": "rule grades: the output against the reference",
     "grading/engine.py": "style features of outputs, for length control",
@@ -90,16 +91,16 @@ LAYERS = [
         "nearcopy "
         "stats style textnorm hooks keylane progress provenance budget runlock mockserver",
     ),
-    ("inputs", "config graderspecs suite identity policy pool"),
+    ("inputs", "config graderspecs suite identity policy pool jobs"),
     (
         "records",
-        "store results vault vault.keys vault.ledger vault.pools vault.draw vault.rotation "
+        "rows store results vault vault.keys vault.ledger vault.pools vault.draw vault.rotation "
         "vault.runpool",
     ),
     (
         "engine",
         "providers providers.make providers._sdk providers._openai providers._anthropic "
-        "providers._replay limits runner",
+        "providers._replay limits lanes runner",
     ),
     (
         "flows",
@@ -187,12 +188,12 @@ def test_no_import_circle():
 
 # Modules written before the 100-column formatter, longer than one idea; each may only shrink.
 OVERSIZED = {
-    "store": 600,
-    "runner": 590,
-    "fingerprints": 485,
-    "vault.pools": 485,
-    "grading.engine": 490,
-    "mockserver": 450,
+    "store": 527,
+    "grading.engine": 489,
+    "vault.pools": 484,
+    "fingerprints": 483,
+    "runner": 461,
+    "mockserver": 448,
 }
 
 

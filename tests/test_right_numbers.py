@@ -64,7 +64,8 @@ def test_a_deleted_run_takes_its_grades_and_judge_calls_with_it(project, cli, mo
 def test_an_ok_call_is_never_overwritten_so_its_grade_always_describes_it(
     project, cli, mock_server
 ):
-    from harness.store import CallRow, Store
+    from harness.rows import CallRow
+    from harness.store import Store
 
     project.suite(n=2)
     path = project.config(config(mock_server.url, extra=GRADER))

@@ -24,11 +24,13 @@ from .. import style
 from ..budget import Budget
 from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
+from ..jobs import Job
 from ..pricing import Price, price_for
 from ..progress import progress_for
-from ..runner import Job, Runner
+from ..rows import GradeRow
+from ..runner import Runner
 from ..sealed import reveal
-from ..store import GradeRow, Store
+from ..store import Store
 from ..yamlfile import key_path
 from .judges import (
     model_score,

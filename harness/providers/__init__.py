@@ -94,3 +94,21 @@ class Provider:
 
 
 __all__ = ["Request", "Completion", "Provider", "ProviderError", "Sealed"]
+
+
+# about the key: no point sending more to any model of this provider
+FATAL_KINDS = {
+    "auth",
+    "forbidden",
+    "quota",
+}
+
+
+LANE_FATAL_KINDS = {"hung", "model_not_found"}  # about one model: no point sending more to it
+
+
+# about one item, not the provider: never a reason to stop it
+ITEM_KINDS = {
+    "content_filter",
+    "context_length",
+}
