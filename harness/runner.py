@@ -339,63 +339,59 @@ class Runner:
                         attempts += 1
                         c = await self._attempt(lane, request, job, tokens)
         except ProviderError as e:
-            return CallRow(
-                self.run_id,
-                job.model.name,
-                job.key,
-                job.epoch,
-                False,
-                None,
-                None,
-                0,
-                0,
-                time.perf_counter() - started,
-                0.0,
-                attempts,
-                e.kind,
-                str(e),
-                time.time(),
-                job.item_sha,
+            latency = time.perf_counter() - started
+            return self._row(
+                job, ok=False, attempts=attempts, latency_s=latency, error_kind=e.kind, error=str(e)
             )
         price = job.model.price
         cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
+        answered = {
+            "finish_reason": c.finish_reason,
+            "input_tokens": c.input_tokens,
+            "output_tokens": c.output_tokens,
+            "latency_s": c.latency_s,
+            "cost_usd": cost,
+        }
         if c.finish_reason in ("content_filter", "refusal") and not c.text:
-            return CallRow(
-                self.run_id,
-                job.model.name,
-                job.key,
-                job.epoch,
-                False,
-                None,
-                c.finish_reason,
-                c.input_tokens,
-                c.output_tokens,
-                c.latency_s,
-                cost,
-                attempts,
-                "content_filter",
-                "the provider's content filter refused",
-                time.time(),
-                job.item_sha,
+            return self._row(
+                job,
+                ok=False,
+                attempts=attempts,
+                error_kind="content_filter",
+                error="the provider's content filter refused",
+                **answered,
             )
-        return CallRow(
-            self.run_id,
-            job.model.name,
-            job.key,
-            job.epoch,
-            True,
-            c.text,
-            c.finish_reason,
-            c.input_tokens,
-            c.output_tokens,
-            c.latency_s,
-            cost,
-            attempts,
-            None,
-            None,
-            time.time(),
-            job.item_sha,
+        return self._row(
+            job,
+            ok=True,
+            attempts=attempts,
+            output=c.text,
             served=self._served(c.served_model),
+            **answered,
+        )
+
+    def _row(self, job: Job, *, ok: bool, attempts: int, **fields) -> CallRow:
+        """The call's row, with what is known of it by name (the rest: nothing was answered)."""
+        return CallRow(
+            **{
+                "output": None,
+                "finish_reason": None,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "latency_s": None,
+                "cost_usd": 0.0,
+                "error_kind": None,
+                "error": None,
+                **fields,
+            },
+            run_id=self.run_id,
+            model=job.model.name,
+            item_id=job.key,
+            epoch=job.epoch,
+            ok=ok,
+            attempts=attempts,
+            finished=time.time(),
+            item_sha=job.item_sha,
         )
 
     def _served(self, model_id: str | None) -> str | None:

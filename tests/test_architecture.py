@@ -192,7 +192,7 @@ OVERSIZED = {
     "grading.engine": 489,
     "vault.pools": 484,
     "fingerprints": 483,
-    "runner": 461,
+    "runner": 457,
     "mockserver": 448,
 }
 
