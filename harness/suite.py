@@ -42,7 +42,13 @@ class Suite:
     strata: tuple[str, ...] = ()
     public_pool: Path | None = None
     graders: tuple[dict, ...] = ()
-    raw: dict = field(default_factory=dict, repr=False)
+    # settings checked by suite.schema.json, as written there (their keys are documented in README)
+    source: dict = field(default_factory=dict)  # where `pool draw` reads the live stream
+    draw: dict = field(default_factory=dict)  # a draw's defaults: size, stratify, dedupe
+    rotation: dict = field(default_factory=dict)  # when `pool rotate` retires a version
+    license: dict = field(default_factory=dict)  # the source data's licence, embargo_days
+    safeguards: dict | None = None  # thresholds of `holdout check`
+    min_segment_size: int | None = None  # segments smaller than this are suppressed on cards
     marks: dict = field(default_factory=dict, repr=False)
 
     def render(self, item: Item) -> list[tuple[str, str | Sealed]]:
@@ -104,7 +110,12 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
         strata=tuple(data.get("strata", ())),
         public_pool=(file.parent / data["public_pool"]) if "public_pool" in data else None,
         graders=tuple(data.get("graders", ())),
-        raw=data,
+        source=data.get("source") or {},
+        draw=data.get("draw") or {},
+        rotation=data.get("rotation") or {},
+        license=data.get("license") or {},
+        safeguards=data.get("safeguards"),
+        min_segment_size=data.get("min_segment_size"),
         marks=marks,
     )
 

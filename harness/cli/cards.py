@@ -66,7 +66,7 @@ def cmd_scorecard(args) -> int:
         key = signing_key(Vault.open(places.workspace))
         items = ctx.items()
         pool = _pool_summary(ctx)
-        min_size = ctx.config.min_segment_size or ctx.suite.raw.get("min_segment_size") or 10
+        min_size = ctx.config.min_segment_size or ctx.suite.min_segment_size or 10
         report = _build_report(ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite)
         out = _out()
         rows_sha = ctx.store.rows_fingerprint(args.run_id)  # one pass over the store for every card
@@ -83,7 +83,7 @@ def cmd_scorecard(args) -> int:
                     min_segment_size=min_size,
                     seed=args.seed,
                     public=ctx.config.leaderboard_public,
-                    safeguard_settings=ctx.suite.raw.get("safeguards"),
+                    safeguard_settings=ctx.suite.safeguards,
                     report=report,
                     provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab]),
                     rows_sha256=rows_sha,

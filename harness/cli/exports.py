@@ -14,7 +14,7 @@ def _embargo(args, suite, command: str):
     shortened only with --justification."""
     from ..policy import DEFAULT_EMBARGO_DAYS, choose_embargo
 
-    policy_days = (suite.raw.get("license") or {}).get("embargo_days", DEFAULT_EMBARGO_DAYS)
+    policy_days = suite.license.get("embargo_days", DEFAULT_EMBARGO_DAYS)
     return choose_embargo(
         policy_days, args.embargo_days, getattr(args, "justification", None), command
     )

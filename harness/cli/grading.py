@@ -120,7 +120,7 @@ def cmd_check(args) -> int:
     from ..suite import load_suite
 
     places = _places(args)
-    settings = load_suite(args.suite, args.suites_dir).raw.get("safeguards") if args.suite else None
+    settings = load_suite(args.suite, args.suites_dir).safeguards if args.suite else None
     with _run_store(places.workspace, args.run_id) as store:
         heldout = store.run_info(args.run_id)["heldout"]
         if places.config is None and not heldout:  # the config is gone: the outputs alone
@@ -134,7 +134,7 @@ def cmd_check(args) -> int:
             results = check_run(
                 ctx.store,
                 args.run_id,
-                settings or ctx.suite.raw.get("safeguards"),
+                settings or ctx.suite.safeguards,
                 items=ctx.items(),
             )
         finally:

@@ -270,7 +270,7 @@ def cmd_pool_rotate(args) -> int:
     from ..vault.rotation import rotate
 
     suite = load_suite(args.suite, args.suites_dir)
-    policy = suite.raw.get("rotation") or {}
+    policy = suite.rotation
     max_exposure = args.max_exposure or policy.get("max_exposure")
     max_age = _days(args.max_age) or policy.get("max_age_days")
     vault = Vault.open(_places(args).workspace)

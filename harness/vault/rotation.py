@@ -26,8 +26,8 @@ def draw_pool(
     floor: int | None = None,
 ) -> tuple[str, dict]:
     """A new draft version drawn from the source; returns (pool id, report of ids and numbers)."""
-    src = suite.raw.get("source") or {}
-    defaults = suite.raw.get("draw") or {}
+    src = suite.source
+    defaults = suite.draw
     source = source or src.get("data")
     if not source:
         raise ConfigError(
