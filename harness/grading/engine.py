@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from .. import style
 from ..budget import Budget
 from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
@@ -29,116 +27,16 @@ from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..rows import GradeRow
 from ..runner import Runner
-from ..sealed import reveal
 from ..store import Store
 from ..yamlfile import key_path
-from .judges import (
-    model_score,
-    pairwise_messages,
-    parse_rubric,
-    parse_verdict,
-    rubric_messages,
-    rubric_score,
-)
+from .judging import JudgeGrader, PairwiseGrader, RubricGrader
 from .rules import RuleError, RuleGrader
-
-Target = tuple  # (model, item_id, epoch)
-
-
-def judge_key(t: Target) -> str:
-    """The store key of a target's judge calls: the item id first (item ids never contain '|')."""
-    return f"{t[1]}|{t[0]}|{t[2]}"
 
 
 def settings_digest(spec: dict) -> str:
     """A grader's settings as written (judges, criteria, rule), digested: grades made with other
     settings differ."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass
-class JudgeGrader:
-    kind: str  # "rubric" | "pairwise"
-    name: str
-    judges: list[ModelConfig]
-    spec: dict
-    max_attempts: int = 3
-    baseline: str | None = None
-    criteria: list = field(default_factory=list)
-    sha: str = ""  # digest of the grader's settings (set by build_graders)
-
-    def targets(self, outputs: dict) -> list[Target]:
-        if self.kind == "rubric":
-            return sorted(outputs)
-        return sorted(
-            t for t in outputs if t[0] != self.baseline and self._baseline_key(t, outputs)
-        )
-
-    def _baseline_key(self, t: Target, outputs: dict):
-        for key in ((self.baseline, t[1], t[2]), (self.baseline, t[1], 0)):
-            if key in outputs:
-                return key
-        return None
-
-    def slots(self, t: Target) -> list[tuple[ModelConfig, str]]:
-        """(judge, key) of every judge call a target needs."""
-        base = judge_key(t)
-        orders = ("",) if self.kind == "rubric" else ("|0", "|1")
-        return [(j, base + o) for j in self.judges for o in orders]
-
-    def messages(self, key: str, t: Target, outputs: dict, items: dict) -> list:
-        item = items[t[1]]
-        if self.kind == "rubric":
-            return rubric_messages(self.criteria, item.prompt, outputs[t], item.reference)
-        base_out = outputs[self._baseline_key(t, outputs)]
-        # order 0: baseline is A
-        a, b = (base_out, outputs[t]) if key.endswith("|0") else (outputs[t], base_out)
-        return pairwise_messages(item.prompt, a, b)
-
-    def parse(self, text):
-        return parse_rubric(text, self.criteria) if self.kind == "rubric" else parse_verdict(text)
-
-    def combine(self, t: Target, answers: dict, outputs: dict) -> tuple[float, dict]:
-        """The grade of a target from its parsed judge answers (all present)."""
-        if self.kind == "rubric":
-            per_judge = {j.name: answers[(j.name, k)] for j, k in self.slots(t)}
-            scores = {
-                name: rubric_score(a["scores"], self.criteria) for name, a in per_judge.items()
-            }
-            crit = {
-                c["name"]: sum(a["scores"][c["name"]] for a in per_judge.values()) / len(per_judge)
-                for c in self.criteria
-            }
-            conf = [a["confidence"] for a in per_judge.values() if "confidence" in a]
-            detail = {
-                "criteria": crit,
-                "judges": scores,
-                "judge_criteria": {n: a["scores"] for n, a in per_judge.items()},
-                "disagreement": max(scores.values()) - min(scores.values()),
-                "confidence": sum(conf) / len(conf) if conf else None,
-            }
-            return sum(scores.values()) / len(scores), detail
-        verdicts, per_judge, consistent, games = {}, {}, True, []
-        for j in self.judges:
-            base = judge_key(t)
-            v0, v1 = answers[(j.name, base + "|0")], answers[(j.name, base + "|1")]
-            (s0, st0), (s1, st1) = model_score(v0, "B"), model_score(v1, "A")
-            verdicts[j.name] = [v0, v1]
-            per_judge[j.name] = (s0 + s1) / 2
-            consistent &= not ({s0, s1} == {0.0, 1.0})
-            games += [[s0, st0], [s1, st1]]
-        mine = style.features(reveal(outputs[t]))
-        theirs = style.features(reveal(outputs[self._baseline_key(t, outputs)]))
-        detail = {
-            "baseline": self.baseline,
-            "verdicts": verdicts,
-            "judges": per_judge,
-            "consistent": consistent,
-            "games": games,
-            "style": {"model": mine, "baseline": theirs},
-            "style_diff": {k: mine[k] - theirs[k] for k in mine},
-        }
-        return sum(per_judge.values()) / len(per_judge), detail
 
 
 def _judge_config(spec: dict, config: RunConfig, where: str) -> ModelConfig:
@@ -204,8 +102,8 @@ def build_graders(
             judges = [
                 _judge_config(j, config, f"{where}.judges[{n}]") for n, j in enumerate(judge_specs)
             ]
-            g = JudgeGrader(kind, name, judges, body, body.get("max_attempts", 3))
             if kind == "rubric":
+                g = RubricGrader(name, judges, body, body.get("max_attempts", 3))
                 g.criteria = body["criteria"]
                 for c in g.criteria:
                     if c["scale"][0] >= c["scale"][1]:
@@ -214,6 +112,7 @@ def build_graders(
                             "low < high"
                         )
             else:
+                g = PairwiseGrader(name, judges, body, body.get("max_attempts", 3))
                 g.baseline = body["baseline"]
                 if g.baseline not in model_names:
                     raise ConfigError(
