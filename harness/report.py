@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from . import stats, style
-from .store import Store, call_stats
+from .callstats import call_stats
+from .store import Store
 
 STYLE_KEYS = ("length", "headers", "lists", "bold")
 

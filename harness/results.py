@@ -8,8 +8,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .callstats import call_stats
 from .egress import GATE
-from .store import Store, call_stats
+from .store import Store
 
 
 def write_summary(

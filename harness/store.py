@@ -23,61 +23,8 @@ from typing import Iterator
 from .errors import HoldoutError
 from .failpoints import hit
 from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, finish_reason_word
-from .sqlite import Schema, connect, statements
-
-# Version 1: the tables as they were when schema versions began (2026-12-03); the review queue's
-# tables (harness/review) live in this file too.
-TABLES_V1 = """
-CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT PRIMARY KEY, identity TEXT NOT NULL, suite TEXT NOT NULL, pool TEXT NOT NULL,
-  heldout INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL, models TEXT NOT NULL,
-  created REAL NOT NULL, updated REAL NOT NULL, config_file TEXT, identity_doc TEXT);
-CREATE TABLE IF NOT EXISTS calls (
-  run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
-  ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER,
-  output_tokens INTEGER, latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT,
-  error TEXT, finished REAL, item_sha TEXT, served TEXT,
-  PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS length_reference (
-  pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, preference REAL NOT NULL,
-  length_diff REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS length_reference_pool ON length_reference(pool);
-CREATE TABLE IF NOT EXISTS length_reference_sources (
-  pool TEXT PRIMARY KEY, run_id TEXT, grader TEXT, models TEXT, created REAL);
-CREATE TABLE IF NOT EXISTS grades (
-  run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
-  epoch INTEGER NOT NULL, status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
-  PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reviewers (
-  name TEXT PRIMARY KEY, token_hash TEXT, languages TEXT, country TEXT, age_band TEXT,
-  education TEXT, created REAL, token_expires REAL);
-CREATE TABLE IF NOT EXISTS review_sessions (
-  session_hash TEXT PRIMARY KEY, reviewer TEXT, expires REAL);
-CREATE TABLE IF NOT EXISTS assignments (
-  id TEXT PRIMARY KEY, run_id TEXT, model TEXT, item_id TEXT, epoch INTEGER, reviewer TEXT,
-  reason TEXT, gold TEXT, assigned REAL, opened REAL, done REAL, scores TEXT, flag TEXT,
-  comment TEXT, baseline TEXT,
-  UNIQUE (run_id, model, item_id, epoch, reviewer));
-"""
-# Columns added before versions began, which a store written then may lack: (table, column, type).
-COLUMNS_BEFORE_V1 = (
-    ("runs", "identity_doc", "TEXT"),
-    ("calls", "item_sha", "TEXT"),
-    ("grades", "grader_sha", "TEXT"),
-    ("calls", "served", "TEXT"),
-    ("reviewers", "token_expires", "REAL"),
-)
-
-
-def _tables_v1(db: sqlite3.Connection) -> None:
-    for stmt in statements(TABLES_V1):
-        db.execute(stmt)
-    for table, column, kind in COLUMNS_BEFORE_V1:
-        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-
-STORE_SCHEMA = Schema("run store", steps=(_tables_v1,))
+from .sqlite import connect
+from .storeschema import STORE_SCHEMA
 
 
 class NoStore(HoldoutError):
@@ -471,57 +418,3 @@ class Store:
             self.flush()
         finally:
             self.db.close()
-
-
-def call_stats(store: Store, run_id: str) -> dict[str, dict]:
-    """Per model: n, ok, errors by kind, tokens, cost, latency p50/p95. Ids and numbers only, never
-    text."""
-    per: dict[str, dict] = {}
-    for model, ok, kind, fin, tin, tout, lat, cost, attempts in store.db.execute(
-        "SELECT model, ok, error_kind, finish_reason, input_tokens, output_tokens, latency_s, "
-        "cost_usd, attempts "
-        "FROM calls WHERE run_id=?",
-        (run_id,),
-    ):
-        s = per.setdefault(
-            model,
-            {
-                "calls": 0,
-                "ok": 0,
-                "errors": 0,
-                "error_kinds": {},
-                "finish_reasons": {},
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost_usd": 0.0,
-                "attempts": 0,
-                "_lat": [],
-            },
-        )
-        s["calls"] += 1
-        s["attempts"] += attempts or 0
-        s["input_tokens"] += tin or 0
-        s["output_tokens"] += tout or 0
-        s["cost_usd"] += cost or 0.0
-        if ok:
-            s["ok"] += 1
-            s["_lat"].append(lat or 0.0)
-            s["finish_reasons"][fin or "unknown"] = s["finish_reasons"].get(fin or "unknown", 0) + 1
-        else:
-            s["errors"] += 1
-            s["error_kinds"][kind] = s["error_kinds"].get(kind, 0) + 1
-    for s in per.values():
-        lat = sorted(s.pop("_lat"))
-        s["latency_p50_s"] = _quantile(lat, 0.5)
-        s["latency_p95_s"] = _quantile(lat, 0.95)
-        s["cost_usd"] = round(s["cost_usd"], 6)
-    return per
-
-
-def _quantile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    pos = q * (len(sorted_values) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return round(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo), 4)

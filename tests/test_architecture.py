@@ -94,8 +94,8 @@ LAYERS = [
     ("inputs", "config graderspecs suite identity policy pool jobs"),
     (
         "records",
-        "rows store results vault vault.keys vault.ledger vault.pools vault.draw vault.rotation "
-        "vault.runpool",
+        "rows storeschema store callstats results vault vault.keys vault.ledger vault.pools "
+        "vault.draw vault.rotation vault.runpool",
     ),
     (
         "engine",
@@ -188,7 +188,6 @@ def test_no_import_circle():
 
 # Modules written before the 100-column formatter, longer than one idea; each may only shrink.
 OVERSIZED = {
-    "store": 527,
     "vault.pools": 484,
     "fingerprints": 483,
     "runner": 457,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.sqlite import Schema, connect
-from harness.store import STORE_SCHEMA
+from harness.storeschema import STORE_SCHEMA
 from harness.vault.ledger import LEDGER_SCHEMA
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "landed-workspace.tar.gz"

@@ -8,7 +8,7 @@ import secrets
 
 from .. import clock
 from ..sqlite import upgrade
-from ..store import STORE_SCHEMA
+from ..storeschema import STORE_SCHEMA
 
 
 def _hash(secret: str) -> str:

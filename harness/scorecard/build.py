@@ -11,10 +11,11 @@ import time
 from collections import defaultdict
 
 from .. import stats
+from ..callstats import call_stats
 from ..report import build_report, by_headline, headline_metric
 from ..review import quality
 from ..safeguards import check_run
-from ..store import Store, call_stats
+from ..store import Store
 
 SCHEMA_ID = "holdout.scorecard/1"
 

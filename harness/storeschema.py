@@ -1,0 +1,64 @@
+"""The run store's schema as numbered steps (harness/sqlite.Schema): the run, its calls and grades,
+the length reference, and the review queue's tables."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .sqlite import Schema, statements
+
+# Version 1: the tables as they were when schema versions began (2026-12-03); the review queue's
+# tables (harness/review) are in the store's file too.
+TABLES_V1 = """
+CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY, identity TEXT NOT NULL, suite TEXT NOT NULL, pool TEXT NOT NULL,
+  heldout INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL, models TEXT NOT NULL,
+  created REAL NOT NULL, updated REAL NOT NULL, config_file TEXT, identity_doc TEXT);
+CREATE TABLE IF NOT EXISTS calls (
+  run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
+  ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, input_tokens INTEGER,
+  output_tokens INTEGER, latency_s REAL, cost_usd REAL, attempts INTEGER, error_kind TEXT,
+  error TEXT, finished REAL, item_sha TEXT, served TEXT,
+  PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS length_reference (
+  pool TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, preference REAL NOT NULL,
+  length_diff REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS length_reference_pool ON length_reference(pool);
+CREATE TABLE IF NOT EXISTS length_reference_sources (
+  pool TEXT PRIMARY KEY, run_id TEXT, grader TEXT, models TEXT, created REAL);
+CREATE TABLE IF NOT EXISTS grades (
+  run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL,
+  epoch INTEGER NOT NULL, status TEXT NOT NULL, score REAL, detail TEXT, grader_sha TEXT,
+  PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reviewers (
+  name TEXT PRIMARY KEY, token_hash TEXT, languages TEXT, country TEXT, age_band TEXT,
+  education TEXT, created REAL, token_expires REAL);
+CREATE TABLE IF NOT EXISTS review_sessions (
+  session_hash TEXT PRIMARY KEY, reviewer TEXT, expires REAL);
+CREATE TABLE IF NOT EXISTS assignments (
+  id TEXT PRIMARY KEY, run_id TEXT, model TEXT, item_id TEXT, epoch INTEGER, reviewer TEXT,
+  reason TEXT, gold TEXT, assigned REAL, opened REAL, done REAL, scores TEXT, flag TEXT,
+  comment TEXT, baseline TEXT,
+  UNIQUE (run_id, model, item_id, epoch, reviewer));
+"""
+
+
+# Columns added before versions began, which a store written then may lack: (table, column, type).
+COLUMNS_BEFORE_V1 = (
+    ("runs", "identity_doc", "TEXT"),
+    ("calls", "item_sha", "TEXT"),
+    ("grades", "grader_sha", "TEXT"),
+    ("calls", "served", "TEXT"),
+    ("reviewers", "token_expires", "REAL"),
+)
+
+
+def _tables_v1(db: sqlite3.Connection) -> None:
+    for stmt in statements(TABLES_V1):
+        db.execute(stmt)
+    for table, column, kind in COLUMNS_BEFORE_V1:
+        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+STORE_SCHEMA = Schema("run store", steps=(_tables_v1,))
