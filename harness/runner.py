@@ -10,13 +10,10 @@ straight to disk. Ctrl-C stops new calls, lets calls in flight finish for a grac
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
-
-from tenacity import AsyncRetrying, retry_if_exception
 
 from .budget import Budget
 from .config import ModelConfig
@@ -33,6 +30,7 @@ from .providers import (
     Request,
 )
 from .providers.make import make_provider
+from .retries import Tries, with_retries
 from .rows import CallRow
 from .sealed import reveal
 from .store import Store
@@ -53,21 +51,6 @@ class Outcome:
     pacing: dict = field(default_factory=dict)  # lane name -> Pacer.report()
     # error kind -> calls that ended with it this attempt
     error_kinds: dict = field(default_factory=dict)
-
-
-def _wait_for(exc: BaseException | None, attempt_number: int) -> float:
-    """Honour Retry-After when the provider gives one, else exponential backoff with full jitter."""
-    if isinstance(exc, ProviderError) and exc.retry_after is not None:
-        return exc.retry_after * (1 + 0.1 * random.random())
-    return random.uniform(0, min(30.0, 0.5 * 2 ** (attempt_number - 1)))
-
-
-def _wait(retry_state) -> float:
-    return _wait_for(retry_state.outcome.exception(), retry_state.attempt_number + 1)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ProviderError) and exc.retryable
 
 
 async def _nothing_to_record(item_id: str, provider: str, model: str, role: str = "model") -> None:
@@ -300,49 +283,28 @@ class Runner:
         return c
 
     async def _call(self, lane: Lane, request: Request, job: Job, tokens: int) -> CallRow:
-        """The first attempt is a plain call (the common case costs no retry machinery); after a
-        retryable failure tenacity takes over. A 429 is the provider pacing us, not a fault of the
-        item: a call may hear `rate_limit_retries` of them on top of max_attempts tries for other
-        failures."""
+        """The call, retried by the one policy (harness/retries.py), as its row."""
         started = time.perf_counter()
         cfg = lane.provider.config
-        attempts = 1
+        tries = Tries()
         try:
-            try:
-                c = await self._attempt(lane, request, job, tokens)
-            except ProviderError as first:
-                if not first.retryable:
-                    raise
-                failures = {
-                    "other": int(first.kind != "rate_limited"),
-                    "rate_limited": int(first.kind == "rate_limited"),
-                }
-
-                def stop(state) -> bool:
-                    exc = state.outcome.exception()
-                    kind = "rate_limited" if getattr(exc, "kind", "") == "rate_limited" else "other"
-                    failures[kind] += 1
-                    return (
-                        failures["other"] >= cfg.max_attempts
-                        or failures["rate_limited"] > cfg.rate_limit_retries
-                    )
-
-                if failures["rate_limited"] > cfg.rate_limit_retries:
-                    raise
-                first_wait = _wait_for(first, 1)
-                await asyncio.sleep(first_wait)
-                retrying = AsyncRetrying(
-                    stop=stop, wait=_wait, retry=retry_if_exception(_retryable), reraise=True
-                )
-                async for attempt in retrying:
-                    with attempt:
-                        attempts += 1
-                        c = await self._attempt(lane, request, job, tokens)
+            c = await with_retries(
+                lambda: self._attempt(lane, request, job, tokens),
+                max_attempts=cfg.max_attempts,
+                rate_limit_retries=cfg.rate_limit_retries,
+                tries=tries,
+            )
         except ProviderError as e:
             latency = time.perf_counter() - started
             return self._row(
-                job, ok=False, attempts=attempts, latency_s=latency, error_kind=e.kind, error=str(e)
+                job,
+                ok=False,
+                attempts=tries.count,
+                latency_s=latency,
+                error_kind=e.kind,
+                error=str(e),
             )
+        attempts = tries.count
         price = job.model.price
         cost = price.cost(c.input_tokens, c.output_tokens) if price else 0.0
         answered = {
