@@ -83,6 +83,8 @@ class Runner:
         self.grace_s = grace_s
         self.outcome = Outcome()
         self.stopping = asyncio.Event()
+        # the budget admits nothing more: no new call starts, but the calls it admitted are sent
+        self.budget_full = asyncio.Event()
         self.done: set = set()
         self._flush_scheduled = False
         self.write_error: Exception | None = None
@@ -139,7 +141,7 @@ class Runner:
                 continue
             if (job.model.name, job.key, job.epoch) in self.done:
                 continue
-            if self.stopping.is_set() or self._given_up(lane):
+            if self.stopping.is_set() or self.budget_full.is_set() or self._given_up(lane):
                 self.outcome.not_started += 1
             else:
                 await queue.put(job)
@@ -148,8 +150,8 @@ class Runner:
 
     async def _supervise(self, tasks: set) -> None:
         """Wait for producer and workers. A crash in any of them stops the rest and propagates; once
-        stopping (Ctrl-C, budget), calls in flight get `grace_s` seconds before they are
-        cancelled."""
+        stopping (Ctrl-C, a provider billing past the cap), calls in flight get `grace_s` seconds
+        before they are cancelled. A full budget is not a stop: what it admitted is sent."""
         loop = asyncio.get_running_loop()
         stop_seen = None
         while tasks:
@@ -172,7 +174,7 @@ class Runner:
     async def _worker(self, lane: Lane, queue: asyncio.Queue) -> None:
         cfg = lane.provider.config
         while (job := await queue.get()) is not None:
-            if self.stopping.is_set() or self._given_up(lane):
+            if self.stopping.is_set() or self.budget_full.is_set() or self._given_up(lane):
                 self.outcome.not_started += 1
                 continue
             model = job.model
@@ -184,7 +186,7 @@ class Runner:
             if not self.budget.reserve(worst):
                 self.outcome.not_started += 1
                 self.outcome.budget_stop = True
-                self.stopping.set()
+                self.budget_full.set()
                 continue
             request = Request(
                 job.item_id, model.model, job.messages, model.request_params(), cfg.timeout_s

@@ -249,6 +249,28 @@ def priced_config(url, budget):
     )
 
 
+def test_a_budget_admits_every_call_it_reserved_even_while_they_wait_for_the_pace(
+    project, cli, mock_server
+):
+    """Each call costs exactly its worst case (output priced only, every answer as long as its cap),
+    so $0.50 admits floor(0.50 / 0.04096) = 12 calls. Paced at 10 a second, most of the 12 wait for
+    their slot when the 13th is refused: they were within the budget and are sent all the same (a
+    budget stop starts nothing new; it does not drop what it admitted)."""
+    project.suite(n=40)
+    mock_server.behaviour.output_tokens = 100_000
+    path = project.config(
+        f"suite: mini\nbudget_usd: 0.50\nproviders:\n  mock:\n    type: openai-compatible\n"
+        f"    base_url: {mock_server.url}/v1\n    api_key_env: MOCK_KEY\n    concurrency: 16\n"
+        "    rpm: 600\nmodels:\n  - provider: mock\n    model: m\n"
+        "    price: {input_per_mtok: 0.0, output_per_mtok: 10.0}\n"
+    )
+    code, _, err = cli("run", path, "-q")
+    assert code == 3 and "Budget reached" in err
+    worst = DEFAULT_MAX_TOKENS * 10.0 / 1e6
+    assert mock_server.stats.ok == int(0.50 // worst) == 12
+    assert abs(project.summary("run")["models"]["m"]["cost_usd"] - 12 * worst) < 1e-9
+
+
 def test_budget_holds_against_a_server_reporting_long_outputs(project, cli, mock_server):
     project.suite(n=200)
     mock_server.behaviour.output_tokens = 100_000  # every answer as long as the model is allowed
