@@ -248,3 +248,27 @@ def test_the_error_tree_names_every_error_a_person_reads():
         grew = bool(found)
     assert len(errors) >= 10  # the walk found the tree (a walk that finds nothing checks nothing)
     assert [e for e in sorted(errors) if f" {e} " not in tree] == []
+
+
+def test_the_stated_api_exists():
+    """harness/__init__.py names the entry points for programs; each must be there to be called."""
+    import importlib
+    import re
+
+    import harness
+
+    named = re.findall(r"^\s+(harness(?:\.\w+)+)\(", harness.__doc__, flags=re.M)
+    assert len(named) >= 8
+    for dotted in named:
+        parts = dotted.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+            assert callable(obj), dotted
+            break
+        else:
+            raise AssertionError(f"{dotted} cannot be imported")
