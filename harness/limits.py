@@ -58,16 +58,17 @@ class Pacer:
     # Retry-After is rounded: a request sent a millisecond early is a wasted 429
     PAUSE_MARGIN_S = 0.01
     CUT = 0.95  # rate cap after an unadvertised 429, as a fraction of the recent success rate
-    # per second of successes, the cap grows by this fraction of itself up to the
+    # per second of successes, the cap grows by this fraction of itself up to the rate last
+    # accepted (NEAR), and by this much beyond it (FAR: probing for more)
     GROWTH_NEAR = 0.01
-    GROWTH_FAR = 0.05  # rate last accepted, and by this much beyond it (probing for more)
+    GROWTH_FAR = 0.05
     RECENT = 50  # answers remembered to tell a limit from sporadic 429s ...
     DENSE = 10  # ... a limit: this many 429s among them (a few percent are a gateway's hiccups)
     # two counts whose resets are this close are of one window (latency moves them)
     SAME_WINDOW_S = 0.05
-    # our share of the key is measured over this long: long enough to average out a
+    # our share of the key is measured over this long: long enough to average out a window's
+    # counts, short enough to notice within a second that another process is done
     SHARE_HORIZON_S = 1.0
-    # window's counts, short enough to notice within a second that another process is done
 
     def __init__(
         self,

@@ -77,10 +77,10 @@ class MockBehaviour:
     fault_models: dict = field(default_factory=dict)
     # model name -> the model id the response says (a gateway alias)
     served_as: dict = field(default_factory=dict)
-    # model name -> the upstream a gateway names: "provider" in the
+    # model name -> the upstream a gateway names (in the body, or LiteLLM's header: upstream_header)
     upstreams: dict = field(default_factory=dict)
-    upstream_header: bool = False  # body (OpenRouter), or LiteLLM's x-litellm-model-api-base header
-    # model name -> its own req/s (a gateway's deployment), apart
+    upstream_header: bool = False
+    # model name -> its own req/s (a gateway's deployment), apart from the server's
     model_rate_limits: dict = field(default_factory=dict)
 
 

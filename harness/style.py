@@ -43,9 +43,10 @@ def _token_pattern() -> re.Pattern:
 def features(text: str) -> dict:
     """Counts for one answer (markdown inside code blocks is not markdown, as in Arena-Hard)."""
     body = text
-    # Arena-Hard's remove_pattern, exactly: each fenced block's inside
+    # Arena-Hard's remove_pattern, exactly: each fenced block's inside is removed wherever it
+    # occurs (the fences stay)
     for inside in _CODE.findall(text):
-        body = body.replace(inside, "")  # is removed wherever it occurs (the fences stay)
+        body = body.replace(inside, "")
     tokens = len(
         re.findall(r"\w+|[^\w\s]", text) if text.isascii() else _token_pattern().findall(text)
     )

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -105,3 +108,56 @@ def test_a_failed_step_leaves_the_file_at_its_version(tmp_path):
         assert db.execute("PRAGMA user_version").fetchone()[0] == 1
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"a"}  # the half-made step is rolled back
+
+
+OPEN_STORE = """
+import sys
+from pathlib import Path
+from harness.store import Store
+sys.stdin.readline()                       # start together
+Store(Path(sys.argv[1])).close()
+"""
+
+
+def test_four_processes_opening_an_old_store_at_once_upgrade_it_once(tmp_path):
+    """A store from before versions, missing columns added later (calls.served, grades.grader_sha):
+    four processes open it at the same moment; each succeeds and the columns are added once."""
+    path = tmp_path / "store.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE calls (run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, "
+            "epoch INTEGER NOT NULL, ok INTEGER NOT NULL, output BLOB, finish_reason TEXT, "
+            "input_tokens INTEGER, output_tokens INTEGER, latency_s REAL, cost_usd REAL, "
+            "attempts INTEGER, error_kind TEXT, error TEXT, finished REAL, "
+            "PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;"
+            "CREATE TABLE grades (run_id TEXT NOT NULL, grader TEXT NOT NULL, model TEXT NOT NULL, "
+            "item_id TEXT NOT NULL, epoch INTEGER NOT NULL, status TEXT NOT NULL, score REAL, "
+            "detail TEXT, PRIMARY KEY (run_id, grader, model, item_id, epoch)) WITHOUT ROWID;"
+            "INSERT INTO calls VALUES ('r', 'm', 'q1', 0, 1, 'an answer', 'stop', 1, 2, 0.1, 0.0, "
+            "1, NULL, NULL, 1.0);"
+        )
+    root = Path(__file__).resolve().parent.parent
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STORE, str(path)],
+            cwd=root,
+            text=True,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert _version(path) == STORE_SCHEMA.version
+    with sqlite3.connect(path) as db:
+        calls = [r[1] for r in db.execute("PRAGMA table_info(calls)")]
+        grades = [r[1] for r in db.execute("PRAGMA table_info(grades)")]
+        assert db.execute("SELECT output, served FROM calls").fetchall() == [("an answer", None)]
+    assert calls.count("served") == 1 and calls.count("item_sha") == 1
+    assert grades.count("grader_sha") == 1
