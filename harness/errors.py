@@ -12,7 +12,8 @@ escapes is a bug (exit 1, the traceback through the egress gate).
         RunBusy                   another process holds this run (runlock)
         EgressRefused             the egress gate refused a write (egress)
 
-Not for people, so not in the tree: ProviderError (one failed call, recorded in its row by kind),
+Not for people, so not in the tree: ProviderError (one failed call, recorded in its row by its
+`callkinds.Kind`, a constant per kind, which also says whether it stops a provider or a model),
 NotSent (a call the runner did not send), SealedError (code tried to serialize sealed text: a
 bug), FailpointCrash (tests only)."""
 

@@ -24,31 +24,7 @@ from typing import Callable
 
 from aiohttp import web
 
-FAULTS = (
-    "429",
-    "429_bare",
-    "500",
-    "503",
-    "reset",
-    "hang",
-    "garbled",
-    "truncated",
-    "empty",
-    "content_filter",
-    "context_length",
-    "model_not_found",
-    "content_filter_400",
-    "refusal",
-)
-# structured errors as the providers send them: (status, OpenAI error.code, Anthropic error.type);
-# the message
-# quotes the prompt, as real ones sometimes do, so tests can check that it never gets out
-CODED = {
-    "context_length": (400, "context_length_exceeded", "invalid_request_error"),
-    "model_not_found": (404, "model_not_found", "not_found_error"),
-    "content_filter_400": (400, "content_filter", "invalid_request_error"),
-}
-
+from . import mockreplies as replies
 
 OPENAI_PREFIXES = ("/v1", "/openai/v1", "/v1beta/openai", "/api/v1")
 
@@ -138,8 +114,7 @@ class MockServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         # at the real endpoints' paths: /v1, Azure's /openai/v1, Gemini's /v1beta/openai,
-        # OpenRouter's /api/v1
-        # (any other path is a wrong base URL: 404)
+        # OpenRouter's /api/v1 (any other path is a wrong base URL: 404)
         for prefix in OPENAI_PREFIXES:
             app.router.add_post(f"{prefix}/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
@@ -215,7 +190,7 @@ class MockServer:
             return b.faults[self._fault_turn % len(b.faults)]
         return None
 
-    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:  # noqa: C901
+    async def _handle(self, request: web.Request, api: str) -> web.StreamResponse:
         b, s = self.behaviour, self.stats
         try:
             body = await request.json()
@@ -236,116 +211,24 @@ class MockServer:
             fault = b.fault_models.get(model) or self._choose_fault(model)
             if fault:
                 s.faults[fault] += 1
-                if fault in ("429", "429_bare"):
-                    # Retry-After in whole seconds, and OpenAI's retry-after-ms for the exact
-                    # remainder
-                    wait = b.retry_after_s
-                    if (
-                        self._limit_of(model)[1] is not None
-                        and fault == "429"
-                        and model not in b.fault_models
-                    ):
-                        wait = max(0.05, 1.0 - (time.monotonic() % 1.0))
-                    headers = (
-                        {
-                            "retry-after": str(max(1, round(wait))),
-                            "retry-after-ms": str(int(wait * 1000)),
-                        }
-                        if fault == "429"
-                        else {}
-                    )
-                    headers.update(self._limit_headers(api, model))
-                    return web.json_response(
-                        {"error": {"message": "rate limited", "type": "rate_limit_error"}},
-                        status=429,
-                        headers=headers,
-                    )
-                if fault in CODED:
-                    status, code, anthropic_type = CODED[fault]
-                    message = f"{code}: the request could not be served: {prompt[:200]}"
-                    error = (
-                        {
-                            "message": message,
-                            "type": "invalid_request_error",
-                            "param": "messages",
-                            "code": code,
-                        }
-                        if api == "openai"
-                        else {
-                            "type": "error",
-                            "error": {"type": anthropic_type, "message": message},
-                        }
-                    )
-                    return web.json_response(
-                        {"error": error} if api == "openai" else error, status=status
-                    )
-                if fault == "refusal" and api == "openai":
-                    s.ok += 1
-                    return web.json_response(
-                        {
-                            "id": "chatcmpl-mock",
-                            "object": "chat.completion",
-                            "model": model,
-                            "choices": [
-                                {
-                                    "index": 0,
-                                    "finish_reason": "stop",
-                                    "message": {
-                                        "role": "assistant",
-                                        "content": None,
-                                        "refusal": "I can't help with that.",
-                                    },
-                                }
-                            ],
-                            "usage": {"prompt_tokens": 5, "completion_tokens": 6},
-                        }
-                    )
-                if fault.isdigit():
-                    return web.json_response(
-                        {"error": {"message": "server error", "type": "server_error"}},
-                        status=int(fault),
-                    )
-                if fault == "reset":
-                    request.transport.abort()
-                    return web.Response(status=500)
-                if fault == "hang":
-                    await asyncio.sleep(b.hang_s)
-                if fault == "no_choices":
-                    return web.json_response(
-                        {
-                            "id": "chatcmpl-mock",
-                            "object": "chat.completion",
-                            "choices": [],
-                            "usage": {"prompt_tokens": 1, "completion_tokens": 0},
-                        }
-                    )
-                if fault == "garbled":
-                    return web.Response(
-                        body=b"<html>upstream error: not json",
-                        status=200,
-                        content_type="application/json",
-                    )
-                if fault == "truncated":
-                    resp = web.StreamResponse(
-                        status=200,
-                        headers={"Content-Type": "application/json", "Content-Length": "4000"},
-                    )
-                    await resp.prepare(request)
-                    await resp.write(b'{"id": "x", "choices": [{"mess')
-                    request.transport.abort()
-                    return resp
+                failed = await self._fault(request, api, fault=fault, model=model, prompt=prompt)
+                if failed is not None:
+                    return failed
             delay = b.latency_s + (self.rng.uniform(-b.jitter_s, b.jitter_s) if b.jitter_s else 0.0)
             if delay > 0:
                 await asyncio.sleep(delay)
             text = None if fault in ("empty", "content_filter") else self._reply(api, body, prompt)
-            finish = "content_filter" if fault == "content_filter" else "stop"
             s.ok += 1
-            answer, headers = (
-                self._format(
-                    api, b.served_as.get(model, model), body, text=text or "", finish=finish
-                ),
-                self._limit_headers(api, model),
+            answer = replies.completion(
+                api,
+                model=b.served_as.get(model, model),
+                body=body,
+                text=text or "",
+                finish="content_filter" if fault == "content_filter" else "stop",
+                output_tokens=b.output_tokens,
+                honour_max_tokens=b.honour_max_tokens,
             )
+            headers = self._limit_headers(api, model)
             if model in b.upstreams and b.upstream_header:
                 headers["x-litellm-model-api-base"] = f"https://{b.upstreams[model]}/v1"
             elif model in b.upstreams:
@@ -354,6 +237,39 @@ class MockServer:
         finally:
             self._track(-1)
 
+    async def _fault(
+        self, request: web.Request, api: str, *, fault: str, model: str, prompt: str
+    ) -> web.StreamResponse | None:
+        """The response a fault sends instead of an answer; None for the faults that still answer
+        (after a hang, or with an empty or filtered completion)."""
+        b = self.behaviour
+        if fault in ("429", "429_bare"):
+            wait = None
+            if fault == "429":
+                windowed = self._limit_of(model)[1] is not None and model not in b.fault_models
+                # a per-second window: retry when the next second starts
+                wait = max(0.05, 1.0 - (time.monotonic() % 1.0)) if windowed else b.retry_after_s
+            return replies.rate_limited(wait_s=wait, headers=self._limit_headers(api, model))
+        if fault in replies.CODED:
+            return replies.coded_error(fault, api=api, prompt=prompt)
+        if fault == "refusal" and api == "openai":
+            self.stats.ok += 1
+            return replies.refusal(model)
+        if fault.isdigit():
+            return replies.server_error(int(fault))
+        if fault == "reset":
+            request.transport.abort()
+            return web.Response(status=500)
+        if fault == "hang":
+            await asyncio.sleep(b.hang_s)
+        if fault == "no_choices":
+            return replies.no_choices()
+        if fault == "garbled":
+            return replies.garbled()
+        if fault == "truncated":
+            return await replies.truncated(request)
+        return None
+
     def _reply(self, api: str, body: dict, prompt: str) -> str:
         b = self.behaviour
         if b.responder is not None:
@@ -361,47 +277,6 @@ class MockServer:
             if text is not None:
                 return text
         return prompt if b.reply == "echo" else b.reply
-
-    def _format(self, api: str, model: str, body: dict, *, text: str, finish: str) -> dict:
-        prompt_chars = sum(
-            len(m.get("content") if isinstance(m.get("content"), str) else "")
-            for m in body.get("messages") or []
-        ) + len(body.get("system") or "")
-        tin, tout = prompt_chars // 4 + 1, len(text) // 4 + 1 if text else 0
-        b = self.behaviour
-        if b.output_tokens is not None and text:
-            cap = body.get("max_tokens") or body.get("max_completion_tokens")
-            tout = min(b.output_tokens, cap) if (cap and b.honour_max_tokens) else b.output_tokens
-            finish = "length" if cap and tout >= cap else finish
-        if api == "openai":
-            return {
-                "id": "chatcmpl-mock",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "finish_reason": finish,
-                        "message": {"role": "assistant", "content": text},
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": tin,
-                    "completion_tokens": tout,
-                    "total_tokens": tin + tout,
-                },
-            }
-        return {
-            "id": "msg_mock",
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [{"type": "text", "text": text}] if text else [],
-            "stop_reason": "refusal" if finish == "content_filter" else "end_turn",
-            "stop_sequence": None,
-            "usage": {"input_tokens": tin, "output_tokens": tout},
-        }
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, port: int = 0) -> str:

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, retry_if_exception
 
-from .providers import ProviderError
+from .providers import Kind, ProviderError
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ async def with_retries(
             raise
         failures = {
             "other": int(first.kind != "rate_limited"),
-            "rate_limited": int(first.kind == "rate_limited"),
+            "rate_limited": int(first.kind == Kind.RATE_LIMITED),
         }
         if failures["rate_limited"] > rate_limit_retries:
             raise

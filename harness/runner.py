@@ -26,6 +26,7 @@ from .providers import (
     ITEM_KINDS,
     LANE_FATAL_KINDS,
     Completion,
+    Kind,
     ProviderError,
     Request,
 )
@@ -247,14 +248,14 @@ class Runner:
                         c: Completion = await lane.provider.complete(request)
                 except TimeoutError:
                     raise ProviderError(
-                        "timeout", "no answer within the timeout", retryable=True
+                        Kind.TIMEOUT, "no answer within the timeout", retryable=True
                     ) from None
             except ProviderError as e:
-                if e.kind == "timeout":
+                if e.kind == Kind.TIMEOUT:
                     pacer.timeouts_in_a_row += 1
                     if pacer.timeouts_in_a_row >= cfg.max_consecutive_timeouts:
                         raise ProviderError(
-                            "hung",
+                            Kind.HUNG,
                             f"{pacer.timeouts_in_a_row} attempts in a row got no answer within "
                             f"{cfg.timeout_s:g} s",
                             retryable=False,
@@ -262,7 +263,7 @@ class Runner:
                 else:
                     pacer.timeouts_in_a_row = 0
                 # first: a 429 before the limit was known is not over it
-                if e.kind == "rate_limited":
+                if e.kind == Kind.RATE_LIMITED:
                     pacer.on_rate_limited(e.retry_after)
                 pacer.on_advertised(e.limits, request=request_number)
                 raise
@@ -280,7 +281,7 @@ class Runner:
                 role="upstream",
             )
         if not c.text and c.finish_reason not in ("content_filter", "refusal"):
-            raise ProviderError("empty", "the completion was empty", retryable=True)
+            raise ProviderError(Kind.EMPTY, "the completion was empty", retryable=True)
         pacer.on_success()
         return c
 
@@ -321,7 +322,7 @@ class Runner:
                 job,
                 ok=False,
                 attempts=attempts,
-                error_kind="content_filter",
+                error_kind=Kind.CONTENT_FILTER,
                 error="the provider's content filter refused",
                 **answered,
             )

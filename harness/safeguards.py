@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import nearcopy
+from .callkinds import Kind
 from .sealed import reveal
 from .textnorm import normalize
 
@@ -179,7 +180,7 @@ def truncated(outputs: list[Output], threshold: float, min_outputs: int = 1) -> 
         threshold,
         min_outputs,
     )
-    res["empty"] = sum(o.error_kind == "empty" for o in outputs)
+    res["empty"] = sum(o.error_kind == Kind.EMPTY for o in outputs)
     return res
 
 
@@ -187,7 +188,7 @@ def refusals(outputs: list[Output], threshold: float, min_outputs: int = 1) -> d
     ids = [
         o.item_id
         for o in outputs
-        if o.error_kind == "content_filter"
+        if o.error_kind == Kind.CONTENT_FILTER
         or (o.text is not None and REFUSAL.search(reveal(o.text)[:200]))
     ]
     return _result(ids, len(outputs), threshold, min_outputs)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from .callkinds import ITEM_KINDS
 from .errors import HoldoutError
 from .failpoints import hit
 from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, finish_reason_word
@@ -222,8 +223,8 @@ class Store:
         return set(
             self.db.execute(
                 "SELECT model, item_id, epoch FROM calls WHERE run_id=? AND (ok=1 OR error_kind IN "
-                "('content_filter', 'context_length'))",
-                (run_id,),
+                f"({', '.join('?' * len(ITEM_KINDS))}))",
+                (run_id, *sorted(ITEM_KINDS)),
             )
         )
 

@@ -3,6 +3,7 @@ traceback; every message names the file (and the line or item id) and what is wr
 
 import json
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -192,3 +193,12 @@ def test_reviewer_submissions_are_validated_with_clear_messages(form):
         raise AssertionError("another reviewer could submit")
     except PermissionError:
         pass
+
+
+def test_an_unknown_mock_server_fault_is_refused_by_name(capsys):
+    """A typo in --faults would otherwise serve answers and make a fault test pass for nothing."""
+    with pytest.raises(SystemExit) as exit:
+        main(["mock-server", "--faults", "500,garbeld", "--port", "0"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "garbeld" in err and "garbled" in err

@@ -11,7 +11,8 @@ import time
 import pytest
 from conftest import holdout_subprocess
 
-from harness.mockserver import FAULTS, MockBehaviour, MockServer
+from harness.mockreplies import FAULTS
+from harness.mockserver import MockBehaviour, MockServer
 
 KNOWN_ERROR_KINDS = {
     "timeout",

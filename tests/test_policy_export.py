@@ -272,6 +272,7 @@ ALLOWED_WRITERS = {
     "egress.py": "the egress gate: every file outside the vault",
     "vault/pools.py": "encrypted pools, signed manifests, the index (inside the vault)",
     "vault/keys.py": "the vault key file (0600)",
+    "vault/files.py": "atomic and signed writes for the vault modules (the only ones to import it)",
     "scorecard/sign.py": "the encrypted scorecard signing key (inside the vault)",
     "runlock.py": "who holds a run's lock (a pid, a command name, a time), in the workspace",
     "keylane.py": "a key's shared send times and count (no text, no key), in the user's runtime "
@@ -326,4 +327,11 @@ def test_no_code_path_writes_files_outside_the_gate_and_the_vault():
                 and not (rel == "cli/__init__.py" and name == "FileHandler")
             ):
                 offenders.append(f"{rel}:{node.lineno}: {name}")
+        for node in ast.walk(tree):  # the vault's file writer serves the vault alone
+            if isinstance(node, ast.ImportFrom) and not rel.startswith("vault/"):
+                if (node.module or "").endswith("vault.files") or (
+                    (node.module or "").endswith("vault")
+                    and any(a.name == "files" for a in node.names)
+                ):
+                    offenders.append(f"{rel}:{node.lineno}: imports vault.files")
     assert offenders == []

@@ -40,7 +40,7 @@ def cmd_vault_verify(args) -> int:
 
     vault = Vault.open(_places(args).workspace)
     problems = vault.verify()
-    index = vault._read_signed(vault.dir / "index.json")
+    index = vault.index_as_written()
     summary = {
         "intact": not problems,
         "problems": problems,

@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    """--faults: each a fault the mock knows or an HTTP status."""
+    from ..mockreplies import FAULTS
+
+    faults = tuple(f.strip() for f in text.split(",") if f.strip())
+    known = (*FAULTS, "no_choices")
+    unknown = [f for f in faults if f not in known and not (f.isdigit() and len(f) == 3)]
+    if unknown or not faults:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault(s) {', '.join(unknown) or '(none given)'}: expected an HTTP status "
+            f"(500, 429 ...) or one of {', '.join(known)}"
+        )
+    return faults
+
 
 def cmd_mock_server(args) -> int:
     from ..mockserver import MockBehaviour, serve_forever
@@ -16,7 +33,7 @@ def cmd_mock_server(args) -> int:
             advertise_limits=not args.no_limit_headers,
             max_concurrency=args.max_concurrency,
             error_rate=args.error_rate,
-            faults=tuple(f for f in args.faults.split(",") if f),
+            faults=args.faults,
             retry_after_s=args.retry_after,
         ),
     )
@@ -55,10 +72,12 @@ def register(sub) -> None:
     )
     sp.add_argument(
         "--faults",
-        default="500",
+        type=_faults,
+        default=("500",),
         help="comma-separated faults taken in turn at --error-rate: an HTTP "
-        "status (500, 429, 400 ...), reset, hang, garbled, truncated, empty, no_choices, "
-        "content_filter",
+        "status (500, 429, 400 ...), 429_bare (no Retry-After), reset, hang, garbled, truncated, "
+        "empty, no_choices, content_filter, content_filter_400, context_length, model_not_found, "
+        "refusal",
     )
     sp.add_argument(
         "--retry-after", type=float, default=1.0, help="the Retry-After of a 429 fault, in seconds"

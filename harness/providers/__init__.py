@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..callkinds import FATAL_KINDS, ITEM_KINDS, LANE_FATAL_KINDS, Kind
 from ..config import ProviderConfig
 from ..sealed import Sealed
 
@@ -66,7 +67,7 @@ class ProviderError(Exception):
 
     def __init__(
         self,
-        kind: str,
+        kind: Kind | str,
         detail: str = "",
         *,
         retryable: bool,
@@ -93,22 +94,14 @@ class Provider:
         pass
 
 
-__all__ = ["Request", "Completion", "Provider", "ProviderError", "Sealed"]
-
-
-# about the key: no point sending more to any model of this provider
-FATAL_KINDS = {
-    "auth",
-    "forbidden",
-    "quota",
-}
-
-
-LANE_FATAL_KINDS = {"hung", "model_not_found"}  # about one model: no point sending more to it
-
-
-# about one item, not the provider: never a reason to stop it
-ITEM_KINDS = {
-    "content_filter",
-    "context_length",
-}
+__all__ = [
+    "Request",
+    "Completion",
+    "Provider",
+    "ProviderError",
+    "Sealed",
+    "Kind",
+    "FATAL_KINDS",
+    "LANE_FATAL_KINDS",
+    "ITEM_KINDS",
+]

@@ -8,7 +8,7 @@ import httpx2
 import openai
 
 from ..sealed import reveal
-from . import Completion, Provider, ProviderError, Request, model_id
+from . import Completion, Kind, Provider, ProviderError, Request, model_id
 from ._sdk import advertised_limits, http_client, map_error, upstream
 
 
@@ -49,7 +49,7 @@ class OpenAIProvider(Provider):
             )
             body = raw.json()
             if not body.get("choices"):
-                raise ProviderError("empty", "the response had no choices", retryable=True)
+                raise ProviderError(Kind.EMPTY, "the response had no choices", retryable=True)
             choice = body["choices"][0]
             usage = body.get("usage") or {}
             message = choice.get("message") or {}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..sealed import reveal
-from . import Completion, Provider, ProviderError, Request
+from . import Completion, Kind, Provider, ProviderError, Request
 
 
 def _answer(obj: dict) -> tuple[str, str]:
@@ -59,7 +59,7 @@ class ReplayProvider(Provider):
             await asyncio.sleep(self.config.latency_ms / 1000)
         if request.item_id not in answers:
             raise ProviderError(
-                "not_found", f"no recorded answer for item {request.item_id}", retryable=False
+                Kind.NOT_FOUND, f"no recorded answer for item {request.item_id}", retryable=False
             )
         text = answers[request.item_id]
         prompt_chars = sum(len(reveal(c)) for _, c in request.messages)

@@ -13,7 +13,8 @@ import urllib.parse
 
 import httpx2
 
-from . import Advertised, ProviderError, model_id
+from ..callkinds import NOT_RETRYABLE
+from . import Advertised, Kind, ProviderError, model_id
 
 
 def http_client(sdk, concurrency: int, timeout_s: float):
@@ -141,19 +142,19 @@ def map_error(sdk, e: Exception) -> ProviderError:
         kind, detail, retryable = cause
         return ProviderError(kind, detail, retryable=retryable)
     if isinstance(e, sdk.APITimeoutError):
-        return ProviderError("timeout", "no answer within the timeout", retryable=True)
+        return ProviderError(Kind.TIMEOUT, "no answer within the timeout", retryable=True)
     if isinstance(e, sdk.APIConnectionError):
-        return ProviderError("connection", type(e.__cause__ or e).__name__, retryable=True)
+        return ProviderError(Kind.CONNECTION, type(e.__cause__ or e).__name__, retryable=True)
     if isinstance(e, sdk.APIStatusError):
         status = e.status_code
         code = error_code(getattr(e, "body", None))
         kind = {
-            429: "rate_limited",
-            401: "auth",
-            403: "forbidden",
-            404: "not_found",
-            400: "bad_request",
-        }.get(status, "server_error" if status >= 500 else f"http_{status}")
+            429: Kind.RATE_LIMITED,
+            401: Kind.AUTH,
+            403: Kind.FORBIDDEN,
+            404: Kind.NOT_FOUND,
+            400: Kind.BAD_REQUEST,
+        }.get(status, Kind.SERVER_ERROR if status >= 500 else f"http_{status}")
         kind = CODE_KINDS.get(code, kind) if code else kind
         retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
         return ProviderError(
@@ -166,31 +167,30 @@ def map_error(sdk, e: Exception) -> ProviderError:
         )
     if isinstance(e, sdk.APIResponseValidationError):
         return ProviderError(
-            "bad_response", "the response did not match the API's schema", retryable=True
+            Kind.BAD_RESPONSE, "the response did not match the API's schema", retryable=True
         )
     if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
         return ProviderError(
-            "bad_response", f"unreadable response ({type(e).__name__})", retryable=True
+            Kind.BAD_RESPONSE, f"unreadable response ({type(e).__name__})", retryable=True
         )
-    return ProviderError("error", type(e).__name__, retryable=False)
+    return ProviderError(Kind.ERROR, type(e).__name__, retryable=False)
 
 
 # The provider's own error code, when it is one of these, names the kind (and what to do about it).
 CODE_KINDS = {
-    "model_not_found": "model_not_found",
-    "context_length_exceeded": "context_length",
-    "string_above_max_length": "context_length",
-    "content_filter": "content_filter",
-    "content_policy_violation": "content_filter",
-    "invalid_api_key": "auth",
-    "insufficient_quota": "quota",
-    "authentication_error": "auth",
-    "permission_error": "forbidden",
-    "not_found_error": "model_not_found",
-    "overloaded_error": "server_error",
-    "rate_limit_error": "rate_limited",
+    "model_not_found": Kind.MODEL_NOT_FOUND,
+    "context_length_exceeded": Kind.CONTEXT_LENGTH,
+    "string_above_max_length": Kind.CONTEXT_LENGTH,
+    "content_filter": Kind.CONTENT_FILTER,
+    "content_policy_violation": Kind.CONTENT_FILTER,
+    "invalid_api_key": Kind.AUTH,
+    "insufficient_quota": Kind.QUOTA,
+    "authentication_error": Kind.AUTH,
+    "permission_error": Kind.FORBIDDEN,
+    "not_found_error": Kind.MODEL_NOT_FOUND,
+    "overloaded_error": Kind.SERVER_ERROR,
+    "rate_limit_error": Kind.RATE_LIMITED,
 }
-NOT_RETRYABLE = {"model_not_found", "context_length", "content_filter", "auth", "quota"}
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
@@ -212,7 +212,7 @@ def error_code(body) -> str | None:
     return None
 
 
-def _cause(e: BaseException) -> tuple[str, str, bool] | None:
+def _cause(e: BaseException) -> tuple[Kind, str, bool] | None:
     """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class
     does: a refused or reset connection, a name that does not resolve, a request that cannot be
     encoded."""
@@ -220,10 +220,10 @@ def _cause(e: BaseException) -> tuple[str, str, bool] | None:
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
-            return "connection", type(e).__name__, True
+            return Kind.CONNECTION, type(e).__name__, True
         if isinstance(e, socket.gaierror):
-            return "dns", "the host name does not resolve", True
+            return Kind.DNS, "the host name does not resolve", True
         if isinstance(e, UnicodeEncodeError):
-            return "request_encoding", "the request holds text that is not valid Unicode", False
+            return Kind.REQUEST_ENCODING, "the request holds text that is not valid Unicode", False
         e = e.__cause__ or e.__context__
     return None

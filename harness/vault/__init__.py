@@ -4,9 +4,10 @@ Public surface: `Vault` (init/open, pools, activate), `Ledger`, `open_heldout_po
 `VaultError`. Held-out item text comes out of here only as `Sealed`.
 """
 
+from .importing import import_pool_file
 from .keys import DecryptError, VaultError
 from .ledger import Ledger
-from .pools import LICENSE_CLASSES, Vault, import_pool_file
+from .pools import LICENSE_CLASSES, Vault
 
 __all__ = [
     "Vault",

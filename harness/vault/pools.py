@@ -14,13 +14,10 @@ in one rename, so a crash never leaves a half-imported pool or two active versio
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
 import hmac
 import io
-import json
 import logging
 import os
 import shutil
@@ -32,10 +29,11 @@ from typing import Iterable, Iterator
 
 from .. import clock
 from ..egress import GATE
-from ..errors import ConfigError
 from ..failpoints import hit
+from ..poolid import PoolId
 from ..sealed import reveal
-from ..suite import Item, check_pool_lines, iter_jsonl_items
+from ..suite import Item, iter_jsonl_items
+from .files import SignedJson, atomic_write, exclusive
 from .keys import (
     Cipher,
     DecryptError,
@@ -61,7 +59,7 @@ class Vault:
         self.key_source = key_source
         self._key = key
         self.items_cipher = Cipher(key, "pool-items")
-        self._mac_key = subkey(key, "manifest-mac")
+        self._signed = SignedJson(subkey(key, "manifest-mac"))
         self._label_key = subkey(key, "stratum-labels")
         GATE.vault_dirs.append(self.dir)
 
@@ -85,7 +83,7 @@ class Vault:
         (vdir / "pools").mkdir(parents=True, exist_ok=True)
         os.chmod(vdir, 0o700)
         vault = cls(workspace, key, source)
-        _atomic_write(vdir / "keycheck", Cipher(key, "keycheck").encrypt(KEYCHECK, "keycheck"))
+        atomic_write(vdir / "keycheck", Cipher(key, "keycheck").encrypt(KEYCHECK, "keycheck"))
         vault._write_index({"pools": {}})
         return vault, source
 
@@ -119,42 +117,17 @@ class Vault:
         return Cipher(self._key, purpose)
 
     # -- signed JSON ----------------------------------------------------------
-    def _mac(self, obj: dict) -> str:
-        body = json.dumps({k: v for k, v in obj.items() if k != "mac"}, sort_keys=True).encode()
-        return hmac.new(self._mac_key, body, hashlib.sha256).hexdigest()
-
-    def _read_signed(self, path: Path) -> dict:
-        try:
-            obj = json.loads(path.read_text())
-        except (OSError, ValueError):
-            raise VaultError(f"{path}: missing or unreadable") from None
-        if not hmac.compare_digest(obj.get("mac", ""), self._mac(obj)):
-            raise VaultError(f"{path}: was modified outside holdout (its signature does not match)")
-        return obj
-
-    def _write_signed(self, path: Path, obj: dict) -> None:
-        obj = {**obj, "mac": ""}
-        obj["mac"] = self._mac(obj)
-        _atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
     def sign(self, obj: dict) -> dict:
         """`obj` with a MAC from the vault key (export manifests): only a holder of the key can make
         or check it."""
-        obj = {**obj, "mac": ""}
-        return {**obj, "mac": self._mac(obj)}
+        return self._signed.sign(obj)
 
     def signed_by_this_vault(self, obj: dict) -> bool:
-        return isinstance(obj.get("mac"), str) and hmac.compare_digest(obj["mac"], self._mac(obj))
+        return self._signed.is_signed(obj)
 
-    @contextlib.contextmanager
     def _locked(self):
         """One writer at a time across processes."""
-        with open(self.dir / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        return exclusive(self.dir / ".lock")
 
     @functools.cached_property
     def ledger(self) -> Ledger:
@@ -163,24 +136,27 @@ class Vault:
     def _index(self) -> dict:
         """The signed index, refused if it is older than the last one written (a restored copy: a
         retired pool would be active again). The ledger remembers the highest serial written."""
-        index = self._read_signed(self.dir / "index.json")
+        index = self._signed.read(self.dir / "index.json")
         seen = self.ledger.index_serial()
         if index.get("serial", 0) < seen:
             raise VaultError(
                 f"{self.dir}/index.json: is older than the vault's last write (serial "
                 f"{index.get('serial', 0)}, the vault has seen {seen}): an earlier copy was "
-                "restored "
-                "outside holdout. Nothing was done; see `holdout vault verify`."
+                "restored outside holdout. Nothing was done; see `holdout vault verify`."
             )
         if self.ledger.rows() < index.get("ledger_rows", 0):
             raise VaultError(
                 f"{self.ledger.path}: holds {self.ledger.rows()} exposure rows, but it had "
                 f"{index['ledger_rows']} when the vault index was last written: rows were "
-                "removed or an "
-                "older ledger was restored outside holdout. Nothing was done; see `holdout vault "
-                "verify`."
+                "removed or an older ledger was restored outside holdout. Nothing was done; see "
+                "`holdout vault verify`."
             )
         return index
+
+    def index_as_written(self) -> dict:
+        """The signed index as it is on disk, without the rollback checks (for `vault verify`'s
+        summary, which reports those as problems)."""
+        return self._signed.read(self.dir / "index.json")
 
     def anchor_ledger(self) -> None:
         """Write the ledger's current row count into the signed index (after a run or a grading), so
@@ -190,9 +166,7 @@ class Vault:
                 index = self._index()
                 if self.ledger.rows() != index.get("ledger_rows", 0):
                     self._write_index(index)
-        except (
-            OSError
-        ) as e:  # a full disk: the ledger itself is intact; the next command anchors it
+        except OSError as e:  # a full disk: the ledger is intact; the next command anchors it
             log.warning(
                 "vault: could not record the ledger's row count in the index (%s)", e.strerror
             )
@@ -203,7 +177,7 @@ class Vault:
         index = {**index, "serial": index.get("serial", 0) + 1, "ledger_rows": self.ledger.rows()}
         if clock.injected():
             index["injected_clock_writes"] = index.get("injected_clock_writes", 0) + 1
-        self._write_signed(self.dir / "index.json", index)
+        self._signed.write(self.dir / "index.json", index)
         self.ledger.note_index(index["serial"])
 
     def verify(self) -> list[str]:
@@ -224,7 +198,7 @@ class Vault:
             except OSError as e:
                 problems.append(
                     f"{pool_id}: its encrypted items cannot be read ({e.strerror}): removed or "
-                    "moved"
+                    "moved outside holdout"
                 )
         problems += [
             f"exposure ledger: {p}" for p in self.ledger.verify(index.get("ledger_rows", 0))
@@ -232,15 +206,14 @@ class Vault:
         if index.get("injected_clock_writes"):
             problems.append(
                 f"index.json: {index['injected_clock_writes']} write(s) were made under an "
-                "injected test "
-                "clock (their times are not the system's)"
+                "injected test clock (their times are not the system's)"
             )
         return problems
 
     # -- pools ----------------------------------------------------------------
     def _pool_dir(self, pool_id: str) -> Path:
-        suite, _, version = pool_id.partition("@")
-        return self.dir / "pools" / suite / version
+        pid = PoolId.parse(pool_id)
+        return self.dir / "pools" / pid.suite / f"v{pid.version}"
 
     def manifest(self, pool_id: str, index: dict | None = None) -> dict:
         """The pool's signed manifest with its lifecycle state from the index (pass the index's
@@ -249,12 +222,11 @@ class Vault:
         pools = index if index is not None else self._index()["pools"]
         if pool_id not in pools or not self._pool_dir(pool_id).exists():
             raise VaultError(f"no pool {pool_id} in the vault (see `holdout pool list`)")
-        manifest = self._read_signed(self._pool_dir(pool_id) / "manifest.json")
+        manifest = self._signed.read(self._pool_dir(pool_id) / "manifest.json")
         if manifest.get("id") != pool_id:
             raise VaultError(
                 f"{self._pool_dir(pool_id)}/manifest.json: is the manifest of "
-                f"{manifest.get('id')}, "
-                f"not of {pool_id} (moved outside holdout)"
+                f"{manifest.get('id')}, not of {pool_id} (moved outside holdout)"
             )
         return {**manifest, **pools[pool_id]}
 
@@ -264,7 +236,7 @@ class Vault:
         path = self.dir / name
         with self._locked():
             if not path.exists():
-                _atomic_write(path, make())
+                atomic_write(path, make())
             return path.read_bytes()
 
     def _repair(self, index: dict) -> None:
@@ -278,8 +250,7 @@ class Vault:
                     shutil.rmtree(d, ignore_errors=True)
                     log.warning(
                         "vault: removed %s, left unfinished by an interrupted import (never "
-                        "listed, never "
-                        "sent); import it again if it is still wanted",
+                        "listed, never sent); import it again if it is still wanted",
                         d.relative_to(self.dir),
                     )
 
@@ -287,13 +258,13 @@ class Vault:
         index = self._index()["pools"]
         out = []
         for pool_id in index:
-            if suite is None or pool_id.split("@")[0] == suite:
+            if suite is None or PoolId.parse(pool_id).suite == suite:
                 out.append(self.manifest(pool_id, index))
         return sorted(out, key=lambda m: (m["suite"], m["version"]))
 
     def active_pool(self, suite: str) -> str | None:
         for pool_id, state in self._index()["pools"].items():
-            if pool_id.split("@")[0] == suite and state["status"] == "active":
+            if PoolId.parse(pool_id).suite == suite and state["status"] == "active":
                 return pool_id
         return None
 
@@ -319,12 +290,13 @@ class Vault:
         with self._locked():
             index = self._index()
             self._repair(index)
-            versions = [int(p.split("@v")[1]) for p in index["pools"] if p.split("@")[0] == suite]
-            pool_id = f"{suite}@v{max(versions, default=0) + 1}"
+            taken = [PoolId.parse(p) for p in index["pools"]]
+            version = max((p.version for p in taken if p.suite == suite), default=0) + 1
+            pool_id = str(PoolId(suite, version))
             manifest = {
                 "id": pool_id,
                 "suite": suite,
-                "version": max(versions, default=0) + 1,
+                "version": version,
                 "items": len(items),
                 "content_sha256": hashlib.sha256(jsonl).hexdigest(),
                 "created": clock.now(),
@@ -342,7 +314,7 @@ class Vault:
                 (tmp / "items.bin").write_bytes(
                     self.items_cipher.encrypt(jsonl, f"{pool_id}|{license_class}")
                 )
-                self._write_signed(tmp / "manifest.json", manifest)
+                self._signed.write(tmp / "manifest.json", manifest)
                 hit("vault.add_pool.before_rename")
                 os.rename(tmp, final)
             except BaseException:
@@ -364,10 +336,10 @@ class Vault:
                 raise VaultError(
                     f"{pool_id} is retired; a retired pool never comes back (draw a new version)"
                 )
-            suite = pool_id.split("@")[0]
+            suite = PoolId.parse(pool_id).suite
             previous = None
             for pid, st in index["pools"].items():
-                if pid != pool_id and pid.split("@")[0] == suite and st["status"] == "active":
+                if pid != pool_id and PoolId.parse(pid).suite == suite and st["status"] == "active":
                     st.update(status="retired", status_changed=clock.now(), retired_at=clock.now())
                     previous = pid
             state.update(status="active", status_changed=clock.now(), activated_at=clock.now())
@@ -436,49 +408,3 @@ def _protect(item: Item, *, public_keys) -> None:
     for key, value in item.metadata.items():
         if key not in public_keys and isinstance(value, str):
             GATE.protect(value)
-
-
-def import_pool_file(
-    vault: Vault,
-    suite_name: str,
-    path: Path,
-    *,
-    license_class: str,
-    strata=(),
-    max_retention: str | None = None,
-    data_license: str | None = None,
-    distribution: str | None = None,
-) -> str:
-    """Validate a JSONL file (every bad line reported) and add it as a new draft version."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: pool file not found") from None
-    check_pool_lines(data.splitlines(), str(path))
-    return vault.add_pool(
-        suite_name,
-        data,
-        license_class,
-        strata=strata,
-        max_retention=max_retention,
-        provenance={
-            "source": Path(path).name,
-            "imported": clock.now(),
-            "data_license": data_license,
-            "distribution": distribution,
-        },
-    )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

@@ -1,0 +1,46 @@
+"""The kinds of failed model call, one constant each, and what each one means for a run: stop the
+provider, stop one model, or record the item's answer and go on. The values are what the store's
+`calls.error_kind` holds and what reports count (a status the table does not name is `http_<N>`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    # the network
+    TIMEOUT = "timeout"  # no answer within the call's timeout
+    HUNG = "hung"  # a model whose calls time out again and again
+    CONNECTION = "connection"  # refused, reset or closed
+    DNS = "dns"  # the host name does not resolve
+    # the key
+    AUTH = "auth"
+    FORBIDDEN = "forbidden"
+    QUOTA = "quota"  # the account is out of credit
+    RATE_LIMITED = "rate_limited"
+    # the model
+    MODEL_NOT_FOUND = "model_not_found"
+    NOT_FOUND = "not_found"  # a 404 without a code, or no recorded answer (replay)
+    # the request or the item
+    BAD_REQUEST = "bad_request"
+    REQUEST_ENCODING = "request_encoding"  # text that is not valid Unicode
+    CONTEXT_LENGTH = "context_length"
+    CONTENT_FILTER = "content_filter"  # the provider refused, or filtered the answer
+    # the answer
+    SERVER_ERROR = "server_error"
+    BAD_RESPONSE = "bad_response"  # not what the API's schema says
+    EMPTY = "empty"  # a completion with no text
+    ERROR = "error"  # anything else
+
+
+# about the key: no point sending more to any model of this provider
+FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA})
+# about one model: no point sending more to it
+LANE_FATAL_KINDS = frozenset({Kind.HUNG, Kind.MODEL_NOT_FOUND})
+# about one item, not the provider: never a reason to stop; the answer is final (calling again
+# would pay for the same refusal)
+ITEM_KINDS = frozenset({Kind.CONTENT_FILTER, Kind.CONTEXT_LENGTH})
+# never worth sending again as it is
+NOT_RETRYABLE = frozenset(
+    {Kind.MODEL_NOT_FOUND, Kind.CONTEXT_LENGTH, Kind.CONTENT_FILTER, Kind.AUTH, Kind.QUOTA}
+)
