@@ -5,6 +5,7 @@ the list."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 HARNESS = Path(__file__).resolve().parent.parent / "harness"
@@ -191,6 +192,27 @@ def test_no_module_is_over_the_size_of_one_idea():
     "Layout")."""
     sizes = {m: len(p.read_text().splitlines()) for m, p in _modules().items()}
     assert {m: n for m, n in sizes.items() if n > 430} == {}
+
+
+def test_the_cli_is_a_client():
+    """The CLI parses, calls one flow, and prints: it holds no SQL and reaches into no object's
+    private members (README "Layout")."""
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA)\b\s+\S")
+    found = []
+    for path in (HARNESS / "cli").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            where = f"{path.relative_to(HARNESS)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if sql.search(node.value):
+                    found.append(f"{where} SQL")
+            elif isinstance(node, ast.Attribute) and node.attr in ("execute", "executemany"):
+                found.append(f"{where} .{node.attr}")
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                if not node.attr.startswith("__") and not (
+                    isinstance(node.value, ast.Name) and node.value.id in ("self", "cls", "sys")
+                ):
+                    found.append(f"{where} {ast.unparse(node)}")
+    assert found == []
 
 
 def test_wide_functions_take_their_details_by_keyword():
