@@ -282,3 +282,13 @@ def test_the_stated_api_exists():
             break
         else:
             raise AssertionError(f"{dotted} cannot be imported")
+
+
+def test_the_readme_layout_names_every_room():
+    """README "Layout": every module and package of harness/ has its line."""
+    readme = (HARNESS.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.find("\n## ", 1)] if "\n## " in layout[1:] else layout
+    rooms = [p.name for p in HARNESS.glob("*.py") if p.name != "__init__.py"]
+    rooms += [f"{p.name}/" for p in HARNESS.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    assert [r for r in rooms if r not in layout] == []
