@@ -1,7 +1,5 @@
 """`python -m harness.cli`."""
 
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()
