@@ -85,11 +85,18 @@ def win_rate(preferences: Sequence[float]) -> dict:
 
 
 def _logistic_fit(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, l2: float = 1e-6, iters: int = 100
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None = None,
+    *,
+    l2: float = 1e-6,
+    iters: int = 100,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Maximum likelihood logistic regression (Newton-Raphson); y may be fractional (ties = 0.5)."""
+    """Maximum likelihood logistic regression (Newton-Raphson); y may be fractional (ties = 0.5),
+    rows weighted by `w`; `start`: where Newton begins (a bootstrap, at the point estimate)."""
     w = np.ones(len(y)) if w is None else w
-    beta = np.zeros(X.shape[1])
+    beta = np.zeros(X.shape[1]) if start is None else start.copy()
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
         grad = X.T @ (w * (y - p)) - l2 * beta
@@ -139,15 +146,30 @@ def bradley_terry(
         players.remove(anchor)
         players.insert(0, anchor)
     X, y, k = _bt_design(battles, players, covariates)
-    w = None if weights is None else np.asarray(weights, dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    # Battles with the same design row (without covariates: the same pair) enter the likelihood
+    # only through their total weight and weighted score, so they are fitted as one row: a fit
+    # costs pairs, not battles. A bootstrap resample is a count per battle, summed the same way.
+    if covariates is None:
+        rows, group = np.unique(X, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+    else:
+        rows, group = X, np.arange(len(y))
+
+    def fit(weight: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+        total = np.bincount(group, weight, len(rows))
+        scored = np.bincount(group, weight * y, len(rows))
+        mean = np.divide(scored, total, out=np.zeros_like(total), where=total > 0)
+        return _logistic_fit(rows, mean, total, start=start)
+
     factor = scale / math.log(10)
-    beta = _logistic_fit(X, y, w)
+    beta = fit(w)
     point = np.concatenate([[0.0], beta[:k]]) * factor + base
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        b = _logistic_fit(X[idx], y[idx], None if w is None else w[idx])
+        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
+        b = fit(w * counts, start=beta)
         boots.append(np.concatenate([[0.0], b[:k]]) * factor + base)
     boots = np.array(boots) if boots else np.array([point])
     ratings = {
@@ -168,12 +190,16 @@ def _ridge_logistic(
     *,
     iters: int = 60,
     offset: np.ndarray | float = 0.0,
+    w: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
-    beta = np.zeros(X.shape[1])
+    w = np.ones(len(y)) if w is None else w
+    beta = np.zeros(X.shape[1]) if start is None else start.copy()
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(X @ beta + offset, -30, 30)))
         step = np.linalg.solve(
-            (X * (p * (1 - p))[:, None]).T @ X + np.diag(penalty), X.T @ (y - p) - penalty * beta
+            (X * (w * p * (1 - p))[:, None]).T @ X + np.diag(penalty),
+            X.T @ (w * (y - p)) - penalty * beta,
         )
         beta += step
         if np.max(np.abs(step)) < 1e-9:
@@ -303,20 +329,22 @@ def length_controlled_win_rate(
     X = np.column_stack([np.ones(len(rows)), d])
     penalty = np.array([1e-6, 1e-3])
 
-    def fit(ks):
-        beta = _ridge_logistic(X[ks], y[ks], penalty, offset=ref.slope * t[ks])
-        return float(np.mean(1 / (1 + np.exp(-(beta[0] + beta[1] * d[ks])))))
+    def fit(weight: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """The LC rate with each row counted `weight` times (a bootstrap's resample of items)."""
+        beta = _ridge_logistic(
+            X, y, penalty, offset=ref.slope * t, w=weight.astype(float), start=start
+        )
+        rate = np.average(1 / (1 + np.exp(-(beta[0] + beta[1] * d))), weights=weight)
+        return float(rate), beta
 
-    point = fit(np.arange(len(rows)))
-    by_item = defaultdict(list)
-    for k, r in enumerate(rows):
-        by_item[r[0]].append(k)
-    groups = list(by_item.values())
+    point, beta = fit(np.ones(len(rows)))
+    item_at: dict = {}
+    item_of_row = np.array([item_at.setdefault(r[0], len(item_at)) for r in rows])
     rng = np.random.default_rng(seed)
-    boots = [
-        fit(np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))]))
-        for _ in range(n_boot)
-    ]
+    boots = []
+    for _ in range(n_boot):
+        drawn = np.bincount(rng.integers(0, len(item_at), len(item_at)), minlength=len(item_at))
+        boots.append(fit(drawn[item_of_row], start=beta)[0])
     return {
         "lc_win_rate": point,
         "se": float(np.std(boots, ddof=1)) if n_boot > 1 else None,

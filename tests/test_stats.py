@@ -173,3 +173,62 @@ def test_krippendorff_alpha_is_linear_in_the_ratings():
     alpha = stats.krippendorff_alpha(units, "ordinal")
     # independent random raters agree by chance only
     assert alpha is not None and -0.1 < alpha < 0.1
+
+
+def _naive_bt(battles, players, *, n_boot, seed, weights=None):
+    """Bradley-Terry the plain way: one row per battle, a resample copies its rows (what
+    stats.bradley_terry did before it summed battles of one pair into one row)."""
+    index = {p: i for i, p in enumerate(players)}
+    X = np.zeros((len(battles), len(players) - 1))
+    for r, (a, b, _) in enumerate(battles):
+        if index[a]:
+            X[r, index[a] - 1] += 1
+        if index[b]:
+            X[r, index[b] - 1] -= 1
+    y = np.array([s for *_, s in battles], dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+
+    def fit(X, y, w):
+        beta = np.zeros(X.shape[1])
+        for _ in range(100):
+            p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
+            hess = (X * (w * p * (1 - p))[:, None]).T @ X + 1e-6 * np.eye(X.shape[1])
+            step = np.linalg.solve(hess, X.T @ (w * (y - p)) - 1e-6 * beta)
+            beta += step
+            if np.max(np.abs(step)) < 1e-10:
+                break
+        return np.concatenate([[0.0], beta]) * 400 / np.log(10) + 1000
+
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        boots.append(fit(X[idx], y[idx], w[idx]))
+    return fit(X, y, w), np.array(boots)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bradley_terry_fits_pairs_as_the_battles_they_sum(seed):
+    """Summing a pair's battles into one row (and a resample into counts) is the same likelihood:
+    the ratings and their bootstrap intervals match the one-row-per-battle fit."""
+    rng = np.random.default_rng(seed)
+    players = ["anchor", "b", "c", "d"]
+    strength = {"anchor": 0.0, "b": 0.8, "c": -0.5, "d": 0.2}
+    battles = []
+    for _ in range(300):
+        a, b = rng.choice(players, 2, replace=False)
+        p = 1 / (1 + np.exp(strength[b] - strength[a]))
+        battles.append(
+            (str(a), str(b), float(rng.choice([1.0, 0.5, 0.0], p=[p * 0.9, 0.1, 0.9 - p * 0.9])))
+        )
+    weights = rng.uniform(0.5, 2.0, len(battles))
+    got = stats.bradley_terry(battles, anchor="anchor", weights=weights, n_boot=30, seed=seed)
+    point, boots = _naive_bt(battles, players, n_boot=30, seed=seed, weights=weights)
+    for i, p in enumerate(players):
+        assert got["ratings"][p]["rating"] == pytest.approx(point[i], abs=1e-6)
+        assert got["ratings"][p]["ci_low"] == pytest.approx(
+            np.quantile(boots[:, i], 0.025), abs=1e-6
+        )
+        assert got["ratings"][p]["ci_high"] == pytest.approx(
+            np.quantile(boots[:, i], 0.975), abs=1e-6
+        )
