@@ -1,8 +1,9 @@
 """Memory and time at scale: peak RSS of every command that reads a whole run, at N items x 2
 models.
 
-    python bench/scale.py             # 100,000 items (about 4 minutes on 2 cores)
+    python bench/scale.py             # 100,000 items x 2 models (about 4 minutes on 2 cores)
     python bench/scale.py 10000       # another size
+    python bench/scale.py 100000 10   # 100,000 items x 10 models (issue 26's size)
 
 The run comes from the replay provider (recorded answers, no server), so the figures are the
 harness's own: `run`, `grade` (a rules grader), `report`, `check`, `scorecard --all`, `leaderboard`,
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def make(dir: Path, n: int) -> Path:
+def make(dir: Path, n: int, models: int = 2) -> Path:
     suite = dir / "suites" / "scale"
     (suite / "replay").mkdir(parents=True)
     (suite / "suite.yaml").write_text(
@@ -55,7 +56,9 @@ def make(dir: Path, n: int) -> Path:
                 )
                 + "\n"
             )
-    for model, right in (("alpha", 3), ("beta", 2)):
+    names = [f"m{j}" for j in range(models)] if models != 2 else ["alpha", "beta"]
+    for j, model in enumerate(names):
+        right = 2 + j % 5  # models right on 1/2 .. 4/5 of the items
         with open(suite / "replay" / f"{model}.jsonl", "w") as f:
             for i in range(n):
                 f.write(
@@ -72,9 +75,9 @@ def make(dir: Path, n: int) -> Path:
     config = dir / "scale.yaml"
     config.write_text(
         "run_id: scale\nsuite: scale\nproviders:\n  r: {type: replay, path: suites/scale/replay, "
-        "concurrency: 64}\nmodels:\n  - {provider: r, model: alpha}\n  - {provider: r, model: "
-        "beta}\n"
-        "labs:\n  acme: [alpha]\n  globex: [beta]\n"
+        "concurrency: 64}\nmodels:\n"
+        + "".join(f"  - {{provider: r, model: {m}}}\n" for m in names)
+        + f"labs:\n  acme: [{', '.join(names[::2])}]\n  globex: [{', '.join(names[1::2])}]\n"
     )
     return config
 
@@ -95,10 +98,10 @@ def measure(dir: Path, *args: str) -> dict:
     return {"wall": wall, **json.loads(usage.read_text())}
 
 
-def main(n: int) -> None:
+def main(n: int, models: int) -> None:
     dir = Path(tempfile.mkdtemp(prefix="holdout-scale-"))
-    config = make(dir, n)
-    print(f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x 2 models")
+    config = make(dir, n, models)
+    print(f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x {models} models")
     print("| command | wall s | CPU s | peak RSS MB |")
     print("| --- | ---: | ---: | ---: |")
     steps = [
@@ -132,4 +135,7 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+        int(sys.argv[2]) if len(sys.argv) > 2 else 2,
+    )

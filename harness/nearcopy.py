@@ -18,6 +18,7 @@ import numpy as np
 PRIME = (1 << 31) - 1  # a * h + b stays below 2**63 for h < 2**32 and a, b < PRIME
 BUCKET_RECENT = 64  # an index query verifies at most the latest members of each band bucket
 KEY_CHUNK = 16_384  # signatures turned into band keys at a time (bounds the temporary arrays)
+SHINGLE_CHUNK = 65_536  # shingle hashes permuted at a time (x perms x 8 bytes of temporaries)
 _BAND_MIX = np.random.RandomState(7).randint(1, 1 << 62, size=256, dtype=np.int64).astype(
     np.uint64
 ) | np.uint64(1)
@@ -39,9 +40,34 @@ class Hasher:
         return ((h[:, None] * self.a + self.b) % PRIME).min(axis=0).astype(np.uint32)
 
     def signatures(self, shingle_sets: Iterable[Iterable[bytes]], count: int) -> np.ndarray:
+        """`signature` of each set, computed for many sets at once: their hashes in one array, the
+        permutations applied to all of it, and each set's minimum taken by `reduceat`, a batch of
+        at most SHINGLE_CHUNK hashes at a time."""
         out = np.empty((count, self.perms), dtype=np.uint32)
-        for k, shingles in enumerate(shingle_sets):
-            out[k] = self.signature(shingles)
+        hashes: list[int] = []
+        starts: list[int] = []
+        done = 0
+
+        def flush() -> None:
+            nonlocal done
+            if not starts:
+                return
+            h = np.array(hashes, dtype=np.uint64)
+            mins = np.minimum.reduceat((h[:, None] * self.a + self.b) % PRIME, starts, axis=0)
+            out[done : done + len(starts)] = mins.astype(np.uint32)
+            done += len(starts)
+            hashes.clear()
+            starts.clear()
+
+        for shingles in shingle_sets:
+            starts.append(len(hashes))
+            before = len(hashes)
+            hashes.extend(zlib.crc32(s) for s in shingles)
+            if len(hashes) == before:
+                hashes.append(0)  # an empty set: as `signature` does
+            if len(hashes) >= SHINGLE_CHUNK:
+                flush()
+        flush()
         return out
 
 

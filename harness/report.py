@@ -3,14 +3,17 @@ style-controlled), judge agreement, and error rates shown apart from scores. Num
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterable
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from . import stats, style
+from . import lengthcontrol, stats, style
 from .callstats import call_stats
+from .lengthref import load_length_reference
 from .store import Store
 
 STYLE_KEYS = ("length", "headers", "lists", "bold")
@@ -57,8 +60,8 @@ def pairwise_section(
         boot = stats.bootstrap_mean(prefs, clusters=[r["item_id"] for r in rs], seed=seed)
         wr = stats.win_rate(prefs)
         # never a model's own items
-        without = stats.length_reference([x for x in ref_rows if x[0] != model])
-        lc = stats.length_controlled_win_rate(
+        without = lengthcontrol.length_reference([x for x in ref_rows if x[0] != model])
+        lc = lengthcontrol.length_controlled_win_rate(
             [(r["item_id"], r["score"], length(r)) for r in rs], without, seed=seed
         )
         out["models"][model] = {
@@ -110,20 +113,17 @@ def build_report(
     """`order`: grader names as the config lists them (graders it no longer lists follow, by name);
     `headline`: the grader that heads the report and orders models (default: the first in order)."""
     calls = call_stats(store, run_id)
-    grades = store.grades(run_id)
-    by_grader = defaultdict(list)
-    for g in grades:
-        by_grader[g["grader"]].append(g)
-    order = [n for n in (order or []) if n in by_grader] + sorted(
-        n for n in by_grader if n not in (order or [])
-    )
+    graders = store.grader_names(run_id)
+    order = [n for n in (order or []) if n in graders] + [
+        n for n in graders if n not in (order or [])
+    ]
     judge_costs = store.judge_costs(run_id)
     report = {
         "run_id": run_id,
         "seed": seed,
         "models": {},
         "graders": {},
-        "headline": headline if headline in by_grader else (order[0] if order else None),
+        "headline": headline if headline in graders else (order[0] if order else None),
         "judge_cost_usd": judge_costs,
     }
     for model, c in calls.items():
@@ -137,47 +137,53 @@ def build_report(
             "latency_p95_s": c["latency_p95_s"],
         }
     for grader in order:
-        rows = by_grader[grader]
-        baseline = next(
-            (r["detail"]["baseline"] for r in rows if "baseline" in (r["detail"] or {})), None
-        )
+        baseline = store.pairwise_baseline(run_id, grader)
         if baseline is not None:
             info = store.run_info(run_id) or {}
             section = pairwise_section(
-                rows, baseline, seed, store.length_reference(info.get("pool") or "", grader)
+                store.grades(run_id, grader),
+                baseline,
+                seed,
+                load_length_reference(store, info.get("pool") or "", grader),
             )
             section["kind"] = "pairwise"
         else:
-            section = {"kind": "scores", "models": {}}
-            per = defaultdict(list)
-            for r in rows:
-                per[r["model"]].append(r)
-            for model, rs in sorted(per.items()):
-                ok = [r for r in rs if r["status"] == "ok"]
-                boot = stats.bootstrap_mean(
-                    [r["score"] for r in ok], clusters=[r["item_id"] for r in ok], seed=seed
-                )
-                entry = {
-                    **boot,
-                    "graded": len(ok),
-                    "skipped": sum(r["status"] == "skipped" for r in rs),
-                    "grade_errors": sum(r["status"] == "error" for r in rs),
-                }
-                crit = [
-                    r["detail"]["criteria"] for r in ok if r["detail"] and "criteria" in r["detail"]
-                ]
-                if crit:
-                    entry["criteria"] = {k: float(np.mean([c[k] for c in crit])) for k in crit[0]}
-                    entry["judge_disagreement"] = float(
-                        np.mean([r["detail"]["disagreement"] for r in ok])
-                    )
-                section["models"][model] = entry
-            agreement = _judge_agreement(rows)
-            if agreement:
-                section["judge_agreement"] = agreement
+            section = scores_section(store.iter_grades(run_id, grader), seed=seed)
         section["judge_cost_usd"] = judge_costs.get(grader, 0.0)
         report["graders"][grader] = section
     return report
+
+
+def scores_section(rows: Iterable[dict], *, seed: int) -> dict:
+    """Per model: the mean score with a bootstrap CI over items, counts of skipped and failed
+    grades, and a rubric's criteria; rows come by model, and one model's are held at a time."""
+    section: dict = {"kind": "scores", "models": {}}
+    several_judges, samples = [], {}
+    for model, group in itertools.groupby(rows, key=lambda r: r["model"]):
+        rs = list(group)
+        ok = [r for r in rs if r["status"] == "ok"]
+        samples[model] = stats.clustered([r["score"] for r in ok], [r["item_id"] for r in ok])
+        entry = {
+            "graded": len(ok),
+            "skipped": sum(r["status"] == "skipped" for r in rs),
+            "grade_errors": sum(r["status"] == "error" for r in rs),
+        }
+        crit = [r["detail"]["criteria"] for r in ok if r["detail"] and "criteria" in r["detail"]]
+        if crit:
+            entry["criteria"] = {k: float(np.mean([c[k] for c in crit])) for k in crit[0]}
+            entry["judge_disagreement"] = float(np.mean([r["detail"]["disagreement"] for r in ok]))
+        section["models"][model] = entry
+        several_judges += [
+            r for r in ok if len((r["detail"] or {}).get("judge_criteria") or ()) > 1
+        ]
+    # one bootstrap for every model: models graded on the same items share its draws
+    boots = stats.bootstrap_means(list(samples.values()), seed=seed)
+    for model, boot in zip(samples, boots):
+        section["models"][model] = {**boot, **section["models"][model]}
+    agreement = _judge_agreement(several_judges)
+    if agreement:
+        section["judge_agreement"] = agreement
+    return section
 
 
 def headline_metric(section: dict) -> str:

@@ -118,9 +118,10 @@ def repeated_outputs(
 ) -> dict:
     """Share of outputs that are (near) copies of the same model's output for a different item."""
     ok = [o for o in outputs if o.text is not None and reveal(o.text).strip()]
+    normal = [normalize(reveal(o.text)) for o in ok]  # once per output: it is the costly part
     items_of: dict[str, set] = {}  # normalized text -> the items it answers
-    for o in ok:
-        items_of.setdefault(normalize(reveal(o.text)), set()).add(o.item_id)
+    for o, text in zip(ok, normal):
+        items_of.setdefault(text, set()).add(o.item_id)
     exact = {text for text, items in items_of.items() if len(items) > 1}
     # one signature per distinct text answering one item (epochs repeating themselves are one text)
     texts = [text for text, items in items_of.items() if len(items) == 1]
@@ -129,8 +130,8 @@ def repeated_outputs(
     sig = HASHER.signatures((_shingles(t) for t in texts), len(texts))
     item_code = np.empty(len(texts), dtype=np.int64)
     codes: dict[str, int] = {}
-    for o in ok:
-        k = item_of.get(normalize(reveal(o.text)))
+    for o, text in zip(ok, normal):
+        k = item_of.get(text)
         if k is not None:
             item_code[k] = codes.setdefault(o.item_id, len(codes))
     near = np.zeros(len(texts), dtype=bool)
@@ -143,9 +144,7 @@ def repeated_outputs(
         near[i[other_item]] = True
         near[j[other_item]] = True
     near_texts = {texts[k] for k in np.flatnonzero(near).tolist()}
-    repeated = [
-        o.item_id for o in ok if (t := normalize(reveal(o.text))) in exact or t in near_texts
-    ]
+    repeated = [o.item_id for o, t in zip(ok, normal) if t in exact or t in near_texts]
     return _result(repeated, len(ok), threshold, min_outputs)
 
 

@@ -5,8 +5,7 @@
 - `win_rate`: mean of per-item preferences in [0, 1] (ties 0.5) with its standard error and CI.
 - `bradley_terry`: strengths by maximum likelihood (logistic regression on battles, optionally with
   style covariates: style control), on the Elo scale, with bootstrap CIs.
-- `length_reference`, `length_controlled_win_rate`: AlpacaEval's length control, per model,
-  against a fixed reference.
+- length control is its own module (`lengthcontrol`).
 - `cohen_kappa`, `krippendorff_alpha`: agreement between raters (judges, people).
 """
 
@@ -23,6 +22,32 @@ Z95 = 1.959963984540054
 BOOTSTRAP_CELLS = 2_000_000  # resample indices held at once (16 MB)
 
 
+@dataclass
+class Clustered:
+    """A sample reduced to what a cluster bootstrap resamples: each cluster's sum and count, in the
+    order the clusters first appear."""
+
+    sums: np.ndarray
+    counts: np.ndarray
+    mean: float
+    values: int
+
+
+def clustered(values: Sequence[float], clusters: Sequence[Hashable] | None = None) -> Clustered:
+    """`values` grouped by `clusters` (None: each value its own cluster)."""
+    x = np.asarray(values, dtype=float)
+    if clusters is None or x.size == 0:
+        return Clustered(x, np.ones(x.size), float(x.mean()) if x.size else math.nan, x.size)
+    index: dict = {}
+    group = np.fromiter((index.setdefault(c, len(index)) for c in clusters), np.int64, x.size)
+    return Clustered(
+        np.bincount(group, x, len(index)),
+        np.bincount(group, minlength=len(index)).astype(float),
+        float(x.mean()),
+        x.size,
+    )
+
+
 def bootstrap_mean(
     values: Sequence[float],
     clusters: Sequence[Hashable] | None = None,
@@ -33,38 +58,48 @@ def bootstrap_mean(
 ) -> dict:
     """{'mean', 'ci_low', 'ci_high', 'n'}; resampling clusters (items) when given. Reproducible for
     a seed."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
-    rng = np.random.default_rng(seed)
-    if clusters is None:
-        sums, counts = x, None
-    else:
-        groups = defaultdict(list)
-        for v, c in zip(x, clusters):
-            groups[c].append(v)
-        sums = np.array([sum(g) for g in groups.values()])
-        counts = np.array([len(g) for g in groups.values()])
-    n = len(sums)
-    # resamples in chunks of rows: the same draws from the same generator as one (n_boot x n)
-    # matrix,
-    # in memory that does not grow with n_boot (a 1M-item run would otherwise need 16 GB)
-    boots = np.empty(n_boot)
-    step = max(1, BOOTSTRAP_CELLS // n)
-    for start in range(0, n_boot, step):
-        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
-        boots[start : start + len(idx)] = (
-            sums[idx].mean(axis=1)
-            if counts is None
-            else sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-        )
+    return bootstrap_means([clustered(values, clusters)], n_boot, seed=seed, level=level)[0]
+
+
+def bootstrap_means(
+    samples: Sequence[Clustered], n_boot: int = 1000, *, seed: int = 0, level: float = 0.95
+) -> list[dict]:
+    """`bootstrap_mean` of several samples (one per model) at once. Each sample's resamples are the
+    draws a generator seeded with `seed` makes for its number of clusters, so a sample gets the
+    same interval alone or with others; samples with as many clusters (models on the same items)
+    share one set of draws instead of making it again."""
+    out: list[dict | None] = [None] * len(samples)
+    by_size = defaultdict(list)
+    for k, sample in enumerate(samples):
+        if sample.values == 0:
+            out[k] = {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+        else:
+            by_size[len(sample.sums)].append(k)
     alpha = (1 - level) / 2
-    return {
-        "mean": float(x.mean()),
-        "ci_low": float(np.quantile(boots, alpha)),
-        "ci_high": float(np.quantile(boots, 1 - alpha)),
-        "n": n,
-    }
+    for n, members in by_size.items():
+        rng = np.random.default_rng(seed)
+        sums = np.stack([samples[k].sums for k in members])
+        counts = np.stack([samples[k].counts for k in members])
+        even = bool((counts == counts[:, :1]).all())  # one value per item: the denominator is fixed
+        boots = np.empty((len(members), n_boot))
+        # resamples in chunks of rows: the same draws from the same generator as one (n_boot x n)
+        # matrix, in memory that does not grow with n_boot (a 1M-item run would need 16 GB)
+        step = max(1, BOOTSTRAP_CELLS // n)
+        for start in range(0, n_boot, step):
+            idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+            for row in range(len(members)):
+                total = sums[row][idx].sum(axis=1)
+                boots[row, start : start + len(idx)] = total / (
+                    counts[row, 0] * n if even else counts[row][idx].sum(axis=1)
+                )
+        for row, k in enumerate(members):
+            out[k] = {
+                "mean": samples[k].mean,
+                "ci_low": float(np.quantile(boots[row], alpha)),
+                "ci_high": float(np.quantile(boots[row], 1 - alpha)),
+                "n": n,
+            }
+    return out
 
 
 def win_rate(preferences: Sequence[float]) -> dict:
@@ -96,7 +131,7 @@ def _logistic_fit(
     """Maximum likelihood logistic regression (Newton-Raphson); y may be fractional (ties = 0.5),
     rows weighted by `w`; `start`: where Newton begins (a bootstrap, at the point estimate)."""
     w = np.ones(len(y)) if w is None else w
-    beta = np.zeros(X.shape[1]) if start is None else start.copy()
+    beta = np.zeros(X.shape[1]) if start is None else np.array(start, dtype=float)
     for _ in range(iters):
         p = 1 / (1 + np.exp(-np.clip(X @ beta, -30, 30)))
         grad = X.T @ (w * (y - p)) - l2 * beta
@@ -181,175 +216,6 @@ def bradley_terry(
         for i, p in enumerate(players)
     }
     return {"ratings": ratings, "coefficients": [float(c) for c in beta[k:]]}
-
-
-def _ridge_logistic(
-    X: np.ndarray,
-    y: np.ndarray,
-    penalty: np.ndarray,
-    *,
-    iters: int = 60,
-    offset: np.ndarray | float = 0.0,
-    w: np.ndarray | None = None,
-    start: np.ndarray | None = None,
-) -> np.ndarray:
-    w = np.ones(len(y)) if w is None else w
-    beta = np.zeros(X.shape[1]) if start is None else start.copy()
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(X @ beta + offset, -30, 30)))
-        step = np.linalg.solve(
-            (X * (w * p * (1 - p))[:, None]).T @ X + np.diag(penalty),
-            X.T @ (w * (y - p)) - penalty * beta,
-        )
-        beta += step
-        if np.max(np.abs(step)) < 1e-9:
-            break
-    return beta
-
-
-# ridge on item effects: an item seen by few models is pulled towards average
-ITEM_EFFECT_PENALTY = 1.0
-
-
-def _scaled_tanh(
-    diffs: np.ndarray, groups: np.ndarray, n_groups: int, fallback_sd: float
-) -> np.ndarray:
-    """tanh(length difference / that model's own standard deviation of it), AlpacaEval's scaling. A
-    model whose spread is undefined (one battle, or every difference the same) is scaled by
-    `fallback_sd`, the reference's: dividing by a spread of zero (or of one character) would turn
-    any difference into ±1."""
-    counts = np.maximum(np.bincount(groups, minlength=n_groups), 1)
-    mean = np.bincount(groups, diffs, n_groups) / counts
-    sd = np.sqrt(np.bincount(groups, (diffs - mean[groups]) ** 2, n_groups) / counts)
-    return np.tanh(diffs / np.where(sd > 0, sd, fallback_sd)[groups])
-
-
-def _item_effects_fit(
-    model_idx: np.ndarray,
-    item_idx: np.ndarray,
-    t: np.ndarray,
-    *,
-    y: np.ndarray,
-    n_models: int,
-    n_items: int,
-    iters: int = 100,
-) -> tuple[float, np.ndarray]:
-    """P = sigmoid(strength[model] + slope * t + effect[item]), ridge on the item effects; Newton
-    steps with the item block (diagonal) eliminated, so the cost is linear in the battles. Returns
-    (slope, effects)."""
-    a, s, d = np.zeros(n_models), 0.0, np.zeros(n_items)
-    k = n_models + 1
-    for _ in range(iters):
-        p = 1 / (1 + np.exp(-np.clip(a[model_idx] + s * t + d[item_idx], -30, 30)))
-        w, r = p * (1 - p), y - p
-        g1 = np.concatenate([np.bincount(model_idx, r, n_models) - 1e-6 * a, [r @ t - 1e-6 * s]])
-        g2 = np.bincount(item_idx, r, n_items) - ITEM_EFFECT_PENALTY * d
-        A = np.zeros((k, k))
-        A[np.arange(n_models), np.arange(n_models)] = np.bincount(model_idx, w, n_models) + 1e-6
-        A[:n_models, -1] = A[-1, :n_models] = np.bincount(model_idx, w * t, n_models)
-        A[-1, -1] = w @ (t * t) + 1e-6
-        B = np.vstack(
-            [
-                np.bincount(model_idx * n_items + item_idx, w, n_models * n_items).reshape(
-                    n_models, n_items
-                ),
-                np.bincount(item_idx, w * t, n_items),
-            ]
-        )
-        D = np.bincount(item_idx, w, n_items) + ITEM_EFFECT_PENALTY
-        x1 = np.linalg.solve(A - (B / D) @ B.T, g1 - B @ (g2 / D))
-        x2 = (g2 - B.T @ x1) / D
-        a, s, d = a + x1[:n_models], s + x1[-1], d + x2
-        if max(np.abs(x1).max(), np.abs(x2).max()) < 1e-9:
-            break
-    return float(s), d
-
-
-@dataclass
-class LengthReference:
-    """What length control holds fixed, from a reference set of models: each item's difficulty and
-    the judge's taste for length (the slope on tanh(length difference / the model's own sd)), and
-    the spread of the reference's length differences, for a model whose own spread is undefined."""
-
-    difficulty: dict
-    slope: float
-    sd: float = 1.0
-
-
-def length_reference(rows: Sequence[tuple[str, Hashable, float, float]]) -> LengthReference:
-    """rows: (model, item, preference in [0, 1], model length - baseline length) of the reference
-    models. One logistic fit over all their battles: a strength per model, one length slope (the
-    judge's, shared by every model) and an effect per item (ridge), the effects centred into
-    difficulties. Fewer than two models: no difficulty and no slope (one model cannot tell an item's
-    difficulty from its own taste)."""
-    models = sorted({r[0] for r in rows})
-    diffs = np.array([r[3] for r in rows], dtype=float)
-    sd = float(diffs.std()) if len(diffs) and diffs.std() > 0 else 1.0
-    if len(models) < 2:
-        return LengthReference({}, 0.0, sd)
-    items = sorted({r[1] for r in rows}, key=repr)
-    model_at, item_at = {m: k for k, m in enumerate(models)}, {it: k for k, it in enumerate(items)}
-    model_idx = np.array([model_at[r[0]] for r in rows])
-    item_idx = np.array([item_at[r[1]] for r in rows])
-    t = _scaled_tanh(diffs, model_idx, len(models), sd)
-    slope, effects = _item_effects_fit(
-        model_idx,
-        item_idx,
-        t,
-        y=np.array([r[2] for r in rows], dtype=float),
-        n_models=len(models),
-        n_items=len(items),
-    )
-    effects = effects - effects.mean()
-    return LengthReference(dict(zip(items, map(float, effects))), slope, sd)
-
-
-def length_controlled_win_rate(
-    rows: Sequence[tuple[Hashable, float, float]],
-    ref: LengthReference,
-    n_boot: int = 100,
-    seed: int = 0,
-) -> dict:
-    """One model's win rate against the baseline at zero length difference (AlpacaEval's
-    length-controlled form), fitted on this model's battles alone against a reference built without
-    it: P = sigmoid(strength + slope_ref * tanh(len_diff / sd) + weight * difficulty_item), sd the
-    model's own. The slope is the judge's, from the reference, not the model's: a model whose
-    answers are all shorter (or longer) cannot pass that off as strength, and its rate depends on
-    the model and the pool only. The LC win rate is the mean over its items of the prediction at
-    zero length difference; its standard error is a bootstrap over items of that whole fit
-    (AlpacaEval reports the raw win rate's standard
-    error beside its LC rate; this is the LC rate's own)."""
-    if not rows:
-        return {"lc_win_rate": None, "se": None, "length_slope": None}
-    t = _scaled_tanh(
-        np.array([r[2] for r in rows], dtype=float), np.zeros(len(rows), dtype=int), 1, ref.sd
-    )
-    d = np.array([ref.difficulty.get(r[0], 0.0) for r in rows], dtype=float)
-    y = np.array([r[1] for r in rows], dtype=float)
-    X = np.column_stack([np.ones(len(rows)), d])
-    penalty = np.array([1e-6, 1e-3])
-
-    def fit(weight: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-        """The LC rate with each row counted `weight` times (a bootstrap's resample of items)."""
-        beta = _ridge_logistic(
-            X, y, penalty, offset=ref.slope * t, w=weight.astype(float), start=start
-        )
-        rate = np.average(1 / (1 + np.exp(-(beta[0] + beta[1] * d))), weights=weight)
-        return float(rate), beta
-
-    point, beta = fit(np.ones(len(rows)))
-    item_at: dict = {}
-    item_of_row = np.array([item_at.setdefault(r[0], len(item_at)) for r in rows])
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        drawn = np.bincount(rng.integers(0, len(item_at), len(item_at)), minlength=len(item_at))
-        boots.append(fit(drawn[item_of_row], start=beta)[0])
-    return {
-        "lc_win_rate": point,
-        "se": float(np.std(boots, ddof=1)) if n_boot > 1 else None,
-        "length_slope": ref.slope,
-    }
 
 
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:

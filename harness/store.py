@@ -312,61 +312,47 @@ class Store:
                 ],
             )
 
-    def grades(self, run_id: str, grader: str | None = None) -> list[dict]:
+    def grades(
+        self, run_id: str, grader: str | None = None, *, model: str | None = None
+    ) -> list[dict]:
+        return list(self.iter_grades(run_id, grader, model=model))
+
+    def iter_grades(
+        self, run_id: str, grader: str | None = None, *, model: str | None = None
+    ) -> Iterator[dict]:
+        """A run's grades (of one grader, of one model), by grader, model, item and epoch, one at a
+        time: a report over a million grades holds one model's at once, not all of them."""
         sql = (
             "SELECT grader, model, item_id, epoch, status, score, detail FROM grades WHERE run_id=?"
         )
         args: tuple = (run_id,)
         if grader:
-            sql, args = sql + " AND grader=?", (run_id, grader)
+            sql, args = sql + " AND grader=?", (*args, grader)
+        if model:
+            sql, args = sql + " AND model=?", (*args, model)
         keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
+        for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args):
+            detail = {} if r[6] == "{}" else json.loads(r[6])  # most rules' grades: no detail
+            yield dict(zip(keys, r[:6] + (detail,)))
+
+    def grader_names(self, run_id: str) -> list[str]:
         return [
-            dict(zip(keys, r[:6] + (json.loads(r[6]),)))
-            for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args)
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT grader FROM grades WHERE run_id=? ORDER BY 1", (run_id,)
+            )
         ]
+
+    def pairwise_baseline(self, run_id: str, grader: str) -> str | None:
+        """The baseline a pairwise grader compared against (None: the grader is not pairwise)."""
+        row = self.db.execute(
+            "SELECT json_extract(detail, '$.baseline') FROM grades WHERE run_id=? AND grader=? "
+            "AND json_extract(detail, '$.baseline') IS NOT NULL LIMIT 1",
+            (run_id, grader),
+        ).fetchone()
+        return row[0] if row else None
 
     # -- the pool's length-control reference --------------------------------------------------
-    def put_length_reference(
-        self, pool: str, *, run_id: str, grader: str, rows: list[tuple]
-    ) -> None:
-        """Replace the pool's reference battles (model, item, preference, length difference) from
-        `run_id`."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute("DELETE FROM length_reference WHERE pool=?", (pool,))
-            self.db.executemany(
-                "INSERT INTO length_reference VALUES (?,?,?,?,?)",
-                [(pool, m, str(i), float(p), float(d)) for m, i, p, d in rows],
-            )
-            self.db.execute(
-                "INSERT OR REPLACE INTO length_reference_sources VALUES (?,?,?,?,?)",
-                (pool, run_id, grader, json.dumps(sorted({r[0] for r in rows})), time.time()),
-            )
-
-    def length_reference(self, pool: str, grader: str | None = None) -> tuple[list, dict] | None:
-        """(reference battles, where they came from) for a pool, or None if none was stored.
-        `grader`: the reference is used for the grader it was made from only (another judge has
-        another taste)."""
-        src = self.db.execute(
-            "SELECT run_id, grader, models, created FROM length_reference_sources WHERE pool=?",
-            (pool,),
-        ).fetchone()
-        if src is None or (grader is not None and src[1] != grader):
-            return None
-        rows = [
-            tuple(r)
-            for r in self.db.execute(
-                "SELECT model, item_id, preference, length_diff FROM length_reference WHERE pool=?",
-                (pool,),
-            )
-        ]
-        return rows, {
-            "run": src[0],
-            "grader": src[1],
-            "models": json.loads(src[2]),
-            "stored": src[3],
-        }
-
     def served_models(self, run_id: str) -> dict[str, dict[str, int]]:
         """model -> {the model id the provider said served it: calls}."""
         out: dict[str, dict[str, int]] = {}
@@ -391,8 +377,9 @@ class Store:
             "WHERE run_id=? "
             "ORDER BY grader, model, item_id, epoch",
         ):
-            for row in self.db.execute(sql, (run_id,)):
-                h.update(repr(row).encode())
+            cursor = self.db.execute(sql, (run_id,))
+            while rows := cursor.fetchmany(10_000):  # the bytes of one update per row, joined
+                h.update("".join(map(repr, rows)).encode())
         return h.hexdigest()
 
     def graded_keys(self, run_id: str, grader: str) -> set:

@@ -89,14 +89,14 @@ LAYERS = [
     (
         "base",
         "errors callkinds clock sealed failpoints sqlite yamlfile pricing denseform fingerprints "
-        "logsafety egress nearcopy stats style textnorm hooks keylane progress provenance budget "
-        "runlock poolid mockreplies mockserver",
+        "logsafety egress nearcopy stats lengthcontrol style textnorm hooks keylane progress "
+        "provenance budget runlock poolid mockreplies mockserver",
     ),
     ("inputs", "config graderspecs suite identity policy pool jobs"),
     (
         "records",
-        "rows storeschema store callstats results vault vault.keys vault.files vault.ledger "
-        "vault.pools vault.importing vault.draw vault.rotation vault.runpool",
+        "rows storeschema store lengthref callstats results vault vault.keys vault.files "
+        "vault.ledger vault.pools vault.importing vault.draw vault.rotation vault.runpool",
     ),
     (
         "engine",

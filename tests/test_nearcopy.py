@@ -166,3 +166,17 @@ def test_an_index_crowded_by_a_templated_source_still_finds_copies_of_its_oldest
     # reworded copies of the oldest members
     copies = [t.replace("Please", "Kindly") for t in texts[:200]]
     assert sum(index.query(h.signature(grams(t)), 0.6) for t in copies) == 200
+
+
+def test_signatures_in_batches_are_each_sets_own_signature():
+    """The batched form (hashes of many sets permuted at once, minima by reduceat) gives every set
+    the signature it gets alone: empty sets, one-shingle sets, and sets on both sides of the
+    boundaries between batches."""
+    hasher = nearcopy.Hasher(16)
+    sets = [set(), {b"a"}, {b"x y z", b"y z w"}, {f"s{i}".encode() for i in range(20)}, set()]
+    big = nearcopy.SHINGLE_CHUNK // 3 + 11
+    for k in range(8):  # about three sets per batch, so batches end inside the list, not at its end
+        sets += [{f"b{k} {i}".encode() for i in range(big)}, set(), {f"t{k}".encode()}]
+    batched = hasher.signatures(iter(sets), len(sets))
+    for k, shingles in enumerate(sets):
+        assert (batched[k] == hasher.signature(shingles)).all()

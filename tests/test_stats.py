@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import stats
+from harness import lengthcontrol, stats
 
 
 def test_cohen_kappa_textbook():
@@ -105,10 +105,10 @@ def test_length_controlled_win_rates_remove_a_pure_length_effect():
                     d,
                 )
             )
-    ref = stats.length_reference(reference)
+    ref = lengthcontrol.length_reference(reference)
     assert ref.slope > 0.5  # the judge's taste for length, found
     lc = {
-        m: stats.length_controlled_win_rate(
+        m: lengthcontrol.length_controlled_win_rate(
             [(i, p, d) for mm, i, p, d in rows if mm == m], ref, n_boot=20
         )
         for m in ("verbose", "plain")
@@ -130,9 +130,9 @@ def test_a_model_with_one_battle_is_scaled_by_the_references_spread():
         for item in range(600)
         for d in [rng.normal(0, 400)]
     ]
-    ref = stats.length_reference(reference)
+    ref = lengthcontrol.length_reference(reference)
     for rows in ([(0, 0.5, 10.0)], [(i, 0.5, 10.0) for i in range(5)]):
-        lc = stats.length_controlled_win_rate(rows, ref, n_boot=0)["lc_win_rate"]
+        lc = lengthcontrol.length_controlled_win_rate(rows, ref, n_boot=0)["lc_win_rate"]
         assert lc == pytest.approx(0.5, abs=0.03), rows
 
 

@@ -169,6 +169,8 @@ def cmd_check(args) -> int:
 
 def cmd_difficulty(args) -> int:
     """Store a pool's length-control reference: this run's pairwise battles (numbers only)."""
+    from ..lengthref import save_length_reference
+
     with _run_store(_places(args).workspace, args.run_id) as store:
         info = store.run_info(args.run_id) or {}
         rows = [
@@ -195,7 +197,8 @@ def cmd_difficulty(args) -> int:
                 "needs at "
                 f"least {args.min_models} (--min-models), or it is a few models' taste"
             )
-        store.put_length_reference(
+        save_length_reference(
+            store,
             info["pool"],
             run_id=args.run_id,
             grader=grader,

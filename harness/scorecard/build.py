@@ -70,7 +70,8 @@ def _segments(
             meta = items[g["item_id"]].metadata
             for key in strata:
                 by[key][str(meta.get(key, "(none)"))].append((g["item_id"], g["score"]))
-    out = {}
+    out: dict = {}
+    shown = []  # (key, value, items): the segments big enough to show, bootstrapped together
     for key, values in by.items():
         out[key] = {}
         for value, rows in sorted(values.items()):
@@ -78,15 +79,16 @@ def _segments(
             if n_items < min_size:
                 out[key][value] = {"suppressed": True, "reason": f"fewer than {min_size} items"}
             else:
-                b = stats.bootstrap_mean(
-                    [s for _, s in rows], clusters=[i for i, _ in rows], seed=seed
-                )
-                out[key][value] = {
-                    "n": n_items,
-                    "mean": b["mean"],
-                    "ci_low": b["ci_low"],
-                    "ci_high": b["ci_high"],
-                }
+                out[key][value] = None  # keeps the sorted order
+                shown.append((key, value, n_items, rows))
+    samples = [stats.clustered([s for _, s in rows], [i for i, _ in rows]) for *_, rows in shown]
+    for (key, value, n_items, _), b in zip(shown, stats.bootstrap_means(samples, seed=seed)):
+        out[key][value] = {
+            "n": n_items,
+            "mean": b["mean"],
+            "ci_low": b["ci_low"],
+            "ci_high": b["ci_high"],
+        }
     return out
 
 
@@ -111,7 +113,6 @@ def build_scorecard(
     """`rows_sha256`: the store rows' fingerprint, if the caller computed it once for several
     cards."""
     report = report or build_report(store, run_id, seed=seed)
-    grades = store.grades(run_id) if owned else []
     checks = (
         check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
         if owned
@@ -137,6 +138,7 @@ def build_scorecard(
         c = calls.get(model)
         if c is None:
             continue
+        grades = store.grades(run_id, model=model)  # one model's at a time
         entry = {
             "graders": {},
             "rank": rank.get(model),
