@@ -107,10 +107,12 @@ def judge_injection(outputs: list[Output], threshold: float) -> dict:
     return res
 
 
-def _shingles(text: str) -> set[bytes]:
-    """Word 3-grams of the first 300 words of a normalized text."""
-    words = text.split()[:300]
-    return {" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))}
+def _shingles(text: str) -> list[bytes]:
+    """Word 3-grams of the first 300 words of a normalized text (its only spaces are single ASCII
+    ones, so its UTF-8 bytes split into the same words). A repeated 3-gram may appear twice: a
+    MinHash is a minimum, which repeats do not change."""
+    words = text.encode().split()[:300]
+    return [b" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))]
 
 
 def repeated_outputs(
