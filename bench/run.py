@@ -192,6 +192,8 @@ def scenario(
         # monotonic clocks are shared by processes on one machine
         if stats.get("first_at") is not None and not rerun:
             result["first_request_s"] = stats["first_at"] - result["launched_at"]
+        if stats.get("last_fault_at") is not None and not rerun:
+            result["last_fault_s"] = stats["last_fault_at"] - result["launched_at"]
         result.update(
             name=name,
             n=n,
@@ -358,6 +360,18 @@ def main(which: list[str]) -> None:
             "the calm run",
             flush=True,
         )
+        # What Retry-After alone forces: the last refused call may not be sent again before its
+        # Retry-After is over, and then takes one latency; the process then exits as the calm
+        # run's did. No client that honours Retry-After ends this run earlier.
+        if sporadic.get("last_fault_s") is not None:
+            calm_exit = calm["wall"] - (calm["first_request_s"] + calm["span"])
+            forced = sporadic["last_fault_s"] + 1.0 + 0.05 + calm_exit
+            print(
+                f"# the last 429 went out at {sporadic['last_fault_s']:.1f} s: honouring its "
+                f"Retry-After, the run cannot end before {forced:.1f} s, "
+                f"{forced / calm['wall']:.2f}x the calm run (measured: {sporadic['wall']:.1f} s)",
+                flush=True,
+            )
     if "c" in which:
         small = scenario("c-small", 200, 64, None, {})
         big = scenario("c", 5000, 64, None, {})

@@ -73,6 +73,7 @@ class MockStats:
     paths: Counter = field(default_factory=Counter)  # request path -> count
     first_at: float | None = None
     last_at: float | None = None
+    last_fault_at: float | None = None  # when the last fault was answered (monotonic)
     _area: float = 0.0  # integral of in_flight over time, for the time-average
     _area_at: float = 0.0
 
@@ -87,6 +88,7 @@ class MockStats:
             "by_model": dict(self.by_model),
             "span_s": round(span, 3),
             "first_at": self.first_at,
+            "last_fault_at": self.last_fault_at,
         }
 
 
@@ -211,6 +213,7 @@ class MockServer:
             fault = b.fault_models.get(model) or self._choose_fault(model)
             if fault:
                 s.faults[fault] += 1
+                s.last_fault_at = time.monotonic()
                 failed = await self._fault(request, api, fault=fault, model=model, prompt=prompt)
                 if failed is not None:
                     return failed
