@@ -29,6 +29,16 @@ class CallRow:
 
 
 @dataclass(slots=True)
+class OutputRow:
+    """What the safeguards read of a call: its answer (None: the call failed) and how it ended."""
+
+    item_id: str
+    output: object  # str or Sealed; None if the call failed
+    finish_reason: str | None
+    error_kind: str | None
+
+
+@dataclass(slots=True)
 class GradeRow:
     """One grade: a number (or a status) and labels, never text."""
 

@@ -94,8 +94,20 @@ def _result(flagged_ids: list, n: int, threshold: float, min_outputs: int = 1) -
     }
 
 
+# A word or mark every injection pattern needs: an ASCII text whose lower case holds none of them
+# matches none, and is let through by one literal search instead of five patterns (6x faster).
+# Only for ASCII: elsewhere case-insensitive matching knows letters lower() does not fold the
+# same way (the long s, dotted capital I), so those texts go through the patterns themselves.
+NEEDS = re.compile(
+    r"ignore|disregard|forget|\[\[|judge|evaluator|grader|annotator|<\||inst\]|#"
+    r"|preference|verdict|winner|ranking|best_output|score"
+)
+
+
 def injection_signals(text: str) -> list[str]:
     """Names of the injection patterns a text matches (empty: clean)."""
+    if text.isascii() and not NEEDS.search(text.lower()):
+        return []
     return [name for name, pattern in INJECTION.items() if pattern.search(text)]
 
 
@@ -251,8 +263,8 @@ def check_run(
     # one model in memory at a time
     for model in names if models is None else [m for m in names if m in models]:
         outs = [
-            Output(row.item_id, row.output if row.ok else None, row.finish_reason, row.error_kind)
-            for row in store.calls(run_id, model)
+            Output(row.item_id, row.output, row.finish_reason, row.error_kind)
+            for row in store.outputs(run_id, model)
         ]
         results[model] = check_model(outs, settings, short_refs)
     return results

@@ -23,7 +23,7 @@ from typing import Iterator
 from .callkinds import ITEM_KINDS
 from .errors import HoldoutError
 from .failpoints import hit
-from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, finish_reason_word
+from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, OutputRow, finish_reason_word
 from .sqlite import connect
 from .storeschema import STORE_SCHEMA
 
@@ -289,6 +289,18 @@ class Store:
                     row.run_id, row.model, row.item_id, row.output
                 )
             yield row
+
+    def outputs(self, run_id: str, model: str) -> Iterator[OutputRow]:
+        """One model's answers, by item and epoch: the few columns the safeguards read (a full
+        CallRow per call is most of the time of `check` over a million calls)."""
+        for item_id, ok, output, finish, kind in self.db.execute(
+            "SELECT item_id, ok, output, finish_reason, error_kind FROM calls WHERE run_id=? "
+            "AND model=? ORDER BY item_id, epoch",
+            (run_id, model),
+        ):
+            if ok and self.cipher is not None and output is not None:
+                output = self.cipher.decrypt_output(run_id, model, item_id, output)
+            yield OutputRow(item_id, output if ok else None, finish, kind)
 
     # -- grades (numbers and labels only, never text) ---------------------------
     def put_grades(self, rows: list[GradeRow]) -> None:

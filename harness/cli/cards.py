@@ -43,6 +43,7 @@ def _pool_summary(ctx) -> dict:
 
 def cmd_scorecard(args) -> int:
     from .. import provenance
+    from ..callstats import call_stats
     from ..context import open_run
     from ..egress import GATE
     from ..scorecard import build_scorecard, render_html, sign, signing_key
@@ -70,6 +71,7 @@ def cmd_scorecard(args) -> int:
         report = _build_report(ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite)
         out = _out()
         rows_sha = ctx.store.rows_fingerprint(args.run_id)  # one pass over the store for every card
+        calls = call_stats(ctx.store, args.run_id)  # and one summary of its calls
         for lab in wanted:
             card = sign(
                 build_scorecard(
@@ -87,6 +89,7 @@ def cmd_scorecard(args) -> int:
                     report=report,
                     provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab]),
                     rows_sha256=rows_sha,
+                    calls=calls,
                 ),
                 key,
             )

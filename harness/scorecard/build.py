@@ -109,16 +109,17 @@ def build_scorecard(
     min_field_size: int = MIN_FIELD_SIZE,
     provenance: dict | None = None,
     rows_sha256: str | None = None,
+    calls: dict | None = None,
 ) -> dict:
-    """`rows_sha256`: the store rows' fingerprint, if the caller computed it once for several
-    cards."""
+    """`rows_sha256`, `calls`: the store rows' fingerprint and `call_stats`, if the caller
+    computed them once for several cards."""
     report = report or build_report(store, run_id, seed=seed)
     checks = (
         check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
         if owned
         else {}
     )
-    calls = call_stats(store, run_id)
+    calls = calls if calls is not None else call_stats(store, run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
     rank = ranks(everyone, metric) if primary else {}
