@@ -120,6 +120,7 @@ def build_scorecard(
         else {}
     )
     calls = calls if calls is not None else call_stats(store, run_id)
+    graders = store.grader_names(run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
     rank = ranks(everyone, metric) if primary else {}
@@ -139,7 +140,8 @@ def build_scorecard(
         c = calls.get(model)
         if c is None:
             continue
-        grades = store.grades(run_id, model=model)  # one model's at a time
+        # one model's at a time, by grader (each a seek on the grades' key, not a scan of the run)
+        grades = [g for name in graders for g in store.iter_grades(run_id, name, model=model)]
         entry = {
             "graders": {},
             "rank": rank.get(model),
