@@ -26,7 +26,7 @@ def write_summary(
         "total_calls": info.get("total"),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "models": stats,
-        "complete": len(store.done_keys(run_id))
+        "complete": store.done_count(run_id)
         == info.get("total"),  # every call has an output or a refusal
         **(extra or {}),
     }

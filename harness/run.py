@@ -132,7 +132,7 @@ def _run(
         if resumed:
             _check_items(store, config, pool, console=console, recall_changed=recall_changed)
         budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
-        done_before = len(store.done_keys(config.run_id))
+        done_before = store.done_count(config.run_id)
         console.print(
             f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
             f"{config.epochs} epochs = {total} calls"
@@ -169,7 +169,7 @@ def _run(
         print_summary(out, summary)
         _explain(console, config, outcome, total=total, done_before=done_before, budget=budget)
         # outputs, or refusals (final answers)
-        outcome.complete = len(store.done_keys(config.run_id)) >= total
+        outcome.complete = store.done_count(config.run_id) >= total
         return outcome
     finally:
         store.close()
