@@ -34,10 +34,8 @@ class Hasher:
         self.b = rng.randint(0, PRIME, size=perms, dtype=np.int64).astype(np.uint64)
 
     def signature(self, shingles: Iterable[bytes]) -> np.ndarray:
-        h = np.fromiter((zlib.crc32(s) for s in shingles), dtype=np.uint64)
-        if not h.size:
-            h = np.zeros(1, dtype=np.uint64)
-        return ((h[:, None] * self.a + self.b) % PRIME).min(axis=0).astype(np.uint32)
+        """The minimum of each permutation of the shingles' CRC-32s (an empty set: of 0)."""
+        return self.signatures([shingles], 1)[0]
 
     def signatures(self, shingle_sets: Iterable[Iterable[bytes]], count: int) -> np.ndarray:
         """`signature` of each set, computed for many sets at once: their hashes in one array, the
@@ -64,7 +62,7 @@ class Hasher:
             before = len(hashes)
             hashes.extend(zlib.crc32(s) for s in shingles)
             if len(hashes) == before:
-                hashes.append(0)  # an empty set: as `signature` does
+                hashes.append(0)  # an empty set: its signature is that of a 0 hash
             if len(hashes) >= SHINGLE_CHUNK:
                 flush()
         flush()

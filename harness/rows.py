@@ -29,13 +29,14 @@ class CallRow:
 
 
 @dataclass(slots=True)
-class OutputRow:
-    """What the safeguards read of a call: its answer (None: the call failed) and how it ended."""
+class Output:
+    """What the safeguards read of a call: its answer (str or Sealed; None: the call failed) and
+    how it ended."""
 
     item_id: str
-    output: object  # str or Sealed; None if the call failed
-    finish_reason: str | None
-    error_kind: str | None
+    text: object
+    finish_reason: str | None = None
+    error_kind: str | None = None
 
 
 @dataclass(slots=True)

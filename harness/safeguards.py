@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import nearcopy
 from .callkinds import Kind
+from .rows import Output
 from .sealed import reveal
 from .textnorm import normalize
 
@@ -70,14 +70,6 @@ REFUSAL = re.compile(
     r"i (?:won't|will not|am unable to|am not able to) (?:help|assist|provide|comply)|as an ai\b)",
     re.I,
 )
-
-
-@dataclass
-class Output:
-    item_id: str
-    text: str | None  # None: the call failed
-    finish_reason: str | None = None
-    error_kind: str | None = None
 
 
 def _result(flagged_ids: list, n: int, threshold: float, min_outputs: int = 1) -> dict:
@@ -262,11 +254,7 @@ def check_run(
     results = {}
     # one model in memory at a time
     for model in names if models is None else [m for m in names if m in models]:
-        outs = [
-            Output(row.item_id, row.output, row.finish_reason, row.error_kind)
-            for row in store.outputs(run_id, model)
-        ]
-        results[model] = check_model(outs, settings, short_refs)
+        results[model] = check_model(list(store.outputs(run_id, model)), settings, short_refs)
     return results
 
 

@@ -23,7 +23,7 @@ from typing import Iterator
 from .callkinds import ITEM_KINDS
 from .errors import HoldoutError
 from .failpoints import hit
-from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, OutputRow, finish_reason_word
+from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, Output, finish_reason_word
 from .sqlite import connect
 from .storeschema import STORE_SCHEMA
 
@@ -293,13 +293,18 @@ class Store:
         )
         for values in self.db.execute(sql, (run_id, model) if model else (run_id,)):
             row = CallRow(*values)
-            if self.cipher is not None and row.output is not None:
-                row.output = self.cipher.decrypt_output(
-                    row.run_id, row.model, row.item_id, row.output
-                )
+            row.output = self._opened(
+                row.output, run_id=row.run_id, model=row.model, item=row.item_id
+            )
             yield row
 
-    def outputs(self, run_id: str, model: str) -> Iterator[OutputRow]:
+    def _opened(self, output, *, run_id: str, model: str, item: str):
+        """A stored output as the caller may use it: decrypted (Sealed) for a held-out run."""
+        if self.cipher is None or output is None:
+            return output
+        return self.cipher.decrypt_output(run_id, model, item, output)
+
+    def outputs(self, run_id: str, model: str) -> Iterator[Output]:
         """One model's answers, by item and epoch: the few columns the safeguards read (a full
         CallRow per call is most of the time of `check` over a million calls)."""
         for item_id, ok, output, finish, kind in self.db.execute(
@@ -307,9 +312,8 @@ class Store:
             "AND model=? ORDER BY item_id, epoch",
             (run_id, model),
         ):
-            if ok and self.cipher is not None and output is not None:
-                output = self.cipher.decrypt_output(run_id, model, item_id, output)
-            yield OutputRow(item_id, output if ok else None, finish, kind)
+            text = self._opened(output, run_id=run_id, model=model, item=item_id) if ok else None
+            yield Output(item_id, text, finish, kind)
 
     # -- grades (numbers and labels only, never text) ---------------------------
     def put_grades(self, rows: list[GradeRow]) -> None:
@@ -357,12 +361,8 @@ class Store:
             yield dict(zip(keys, r[:6] + (detail,)))
 
     def grader_names(self, run_id: str) -> list[str]:
-        return [
-            r[0]
-            for r in self.db.execute(
-                "SELECT DISTINCT grader FROM grades WHERE run_id=? ORDER BY 1", (run_id,)
-            )
-        ]
+        sql = "SELECT DISTINCT grader FROM grades WHERE run_id=? ORDER BY 1"
+        return [r[0] for r in self.db.execute(sql, (run_id,))]
 
     def pairwise_baseline(self, run_id: str, grader: str) -> str | None:
         """The baseline a pairwise grader compared against (None: the grader is not pairwise)."""
@@ -373,7 +373,6 @@ class Store:
         ).fetchone()
         return row[0] if row else None
 
-    # -- the pool's length-control reference --------------------------------------------------
     def served_models(self, run_id: str) -> dict[str, dict[str, int]]:
         """model -> {the model id the provider said served it: calls}."""
         out: dict[str, dict[str, int]] = {}

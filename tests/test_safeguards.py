@@ -180,3 +180,13 @@ def test_letters_that_fold_oddly_still_count_as_injection(text):
     """Case-insensitive matching folds the dotted capital I and the long s to i and s; lower()
     does not, so the literal prefilter must not decide for non-ASCII text."""
     assert injection_signals(text) == ["ignore_instructions"]
+
+
+@given(st.text(max_size=200))
+def test_shingles_of_normalized_text_in_any_script_are_its_word_trigrams(text):
+    """Splitting the UTF-8 bytes of a normalized text gives the words str.split gives (Chinese,
+    Arabic, Hindi, Thai as well as Latin): the same set of 3-grams as the text's own words."""
+    normal = safeguards.normalize(text)
+    words = normal.split()[:300]
+    expected = {" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))}
+    assert set(safeguards._shingles(normal)) == expected

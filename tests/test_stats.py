@@ -232,3 +232,18 @@ def test_bradley_terry_fits_pairs_as_the_battles_they_sum(seed):
         assert got["ratings"][p]["ci_high"] == pytest.approx(
             np.quantile(boots[:, i], 0.975), abs=1e-6
         )
+
+
+def test_a_sample_gets_the_same_interval_alone_or_with_others():
+    """Shared draws are exact: each sample keeps the interval it gets alone, whatever else is
+    bootstrapped with it (as many items, other counts, several epochs per item, no values)."""
+    rng = np.random.default_rng(5)
+    ids = [f"題{i}" for i in range(40)]  # item ids in another script; order of first appearance
+    one_epoch = ([float(v) for v in rng.random(40)], ids)
+    three_epochs = ([float(v) for v in rng.random(120)], [i for i in ids for _ in range(3)])
+    uneven = ([1.0, 0.0, 1.0, 1.0, 0.5], [7, 7, ("t", 1), 3, 3])  # any hashable cluster
+    other_size = ([float(v) for v in rng.random(40)], ids[:20] * 2)
+    samples = [one_epoch, three_epochs, uneven, ([], []), other_size]
+    together = stats.bootstrap_means([stats.clustered(v, c) for v, c in samples], seed=3)
+    for (values, clusters), got in zip(samples, together):
+        assert got == stats.bootstrap_mean(values, clusters=clusters, seed=3)

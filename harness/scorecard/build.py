@@ -71,7 +71,7 @@ def _segments(
             for key in strata:
                 by[key][str(meta.get(key, "(none)"))].append((g["item_id"], g["score"]))
     out: dict = {}
-    shown = []  # (key, value, items): the segments big enough to show, bootstrapped together
+    shown = []  # (key, value, items, rows): the segments big enough to show, bootstrapped together
     for key, values in by.items():
         out[key] = {}
         for value, rows in sorted(values.items()):
@@ -120,7 +120,6 @@ def build_scorecard(
         else {}
     )
     calls = calls if calls is not None else call_stats(store, run_id)
-    graders = store.grader_names(run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
     rank = ranks(everyone, metric) if primary else {}
@@ -141,7 +140,9 @@ def build_scorecard(
         if c is None:
             continue
         # one model's at a time, by grader (each a seek on the grades' key, not a scan of the run)
-        grades = [g for name in graders for g in store.iter_grades(run_id, name, model=model)]
+        grades = [
+            g for name in report["graders"] for g in store.iter_grades(run_id, name, model=model)
+        ]
         entry = {
             "graders": {},
             "rank": rank.get(model),
