@@ -273,3 +273,30 @@ def test_review_push_of_heldout_text_needs_a_trusted_destination(
     code, stdout, err = cli("review", "route", "run")
     assert code == 0 and "5 open assignments pushed to acme-labelling" in stdout + err
     assert len(mytool.SENT[0][1]) == 5 and "quokka" in mytool.SENT[0][1][0]["prompt"]
+
+
+@pytest.mark.parametrize(
+    "pool,expected",
+    [
+        ("arena", "'arena' is not a pool: expected public, heldout or a vault version"),
+        ("arena@3", "'arena@3' is not a pool"),
+        ("arena@v0", "'arena@v0' is not a pool"),
+        ("评测@v1", "pool 评测@v1 belongs to suite '评测', not 'arena'"),
+    ],
+)
+def test_a_pool_id_in_a_config_is_checked_where_it_is_written(
+    project, cli, tmp_path, monkeypatch, pool, expected
+):
+    """A mistyped pool id names the config file and its key, before anything is opened or sent."""
+    project.suite(name="arena")
+    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
+    cli("vault", "init")
+    cli("pool", "import", pool_file(tmp_path), "--suite", "arena", "--heldout", "--activate")
+    path = project.config(
+        f"suite: arena\npool: '{pool}'\nproviders:\n  p:\n    type: openai-compatible\n"
+        "    base_url: http://127.0.0.1:9/v1\nmodels:\n  - {provider: p, model: m}\n"
+    )
+    code, stdout, err = cli("run", path, "-q")
+    assert code == 2
+    assert expected in err and str(path.name) in err and "pool" in err
+    assert "Traceback" not in err

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..identity import ItemDigest
 from ..policy import check_retention
+from ..poolid import PoolId
 from .keys import VaultError
 from .pools import Vault
 
@@ -27,13 +28,19 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
                 "then `holdout pool activate`)"
             )
     else:
-        pool_id = config.pool
-        if pool_id.split("@")[0] != suite.name:
+        try:
+            named = PoolId.parse(config.pool)
+        except ConfigError:
             raise ConfigError(
-                f"{config.where('pool')}: pool {pool_id} belongs to suite "
-                f"'{pool_id.split('@')[0]}', "
+                f"{config.where('pool')}: {config.pool!r} is not a pool: expected public, heldout "
+                "or a vault version <suite>@v<N> such as arena@v3 (see `holdout pool list`)"
+            ) from None
+        if named.suite != suite.name:
+            raise ConfigError(
+                f"{config.where('pool')}: pool {named} belongs to suite '{named.suite}', "
                 f"not '{suite.name}'"
             )
+        pool_id = str(named)
     manifest = vault.manifest(pool_id)
     if not recorded and manifest["status"] == "retired" and manifest["license_class"] == "heldout":
         raise VaultError(
