@@ -109,10 +109,12 @@ def build_report(
     *,
     order: list[str] | None = None,
     headline: str | None = None,
+    calls: dict | None = None,
 ) -> dict:
     """`order`: grader names as the config lists them (graders it no longer lists follow, by name);
-    `headline`: the grader that heads the report and orders models (default: the first in order)."""
-    calls = call_stats(store, run_id)
+    `headline`: the grader that heads the report and orders models (default: the first in order);
+    `calls`: the run's `call_stats`, if the caller has them."""
+    calls = calls if calls is not None else call_stats(store, run_id)
     graders = store.grader_names(run_id)
     order = [n for n in (order or []) if n in graders] + [
         n for n in graders if n not in (order or [])

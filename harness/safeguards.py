@@ -115,8 +115,11 @@ def _shingles(text: str) -> list[bytes]:
     """Word 3-grams of the first 300 words of a normalized text (its only spaces are single ASCII
     ones, so its UTF-8 bytes split into the same words). A repeated 3-gram may appear twice: a
     MinHash is a minimum, which repeats do not change."""
-    words = text.encode().split()[:300]
-    return [b" ".join(words[i : i + 3]) for i in range(max(1, len(words) - 2))]
+    raw = text.encode()
+    if raw.count(b" ") < 3:  # three words or fewer: the one 3-gram is the text
+        return [raw]
+    words = raw.split()[:300]
+    return [b" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
 
 
 def repeated_outputs(

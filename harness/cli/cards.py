@@ -68,10 +68,12 @@ def cmd_scorecard(args) -> int:
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.min_segment_size or 10
-        report = _build_report(ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite)
+        calls = call_stats(ctx.store, args.run_id)  # one summary of its calls for every card
+        report = _build_report(
+            ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite, calls=calls
+        )
         out = _out()
-        rows_sha = ctx.store.rows_fingerprint(args.run_id)  # one pass over the store for every card
-        calls = call_stats(ctx.store, args.run_id)  # and one summary of its calls
+        rows_sha = ctx.store.rows_fingerprint(args.run_id)  # and one pass over the store
         for lab in wanted:
             card = sign(
                 build_scorecard(

@@ -89,11 +89,11 @@ def _grader_order(config, suite=None) -> tuple[list[str] | None, str | None]:
     return names, config.headline
 
 
-def _build_report(store, run_id: str, config, *, seed: int, suite=None) -> dict:
+def _build_report(store, run_id: str, config, *, seed: int, suite=None, calls=None) -> dict:
     from ..report import build_report
 
     order, headline = _grader_order(config, suite)
-    return build_report(store, run_id, seed=seed, order=order, headline=headline)
+    return build_report(store, run_id, seed=seed, order=order, headline=headline, calls=calls)
 
 
 def cmd_report(args) -> int:
