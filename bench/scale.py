@@ -102,8 +102,8 @@ def main(n: int, models: int) -> None:
     dir = Path(tempfile.mkdtemp(prefix="holdout-scale-"))
     config = make(dir, n, models)
     print(f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x {models} models")
-    print("| command | wall s | CPU s | peak RSS MB |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| command | wall s | CPU s | peak RSS MB | largest worker MB |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     steps = [
         ("run", ["run", str(config), "-q"]),
         ("grade", ["grade", "scale", "-q"]),
@@ -131,7 +131,11 @@ def main(n: int, models: int) -> None:
     for name, args in steps:
         r = measure(dir, *args)
         if name != "vault init":
-            print(f"| {name} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mb']:.0f} |", flush=True)
+            worker = f"{r['worker_rss_mb']:.0f}" if r["worker_rss_mb"] else "-"
+            print(
+                f"| {name} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mb']:.0f} | {worker} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

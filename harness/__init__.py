@@ -18,3 +18,11 @@ the code keeps are in README "Layout" and tests/test_architecture.py.
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+
+# One BLAS thread unless the caller chose otherwise, set before anything imports numpy. Its
+# products here are matrix-vector ones (bootstrap resamples) that one thread does as fast, and
+# idle BLAS threads spin: beside the check workers they took 10 s of a 33 s scorecard
+# (bench/README.md, "Checks in worker processes").
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

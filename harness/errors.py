@@ -11,6 +11,7 @@ escapes is a bug (exit 1, the traceback through the egress gate).
         SchemaTooNew              a file written by a newer Holdout (sqlite)
         RunBusy                   another process holds this run (runlock)
         EgressRefused             the egress gate refused a write (egress)
+        CheckFailed               a check worker hit a bug: its type and place only (checks)
 
 Not for people, so not in the tree: ProviderError (one failed call, recorded in its row by its
 `callkinds.Kind`, a constant per kind, which also says whether it stops a provider or a model),

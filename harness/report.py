@@ -143,7 +143,7 @@ def build_report(
         if baseline is not None:
             info = store.run_info(run_id) or {}
             section = pairwise_section(
-                store.grades(run_id, grader),
+                list(store.iter_grades(run_id, grader)),
                 baseline,
                 seed,
                 load_length_reference(store, info.get("pool") or "", grader),

@@ -234,33 +234,6 @@ def short_reference_items(items: dict | None, settings: dict | None = None) -> s
     }
 
 
-def check_run(
-    store,
-    run_id: str,
-    settings: dict | None = None,
-    *,
-    models: list[str] | None = None,
-    items: dict | None = None,
-) -> dict:
-    """Every model of a run (or the given ones): {model: {detector: result}}. Outputs are read
-    inside the boundary; the result holds ids and numbers only. `items` (id -> Item) lets the
-    short-answer check leave out items whose reference is short."""
-    short_refs = short_reference_items(items, settings)
-    names = sorted(
-        {
-            m
-            for (m,) in store.db.execute(
-                "SELECT DISTINCT model FROM calls WHERE run_id=?", (run_id,)
-            )
-        }
-    )
-    results = {}
-    # one model in memory at a time
-    for model in names if models is None else [m for m in names if m in models]:
-        results[model] = check_model(list(store.outputs(run_id, model)), settings, short_refs)
-    return results
-
-
 def flags(results: dict) -> dict[str, list[str]]:
     """model -> the detectors that flagged it."""
     return {m: [d for d, r in res.items() if r["flagged"]] for m, res in results.items()}

@@ -304,6 +304,11 @@ class Store:
             return output
         return self.cipher.decrypt_output(run_id, model, item, output)
 
+    def models(self, run_id: str) -> list[str]:
+        """The models a run called, by name."""
+        sql = "SELECT DISTINCT model FROM calls WHERE run_id=? ORDER BY 1"
+        return [m for (m,) in self.db.execute(sql, (run_id,))]
+
     def outputs(self, run_id: str, model: str) -> Iterator[Output]:
         """One model's answers, by item and epoch: the few columns the safeguards read (a full
         CallRow per call is most of the time of `check` over a million calls)."""
@@ -336,11 +341,6 @@ class Store:
                     for r in rows
                 ],
             )
-
-    def grades(
-        self, run_id: str, grader: str | None = None, *, model: str | None = None
-    ) -> list[dict]:
-        return list(self.iter_grades(run_id, grader, model=model))
 
     def iter_grades(
         self, run_id: str, grader: str | None = None, *, model: str | None = None

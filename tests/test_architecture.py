@@ -106,7 +106,7 @@ LAYERS = [
     (
         "flows",
         "run context grading.rules grading.judges grading.judging grading.engine report safeguards "
-        "recorded review review.reviewers review.specs review.routing review.decisions "
+        "checks recorded review review.reviewers review.specs review.routing review.decisions "
         "review.quality review.push review.app scorecard scorecard.build scorecard.render "
         "scorecard.sign export",
     ),

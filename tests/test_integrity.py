@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import QUESTIONS
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -19,47 +20,6 @@ from harness.scorecard.sign import canonical, fingerprint
 from harness.vault import Vault
 
 DAY = 86400
-QUESTIONS = [
-    "请用三句话解释光合作用。",
-    "東京で一番古い寺はどこですか？",
-    "ما هي عاصمة المغرب؟",
-    "מה הבירה של פינלנד?",
-    "भारत की सबसे लंबी नदी कौन सी है?",
-    "ประเทศไทยมีกี่จังหวัด",
-    'Line one\nline two\n"quoted"',
-    "Hi",
-]
-
-
-@pytest.fixture
-def heldout(project, cli, monkeypatch, mock_server):
-    """A vault with an active held-out pool `s@v1` (prompts in many scripts), and a run config for
-    it."""
-    monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
-    project.suite("s")
-    pool = project.root / "pool.jsonl"
-    pool.write_text(
-        "".join(
-            json.dumps(
-                {"id": f"h{i}", "prompt": f"{q} ({i})", "reference": f"answer-{i}-of-the-pool"},
-                ensure_ascii=False,
-            )
-            + "\n"
-            for i, q in enumerate(QUESTIONS * 2)
-        )
-    )
-    assert cli("vault", "init")[0] == 0
-    assert cli("pool", "import", pool, "--suite", "s", "--heldout", "--activate")[0] == 0
-
-    def config(extra="", models=("m1",), name="run.yaml"):
-        lines = "".join(f"  - {{provider: a, model: {m}}}\n" for m in models)
-        return project.config(
-            f"suite: s\npool: heldout\n{extra}providers:\n  a:\n    type: openai-compatible\n"
-            f"    base_url: {mock_server.url}/v1\nmodels:\n{lines}",
-            name=name,
-        )
-
-    return config
 
 
 def _vault(project) -> Vault:

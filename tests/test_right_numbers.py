@@ -660,6 +660,6 @@ def test_rule_grading_streams_across_write_batches(project, cli, mock_server):
     assert _grade_rules(store, "run", grader, items=items, batch=3)["graded_now"] == 22
     # all written, nothing twice
     assert _grade_rules(store, "run", grader, items=items, batch=3)["graded_now"] == 0
-    scores = [g["score"] for g in store.grades("run")]
+    scores = [g["score"] for g in store.iter_grades("run")]
     store.close()
     assert len(scores) == 22 and sum(scores) == 14

@@ -3,6 +3,7 @@ options several commands take."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import sys
 from pathlib import Path
@@ -63,6 +64,27 @@ def workspace(sp):
         "--workspace",
         type=Path,
         help="store and vault directory (default: the run config's workspace, else .holdout)",
+    )
+
+
+def _worker_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of processes, 1 or more: {text!r}"
+        )
+    return n
+
+
+def workers_flag(sp):
+    sp.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help="check models in N processes at once (default: one per CPU; 1: in this process)",
     )
 
 

@@ -17,6 +17,7 @@ from ._common import (
     json_flag,
     results_dir,
     run_config,
+    workers_flag,
     workspace,
 )
 from .grading import _build_report
@@ -44,6 +45,7 @@ def _pool_summary(ctx) -> dict:
 def cmd_scorecard(args) -> int:
     from .. import provenance
     from ..callstats import call_stats
+    from ..checks import StoreAt, start_checks
     from ..context import open_run
     from ..egress import GATE
     from ..scorecard import build_scorecard, render_html, sign, signing_key
@@ -68,12 +70,26 @@ def cmd_scorecard(args) -> int:
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.min_segment_size or 10
-        calls = call_stats(ctx.store, args.run_id)  # one summary of its calls for every card
-        report = _build_report(
-            ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite, calls=calls
+        # the checks of every card's models run in worker processes while the report is built
+        pending = start_checks(
+            ctx.store,
+            args.run_id,
+            ctx.suite.safeguards,
+            where=StoreAt.of_run(ctx),
+            models=sorted({m for lab in wanted for m in labs[lab]}),
+            items=items,
+            workers=args.workers,
         )
+        try:
+            calls = call_stats(ctx.store, args.run_id)  # one summary of its calls for every card
+            report = _build_report(
+                ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite, calls=calls
+            )
+            rows_sha = ctx.store.rows_fingerprint(args.run_id)  # and one pass over the store
+            checks = pending.result()
+        finally:
+            pending.close()
         out = _out()
-        rows_sha = ctx.store.rows_fingerprint(args.run_id)  # and one pass over the store
         for lab in wanted:
             card = sign(
                 build_scorecard(
@@ -92,6 +108,7 @@ def cmd_scorecard(args) -> int:
                     provenance=provenance.of_run(ctx.store, args.run_id, ctx.config, labs[lab]),
                     rows_sha256=rows_sha,
                     calls=calls,
+                    checks=checks,
                 ),
                 key,
             )
@@ -257,6 +274,7 @@ def register(sub) -> None:
     who.add_argument("--lab", help="one lab (from the run config's labs:)")
     who.add_argument("--all", action="store_true", help="one scorecard per lab")
     sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
+    workers_flag(sp)
     run_config(sp)
     results_dir(sp)
     workspace(sp)

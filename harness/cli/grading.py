@@ -17,6 +17,7 @@ from ._common import (
     json_flag,
     results_dir,
     run_config,
+    workers_flag,
     workspace,
 )
 
@@ -115,8 +116,9 @@ def cmd_report(args) -> int:
 def cmd_check(args) -> int:
     from rich.table import Table
 
+    from ..checks import StoreAt, check_run
     from ..egress import GATE
-    from ..safeguards import check_run, flags
+    from ..safeguards import flags
     from ..suite import load_suite
 
     places = _places(args)
@@ -124,7 +126,9 @@ def cmd_check(args) -> int:
     with _run_store(places.workspace, args.run_id) as store:
         heldout = store.run_info(args.run_id)["heldout"]
         if places.config is None and not heldout:  # the config is gone: the outputs alone
-            results = check_run(store, args.run_id, settings)
+            results = check_run(
+                store, args.run_id, settings, where=StoreAt(store.path), workers=args.workers
+            )
     if places.config is not None or heldout:
         from ..context import open_run
 
@@ -135,7 +139,9 @@ def cmd_check(args) -> int:
                 ctx.store,
                 args.run_id,
                 settings or ctx.suite.safeguards,
+                where=StoreAt.of_run(ctx),
                 items=ctx.items(),
+                workers=args.workers,
             )
         finally:
             ctx.close()
@@ -175,7 +181,7 @@ def cmd_difficulty(args) -> int:
         info = store.run_info(args.run_id) or {}
         rows = [
             g
-            for g in store.grades(args.run_id)
+            for g in store.iter_grades(args.run_id)
             if g["status"] == "ok" and "baseline" in (g["detail"] or {})
         ]
         graders = sorted({g["grader"] for g in rows})
@@ -294,6 +300,7 @@ def register(sub) -> None:
     sp.add_argument("run_id")
     sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
     sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    workers_flag(sp)
     run_config(sp)
     results_dir(sp)
     workspace(sp)

@@ -95,7 +95,7 @@ def cmd_review_route(args) -> int:
             ctx.store.db,
             args.run_id,
             spec,
-            grades=ctx.store.grades(args.run_id),
+            grades=list(ctx.store.iter_grades(args.run_id)),
             outputs=outputs,
             items=items,
             seed=args.seed,
@@ -181,7 +181,7 @@ def cmd_review_status(args) -> int:
             ctx.store.db,
             args.run_id,
             criteria,
-            grades=ctx.store.grades(args.run_id),
+            grades=list(ctx.store.iter_grades(args.run_id)),
             min_gold_accuracy=spec.get("min_gold_accuracy", 0.7),
         )
     finally:

@@ -12,9 +12,9 @@ from collections import defaultdict
 
 from .. import stats
 from ..callstats import call_stats
+from ..checks import check_run
 from ..report import build_report, by_headline, headline_metric
 from ..review import quality
-from ..safeguards import check_run
 from ..store import Store
 
 SCHEMA_ID = "holdout.scorecard/1"
@@ -92,6 +92,50 @@ def _segments(
     return out
 
 
+def _call_figures(c: dict) -> dict:
+    """A model's calls, errors, cost, tokens and latency, from its `call_stats`."""
+    n = c["calls"]
+    return {
+        "calls": n,
+        "error_rate": c["errors"] / n if n else None,
+        "refusal_rate": c["error_kinds"].get("content_filter", 0) / n if n else None,
+        "error_kinds": c["error_kinds"],
+        "cost": {
+            "total_usd": c["cost_usd"],
+            "per_1k_items_usd": c["cost_usd"] / n * 1000 if n else None,
+        },
+        "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
+        "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]},
+    }
+
+
+def _field(report: dict, owned, min_field_size: int) -> dict:
+    """Per grader, the field's size, median and best (suppressed with too few other models)."""
+    field = {}
+    for name, g in report["graders"].items():
+        key = "mean" if g["kind"] == "scores" else "win_rate"
+        values = [e[key] for e in g["models"].values() if e.get(key) is not None]
+        others = sum(m not in owned for m, e in g["models"].items() if e.get(key) is not None)
+        if not values:
+            continue
+        # with one or two others, the median and best would be their scores
+        if others < min_field_size:
+            field[name] = {
+                "models": len(values),
+                "metric": key,
+                "suppressed": True,
+                "reason": f"fewer than {min_field_size} other models",
+            }
+        else:
+            field[name] = {
+                "models": len(values),
+                "median": statistics.median(values),
+                "best": max(values),
+                "metric": key,
+            }
+    return field
+
+
 def build_scorecard(
     store: Store,
     run_id: str,
@@ -110,15 +154,14 @@ def build_scorecard(
     provenance: dict | None = None,
     rows_sha256: str | None = None,
     calls: dict | None = None,
+    checks: dict | None = None,
 ) -> dict:
-    """`rows_sha256`, `calls`: the store rows' fingerprint and `call_stats`, if the caller
-    computed them once for several cards."""
+    """`rows_sha256`, `calls`, `checks`: the store rows' fingerprint, `call_stats` and the
+    safeguard checks (of these models at least), if the caller computed them once for several
+    cards."""
     report = report or build_report(store, run_id, seed=seed)
-    checks = (
-        check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
-        if owned
-        else {}
-    )
+    if checks is None and owned:
+        checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
     calls = calls if calls is not None else call_stats(store, run_id)
     primary, metric = _primary(report)
     everyone = report["graders"][primary]["models"] if primary else {}
@@ -146,21 +189,10 @@ def build_scorecard(
         entry = {
             "graders": {},
             "rank": rank.get(model),
-            "calls": c["calls"],
-            "error_rate": c["errors"] / c["calls"] if c["calls"] else None,
-            "refusal_rate": c["error_kinds"].get("content_filter", 0) / c["calls"]
-            if c["calls"]
-            else None,
-            "error_kinds": c["error_kinds"],
-            "cost": {
-                "total_usd": c["cost_usd"],
-                "per_1k_items_usd": c["cost_usd"] / c["calls"] * 1000 if c["calls"] else None,
-            },
-            "tokens": {"input": c["input_tokens"], "output": c["output_tokens"]},
-            "latency_s": {"p50": c["latency_p50_s"], "p95": c["latency_p95_s"]},
+            **_call_figures(c),
             "safeguards": {
                 d: {k: r[k] for k in ("flagged", "rate", "count", "threshold")}
-                for d, r in checks.get(model, {}).items()
+                for d, r in (checks or {}).get(model, {}).items()
             },
         }
         for name, g in report["graders"].items():
@@ -188,27 +220,7 @@ def build_scorecard(
         if human:
             entry["human_review"] = human
         card["models"][model] = entry
-    for name, g in report["graders"].items():
-        key = "mean" if g["kind"] == "scores" else "win_rate"
-        values = [e[key] for e in g["models"].values() if e.get(key) is not None]
-        others = sum(m not in owned for m, e in g["models"].items() if e.get(key) is not None)
-        if not values:
-            continue
-        # with one or two others, the median and best would be their scores
-        if others < min_field_size:
-            card["field"][name] = {
-                "models": len(values),
-                "metric": key,
-                "suppressed": True,
-                "reason": f"fewer than {min_field_size} other models",
-            }
-        else:
-            card["field"][name] = {
-                "models": len(values),
-                "median": statistics.median(values),
-                "best": max(values),
-                "metric": key,
-            }
+    card["field"] = _field(report, owned, min_field_size)
     card["min_field_size"] = min_field_size
     if provenance is not None:
         card["provenance"] = provenance
