@@ -105,10 +105,10 @@ LAYERS = [
     ),
     (
         "flows",
-        "run context grading.rules grading.judges grading.judging grading.engine report safeguards "
-        "checks recorded review review.reviewers review.specs review.routing review.decisions "
-        "review.quality review.push review.app scorecard scorecard.build scorecard.render "
-        "scorecard.sign export",
+        "run context grading.rules grading.judges grading.judging grading.engine report paired "
+        "safeguards checks recorded review review.reviewers review.specs review.routing "
+        "review.decisions review.quality review.push review.app scorecard scorecard.build "
+        "scorecard.render scorecard.sign export",
     ),
     (
         "cli",

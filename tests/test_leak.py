@@ -442,6 +442,11 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),  # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
+    (
+        [*LOG, "runs", "diff", "arena-nov", "arena-nov", "--grader", "rubric"],
+        {},
+        0,
+    ),  # item ids and numbers only
     ([*LOG, "check", "arena-nov"], {}, 0),
     ([*LOG, "review", "add-reviewer", "alice", "--languages", "xx", "--port", "{port}"], {}, 0),
     ([*LOG, "review", "route", "arena-nov"], {}, 0),
@@ -490,6 +495,7 @@ PIPELINE = [
     ([*LOG, "status", "--json"], {}, 0),
     ([*LOG, "report", "arena-nov", "--json"], {}, 0),
     ([*LOG, "check", "arena-nov", "--json"], {}, 0),
+    ([*LOG, "runs", "diff", "arena-nov", "arena-nov", "--grader", "pairwise", "--json"], {}, 0),
     ([*LOG, "review", "status", "arena-nov", "--json"], {}, 0),
     ([*LOG, "pool", "list", "--json"], {}, 0),
     ([*LOG, "pool", "show", "arena@v2", "--json"], {}, 0),

@@ -1,4 +1,5 @@
-"""`holdout run`, `status`, `runs delete`: making runs and seeing where they stand."""
+"""`holdout run`, `status`, `runs delete`, `runs diff`: making runs, seeing where they stand, and
+comparing two."""
 
 from __future__ import annotations
 
@@ -85,6 +86,49 @@ def cmd_runs_delete(args) -> int:
     return EXIT_OK
 
 
+def cmd_runs_diff(args) -> int:
+    from rich.table import Table
+
+    from ..paired import diff_runs
+
+    places = _places(args)
+    with _run_store(places.workspace, args.run_a) as store:
+        diff = diff_runs(store, args.run_a, args.run_b, grader=args.grader, seed=args.seed)
+    grader = diff["grader"]
+    if args.json:
+        _print_json(diff)
+        return EXIT_OK
+    t = Table(
+        title=f"{args.run_b} minus {args.run_a}, grader {grader}: on the items both runs scored "
+        "(paired 95% CI over items; * = the CI leaves out 0)"
+    )
+    for col in ("model", "items", args.run_a, args.run_b, "difference", "95% CI", "up", "down"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for model, d in diff["models"].items():
+        t.add_row(
+            model,
+            str(d["n"]),
+            f"{d['mean_a']:.3f}",
+            f"{d['mean_b']:.3f}",
+            f"{d['difference']:+.3f}" + (" *" if d["separated"] else ""),
+            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]",
+            str(d["better"]),
+            str(d["worse"]),
+        )
+    out = _out()
+    out.print(t)
+    if diff["pool_a"] != diff["pool_b"]:
+        out.print(f"pools differ ({diff['pool_a']}, {diff['pool_b']}): only shared items compared")
+    if diff["edited_between_runs"]:
+        out.print(
+            f"{diff['edited_between_runs']} item(s) edited between the runs (same id, other "
+            f"content) were left out: {', '.join(diff['edited_item_ids'])}"
+        )
+    if diff["not_in_both"]:
+        out.print(f"not graded by {grader} in both runs: {', '.join(diff['not_in_both'])}")
+    return EXIT_OK
+
+
 def register(sub) -> None:
     """The run, status, runs command(s)."""
     sp = sub.add_parser(
@@ -124,3 +168,16 @@ def register(sub) -> None:
     run_config(dp)
     workspace(dp)
     dp.set_defaults(func=cmd_runs_delete)
+    fp = rsub.add_parser(
+        "diff",
+        help="RUN_B minus RUN_A per model, on the items both scored with the same content: "
+        "score differences with paired bootstrap CIs, and the items that changed most",
+    )
+    fp.add_argument("run_a")
+    fp.add_argument("run_b")
+    fp.add_argument("--grader", help="whose scores (default: the one grader both runs have)")
+    fp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
+    run_config(fp)
+    workspace(fp)
+    json_flag(fp)
+    fp.set_defaults(func=cmd_runs_diff)

@@ -1,0 +1,193 @@
+"""Paired comparisons: two sets of scores on the same items, and their difference with a bootstrap
+CI over items.
+
+On the same items, item difficulty cancels out of a difference, so its interval is far narrower
+than two separate CIs suggest (two overlapping CIs do not show that there is no difference). The
+pairing is strict: across runs an item is paired by its id *and* the digest of its content, so an
+item edited between two runs is counted and left out, never compared with its old self. Epochs of
+one item are averaged first: the item is the unit that is resampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import stats
+from .errors import HoldoutError
+from .store import Store
+
+CHANGED_SHOWN = 20  # item ids listed per model among those whose score changed the most
+
+
+@dataclass
+class Paired:
+    """Two sides' mean scores on the items both scored (in the same order)."""
+
+    keys: list
+    a: np.ndarray
+    b: np.ndarray
+    only_a: int = 0  # items only one side scored
+    only_b: int = 0
+
+
+@dataclass
+class Difference:
+    n: int
+    mean_a: float | None
+    mean_b: float | None
+    difference: float | None  # b - a
+    ci_low: float | None
+    ci_high: float | None
+    better: int  # items b scored higher than a
+    worse: int
+    same: int
+    only_a: int
+    only_b: int
+    changed: list = field(default_factory=list)  # (key, a, b), the largest changes first
+
+    @property
+    def separated(self) -> bool:
+        """Whether the CI of the difference leaves out 0."""
+        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+
+
+def item_means(grades: Iterable[dict], key=lambda g: g["item_id"]) -> dict:
+    """key -> mean score over the epochs of successful grades (`key`: how items are told apart)."""
+    sums: dict = {}
+    for g in grades:
+        if g["status"] == "ok" and g["score"] is not None:
+            k = key(g)
+            if k is not None:
+                total, count = sums.get(k, (0.0, 0))
+                sums[k] = (total + g["score"], count + 1)
+    return {k: total / count for k, (total, count) in sums.items()}
+
+
+def pair(a: dict, b: dict) -> Paired:
+    """The items both sides scored, in a fixed order (sorted keys)."""
+    keys = sorted(a.keys() & b.keys(), key=repr)
+    return Paired(
+        keys,
+        np.array([a[k] for k in keys], dtype=float),
+        np.array([b[k] for k in keys], dtype=float),
+        only_a=len(a.keys() - b.keys()),
+        only_b=len(b.keys() - a.keys()),
+    )
+
+
+def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> list[Difference]:
+    """The mean of b - a per pairing, with a percentile bootstrap CI over items. Pairings on as
+    many items share draws (`stats.bootstrap_means`): each gets the interval it would get alone."""
+    boots = stats.bootstrap_means([stats.clustered(p.b - p.a) for p in pairs], n_boot, seed=seed)
+    out = []
+    for p, boot in zip(pairs, boots):
+        delta = p.b - p.a
+        order = np.argsort(-np.abs(delta), kind="stable")[:CHANGED_SHOWN]
+        out.append(
+            Difference(
+                n=len(p.keys),
+                mean_a=float(p.a.mean()) if p.keys else None,
+                mean_b=float(p.b.mean()) if p.keys else None,
+                difference=boot["mean"],
+                ci_low=boot["ci_low"],
+                ci_high=boot["ci_high"],
+                better=int((delta > 0).sum()),
+                worse=int((delta < 0).sum()),
+                same=int((delta == 0).sum()),
+                only_a=p.only_a,
+                only_b=p.only_b,
+                changed=[(p.keys[i], float(p.a[i]), float(p.b[i])) for i in order if delta[i] != 0],
+            )
+        )
+    return out
+
+
+def _item_keys(store: Store, run_id: str) -> dict[str, tuple[str, str] | None]:
+    """item_id -> (item_id, content digest); None for an item called with two contents."""
+    return {
+        item: (item, next(iter(shas))) if len(shas) == 1 else None
+        for item, shas in store.item_digests(run_id).items()
+    }
+
+
+def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed: int = 0) -> dict:
+    """Per model graded in both runs by `grader` (None: the one grader both have): its scores in b
+    minus a, on the items both runs called with the same content, and what could not be
+    compared."""
+    for run in (run_a, run_b):
+        if store.run_info(run) is None or "/grade/" in run:
+            known = ", ".join(r["run_id"] for r in store.status()) or "none"
+            raise HoldoutError(f"no run '{run}' in {store.path} (runs: {known})")
+    if grader is None:
+        shared = sorted(set(store.grader_names(run_a)) & set(store.grader_names(run_b)))
+        if len(shared) != 1:
+            raise HoldoutError(
+                f"pass --grader: '{run_a}' and '{run_b}' share "
+                + (f"the graders {', '.join(shared)}" if shared else "no grader")
+            )
+        grader = shared[0]
+    digests = {run: store.grader_digests(run).get(grader) for run in (run_a, run_b)}
+    for run, d in digests.items():
+        if d is None:
+            names = ", ".join(store.grader_names(run)) or "none: run `holdout grade` first"
+            raise HoldoutError(f"run '{run}' has no grades from '{grader}' (graders: {names})")
+    if digests[run_a] != digests[run_b]:
+        raise HoldoutError(
+            f"grader '{grader}' graded '{run_a}' and '{run_b}' with different settings (digests "
+            f"{', '.join(sorted(digests[run_a]))} and {', '.join(sorted(digests[run_b]))}): its "
+            "scores do not compare. Regrade one run with the other's settings "
+            "(`holdout grade RUN --regrade GRADER`)"
+        )
+    keys = {run: _item_keys(store, run) for run in (run_a, run_b)}
+    by_id_a, by_id_b = keys[run_a], keys[run_b]
+    common_ids = by_id_a.keys() & by_id_b.keys()
+    edited = sorted(i for i in common_ids if by_id_a[i] != by_id_b[i])
+    models, pairs, ungraded = [], [], []
+    for model in sorted(set(store.models(run_a)) | set(store.models(run_b))):
+        means = {
+            run: item_means(
+                store.iter_grades(run, grader, model=model),
+                key=lambda g, k=keys[run]: k.get(g["item_id"]),
+            )
+            for run in (run_a, run_b)
+        }
+        if means[run_a] and means[run_b]:
+            models.append(model)
+            pairs.append(pair(means[run_a], means[run_b]))
+        else:
+            ungraded.append(model)
+    if not models:
+        raise HoldoutError(
+            f"no model has grades from '{grader}' in both '{run_a}' and '{run_b}': nothing to "
+            "compare"
+        )
+    if not any(p.keys for p in pairs):
+        pools = {store.run_info(run)["pool"] for run in (run_a, run_b)}
+        raise HoldoutError(
+            f"'{run_a}' and '{run_b}' have no item in common with the same content (pools: "
+            f"{', '.join(sorted(pools))}; {len(edited)} item(s) edited between them): an item "
+            "comparison needs the same items"
+        )
+    diffs = differences(pairs, seed=seed)
+    return {
+        "run_a": run_a,
+        "run_b": run_b,
+        "pool_a": store.run_info(run_a)["pool"],
+        "pool_b": store.run_info(run_b)["pool"],
+        "grader": grader,
+        "seed": seed,
+        "edited_between_runs": len(edited),
+        "edited_item_ids": edited[:CHANGED_SHOWN],
+        "not_in_both": ungraded,  # models without grades from `grader` in one of the runs
+        "models": {
+            model: {
+                **{k: v for k, v in vars(d).items() if k != "changed"},
+                "separated": d.separated,
+                "changed": [{"item_id": key[0], "a": a, "b": b} for key, a, b in d.changed],
+            }
+            for model, d in zip(models, diffs)
+        },
+    }
