@@ -26,7 +26,7 @@ CHANGED_SHOWN = 20  # item ids listed per model among those whose score changed 
 class Paired:
     """Two sides' mean scores on the items both scored (in the same order)."""
 
-    keys: list
+    keys: list | np.ndarray
     a: np.ndarray
     b: np.ndarray
     only_a: int = 0  # items only one side scored
@@ -89,8 +89,8 @@ def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> li
         out.append(
             Difference(
                 n=len(p.keys),
-                mean_a=float(p.a.mean()) if p.keys else None,
-                mean_b=float(p.b.mean()) if p.keys else None,
+                mean_a=float(p.a.mean()) if len(p.keys) else None,
+                mean_b=float(p.b.mean()) if len(p.keys) else None,
                 difference=boot["mean"],
                 ci_low=boot["ci_low"],
                 ci_high=boot["ci_high"],
@@ -164,7 +164,7 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed:
             f"no model has grades from '{grader}' in both '{run_a}' and '{run_b}': nothing to "
             "compare"
         )
-    if not any(p.keys for p in pairs):
+    if not any(len(p.keys) for p in pairs):
         pools = {store.run_info(run)["pool"] for run in (run_a, run_b)}
         raise HoldoutError(
             f"'{run_a}' and '{run_b}' have no item in common with the same content (pools: "

@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from . import lengthcontrol, stats, style
+from . import lengthcontrol, paired, stats, style
 from .callstats import call_stats
 from .lengthref import load_length_reference
 from .store import Store
@@ -160,11 +160,12 @@ def scores_section(rows: Iterable[dict], *, seed: int) -> dict:
     """Per model: the mean score with a bootstrap CI over items, counts of skipped and failed
     grades, and a rubric's criteria; rows come by model, and one model's are held at a time."""
     section: dict = {"kind": "scores", "models": {}}
-    several_judges, samples = [], {}
+    several_judges, samples, per_item = [], {}, {}
     for model, group in itertools.groupby(rows, key=lambda r: r["model"]):
         rs = list(group)
         ok = [r for r in rs if r["status"] == "ok"]
         samples[model] = stats.clustered([r["score"] for r in ok], [r["item_id"] for r in ok])
+        per_item[model] = _item_scores(ok)
         entry = {
             "graded": len(ok),
             "skipped": sum(r["status"] == "skipped" for r in rs),
@@ -185,7 +186,45 @@ def scores_section(rows: Iterable[dict], *, seed: int) -> dict:
     agreement = _judge_agreement(several_judges)
     if agreement:
         section["judge_agreement"] = agreement
+    section["neighbours"] = _neighbours(section["models"], per_item, seed=seed)
     return section
+
+
+def _item_scores(ok: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """One model's mean score per item (over epochs), as (sorted item ids, scores), in NumPy
+    arrays: a few MB per model at 100k items, where Python strings and floats would take tens."""
+    scored = [r for r in ok if r["score"] is not None]
+    ids = np.array([r["item_id"] for r in scored], dtype=str)
+    scores = np.fromiter((r["score"] for r in scored), float, len(scored))
+    items, at = np.unique(ids, return_inverse=True)
+    return items, np.bincount(at, scores, len(items)) / np.bincount(at, minlength=len(items))
+
+
+def _neighbours(models: dict, per_item: dict, *, seed: int) -> list[dict]:
+    """Each model against the next one down (by mean score): the difference on the items both
+    scored, with a paired bootstrap CI. Two overlapping CIs do not mean a tie; this says whether
+    the order of neighbours is certain."""
+    ranked = sorted(
+        (m for m in models if models[m].get("mean") is not None), key=lambda m: -models[m]["mean"]
+    )
+    pairs, names = [], []
+    for upper, lower in zip(ranked, ranked[1:]):
+        (cu, su), (cl, sl) = per_item[upper], per_item[lower]
+        common, iu, il = np.intersect1d(cu, cl, assume_unique=True, return_indices=True)
+        pairs.append(paired.Paired(common, sl[il], su[iu]))
+        names.append((upper, lower))
+    return [
+        {
+            "higher": upper,
+            "lower": lower,
+            "n": d.n,
+            "difference": d.difference,
+            "ci_low": d.ci_low,
+            "ci_high": d.ci_high,
+            "separated": d.separated,
+        }
+        for (upper, lower), d in zip(names, paired.differences(pairs, seed=seed))
+    ]
 
 
 def headline_metric(section: dict) -> str:
@@ -301,8 +340,19 @@ def print_report(console: Console, report: dict) -> None:
                 t.add_row(
                     m, score, str(s["graded"]), str(s["skipped"]), str(s["grade_errors"]), crit
                 )
+            if g.get("neighbours"):
+                t.caption = "next one down, on the same items (paired 95% CI; * = certain): " + (
+                    "; ".join(
+                        f"{n['higher']} - {n['lower']} {n['difference']:+.3f} "
+                        f"[{n['ci_low']:+.3f}, {n['ci_high']:+.3f}]"
+                        + (" *" if n["separated"] else "")
+                        for n in g["neighbours"]
+                        if n["n"]
+                    )
+                )
         if g.get("judge_cost_usd"):
-            t.caption = f"judge calls: ${g['judge_cost_usd']:.4f}"
+            cost = f"judge calls: ${g['judge_cost_usd']:.4f}"
+            t.caption = f"{t.caption}\n{cost}" if t.caption else cost
         console.print(t)
 
 

@@ -125,3 +125,34 @@ def test_runs_diff_names_what_is_missing(project, cli):
     assert code == 2 and "no run 'nope'" in err
     code, _, err = cli("runs", "diff", "a", "b", "--grader", "judge")
     assert code == 2 and "no grades from 'judge'" in err and "rules" in err
+
+
+def test_the_report_says_whether_each_model_is_certainly_above_the_next(project, cli):
+    """Run a: m2 right on all 12 items, m1 on 4. The report's neighbours: m2 above m1 by 8/12 on
+    the same 12 items, certain (the paired CI leaves out 0), in report.json and on screen."""
+    _runs(project, cli)
+    code, out, err = cli("report", "a", "--json")
+    assert code == 0, err
+    (n,) = json.loads(out)["graders"]["rules"]["neighbours"]
+    assert (n["higher"], n["lower"], n["n"], n["separated"]) == ("m2", "m1", 12, True)
+    assert n["difference"] == pytest.approx(8 / 12) and 0 < n["ci_low"] <= n["ci_high"] <= 1
+    code, out, _ = cli("report", "a")
+    assert code == 0 and "m2 - m1 +0.667" in out
+
+
+def test_neighbours_pair_only_the_items_both_models_scored():
+    """Two models on overlapping items (ids in other orders): the difference is over the shared
+    items only, and equals the one `paired.differences` gives on those items."""
+    from harness.report import _item_scores, _neighbours
+
+    rows = lambda scores: [  # noqa: E731
+        {"item_id": i, "status": "ok", "score": s} for i, s in scores.items()
+    ]
+    up = _item_scores(rows({"x": 1.0, "y": 1.0, "z": 0.0}))
+    down = _item_scores(rows({"w": 1.0, "z": 0.0, "y": 0.0}))
+    models = {"up": {"mean": 0.67}, "down": {"mean": 0.33}}
+    (n,) = _neighbours(models, {"up": up, "down": down}, seed=0)
+    (d,) = paired.differences(
+        [paired.Paired(["y", "z"], np.array([0.0, 0.0]), np.array([1.0, 0.0]))]
+    )
+    assert (n["n"], n["difference"], n["ci_low"], n["ci_high"]) == (2, 0.5, d.ci_low, d.ci_high)
