@@ -165,7 +165,7 @@ def scores_section(rows: Iterable[dict], *, seed: int) -> dict:
         rs = list(group)
         ok = [r for r in rs if r["status"] == "ok"]
         samples[model] = stats.clustered([r["score"] for r in ok], [r["item_id"] for r in ok])
-        per_item[model] = _item_scores(ok)
+        per_item[model] = paired.item_scores(ok)
         entry = {
             "graded": len(ok),
             "skipped": sum(r["status"] == "skipped" for r in rs),
@@ -190,16 +190,6 @@ def scores_section(rows: Iterable[dict], *, seed: int) -> dict:
     return section
 
 
-def _item_scores(ok: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """One model's mean score per item (over epochs), as (sorted item ids, scores), in NumPy
-    arrays: a few MB per model at 100k items, where Python strings and floats would take tens."""
-    scored = [r for r in ok if r["score"] is not None]
-    ids = np.array([r["item_id"] for r in scored], dtype=str)
-    scores = np.fromiter((r["score"] for r in scored), float, len(scored))
-    items, at = np.unique(ids, return_inverse=True)
-    return items, np.bincount(at, scores, len(items)) / np.bincount(at, minlength=len(items))
-
-
 def _neighbours(models: dict, per_item: dict, *, seed: int) -> list[dict]:
     """Each model against the next one down (by mean score): the difference on the items both
     scored, with a paired bootstrap CI. Two overlapping CIs do not mean a tie; this says whether
@@ -207,12 +197,8 @@ def _neighbours(models: dict, per_item: dict, *, seed: int) -> list[dict]:
     ranked = sorted(
         (m for m in models if models[m].get("mean") is not None), key=lambda m: -models[m]["mean"]
     )
-    pairs, names = [], []
-    for upper, lower in zip(ranked, ranked[1:]):
-        (cu, su), (cl, sl) = per_item[upper], per_item[lower]
-        common, iu, il = np.intersect1d(cu, cl, assume_unique=True, return_indices=True)
-        pairs.append(paired.Paired(common, sl[il], su[iu]))
-        names.append((upper, lower))
+    names = list(zip(ranked, ranked[1:]))
+    pairs = [paired.aligned(per_item[lower], per_item[upper]) for upper, lower in names]
     return [
         {
             "higher": upper,

@@ -4,9 +4,11 @@ worker's bug but its type and place coming back."""
 
 import base64
 import json
+import os
+from pathlib import Path
 
 import pytest
-from conftest import QUESTIONS
+from conftest import QUESTIONS, holdout_subprocess
 
 from harness.checks import CheckFailed, CheckJob, StoreAt, check_run, check_stored
 from harness.store import Store
@@ -113,3 +115,39 @@ def test_one_worker_or_no_store_to_reopen_checks_in_this_process(project, cli, m
 def test_workers_must_be_a_whole_number_of_processes(project, cli, bad):
     with pytest.raises(SystemExit):
         cli("check", "anything", "--workers", bad)
+
+
+def test_a_worker_killed_mid_check_fails_the_command_clearly_and_writes_nothing(
+    project, cli, mock_server
+):
+    """kill -9 of a worker of `holdout check` while it starts: the command exits 2 saying what
+    happened and what to do, and writes no safeguards.json (never a file with some models)."""
+    import signal
+    import time
+
+    project.suite()
+    config = project.config(
+        f"run_id: k\nsuite: mini\nproviders:\n  a:\n    type: openai-compatible\n"
+        f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m1}}\n"
+        "  - {provider: a, model: m2}\n"
+    )
+    assert cli("run", config, "-q")[0] == 0
+    proc = holdout_subprocess("check", "k", "--workers", "2", cwd=project.root)
+    tasks = Path(f"/proc/{proc.pid}/task")  # workers are started by the command's threads
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            kids = [k for t in tasks.iterdir() for k in (t / "children").read_text().split()]
+        except OSError:  # a thread ended while we looked
+            kids = []
+        if kids:  # a worker, still importing: far from done
+            os.kill(int(kids[0]), signal.SIGKILL)
+            break
+        time.sleep(0.002)
+    else:
+        pytest.fail("holdout check started no worker")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "stopped before it finished" in err and "--workers 1" in err
+    assert "Traceback" not in err
+    assert not (project.root / "results" / "k" / "safeguards.json").exists()

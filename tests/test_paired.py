@@ -57,7 +57,7 @@ def test_epochs_are_averaged_per_item_before_pairing():
     assert paired.item_means(grades) == {"i": 0.5, "k": 1.0}
 
 
-def _runs(project, cli, *, edit=None, graders_b=None):
+def _runs(project, cli, *, edit=None, graders_b=None, labs=""):
     """Run a (m1 right on items 0-3) and b (m1 right on all), each graded by `contains`; m2 is
     right on all in both. `edit`: an item whose prompt changes between the runs."""
     items = [
@@ -84,7 +84,7 @@ def _runs(project, cli, *, edit=None, graders_b=None):
         if run == "b" and edit is not None:
             items[edit]["prompt"] += " (edited)"
             project.suite("s", items=items, graders=[{"rules": {"type": "contains"}}])
-        extra = f"graders: {json.dumps(graders_b)}\n" if run == "b" and graders_b else ""
+        extra = f"graders: {json.dumps(graders_b)}\n" if run == "b" and graders_b else labs
         config = project.config(
             f"run_id: {run}\nsuite: s\n{extra}providers:\n"
             f"  r: {{type: replay, path: ../replay-{run}}}\nmodels:\n"
@@ -143,16 +143,33 @@ def test_the_report_says_whether_each_model_is_certainly_above_the_next(project,
 def test_neighbours_pair_only_the_items_both_models_scored():
     """Two models on overlapping items (ids in other orders): the difference is over the shared
     items only, and equals the one `paired.differences` gives on those items."""
-    from harness.report import _item_scores, _neighbours
+    from harness.report import _neighbours
 
     rows = lambda scores: [  # noqa: E731
         {"item_id": i, "status": "ok", "score": s} for i, s in scores.items()
     ]
-    up = _item_scores(rows({"x": 1.0, "y": 1.0, "z": 0.0}))
-    down = _item_scores(rows({"w": 1.0, "z": 0.0, "y": 0.0}))
+    up = paired.item_scores(rows({"x": 1.0, "y": 1.0, "z": 0.0}))
+    down = paired.item_scores(rows({"w": 1.0, "z": 0.0, "y": 0.0}))
     models = {"up": {"mean": 0.67}, "down": {"mean": 0.33}}
     (n,) = _neighbours(models, {"up": up, "down": down}, seed=0)
     (d,) = paired.differences(
         [paired.Paired(["y", "z"], np.array([0.0, 0.0]), np.array([1.0, 0.0]))]
     )
     assert (n["n"], n["difference"], n["ci_low"], n["ci_high"]) == (2, 0.5, d.ci_low, d.ci_high)
+
+
+def test_a_lab_card_compares_the_labs_own_models_on_the_same_items(project, cli):
+    """A lab with both models: its card puts m2 against m1 (m2 leads the headline) with a paired
+    CI, signed with the rest of the card, and the HTML shows it; a lab with one model has none."""
+    _runs(project, cli, labs="labs:\n  acme: [m1, m2]\n  solo: [m1]\n")
+    assert cli("vault", "init")[0] == 0
+    assert cli("scorecard", "a", "--all")[0] == 0
+    card = json.loads((project.root / "results/a/scorecards/acme.json").read_text())
+    (p,) = card["own_models_compared"]["rules"]
+    assert (p["model"], p["versus"], p["n"], p["separated"]) == ("m2", "m1", 12, True)
+    assert p["difference"] == pytest.approx(8 / 12)
+    html = (project.root / "results/a/scorecards/acme.html").read_text()
+    assert "Your models compared" in html and "66.7 *" in html
+    assert cli("verify", "results/a/scorecards/acme.json")[0] == 0
+    solo = json.loads((project.root / "results/a/scorecards/solo.json").read_text())
+    assert solo["own_models_compared"] == {}

@@ -10,7 +10,7 @@ import statistics
 import time
 from collections import defaultdict
 
-from .. import stats
+from .. import paired, stats
 from ..callstats import call_stats
 from ..checks import check_run
 from ..report import build_report, by_headline, headline_metric
@@ -109,6 +109,44 @@ def _call_figures(c: dict) -> dict:
     }
 
 
+def _scores_by_grader(report: dict, grades: list[dict]) -> dict:
+    """grader -> one model's `paired.item_scores`, for each grader that scores (not pairwise)."""
+    return {
+        name: paired.item_scores([g for g in grades if g["grader"] == name and g["status"] == "ok"])
+        for name, section in report["graders"].items()
+        if section["kind"] == "scores"
+    }
+
+
+def _own_pairs(own_items: dict[str, dict], *, seed: int) -> dict:
+    """Per grader, every pair of the lab's own models (in the card's order, the headline's best
+    first): the difference on the items both scored, with a paired bootstrap CI. Only the lab's
+    models: another lab's never enter."""
+    models = list(own_items)
+    out = {}
+    for grader in sorted({g for scores in own_items.values() for g in scores}):
+        names = [
+            (a, b)
+            for i, a in enumerate(models)
+            for b in models[i + 1 :]
+            if grader in own_items[a] and grader in own_items[b]
+        ]
+        pairs = [paired.aligned(own_items[b][grader], own_items[a][grader]) for a, b in names]
+        out[grader] = [
+            {
+                "model": a,
+                "versus": b,
+                "n": d.n,
+                "difference": d.difference,
+                "ci_low": d.ci_low,
+                "ci_high": d.ci_high,
+                "separated": d.separated,
+            }
+            for (a, b), d in zip(names, paired.differences(pairs, seed=seed))
+        ]
+    return {g: rows for g, rows in out.items() if rows}
+
+
 def _field(report: dict, owned, min_field_size: int) -> dict:
     """Per grader, the field's size, median and best (suppressed with too few other models)."""
     field = {}
@@ -178,6 +216,7 @@ def build_scorecard(
         "models": {},
         "field": {},
     }
+    own_items: dict[str, dict] = {}  # model -> grader -> its item scores, to compare the lab's
     for model in by_headline(report, owned):
         c = calls.get(model)
         if c is None:
@@ -220,6 +259,8 @@ def build_scorecard(
         if human:
             entry["human_review"] = human
         card["models"][model] = entry
+        own_items[model] = _scores_by_grader(report, grades)
+    card["own_models_compared"] = _own_pairs(own_items, seed=seed)
     card["field"] = _field(report, owned, min_field_size)
     card["min_field_size"] = min_field_size
     if provenance is not None:

@@ -220,6 +220,26 @@ def _all_graders(card: dict) -> str:
     )
 
 
+def _own_compared(card: dict) -> str:
+    """The lab's own models against each other, on the same items (paired CIs)."""
+    rows = [
+        f"<tr><td>{_e(grader)}</td><td>{_e(p['model'])}</td><td>{_e(p['versus'])}</td>"
+        f"<td>{_pct(p['difference'])}{' *' if p['separated'] else ''}</td>"
+        f"<td>[{_pct(p['ci_low'])}, {_pct(p['ci_high'])}]</td><td>{_e(p['n'])}</td></tr>"
+        for grader, pairs in (card.get("own_models_compared") or {}).items()
+        for p in pairs
+        if p["n"]
+    ]
+    if not rows:
+        return "<p class=note>Fewer than two of your models were scored on the same items.</p>"
+    return (
+        "<p class=note>Differences in points of %, on the items both models scored; * = the "
+        "paired 95% CI leaves out 0 (the order is certain even where the two CIs overlap).</p>"
+        '<table id="own-compared"><tr><th>grader</th><th>model</th><th>versus</th>'
+        f"<th>difference</th><th>95% CI</th><th>items</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def _software(card: dict) -> str:
     sw = (card.get("provenance") or {}).get("software") or {}
     if not sw:
@@ -292,6 +312,7 @@ primary measure: {_e(grader)} ({_e(metric)}, %)</p>
 <table><tr><th>model</th><th>score, 95% CI</th><th>length-controlled</th><th>rank (range)</th><th>errors</th><th>refusals</th><th>cost</th><th>latency p50/p95 s</th></tr>{"".join(rows)}</table>
 <p class=note>Ranks: models whose confidence intervals overlap share a rank range. Errors are counted apart from scores, never as wrong answers.</p>
 <h2>Every grader</h2>{_all_graders(card)}
+<h2>Your models compared</h2>{_own_compared(card)}
 <h2>Scores with 95% confidence intervals</h2>{_score_chart(card)}
 <h2>Segments</h2><p class=note>Segments with fewer than {card["min_segment_size"]} items are suppressed.</p>{_heatmap(card)}
 <h2>Cost and score</h2>{_frontier(card)}
