@@ -145,9 +145,13 @@ def parse_item(obj, where: str, sealed: bool = False) -> Item:
         try:
             validate(obj, "item", where, quote=False)
         except ConfigError as e:
+            # only a valid id is named: anything else in the id field may be text (a prompt
+            # pasted into the wrong field), and a held-out line's text never goes into an error
             label = (
                 f" (item {obj['id']!r})"
-                if isinstance(obj, dict) and isinstance(obj.get("id"), str)
+                if isinstance(obj, dict)
+                and isinstance(obj.get("id"), str)
+                and ITEM_ID.fullmatch(obj["id"])
                 else ""
             )
             raise ConfigError(str(e).replace(f"{where}: (top level)", where) + label) from None

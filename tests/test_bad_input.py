@@ -202,3 +202,25 @@ def test_an_unknown_mock_server_fault_is_refused_by_name(capsys):
     assert exit.value.code == 2
     err = capsys.readouterr().err
     assert "garbeld" in err and "garbled" in err
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["请用三句话解释光合作用", "ما هي عاصمة المغرب", "What is the capital of Finland?", "x" * 200],
+)
+def test_a_prompt_in_the_id_field_is_never_quoted_in_the_error(project, capsys, bad_id):
+    """A held-out pool line whose id field holds text (a prompt pasted into the wrong column):
+    the import is refused naming the file and line, and the text is in no message."""
+    project.suite("s")
+    pool = project.root / "pool.jsonl"
+    pool.write_text(
+        json.dumps({"id": "ok1", "prompt": "fine"})
+        + "\n"
+        + json.dumps({"id": bad_id, "prompt": "the prompt"}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
+    assert run_cli(capsys, "vault", "init")[0] == 0
+    code, err = run_cli(capsys, "pool", "import", str(pool), "--suite", "s", "--heldout")
+    assert code == 2 and "pool.jsonl:2:" in err and "id" in err and "Traceback" not in err
+    assert bad_id not in err and bad_id[:12] not in err
