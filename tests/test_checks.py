@@ -92,16 +92,21 @@ def test_a_worker_bug_returns_its_type_and_place_but_not_its_message(project, cl
     assert raised.value.__suppress_context__ and raised.value.__cause__ is None
 
 
-def test_one_worker_or_no_store_to_reopen_checks_in_this_process(project, cli, mock_server):
-    """`--workers 1` and a caller without a StoreAt check in the calling process (nothing is
-    spawned), with the same result as workers."""
+def _two_model_run(project, cli, mock_server, run_id):
+    """A public run of m1 and m2 on the mini suite, through the mock server."""
     project.suite()
     config = project.config(
-        f"run_id: o\nsuite: mini\nproviders:\n  a:\n    type: openai-compatible\n"
+        f"run_id: {run_id}\nsuite: mini\nproviders:\n  a:\n    type: openai-compatible\n"
         f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m1}}\n"
         "  - {provider: a, model: m2}\n"
     )
     assert cli("run", config, "-q")[0] == 0
+
+
+def test_one_worker_or_no_store_to_reopen_checks_in_this_process(project, cli, mock_server):
+    """`--workers 1` and a caller without a StoreAt check in the calling process (nothing is
+    spawned), with the same result as workers."""
+    _two_model_run(project, cli, mock_server, "o")
     store = Store(project.root / ".holdout" / "store.sqlite", create=False)
     try:
         alone = check_run(store, "o")
@@ -125,13 +130,7 @@ def test_a_worker_killed_mid_check_fails_the_command_clearly_and_writes_nothing(
     import signal
     import time
 
-    project.suite()
-    config = project.config(
-        f"run_id: k\nsuite: mini\nproviders:\n  a:\n    type: openai-compatible\n"
-        f"    base_url: {mock_server.url}/v1\nmodels:\n  - {{provider: a, model: m1}}\n"
-        "  - {provider: a, model: m2}\n"
-    )
-    assert cli("run", config, "-q")[0] == 0
+    _two_model_run(project, cli, mock_server, "k")
     proc = holdout_subprocess("check", "k", "--workers", "2", cwd=project.root)
     tasks = Path(f"/proc/{proc.pid}/task")  # workers are started by the command's threads
     deadline = time.monotonic() + 60
