@@ -152,6 +152,9 @@ def build_report(
         else:
             section = scores_section(store.iter_grades(run_id, grader), seed=seed)
         section["judge_cost_usd"] = judge_costs.get(grader, 0.0)
+        section["separability"] = stats.separability(
+            {m: (e.get("ci_low"), e.get("ci_high")) for m, e in section["models"].items()}
+        )
         report["graders"][grader] = section
     return report
 
@@ -336,9 +339,16 @@ def print_report(console: Console, report: dict) -> None:
                         if n["n"]
                     )
                 )
+        sep = g.get("separability") or {}
+        lines = [t.caption] if t.caption else []
+        if sep.get("pairs"):
+            lines.append(
+                f"separability: {sep['separated']} of {sep['pairs']} model pairs "
+                f"({sep['share'] * 100:.0f}%) have 95% CIs that do not overlap"
+            )
         if g.get("judge_cost_usd"):
-            cost = f"judge calls: ${g['judge_cost_usd']:.4f}"
-            t.caption = f"{t.caption}\n{cost}" if t.caption else cost
+            lines.append(f"judge calls: ${g['judge_cost_usd']:.4f}")
+        t.caption = "\n".join(lines) or None
         console.print(t)
 
 

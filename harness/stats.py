@@ -107,6 +107,20 @@ def bootstrap_means(
     return out
 
 
+def separability(intervals: dict[str, tuple[float, float]]) -> dict:
+    """Arena-Hard's separability with confidence: the share of model pairs whose 95% CIs do not
+    overlap. How well a pool (with its judge) tells these models apart; 0 with fewer than 2."""
+    bounds = [b for b in intervals.values() if None not in b]
+    pairs = len(bounds) * (len(bounds) - 1) // 2
+    apart = sum(
+        1
+        for i, (lo_a, hi_a) in enumerate(bounds)
+        for lo_b, hi_b in bounds[i + 1 :]
+        if hi_a < lo_b or hi_b < lo_a
+    )
+    return {"pairs": pairs, "separated": apart, "share": apart / pairs if pairs else 0.0}
+
+
 def win_rate(preferences: Sequence[float]) -> dict:
     """Mean preference (1 win, 0.5 tie, 0 loss, or a probability) with standard error (ddof=1) and
     normal 95% CI."""

@@ -136,8 +136,9 @@ def test_the_report_says_whether_each_model_is_certainly_above_the_next(project,
     (n,) = json.loads(out)["graders"]["rules"]["neighbours"]
     assert (n["higher"], n["lower"], n["n"], n["separated"]) == ("m2", "m1", 12, True)
     assert n["difference"] == pytest.approx(8 / 12) and 0 < n["ci_low"] <= n["ci_high"] <= 1
+    assert json.loads(out)["graders"]["rules"]["separability"]["pairs"] == 1
     code, out, _ = cli("report", "a")
-    assert code == 0 and "m2 - m1 +0.667" in out
+    assert code == 0 and "m2 - m1 +0.667" in out and "separability:" in out
 
 
 def test_neighbours_pair_only_the_items_both_models_scored():

@@ -247,3 +247,14 @@ def test_a_sample_gets_the_same_interval_alone_or_with_others():
     together = stats.bootstrap_means([stats.clustered(v, c) for v, c in samples], seed=3)
     for (values, clusters), got in zip(samples, together):
         assert got == stats.bootstrap_mean(values, clusters=clusters, seed=3)
+
+
+def test_separability_is_the_share_of_pairs_whose_intervals_do_not_overlap():
+    """Arena-Hard's definition on hand-made intervals: a and c are apart, b overlaps both, d
+    touches c at one point (that is overlap), a model without an interval is not counted."""
+    out = stats.separability(
+        {"a": (0.1, 0.3), "b": (0.25, 0.6), "c": (0.5, 0.7), "d": (0.7, 0.9), "e": (None, None)}
+    )
+    # pairs of a, b, c, d: 6; apart: a-c, a-d, b-d
+    assert out == {"pairs": 6, "separated": 3, "share": 0.5}
+    assert stats.separability({"a": (0.0, 1.0)}) == {"pairs": 0, "separated": 0, "share": 0.0}
