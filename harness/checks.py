@@ -119,7 +119,12 @@ def check_stored(job: CheckJob) -> dict:
 
 def serve(jobs=None, replies=None) -> None:
     """A worker's loop: one job line in, one reply line out, until its input ends (the command
-    closed it, or died). Ctrl-C is the command's to handle: it stops its workers itself."""
+    closed it, or died). Ctrl-C is the command's to handle: it stops its workers itself. The
+    egress gate stands in front of the worker's output and tracebacks as in the command (the
+    outputs it decrypts are registered with it)."""
+    from .egress import GATE
+
+    GATE.install()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     jobs, replies = jobs or sys.stdin, replies or sys.stdout
     for line in jobs:

@@ -10,7 +10,6 @@ one item are averaged first: the item is the unit that is resampled.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,17 +52,15 @@ class Difference:
         """Whether the CI of the difference leaves out 0."""
         return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
 
-
-def item_means(grades: Iterable[dict], key=lambda g: g["item_id"]) -> dict:
-    """key -> mean score over the epochs of successful grades (`key`: how items are told apart)."""
-    sums: dict = {}
-    for g in grades:
-        if g["status"] == "ok" and g["score"] is not None:
-            k = key(g)
-            if k is not None:
-                total, count = sums.get(k, (0.0, 0))
-                sums[k] = (total + g["score"], count + 1)
-    return {k: total / count for k, (total, count) in sums.items()}
+    def summary(self) -> dict:
+        """The figures a report or card shows for a pairing: size, difference, CI, certainty."""
+        return {
+            "n": self.n,
+            "difference": self.difference,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "separated": self.separated,
+        }
 
 
 def item_scores(ok: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,32 +75,21 @@ def item_scores(ok: list[dict]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def aligned(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> Paired:
-    """Two `item_scores` on the items both have (within one run: ids are the same items)."""
+    """Two `item_scores` on the items both have (keyed by id within a run, by id and content
+    across runs), in the order of their keys."""
     common, ia, ib = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
     return Paired(
         common, a[1][ia], b[1][ib], only_a=len(a[0]) - len(common), only_b=len(b[0]) - len(common)
     )
 
 
-def pair(a: dict, b: dict) -> Paired:
-    """The items both sides scored, in a fixed order (sorted keys)."""
-    keys = sorted(a.keys() & b.keys(), key=repr)
-    return Paired(
-        keys,
-        np.array([a[k] for k in keys], dtype=float),
-        np.array([b[k] for k in keys], dtype=float),
-        only_a=len(a.keys() - b.keys()),
-        only_b=len(b.keys() - a.keys()),
-    )
-
-
 def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> list[Difference]:
     """The mean of b - a per pairing, with a percentile bootstrap CI over items. Pairings on as
     many items share draws (`stats.bootstrap_means`): each gets the interval it would get alone."""
-    boots = stats.bootstrap_means([stats.clustered(p.b - p.a) for p in pairs], n_boot, seed=seed)
+    deltas = [p.b - p.a for p in pairs]
+    boots = stats.bootstrap_means([stats.clustered(d) for d in deltas], n_boot, seed=seed)
     out = []
-    for p, boot in zip(pairs, boots):
-        delta = p.b - p.a
+    for p, delta, boot in zip(pairs, deltas, boots):
         order = np.argsort(-np.abs(delta), kind="stable")[:CHANGED_SHOWN]
         out.append(
             Difference(
@@ -124,12 +110,24 @@ def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> li
     return out
 
 
-def _item_keys(store: Store, run_id: str) -> dict[str, tuple[str, str] | None]:
-    """item_id -> (item_id, content digest); None for an item called with two contents."""
+def _item_keys(store: Store, run_id: str) -> dict[str, str | None]:
+    """item_id -> "item_id content-digest" (ids hold no spaces); None for an item called with two
+    contents."""
     return {
-        item: (item, next(iter(shas))) if len(shas) == 1 else None
+        item: f"{item} {next(iter(shas))}" if len(shas) == 1 else None
         for item, shas in store.item_digests(run_id).items()
     }
+
+
+def _keyed_scores(grades, keys: dict) -> tuple[np.ndarray, np.ndarray]:
+    """`item_scores` of one model's grades in one run, by item id *and* content."""
+    return item_scores(
+        [
+            {"item_id": keys[g["item_id"]], "score": g["score"]}
+            for g in grades
+            if g["status"] == "ok" and keys.get(g["item_id"]) is not None
+        ]
+    )
 
 
 def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed: int = 0) -> dict:
@@ -166,16 +164,13 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed:
     edited = sorted(i for i in common_ids if by_id_a[i] != by_id_b[i])
     models, pairs, ungraded = [], [], []
     for model in sorted(set(store.models(run_a)) | set(store.models(run_b))):
-        means = {
-            run: item_means(
-                store.iter_grades(run, grader, model=model),
-                key=lambda g, k=keys[run]: k.get(g["item_id"]),
-            )
+        a, b = (
+            _keyed_scores(store.iter_grades(run, grader, model=model), keys[run])
             for run in (run_a, run_b)
-        }
-        if means[run_a] and means[run_b]:
+        )
+        if len(a[0]) and len(b[0]):
             models.append(model)
-            pairs.append(pair(means[run_a], means[run_b]))
+            pairs.append(aligned(a, b))
         else:
             ungraded.append(model)
     if not models:
@@ -205,7 +200,9 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed:
             model: {
                 **{k: v for k, v in vars(d).items() if k != "changed"},
                 "separated": d.separated,
-                "changed": [{"item_id": key[0], "a": a, "b": b} for key, a, b in d.changed],
+                "changed": [
+                    {"item_id": str(key).split(" ")[0], "a": a, "b": b} for key, a, b in d.changed
+                ],
             }
             for model, d in zip(models, diffs)
         },

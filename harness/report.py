@@ -203,15 +203,7 @@ def _neighbours(models: dict, per_item: dict, *, seed: int) -> list[dict]:
     names = list(zip(ranked, ranked[1:]))
     pairs = [paired.aligned(per_item[lower], per_item[upper]) for upper, lower in names]
     return [
-        {
-            "higher": upper,
-            "lower": lower,
-            "n": d.n,
-            "difference": d.difference,
-            "ci_low": d.ci_low,
-            "ci_high": d.ci_high,
-            "separated": d.separated,
-        }
+        {"higher": upper, "lower": lower, **d.summary()}
         for (upper, lower), d in zip(names, paired.differences(pairs, seed=seed))
     ]
 

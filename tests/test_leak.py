@@ -447,7 +447,7 @@ PIPELINE = [
         {},
         0,
     ),  # item ids and numbers only
-    ([*LOG, "check", "arena-nov"], {}, 0),
+    ([*LOG, "check", "arena-nov", "--workers", "2"], {}, 0),  # worker processes, on any machine
     ([*LOG, "review", "add-reviewer", "alice", "--languages", "xx", "--port", "{port}"], {}, 0),
     ([*LOG, "review", "route", "arena-nov"], {}, 0),
     ([*LOG, "scorecard", "arena-nov", "--all"], {}, 0),

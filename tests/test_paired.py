@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import QUESTIONS
 
 from harness import paired, stats
 
@@ -39,9 +40,17 @@ def test_the_paired_interval_covers_the_true_difference_at_its_nominal_rate():
     assert narrower >= 0.95 * 300, narrower
 
 
+def _scores(means: dict) -> tuple:
+    return paired.item_scores([{"item_id": i, "score": s} for i, s in means.items()])
+
+
 def test_pairing_keeps_only_shared_keys_in_one_order():
-    p = paired.pair({"b": 1.0, "a": 0.0, "x": 1.0}, {"a": 1.0, "b": 1.0, "y": 0.0})
-    assert p.keys == ["a", "b"] and p.a.tolist() == [0.0, 1.0] and p.b.tolist() == [1.0, 1.0]
+    p = paired.aligned(
+        _scores({"b": 1.0, "a": 0.0, "x": 1.0}), _scores({"a": 1.0, "b": 1.0, "y": 0.0})
+    )
+    assert (
+        p.keys.tolist() == ["a", "b"] and p.a.tolist() == [0.0, 1.0] and p.b.tolist() == [1.0, 1.0]
+    )
     assert (p.only_a, p.only_b) == (1, 1)
     (d,) = paired.differences([p])
     assert (d.better, d.worse, d.same, d.difference) == (1, 0, 1, 0.5)
@@ -54,7 +63,8 @@ def test_epochs_are_averaged_per_item_before_pairing():
         {"item_id": "j", "status": "error", "score": None},
         {"item_id": "k", "status": "ok", "score": 1.0},
     ]
-    assert paired.item_means(grades) == {"i": 0.5, "k": 1.0}
+    ids, means = paired.item_scores([g for g in grades if g["status"] == "ok"])
+    assert dict(zip(ids.tolist(), means.tolist())) == {"i": 0.5, "k": 1.0}
 
 
 def _runs(project, cli, *, edit=None, graders_b=None, labs=""):
@@ -174,3 +184,44 @@ def test_a_lab_card_compares_the_labs_own_models_on_the_same_items(project, cli)
     assert cli("verify", "results/a/scorecards/acme.json")[0] == 0
     solo = json.loads((project.root / "results/a/scorecards/solo.json").read_text())
     assert solo["own_models_compared"] == {}
+
+
+def test_runs_diff_across_a_rotation_pairs_only_items_carried_over_unchanged(heldout, project, cli):
+    """Held-out runs on s@v1 and, after a rotation, on s@v2. v2 carries over h0-h7 unchanged
+    (prompts in six scripts, multi-line, short), edits h8 and adds new items: the diff pairs
+    exactly h0-h7, names h8 as edited, and says the pools differ. The content digests are keyed
+    by the vault, so they compare across versions of one vault."""
+    grader = "graders: [{rules: {type: contains}}]\n"
+    assert cli("run", heldout(f"run_id: r1\n{grader}", name="r1.yaml"), "-q")[0] == 0
+    v2 = [
+        {"id": f"h{i}", "prompt": f"{q} ({i})", "reference": f"answer-{i}-of-the-pool"}
+        for i, q in enumerate(QUESTIONS)
+    ]
+    v2.append(
+        {
+            "id": "h8",
+            "prompt": "请用三句话解释光合作用。 (edited)",
+            "reference": "answer-8-of-the-pool",
+        }
+    )
+    v2 += [{"id": f"n{i}", "prompt": f"新しい質問 {i}", "reference": "x"} for i in range(4)]
+    pool = project.root / "pool2.jsonl"
+    pool.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in v2), encoding="utf-8")
+    code, _, err = cli("pool", "import", pool, "--suite", "s", "--heldout", "--activate")
+    assert code == 0, err
+    assert cli("run", heldout(f"run_id: r2\n{grader}", name="r2.yaml"), "-q")[0] == 0
+    for run in ("r1", "r2"):
+        code, _, err = cli("grade", run, "-q")
+        assert code == 0, err
+    code, out, err = cli("runs", "diff", "r1", "r2", "--json")
+    assert code == 0, err
+    diff = json.loads(out)
+    assert (diff["pool_a"], diff["pool_b"]) == ("s@v1", "s@v2")
+    assert diff["models"]["m1"]["n"] == len(QUESTIONS)  # h0-h7
+    assert diff["models"]["m1"]["only_a"] == len(QUESTIONS)  # h8-h15 of v1 (h8: other content)
+    assert diff["models"]["m1"]["only_b"] == 5  # h8 as edited, n0-n3
+    assert diff["edited_between_runs"] == 1 and diff["edited_item_ids"] == ["h8"]
+    code, out, _ = cli("runs", "diff", "r1", "r2")
+    assert code == 0 and "pools differ (s@v1, s@v2)" in out
+    for q in QUESTIONS:  # ids and numbers only
+        assert q not in out

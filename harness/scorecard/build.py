@@ -133,15 +133,7 @@ def _own_pairs(own_items: dict[str, dict], *, seed: int) -> dict:
         ]
         pairs = [paired.aligned(own_items[b][grader], own_items[a][grader]) for a, b in names]
         out[grader] = [
-            {
-                "model": a,
-                "versus": b,
-                "n": d.n,
-                "difference": d.difference,
-                "ci_low": d.ci_low,
-                "ci_high": d.ci_high,
-                "separated": d.separated,
-            }
+            {"model": a, "versus": b, **d.summary()}
             for (a, b), d in zip(names, paired.differences(pairs, seed=seed))
         ]
     return {g: rows for g, rows in out.items() if rows}
