@@ -113,7 +113,7 @@ LAYERS = [
     (
         "cli",
         "cli cli.__main__ cli._common cli.runs cli.grading cli.cards cli.exports cli.review "
-        "cli.pools cli.tools",
+        "cli.pools cli.vaults cli.tools",
     ),
 ]
 
