@@ -2,6 +2,7 @@
 
 - `bootstrap_mean`: mean with a percentile bootstrap CI; `clusters` resamples whole items when an
   item has several epochs, so repeated samples of one item do not pass for independent evidence.
+- `resampled_means`: the same item resamples for several models at once (rank probabilities).
 - `win_rate`: mean of per-item preferences in [0, 1] (ties 0.5) with its standard error and CI.
 - `bradley_terry`: strengths by maximum likelihood (logistic regression on battles, optionally with
   style covariates: style control), on the Elo scale, with bootstrap CIs.
@@ -104,6 +105,21 @@ def bootstrap_means(
                 "ci_high": float(np.quantile(boots[row], 1 - alpha)),
                 "n": n,
             }
+    return out
+
+
+def resampled_means(scores: np.ndarray, n_boot: int = 1000, *, seed: int = 0) -> np.ndarray:
+    """Bootstrap means of several models scored on the same items (`scores`: items x models),
+    resampling items: (n_boot x models), every model's mean from the same resample, so the order
+    of two models in one resample is a paired comparison."""
+    n = len(scores)
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_boot, scores.shape[1]))
+    step = max(1, BOOTSTRAP_CELLS // max(n, 1))
+    for start in range(0, n_boot, step):
+        idx = rng.integers(0, n, size=(min(step, n_boot - start), n))
+        drawn = np.stack([np.bincount(resample, minlength=n) for resample in idx])
+        out[start : start + len(idx)] = drawn @ scores / n
     return out
 
 

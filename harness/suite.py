@@ -48,6 +48,7 @@ class Suite:
     rotation: dict = field(default_factory=dict)  # when `pool rotate` retires a version
     license: dict = field(default_factory=dict)  # the source data's licence, embargo_days
     safeguards: dict | None = None  # thresholds of `holdout check`
+    qualify: dict = field(default_factory=dict)  # thresholds of `pool qualify` / `pool activate`
     min_segment_size: int | None = None  # segments smaller than this are suppressed on cards
     marks: dict = field(default_factory=dict, repr=False)
 
@@ -115,6 +116,7 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
         rotation=data.get("rotation") or {},
         license=data.get("license") or {},
         safeguards=data.get("safeguards"),
+        qualify=data.get("qualify") or {},
         min_segment_size=data.get("min_segment_size"),
         marks=marks,
     )

@@ -96,7 +96,8 @@ LAYERS = [
     (
         "records",
         "rows storeschema store lengthref callstats results vault vault.keys vault.files "
-        "vault.ledger vault.pools vault.importing vault.draw vault.rotation vault.runpool",
+        "vault.ledger vault.gate vault.pools vault.importing vault.draw vault.rotation "
+        "vault.runpool",
     ),
     (
         "engine",
@@ -106,14 +107,14 @@ LAYERS = [
     (
         "flows",
         "run context grading.rules grading.judges grading.judging grading.engine report paired "
-        "safeguards checks recorded review review.reviewers review.specs review.routing "
+        "safeguards checks qualify recorded review review.reviewers review.specs review.routing "
         "review.decisions review.quality review.push review.app scorecard scorecard.build "
         "scorecard.render scorecard.sign export",
     ),
     (
         "cli",
         "cli cli.__main__ cli._common cli.runs cli.grading cli.cards cli.exports cli.review "
-        "cli.pools cli.vaults cli.tools",
+        "cli.pools cli.poolgate cli.vaults cli.tools",
     ),
 ]
 

@@ -162,12 +162,12 @@ def test_interrupted_activation_leaves_the_previous_pool_active(tmp_path, monkey
     pool.write_text('{"id": "a", "prompt": "x"}\n')
     v1 = import_pool_file(vault, "arena", pool, license_class="heldout")
     v2 = import_pool_file(vault, "arena", pool, license_class="heldout")
-    vault.activate(v1)
+    vault.activate(v1, thresholds={})
     code = (
         "import sys; from pathlib import Path; from harness import failpoints; from "
         "harness.vault import Vault; "
         "failpoints.arm('vault.activate.before_index=kill'); "
-        "Vault.open(Path(sys.argv[1])).activate(sys.argv[2])"
+        "Vault.open(Path(sys.argv[1])).activate(sys.argv[2], thresholds={})"
     )
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "ws"), v2], env=os.environ)
     assert proc.returncode == -signal.SIGKILL

@@ -470,6 +470,13 @@ PIPELINE = [
     ),
     ([*LOG, "pool", "show", "arena@v2"], {}, 0),
     ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),
+    ([*LOG, "pool", "qualify", "arena@v1", "--pilot", "arena-nov"], {}, 0),  # ids and numbers
+    (
+        [*LOG, "pool", "qualify", "arena@v1", "--pilot", "arena-nov", "--reference", "arena-nov"],
+        {},
+        0,
+    ),
+    ([*LOG, "pool", "qualify", "arena@v1", "--pilot", "arena-nov", "--json"], {}, 0),
     ([*LOG, "pool", "rotate", "arena", "--force"], {}, 0),
     ([*LOG, "pool", "list"], {}, 0),
     # all refused

@@ -129,7 +129,7 @@ def test_exports_contain_exactly_the_allowed_pools(tmp_path_factory, plan, days_
             )
             pid = vault.add_pool("s", rows.encode(), cls, provenance={"data_license": lic})
             if action == "activate":
-                vault.activate(pid)
+                vault.activate(pid, thresholds={})
         clock.inject(lambda: NOW + days_later * DAY)
         out = root / "out"
         exported, refused = export_items(vault, "s", purpose, out=out, embargo=Embargo(60, 60))

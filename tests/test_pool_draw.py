@@ -262,6 +262,30 @@ def test_rotation_triggers_exactly_when_the_policy_says(
     )
 
 
+def test_a_rotation_under_qualify_thresholds_leaves_the_new_version_a_draft(
+    maint, project, cli, tmp_path
+):
+    """With `qualify:` thresholds, `pool rotate` draws the next version but cannot qualify it (no
+    pilot has run on it): it stays a draft, the active version stays live, and the output says
+    what to do."""
+    rows = [
+        {"prompt": f"Gated question {i}: " + " ".join(f"g{i}w{j}" for j in range(10))}
+        for i in range(40)
+    ]
+    extra = "draw: {size: 5, stratify: []}\nqualify: {min_separability: 0.5}\n"
+    maint("s", write_jsonl(tmp_path / "src.jsonl", rows), extra=extra)
+    assert cli("pool", "draw", "--suite", "s")[0] == 0
+    code, _, err = cli("pool", "activate", "s@v1")
+    assert code == 2 and "never qualified" in err
+    assert (
+        cli("pool", "activate", "s@v1", "--override", "the first version: no anchors yet")[0] == 0
+    )
+    code, stdout, err = cli("pool", "rotate", "s", "--force")
+    assert code == 0 and "s@v2 is a draft" in stdout and "pool qualify s@v2" in stdout, err
+    vault = Vault.open(project.root / ".holdout")
+    assert vault.active_pool("s") == "s@v1" and vault.manifest("s@v2")["status"] == "draft"
+
+
 def test_draw_errors_are_clear(maint, cli, tmp_path):
     maint("s", tmp_path / "missing.jsonl")
     code, stdout, err = cli("pool", "draw", "--suite", "s", "--size", "3")

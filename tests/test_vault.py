@@ -56,12 +56,12 @@ def test_import_encrypts_and_lists_without_text(tmp_path, vault):
 def test_activate_retires_previous(tmp_path, vault):
     a = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
     b = import_pool_file(vault, "arena", pool_file(tmp_path), license_class="heldout")
-    assert vault.activate(a) is None
-    assert vault.activate(b) == a
+    assert vault.activate(a, thresholds={}) is None
+    assert vault.activate(b, thresholds={}) == a
     assert vault.manifest(a)["status"] == "retired" and vault.manifest(a)["retired_at"]
     assert vault.active_pool("arena") == b
     with pytest.raises(VaultError, match="retired; a retired pool never comes back"):
-        vault.activate(a)
+        vault.activate(a, thresholds={})
 
 
 def test_wrong_key_is_reported_and_nothing_opens(tmp_path, vault, monkeypatch):

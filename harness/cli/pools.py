@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..errors import HoldoutError
+from . import poolgate
 from ._common import (
     _out,
     _places,
@@ -18,9 +19,16 @@ from ._common import (
 
 def cmd_pool_import(args) -> int:
     from ..suite import load_suite
-    from ..vault import Vault, import_pool_file
+    from ..vault import Vault, gate, import_pool_file
 
     suite = load_suite(args.suite, args.suites_dir)
+    if args.activate and gate.thresholds_of(suite):
+        raise HoldoutError(
+            f"--activate: {suite.file} sets qualify: thresholds, so a version goes live only once "
+            "a pilot run qualifies it: import it as a draft, run the anchor models on it "
+            "(allow_draft: true), `holdout pool qualify`, then `holdout pool activate`. Nothing "
+            "was imported."
+        )
     vault = Vault.open(_places(args).workspace)
     license_class = "heldout" if args.heldout else args.license
     pool_id = import_pool_file(
@@ -40,7 +48,7 @@ def cmd_pool_import(args) -> int:
         f"{vault.dir}"
     )
     if args.activate:
-        previous = vault.activate(pool_id)
+        previous = vault.activate(pool_id, thresholds={})
         console.print(f"{pool_id} is active" + (f"; {previous} retired" if previous else ""))
     else:
         console.print(f"activate it with: holdout pool activate {pool_id}")
@@ -226,7 +234,7 @@ def cmd_pool_rotate(args) -> int:
     max_exposure = args.max_exposure or policy.get("max_exposure")
     max_age = _days(args.max_age) or policy.get("max_age_days")
     vault = Vault.open(_places(args).workspace)
-    reasons, pool_id, report = rotate(
+    reasons, pool_id, report, live = rotate(
         vault, suite, max_exposure, max_age_days=max_age, force=args.force
     )
     console = _out()
@@ -240,17 +248,10 @@ def cmd_pool_rotate(args) -> int:
     _print_draw_report(console, pool_id, report)
     console.print(
         f"{pool_id} is now active; the previous version is retired (its embargo starts now)"
-    )
-    return 0
-
-
-def cmd_pool_activate(args) -> int:
-    from ..vault import Vault
-
-    previous = Vault.open(_places(args).workspace).activate(args.pool_id)
-    _out().print(
-        f"{args.pool_id} is active"
-        + (f"; {previous} retired (its embargo starts now)" if previous else "")
+        if live
+        else f"{pool_id} is a draft: the suite sets qualify: thresholds. Run the anchor models on "
+        f"it (pool: {pool_id}, allow_draft: true), then `holdout pool qualify {pool_id} --pilot "
+        f"RUN` and `holdout pool activate {pool_id}`; {vault.active_pool(suite.name)} stays active"
     )
     return 0
 
@@ -349,11 +350,8 @@ def register(sub) -> None:
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_list)
-    for name, func, text in (
-        ("activate", cmd_pool_activate, "make a version active; the previous one is retired"),
-        ("retire", cmd_pool_retire, "retire a version; its embargo clock starts"),
-    ):
-        pp = psub.add_parser(name, help=text)
-        pp.add_argument("pool_id", help="e.g. arena@v3")
-        workspace(pp)
-        pp.set_defaults(func=func)
+    poolgate.register(psub)
+    pp = psub.add_parser("retire", help="retire a version; its embargo clock starts")
+    pp.add_argument("pool_id", help="e.g. arena@v3")
+    workspace(pp)
+    pp.set_defaults(func=cmd_pool_retire)

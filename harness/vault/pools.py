@@ -33,6 +33,7 @@ from ..failpoints import hit
 from ..poolid import PoolId
 from ..sealed import reveal
 from ..suite import Item, iter_jsonl_items
+from . import gate
 from .files import SignedJson, atomic_write, exclusive
 from .keys import (
     Cipher,
@@ -325,9 +326,18 @@ class Vault:
             self._write_index(index)
         return pool_id
 
-    def activate(self, pool_id: str) -> str | None:
+    def note(self, pool_id: str, key: str, value: dict) -> None:
+        """Record a fact about a version in the signed index (its qualification)."""
+        self.manifest(pool_id)
+        with self._locked():
+            index = self._index()
+            index["pools"][pool_id][key] = value
+            self._write_index(index)
+
+    def activate(self, pool_id: str, *, thresholds: dict, override: str | None = None):
         """Make pool_id the suite's active version; the previous one is retired (its embargo starts
-        now)."""
+        now). `thresholds`: the suite's `qualify:` (harness/vault/gate.py); `override`: why it goes
+        live though its qualification fails them (recorded in the index)."""
         self.manifest(pool_id)
         with self._locked():
             index = self._index()
@@ -336,6 +346,12 @@ class Vault:
                 raise VaultError(
                     f"{pool_id} is retired; a retired pool never comes back (draw a new version)"
                 )
+            failed = gate.blockers(state, thresholds)
+            if failed and not override:
+                raise VaultError(
+                    f"{pool_id} may not go live: " + "; ".join(failed) + ". Qualify a version "
+                    "that passes, or pass --override REASON (recorded). Nothing was changed."
+                )
             suite = PoolId.parse(pool_id).suite
             previous = None
             for pid, st in index["pools"].items():
@@ -343,6 +359,8 @@ class Vault:
                     st.update(status="retired", status_changed=clock.now(), retired_at=clock.now())
                     previous = pid
             state.update(status="active", status_changed=clock.now(), activated_at=clock.now())
+            if failed:
+                state["activation_override"] = dict(reason=override, at=clock.now(), failed=failed)
             hit("vault.activate.before_index")
             self._write_index(index)
         return previous

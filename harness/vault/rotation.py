@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import clock
 from ..errors import ConfigError
 from ..suite import Suite
+from . import gate
 from .draw import draw, groups_of_jsonl, load_source, texts_of_jsonl
 from .keys import VaultError
 from .pools import Vault
@@ -166,14 +167,16 @@ def rotate(
     *,
     max_age_days: float | None,
     force: bool = False,
-) -> tuple[list[str], str | None, dict | None]:
+) -> tuple[list[str], str | None, dict | None, bool]:
     """Draw and activate a fresh version if the policy says so, with the latest draw's settings
-    (and a new seed). Returns (reasons, new pool id or None, draw report)."""
+    (and a new seed). Returns (reasons, new pool id or None, draw report, whether it went live).
+    A suite that sets `qualify:` thresholds gets the new version as a draft: it goes live once a
+    pilot run qualifies it (`pool qualify`, then `pool activate`)."""
     reasons = rotation_reasons(vault, suite.name, max_exposure, max_age_days)
     if force:
         reasons = reasons or ["forced"]
     if not reasons:
-        return [], None, None
+        return [], None, None, False
     # the draw settings of the newest drawn version (the active one may have been imported, not
     # drawn)
     drawn = [m for m in vault.pools(suite.name) if m.get("draw")]
@@ -188,5 +191,7 @@ def rotate(
         seed=(params.get("seed") or 0) + version,
         floor=params.get("floor"),
     )
-    vault.activate(pool_id)
-    return reasons, pool_id, report
+    thresholds = gate.thresholds_of(suite)
+    if not thresholds:
+        vault.activate(pool_id, thresholds=thresholds)
+    return reasons, pool_id, report, not thresholds
