@@ -96,8 +96,8 @@ LAYERS = [
     (
         "records",
         "rows storeschema store lengthref callstats results vault vault.keys vault.files "
-        "vault.ledger vault.gate vault.pools vault.importing vault.draw vault.rotation "
-        "vault.runpool",
+        "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw "
+        "vault.rotation vault.runpool",
     ),
     (
         "engine",

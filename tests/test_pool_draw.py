@@ -9,7 +9,8 @@ import pytest
 from conftest import needs_shared
 
 from harness.vault import Vault
-from harness.vault.draw import Candidate, allocate, draw
+from harness.vault.draw import allocate, draw
+from harness.vault.source import Candidate
 
 DAY = 86400
 
@@ -309,7 +310,7 @@ def _marginal_tvs(items, candidates, keys):
 def test_two_key_strata_keep_every_marginal_on_real_arena_data():
     """m-arena-hard: 16 languages x the question clusters, 500 drawn: each key's shares within 0.05
     of the source's; the seed decides the pool (was: 2 languages of 16, total variation 0.9)."""
-    from harness.vault.draw import load_source
+    from harness.vault.source import load_source
 
     data = needs_shared("m-arena-hard")
     mapping = {

@@ -11,9 +11,10 @@ from .. import clock
 from ..errors import ConfigError
 from ..suite import Suite
 from . import gate
-from .draw import draw, groups_of_jsonl, load_source, texts_of_jsonl
+from .draw import draw, groups_of_jsonl, texts_of_jsonl
 from .keys import VaultError
 from .pools import Vault
+from .source import load_source
 
 
 def draw_pool(
