@@ -307,8 +307,8 @@ def leak_env(tmp_path):
     (root / "suites" / "arena").mkdir(parents=True)
     (root / "suites" / "arena" / "suite.yaml").write_text(
         "name: arena\nstrata: [category, language]\nsystem: Answer briefly.\n"
-        "source:\n  prompt: prompt\n  id: id\n  metadata: {category: metadata.category, topic: "
-        "metadata.topic}\n"
+        "source:\n  prompt: prompt\n  id: id\n  timestamp: ts\n  metadata: {category: "
+        "metadata.category, topic: metadata.topic}\n"
         "draw: {size: 8, stratify: [category, topic], max_marginal_tv: 1}\ngraders:\n"
         "  - rules: {type: contains}\n"
         "  - rubric:\n      judges: [{provider: oa, model: judge-rubric}, {provider: an, model: "
@@ -376,6 +376,7 @@ labs:
                 "prompt": f"Plan {words}?",
                 "reference": f"ref {pseudo_word(rng, 4)}",
                 "metadata": {"category": ["coding", "writing"][n % 2], "topic": topics[n % 3]},
+                "ts": f"2026-11-{1 + n:02d}T12:00:00Z",  # a live stream: the window and drift
             }
         )
     (inputs / "source.jsonl").write_text("".join(json.dumps(i) + "\n" for i in source))
@@ -469,6 +470,13 @@ PIPELINE = [
         0,
     ),
     ([*LOG, "pool", "show", "arena@v2"], {}, 0),
+    ([*LOG, "pool", "show", "arena@v2", "--drift", "--window", "30d"], {}, 0),
+    (
+        [*LOG, "pool", "draw", "--suite", "arena", "--source", "{inputs}/source.jsonl", "--window"]
+        + ["10d", "--size", "4", "--seed", "5"],
+        {},
+        0,
+    ),
     ([*LOG, "pool", "exposure", "arena", "--items"], {}, 0),
     ([*LOG, "pool", "qualify", "arena@v1", "--pilot", "arena-nov"], {}, 0),  # ids and numbers
     (
@@ -506,6 +514,7 @@ PIPELINE = [
     ([*LOG, "review", "status", "arena-nov", "--json"], {}, 0),
     ([*LOG, "pool", "list", "--json"], {}, 0),
     ([*LOG, "pool", "show", "arena@v2", "--json"], {}, 0),
+    ([*LOG, "pool", "show", "arena@v2", "--drift", "--json"], {}, 0),
     ([*LOG, "pool", "exposure", "arena", "--pool", "arena@v1", "--items", "--json"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json", "--json"], {}, 0),
     ([*LOG, "run", "configs/arena.yaml"], {}, 2),  # the pool rotated: refused, naming what changed

@@ -287,6 +287,118 @@ def test_a_rotation_under_qualify_thresholds_leaves_the_new_version_a_draft(
     assert vault.active_pool("s") == "s@v1" and vault.manifest("s@v2")["status"] == "draft"
 
 
+NOW = 1_780_000_000  # the newest prompt of the stream below (2026-05-28)
+
+
+def _stamp(t: float, k: int):
+    """The same instant in the forms a source may use: ISO 8601 with Z or an offset, seconds,
+    milliseconds."""
+    import datetime as dt
+
+    forms = [
+        dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+        dt.datetime.fromtimestamp(t, dt.timezone(dt.timedelta(hours=9))).isoformat(),
+        int(t),
+        int(t * 1000),
+    ]
+    return forms[k % len(forms)]
+
+
+def _stream(tmp_path):
+    """120 dated prompts over 90 days: the older 80 mostly English, the last 30 days' 40 mostly
+    Chinese and Arabic (the arena's users changed), and 3 rows without a usable date."""
+    rows = []
+    for i in range(120):
+        recent = i >= 80
+        t = NOW - (i - 80) * 0.7 * DAY if recent else NOW - 31 * DAY - i * 0.7 * DAY
+        lang = (
+            ("en" if i % 4 == 0 else ("zh" if i % 2 else "ar"))
+            if recent
+            else ("zh" if i % 8 == 0 else "en")
+        )
+        rows.append(
+            {
+                "prompt": f"{'recent' if recent else 'older'} prompt {i}: "
+                + " ".join(f"w{i}x{j}" for j in range(10)),
+                "lang": lang,
+                "ts": _stamp(t, i),
+            }
+        )
+    rows += [
+        {
+            "prompt": f"undated {i}: " + " ".join(f"u{i}y{j}" for j in range(10)),
+            "lang": "en",
+            "ts": None if i else "not a date",
+        }
+        for i in range(3)
+    ]
+    return write_jsonl(tmp_path / "stream.jsonl", rows)
+
+
+def test_a_timestamp_column_reads_every_form_as_the_same_instant():
+    import datetime as dt
+
+    from harness.vault.source import parse_time
+
+    assert {parse_time(_stamp(NOW, k)) for k in range(4)} == {float(NOW)}
+    assert parse_time(str(NOW)) == NOW
+    assert parse_time(dt.datetime.fromtimestamp(NOW, dt.timezone.utc).replace(tzinfo=None)) == NOW
+    for bad in (None, "soon", True, float("nan"), [NOW]):
+        assert parse_time(bad) is None
+
+
+def test_a_window_draw_uses_only_the_window_and_drift_rotates(maint, project, cli, tmp_path):
+    """Drawn from the whole stream, v1 is mostly English; the last 30 days are not. `pool show
+    --drift` says so per stratify key, `pool rotate` rotates on it, and the new version is drawn
+    from the window alone; a window draw's report says what it left out."""
+    extra = (
+        "  timestamp: ts\ndraw: {size: 20, stratify: [lang], max_marginal_tv: 0.1}\n"
+        "rotation: {max_drift: 0.1, window_days: 30}\n"
+    )
+    maint("s", _stream(tmp_path), metadata={"lang": "lang"}, extra=extra)  # under source:
+    assert cli("pool", "draw", "--suite", "s")[0] == 0
+    assert cli("pool", "activate", "s@v1")[0] == 0
+    assert any(p.startswith("older") for p in pool_texts(project, "s@v1"))
+    code, out, err = cli("pool", "show", "s@v1", "--drift", "--json")
+    assert code == 0, err
+    drift = json.loads(out)["drift"]
+    assert drift["window"]["in_window"] == 40 and drift["window"]["undated"] == 3
+    assert drift["window"]["older"] == 80 and drift["by_key"]["lang"] > 0.3
+    code, out, _ = cli("pool", "show", "s@v1", "--drift")
+    assert code == 0 and "drift from the current window" in out and "lang 0." in out
+    code, out, err = cli("pool", "rotate", "s")
+    assert code == 0 and "drifted from the source's last 30 days: lang is 0." in out, err
+    assert "s@v2 is now active" in out
+    assert all(p.startswith("recent") for p in pool_texts(project, "s@v2"))
+    assert (
+        json.loads(cli("pool", "show", "s@v2", "--json")[1])["draw_report"]["window"]["in_window"]
+        == 40
+    )
+    code, out, _ = cli("pool", "show", "s@v2", "--drift", "--json")
+    assert json.loads(out)["drift"]["max"] <= 0.1
+    code, out, _ = cli("pool", "rotate", "s")
+    assert code == 0 and "no rotation needed" in out
+    # a window of its own on the command line
+    code, out, err = cli(
+        "pool", "draw", "--suite", "s", "--window", "10d", "--size", "5", "--stratify", ""
+    )
+    assert code == 0 and "window: the source's last 10 days" in out, err
+    assert "undated left out" in out
+    assert all(p.startswith("recent") for p in pool_texts(project, "s@v3"))
+
+
+def test_window_errors_are_clear(maint, cli, tmp_path):
+    maint("s", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a b c d e f"}]))
+    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "1", "--window", "30d")
+    assert code == 2 and "source.timestamp" in err
+    code, _, err = cli("pool", "draw", "--suite", "s", "--size", "1", "--window", "a month")
+    assert code == 2 and "--window: expected a number of days such as 30d" in err
+    undated = write_jsonl(tmp_path / "y.jsonl", [{"prompt": "a b c d e f", "ts": "soon"}])
+    maint("t", undated, extra="  timestamp: ts\ndraw: {window_days: 7}\n")
+    code, _, err = cli("pool", "draw", "--suite", "t", "--size", "1")
+    assert code == 2 and "no source row has a usable timestamp" in err and "soon" not in err
+
+
 def test_draw_errors_are_clear(maint, cli, tmp_path):
     maint("s", tmp_path / "missing.jsonl")
     code, stdout, err = cli("pool", "draw", "--suite", "s", "--size", "3")

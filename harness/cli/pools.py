@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -120,12 +119,23 @@ def _print_draw_report(console, pool_id: str, report: dict) -> None:
             "each key's shares against the source's (total variation): "
             + ", ".join(f"{k} {d:.3f}" for k, d in report["marginals"].items())
         )
+    if report.get("window"):
+        console.print(_window_line(report["window"]))
+
+
+def _window_line(w: dict) -> str:
+    day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t))  # noqa: E731
+    return (
+        f"window: the source's last {w['days']:g} days ({day(w['start'])} to {day(w['end'])}): "
+        f"{w['in_window']} rows in it, {w['older']} older and {w['undated']} undated left out"
+    )
 
 
 def cmd_pool_draw(args) -> int:
     from ..suite import load_suite
     from ..vault import Vault
     from ..vault.rotation import draw_pool
+    from ..vault.window import parse_days
 
     suite = load_suite(args.suite, args.suites_dir)
     vault = Vault.open(_places(args).workspace)
@@ -138,6 +148,7 @@ def cmd_pool_draw(args) -> int:
         stratify=stratify,
         seed=args.seed,
         floor=args.floor,
+        window_days=parse_days(args.window, "--window") if args.window else None,
     )
     console = _out()
     _print_draw_report(console, pool_id, report)
@@ -149,9 +160,17 @@ def cmd_pool_draw(args) -> int:
 
 
 def cmd_pool_show(args) -> int:
+    from ..suite import load_suite
     from ..vault import Vault
+    from ..vault.rotation import drift_of
+    from ..vault.window import parse_days
 
-    m = Vault.open(_places(args).workspace).manifest(args.pool_id)
+    vault = Vault.open(_places(args).workspace)
+    m = vault.manifest(args.pool_id)
+    if args.drift or args.window:
+        days = parse_days(args.window, "--window") if args.window else None
+        suite = load_suite(m["suite"], args.suites_dir)
+        m["drift"] = drift_of(vault, suite, args.pool_id, window_days=days)
     if args.json:
         _print_json(m)
         return 0
@@ -169,6 +188,17 @@ def cmd_pool_show(args) -> int:
         _print_draw_report(console, m["id"], m["draw_report"])
     else:
         console.print("strata: " + "; ".join(f"{k}: {v}" for k, v in m["strata"].items()))
+    if "drift" in m:
+        d = m["drift"]
+        against = (
+            f"the current {_window_line(d['window'])}"
+            if d["window"]
+            else "the whole source (it maps no source.timestamp, so it has no window)"
+        )
+        console.print(
+            f"drift from {against}\n  per stratify key (total variation): "
+            + (", ".join(f"{k} {v:.3f}" for k, v in d["by_key"].items()) or "-")
+        )
     return 0
 
 
@@ -216,32 +246,29 @@ def cmd_pool_exposure(args) -> int:
     return 0
 
 
-def _days(text: str | None) -> float | None:
-    if text is None:
-        return None
-    if not re.fullmatch(r"\d+(\.\d+)?d?", text):
-        raise HoldoutError(f"--max-age: expected a number of days such as 30d, not {text!r}")
-    return float(text.rstrip("d"))
-
-
 def cmd_pool_rotate(args) -> int:
     from ..suite import load_suite
     from ..vault import Vault
     from ..vault.rotation import rotate
+    from ..vault.window import parse_days
 
     suite = load_suite(args.suite, args.suites_dir)
     policy = suite.rotation
     max_exposure = args.max_exposure or policy.get("max_exposure")
-    max_age = _days(args.max_age) or policy.get("max_age_days")
+    max_age = (parse_days(args.max_age, "--max-age") if args.max_age else None) or policy.get(
+        "max_age_days"
+    )
+    max_drift = args.max_drift if args.max_drift is not None else policy.get("max_drift")
     vault = Vault.open(_places(args).workspace)
     reasons, pool_id, report, live = rotate(
-        vault, suite, max_exposure, max_age_days=max_age, force=args.force
+        vault, suite, max_exposure, max_age_days=max_age, max_drift=max_drift, force=args.force
     )
     console = _out()
     if not pool_id:
         console.print(
             f"no rotation needed for '{suite.name}' (max exposure {max_exposure or '-'}, max age "
-            f"{max_age or '-'} days); active: {vault.active_pool(suite.name)}"
+            f"{max_age or '-'} days, max drift {'-' if max_drift is None else max_drift}); "
+            f"active: {vault.active_pool(suite.name)}"
         )
         return 0
     console.print("rotating: " + "; ".join(reasons))
@@ -314,6 +341,11 @@ def register(sub) -> None:
     pp.add_argument(
         "--floor", type=int, help="at least this many items per stratum where available"
     )
+    pp.add_argument(
+        "--window",
+        help="draw only from the source's last N days, e.g. 30d (needs source.timestamp; default "
+        "the suite's draw.window_days)",
+    )
     pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)
     pp.set_defaults(func=cmd_pool_draw)
@@ -321,6 +353,14 @@ def register(sub) -> None:
         "show", help="a version's manifest: strata vs source, distance, dedup counts (no text)"
     )
     pp.add_argument("pool_id")
+    pp.add_argument(
+        "--drift",
+        action="store_true",
+        help="also measure how far its strata are from the source's recent window (reads the "
+        "source)",
+    )
+    pp.add_argument("--window", help="the window for --drift, e.g. 30d (default: the suite's)")
+    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_show)
@@ -341,6 +381,12 @@ def register(sub) -> None:
         "--max-exposure", type=int, help="rotate once an item was sent this often to one provider"
     )
     pp.add_argument("--max-age", help="rotate once the active version is this old, e.g. 30d")
+    pp.add_argument(
+        "--max-drift",
+        type=float,
+        help="rotate once a stratify key of the active version is this far (total variation) "
+        "from the source's recent window",
+    )
     pp.add_argument("--force", action="store_true", help="rotate now whatever the policy says")
     pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     workspace(pp)

@@ -10,7 +10,7 @@ from pathlib import Path
 from .. import clock
 from ..errors import ConfigError
 from ..suite import Suite
-from . import gate
+from . import gate, window
 from .draw import draw, groups_of_jsonl, texts_of_jsonl
 from .keys import VaultError
 from .pools import Vault
@@ -26,8 +26,10 @@ def draw_pool(
     stratify: list[str] | None,
     seed: int | None,
     floor: int | None = None,
+    window_days: float | None = None,
 ) -> tuple[str, dict]:
-    """A new draft version drawn from the source; returns (pool id, report of ids and numbers)."""
+    """A new draft version drawn from the source (its last `window_days` days, if given); returns
+    (pool id, report of ids and numbers)."""
     src = suite.source
     defaults = suite.draw
     source = source or src.get("data")
@@ -43,6 +45,7 @@ def draw_pool(
     stratify = stratify if stratify is not None else defaults.get("stratify", list(suite.strata))
     seed = seed if seed is not None else defaults.get("seed", 0)
     floor = floor if floor is not None else defaults.get("floor", 0)
+    window_days = window_days or defaults.get("window_days")
     unknown = [s for s in stratify if s not in (src.get("metadata") or {})]
     if unknown:
         raise ConfigError(
@@ -50,7 +53,7 @@ def draw_pool(
             "source.metadata "
             f"(mapped: {', '.join(src.get('metadata') or {}) or 'none'})"
         )
-    candidates = load_source(source, src, str(suite.file), cache_root=vault.dir / "tmp")
+    candidates, cut = _candidates(vault, suite, source, window_days)
     earlier, earlier_groups = [], set()
     for m in vault.pools(suite.name):
         data = vault.read_jsonl(m["id"])
@@ -95,6 +98,9 @@ def draw_pool(
         )
     jsonl = "".join(json.dumps(it, ensure_ascii=False) + "\n" for it in items).encode()
     params = {"source": source, "size": size, "stratify": stratify, "seed": seed, "floor": floor}
+    if cut is not None:
+        params["window_days"] = window_days
+        report["window"] = cut.summary()
     pool_id = vault.add_pool(
         suite.name,
         jsonl,
@@ -109,6 +115,51 @@ def draw_pool(
         extra={"draw": params, "draw_report": report},
     )
     return pool_id, report
+
+
+def _candidates(vault: Vault, suite: Suite, source: str, window_days: float | None):
+    """The source's candidates (those of its last `window_days` days, if given) and the Window."""
+    if window_days and not suite.source.get("timestamp"):
+        raise ConfigError(
+            f"{suite.file}: a window of {window_days:g} days needs the source's time: map its "
+            "timestamp column as source.timestamp"
+        )
+    rows = load_source(source, suite.source, str(suite.file), cache_root=vault.dir / "tmp")
+    if not window_days:
+        return rows, None
+    return window.recent(rows, window_days, where=str(suite.file))
+
+
+def drift_of(vault: Vault, suite: Suite, pool_id: str, *, window_days: float | None) -> dict:
+    """How far `pool_id`'s strata are from the source's recent window, per stratify key. The window
+    is `window_days`, else rotation.window_days, else the version's own draw window, else 30; a
+    source without source.timestamp is compared whole (window None)."""
+    m = vault.manifest(pool_id)
+    params = m.get("draw") or {}
+    days = (
+        window_days
+        or suite.rotation.get("window_days")
+        or params.get("window_days")
+        or suite.draw.get("window_days")
+        or 30.0
+    )
+    keys = params.get("stratify", list(suite.strata))
+    source = params.get("source") or suite.source.get("data")
+    if not source:
+        raise ConfigError(f"{suite.file}: no source to measure drift against (source.data)")
+    dated = bool(suite.source.get("timestamp"))
+    rows, w = _candidates(vault, suite, source, days if dated else None)
+    metadata = [
+        json.loads(line).get("metadata") or {}
+        for line in vault.read_jsonl(pool_id).splitlines()
+        if line.strip()
+    ]
+    return {
+        "pool": pool_id,
+        "window": w.summary() if w else None,
+        "stratify": keys,
+        **window.drift(rows, metadata, keys),
+    }
 
 
 def _mask_undeclared_labels(vault: Vault, report: dict, stratify: list[str], declared) -> None:
@@ -167,6 +218,7 @@ def rotate(
     max_exposure: int | None,
     *,
     max_age_days: float | None,
+    max_drift: float | None = None,
     force: bool = False,
 ) -> tuple[list[str], str | None, dict | None, bool]:
     """Draw and activate a fresh version if the policy says so, with the latest draw's settings
@@ -174,6 +226,20 @@ def rotate(
     A suite that sets `qualify:` thresholds gets the new version as a draft: it goes live once a
     pilot run qualifies it (`pool qualify`, then `pool activate`)."""
     reasons = rotation_reasons(vault, suite.name, max_exposure, max_age_days)
+    active = vault.active_pool(suite.name)
+    drift_days = (
+        None  # measured drift: the next version is drawn from the window it was measured on
+    )
+    if max_drift is not None and active is not None:
+        d = drift_of(vault, suite, active, window_days=None)
+        drift_days = d["window"]["days"] if d["window"] else None
+        if d["max"] > max_drift:
+            worst = max(d["by_key"], key=d["by_key"].get)
+            reasons.append(
+                f"{active} drifted from the source's "
+                + (f"last {drift_days:g} days" if drift_days else "rows")
+                + f": {worst} is {d['max']:.3f} away (total variation; max drift {max_drift:g})"
+            )
     if force:
         reasons = reasons or ["forced"]
     if not reasons:
@@ -191,6 +257,7 @@ def rotate(
         stratify=params.get("stratify"),
         seed=(params.get("seed") or 0) + version,
         floor=params.get("floor"),
+        window_days=drift_days or params.get("window_days"),
     )
     thresholds = gate.thresholds_of(suite)
     if not thresholds:
