@@ -110,7 +110,7 @@ def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> li
     return out
 
 
-def _item_keys(store: Store, run_id: str) -> dict[str, str | None]:
+def item_keys(store: Store, run_id: str) -> dict[str, str | None]:
     """item_id -> "item_id content-digest" (ids hold no spaces); None for an item called with two
     contents."""
     return {
@@ -119,7 +119,7 @@ def _item_keys(store: Store, run_id: str) -> dict[str, str | None]:
     }
 
 
-def _keyed_scores(grades, keys: dict) -> tuple[np.ndarray, np.ndarray]:
+def keyed_scores(grades, keys: dict) -> tuple[np.ndarray, np.ndarray]:
     """`item_scores` of one model's grades in one run, by item id *and* content."""
     return item_scores(
         [
@@ -158,14 +158,14 @@ def diff_runs(store: Store, run_a: str, run_b: str, *, grader: str | None, seed:
             "scores do not compare. Regrade one run with the other's settings "
             "(`holdout grade RUN --regrade GRADER`)"
         )
-    keys = {run: _item_keys(store, run) for run in (run_a, run_b)}
+    keys = {run: item_keys(store, run) for run in (run_a, run_b)}
     by_id_a, by_id_b = keys[run_a], keys[run_b]
     common_ids = by_id_a.keys() & by_id_b.keys()
     edited = sorted(i for i in common_ids if by_id_a[i] != by_id_b[i])
     models, pairs, ungraded = [], [], []
     for model in sorted(set(store.models(run_a)) | set(store.models(run_b))):
         a, b = (
-            _keyed_scores(store.iter_grades(run, grader, model=model), keys[run])
+            keyed_scores(store.iter_grades(run, grader, model=model), keys[run])
             for run in (run_a, run_b)
         )
         if len(a[0]) and len(b[0]):

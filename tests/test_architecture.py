@@ -107,14 +107,14 @@ LAYERS = [
     (
         "flows",
         "run context grading.rules grading.judges grading.judging grading.engine report paired "
-        "safeguards checks qualify recorded review review.reviewers review.specs review.routing "
-        "review.decisions review.quality review.push review.app scorecard scorecard.build "
-        "scorecard.render scorecard.sign export",
+        "safeguards checks qualify linking recorded review review.reviewers review.specs "
+        "review.routing review.decisions review.quality review.push review.app scorecard "
+        "scorecard.build scorecard.render scorecard.sign export",
     ),
     (
         "cli",
         "cli cli.__main__ cli._common cli.runs cli.grading cli.cards cli.exports cli.review "
-        "cli.pools cli.poolgate cli.vaults cli.tools",
+        "cli.pools cli.poolgate cli.vaults cli.across cli.tools",
     ),
 ]
 

@@ -443,6 +443,7 @@ PIPELINE = [
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),  # nothing to do
     ([*LOG, "report", "arena-nov"], {}, 0),
+    ([*LOG, "report", "--across", "arena", "--grader", "rubric"], {}, 0),  # ids and numbers
     (
         [*LOG, "runs", "diff", "arena-nov", "arena-nov", "--grader", "rubric"],
         {},
@@ -473,7 +474,7 @@ PIPELINE = [
     ([*LOG, "pool", "show", "arena@v2", "--drift", "--window", "30d"], {}, 0),
     (
         [*LOG, "pool", "draw", "--suite", "arena", "--source", "{inputs}/source.jsonl", "--window"]
-        + ["10d", "--size", "4", "--seed", "5"],
+        + ["30d", "--size", "4", "--seed", "5"],  # the whole stream: rotate still finds items
         {},
         0,
     ),
@@ -509,6 +510,7 @@ PIPELINE = [
     ([*LOG, "vault", "verify", "--json"], {}, 0),
     ([*LOG, "status", "--json"], {}, 0),
     ([*LOG, "report", "arena-nov", "--json"], {}, 0),
+    ([*LOG, "report", "--across", "arena", "--grader", "pairwise", "--json"], {}, 0),
     ([*LOG, "check", "arena-nov", "--json"], {}, 0),
     ([*LOG, "runs", "diff", "arena-nov", "arena-nov", "--grader", "pairwise", "--json"], {}, 0),
     ([*LOG, "review", "status", "arena-nov", "--json"], {}, 0),

@@ -101,6 +101,12 @@ def cmd_report(args) -> int:
     from ..egress import GATE
     from ..report import print_report
 
+    if (args.run_id is None) == (args.across is None):
+        raise HoldoutError("report: give either a RUN_ID or --across SUITE")
+    if args.across:
+        from .across import cmd_report_across
+
+        return cmd_report_across(args)
     places = _places(args)
     with _run_store(places.workspace, args.run_id) as store:
         report = _build_report(store, args.run_id, places.run_config, seed=args.seed)
@@ -285,8 +291,17 @@ def register(sub) -> None:
     sp = sub.add_parser(
         "report", help="scores with 95%% CIs, win rates, ratings, error rates; writes report.json"
     )
-    sp.add_argument("run_id")
+    sp.add_argument("run_id", nargs="?", help="the run (or --across SUITE)")
     sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (reports are reproducible)")
+    sp.add_argument(
+        "--across",
+        metavar="SUITE",
+        help="every model run on any version of SUITE, on the active version's scale, linked "
+        "through the anchor models; writes results/across/SUITE.json",
+    )
+    sp.add_argument("--scale", help="with --across: the version whose scale to use (e.g. arena@v3)")
+    sp.add_argument("--grader", help="with --across: the grader (default: the suite's first)")
+    sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
     run_config(sp)
     results_dir(sp)
     workspace(sp)
