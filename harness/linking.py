@@ -129,12 +129,9 @@ def link(
     return Linked(scale, out_models, out_versions, unlinked)
 
 
-def collect(
-    store: Store, suite: str, *, grader: str, statuses: dict[str, str]
-) -> tuple[list[VersionScores], list[str]]:
-    """Each version's scores from the store's runs on the suite's vault versions: per model, its
-    newest run on the version with grades from `grader`. Runs whose grader settings differ from
-    the newest run's are left out (their scores do not compare); returns (versions, notes)."""
+def _newest_runs(store: Store, suite: str, grader: str) -> tuple[dict, list[str]]:
+    """pool -> model -> its newest run graded by `grader` with the newest run's settings; and
+    notes on the runs left out."""
     runs = []
     for r in sorted(store.status(), key=lambda r: r["updated"] or 0):
         try:
@@ -157,6 +154,16 @@ def collect(
             continue
         for model in store.models(run_id):
             chosen.setdefault(pool, {})[model] = run_id
+    return chosen, notes
+
+
+def collect(
+    store: Store, suite: str, *, grader: str, statuses: dict[str, str]
+) -> tuple[list[VersionScores], list[str]]:
+    """Each version's scores from the store's runs on the suite's vault versions: per model, its
+    newest run on the version with grades from `grader`. Runs whose grader settings differ from
+    the newest run's are left out (their scores do not compare); returns (versions, notes)."""
+    chosen, notes = _newest_runs(store, suite, grader)
     versions = []
     for pool in sorted(chosen, key=lambda p: PoolId.parse(p).version):
         scored = {}
@@ -165,25 +172,13 @@ def collect(
             ids, means = paired.keyed_scores(store.iter_grades(run_id, grader, model=model), keys)
             if len(ids):
                 scored[model] = (ids, means)
-        if not scored:
-            continue
-        common = next(iter(scored.values()))[0]
-        for ids, _ in scored.values():
-            common = np.intersect1d(common, ids, assume_unique=True)
+        common, matrix = paired.on_common_items(scored) if scored else ([], None)
         if not len(common):
             notes.append(f"{pool}: its models share no graded item")
             continue
-        matrix = np.column_stack(
-            [means[np.searchsorted(ids, common)] for ids, means in scored.values()]
-        )
+        runs = {m: chosen[pool][m] for m in scored}
         versions.append(
-            VersionScores(
-                pool,
-                statuses.get(pool, "unknown"),
-                list(scored),
-                matrix,
-                {m: chosen[pool][m] for m in scored},
-            )
+            VersionScores(pool, statuses.get(pool, "unknown"), list(scored), matrix, runs)
         )
     if not versions:
         raise HoldoutError(

@@ -83,6 +83,17 @@ def aligned(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) 
     )
 
 
+def on_common_items(scored: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Several models' `item_scores` on the items all of them have: (item keys, items x models in
+    the dict's order)."""
+    common = next(iter(scored.values()))[0]
+    for ids, _ in scored.values():
+        common = np.intersect1d(common, ids, assume_unique=True)
+    return common, np.column_stack(
+        [means[np.searchsorted(ids, common)] for ids, means in scored.values()]
+    )
+
+
 def differences(pairs: list[Paired], *, seed: int = 0, n_boot: int = 1000) -> list[Difference]:
     """The mean of b - a per pairing, with a percentile bootstrap CI over items. Pairings on as
     many items share draws (`stats.bootstrap_means`): each gets the interval it would get alone."""

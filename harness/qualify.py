@@ -80,14 +80,9 @@ def run_ranking(store: Store, run_id: str, grader: str, *, seed: int = 0) -> Ran
             f"run '{run_id}': '{grader}' scored {len(scores)} model(s); qualifying a pool needs at "
             "least two (the suite's anchor models)"
         )
-    common = list(scores.values())[0][0]
-    for ids, _ in scores.values():
-        common = np.intersect1d(common, ids, assume_unique=True)
+    common, matrix = paired.on_common_items(scores)
     if not len(common):
         raise HoldoutError(f"run '{run_id}': its models share no item scored by '{grader}'")
-    matrix = np.column_stack(
-        [means[np.searchsorted(ids, common)] for ids, means in scores.values()]
-    )
     return Ranking(
         list(scores),
         matrix.mean(axis=0),

@@ -96,7 +96,7 @@ LAYERS = [
     (
         "records",
         "rows storeschema store lengthref callstats results vault vault.keys vault.files "
-        "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw "
+        "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw vault.window "
         "vault.rotation vault.runpool",
     ),
     (
