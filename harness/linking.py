@@ -42,7 +42,8 @@ class VersionScores:
 @dataclass
 class Linked:
     scale: str
-    models: dict[str, dict]  # linked: score, CI, raw mean per version, only on retired versions
+    models: dict[str, dict]  # linked score and CI; per version its raw mean, and that mean on the
+    # scale (minus the version's offset) with a CI: a trend; whether seen only on retired versions
     versions: dict[str, dict]  # offset and CI, anchors, items, whether linked
     unlinked: dict[str, dict]  # model -> raw mean per version, for versions not linked
 
@@ -95,14 +96,23 @@ def link(
         lo, hi = np.quantile(spread[k], [0.025, 0.975])
         return {"score": float(point[k]), "ci_low": float(lo), "ci_high": float(hi)}
 
+    def on_scale(row: int, v: VersionScores) -> dict:
+        """A model's mean on one version brought onto the scale: minus the version's offset."""
+        value, boot = means[row], resampled[row]
+        if v.pool != scale:
+            k = len(models) + offsets.index(v.pool)
+            value, boot = value - point[k], boot - spread[k]
+        lo, hi = np.quantile(boot, [0.025, 0.975])
+        return {"score": float(value), "ci_low": float(lo), "ci_high": float(hi)}
+
     out_models = {}
     for k, m in enumerate(models):
-        seen = {v.pool: float(v.means()[v.models.index(m)]) for v in linked if m in v.models}
-        statuses = {v.status for v in linked if m in v.models}
+        rows = [(row, v) for row, (mi, v, _) in enumerate(cells) if mi == k]
         out_models[m] = {
             **estimate(k),
-            "versions": seen,
-            "only_retired": statuses == {"retired"},
+            "versions": {v.pool: float(means[row]) for row, v in rows},
+            "by_version": {v.pool: {"status": v.status, **on_scale(row, v)} for row, v in rows},
+            "only_retired": {v.status for _, v in rows} == {"retired"},
         }
     out_versions = {}
     for v in versions:
@@ -186,3 +196,43 @@ def collect(
             + (f" ({'; '.join(notes)})" if notes else "")
         )
     return versions, notes
+
+
+def history(
+    store: Store, run_id: str, *, grader: str | None, statuses: dict[str, str], seed: int = 0
+) -> dict | None:
+    """The linked view for a run's scorecard and leaderboard: every version of its suite on the
+    run's version's scale. None when the run is not on a vault version, or its grader has no
+    scores to link."""
+    pool = (store.run_info(run_id) or {}).get("pool") or ""
+    try:
+        suite = PoolId.parse(pool).suite
+    except HoldoutError:
+        return None
+    others = {r["pool"] for r in store.status() if (r["pool"] or "").startswith(f"{suite}@")}
+    if grader is None or others <= {pool}:
+        return None  # no other version: nothing to link (and no pass over the grades)
+    try:
+        versions, notes = collect(store, suite, grader=grader, statuses=statuses)
+        out = link(versions, scale=pool, seed=seed).as_dict()
+    except HoldoutError:
+        return None
+    return {**out, "suite": suite, "grader": grader, "notes": notes}
+
+
+def ranks_over_time(linked: dict) -> dict:
+    """Per version, each model's rank by its mean on that version (1 = best; ranks within one
+    version compare, as its models answered the same items), and the rank by linked score."""
+    by_version: dict[str, dict[str, float]] = {}
+    for model, e in linked["models"].items():
+        for pool, mean in e["versions"].items():
+            by_version.setdefault(pool, {})[model] = mean
+
+    def ranked(scores: dict[str, float]) -> dict[str, int]:
+        order = sorted(scores, key=lambda m: -scores[m])
+        return {m: 1 + sum(scores[o] > scores[m] for o in order) for m in order}
+
+    return {
+        "linked": ranked({m: e["score"] for m, e in linked["models"].items()}),
+        "by_version": {p: ranked(s) for p, s in by_version.items()},
+    }

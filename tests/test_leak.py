@@ -352,6 +352,10 @@ labs:
     inputs = tmp_path / "inputs"  # what the maintainer imports, then deletes: not scanned
     inputs.mkdir()
     (inputs / "creds.yaml").write_text(creds.replace("run_id: arena-nov", "run_id: creds"))
+    arena = (root / "configs" / "arena.yaml").read_text()  # next month's run, on the new version
+    (root / "configs" / "arena-dec.yaml").write_text(
+        arena.replace("run_id: arena-nov", "run_id: arena-dec")
+    )
     (inputs / "pool.jsonl").write_text(
         "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
     )
@@ -520,6 +524,11 @@ PIPELINE = [
     ([*LOG, "pool", "exposure", "arena", "--pool", "arena@v1", "--items", "--json"], {}, 0),
     ([*LOG, "verify", "results/arena-nov/scorecards/acme.json", "--json"], {}, 0),
     ([*LOG, "run", "configs/arena.yaml"], {}, 2),  # the pool rotated: refused, naming what changed
+    ([*LOG, "run", "configs/arena-dec.yaml"], {}, 0),  # the new version
+    ([*LOG, "grade", "arena-dec"], {}, 0),
+    ([*LOG, "report", "--across", "arena", "--grader", "rubric"], {}, 0),  # two versions, linked
+    ([*LOG, "scorecard", "arena-dec", "--all"], {}, 0),  # cards with the models' history
+    ([*LOG, "leaderboard", "arena-dec"], {}, 0),
     ([*LOG, "grade", "arena-nov", "--regrade", "rubric"], {}, 0),  # judged again
     ([*LOG, "runs", "delete", "arena-nov"], {}, 0),
 ]

@@ -78,7 +78,7 @@ def test_a_version_without_a_shared_model_is_listed_apart():
     assert set(out.unlinked) == {"x1", "x2"} and "x1" not in out.models
 
 
-def _run(project, cli, run_id, pool_id, right, *, suffix=""):
+def _run(project, cli, run_id, pool_id, right, *, extra=""):
     """A graded replay run of the models in `right` on `pool_id`, each right on its first
     `right[model]` items."""
     d = project.root / f"replay-{run_id}"
@@ -91,7 +91,7 @@ def _run(project, cli, run_id, pool_id, right, *, suffix=""):
         (d / f"{model}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     models = "".join(f"  - {{provider: r, model: {m}}}\n" for m in right)
     config = project.config(
-        f"run_id: {run_id}\nsuite: s\npool: {pool_id}\n"
+        f"run_id: {run_id}\nsuite: s\npool: {pool_id}\n{extra}"
         f"graders: [{{rules: {{type: contains}}}}]\nproviders:\n"
         f"  r: {{type: replay, path: ../replay-{run_id}}}\nmodels:\n{models}",
         name=f"{run_id}.yaml",
@@ -106,7 +106,15 @@ def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, pr
     """v1 (retired after the rotation): anchors a1, a2 and a model only ever run there; v2 (active,
     harder: everyone gets fewer right): the anchors and a new model. The old model is linked
     through the anchors and marked as seen only on a retired version."""
-    _run(project, cli, "r1", "s@v1", {"a1": 14, "a2": 10, "old": 12})
+    labs = "labs: {acme: [LAB], other: [a1, a2]}\nleaderboard_public: true\n"
+    _run(
+        project,
+        cli,
+        "r1",
+        "s@v1",
+        {"a1": 14, "a2": 10, "old": 12},
+        extra=labs.replace("LAB", "old"),
+    )
     v2 = project.root / "v2.jsonl"
     v2.write_text(
         "".join(
@@ -120,7 +128,9 @@ def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, pr
         encoding="utf-8",
     )
     assert cli("pool", "import", v2, "--suite", "s", "--heldout", "--activate")[0] == 0
-    _run(project, cli, "r2", "s@v2", {"a1": 10, "a2": 6, "new": 9})
+    _run(
+        project, cli, "r2", "s@v2", {"a1": 10, "a2": 6, "new": 9}, extra=labs.replace("LAB", "new")
+    )
     code, out, err = cli("report", "--across", "s", "--json")
     assert code == 0, err
     across = json.loads(out)
@@ -130,6 +140,10 @@ def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, pr
     assert models["old"]["score"] == pytest.approx(8 / 16)
     assert models["old"]["only_retired"] and not models["new"]["only_retired"]
     assert models["new"]["score"] == pytest.approx(9 / 16)
+    # each version's mean on the scale: a1's 14/16 on v1 less v1's offset, 10/16 on v2
+    trend = models["a1"]["by_version"]
+    assert trend["s@v1"]["score"] == pytest.approx(trend["s@v2"]["score"])
+    assert trend["s@v1"]["status"] == "retired" and trend["s@v1"]["ci_low"] < 10 / 16
     assert across["versions"]["s@v1"]["anchors"] == ["a1", "a2"]
     assert across["versions"]["s@v1"]["offset"] == pytest.approx(4 / 16)
     code, out, err = cli("report", "--across", "s")
@@ -141,3 +155,33 @@ def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, pr
     assert code == 2 and "either" in err
     code, _, err = cli("report", "--across", "s", "--scale", "s@v9")
     assert code == 2 and "s@v9" in err
+
+
+def test_cards_show_a_labs_models_across_versions_and_the_board_ranks_over_time(
+    heldout, project, cli
+):
+    test_report_across_puts_every_model_on_the_active_versions_scale(heldout, project, cli)
+    code, _, err = cli("scorecard", "r2", "--lab", "acme")
+    assert code == 0, err
+    card = json.loads((project.root / "results/r2/scorecards/acme.json").read_text())
+    history = card["history"]
+    assert history["scale"] == "s@v2" and set(history["models"]) == {"new"}
+    assert history["versions"]["s@v1"] == {"status": "retired", "linked": True, "anchors": 2}
+    assert "a1" not in json.dumps(history)  # other labs' models: only counted
+    # the card of the old run: on v1's scale, its model seen only on a retired version
+    code, _, err = cli("scorecard", "r1", "--lab", "acme")
+    assert code == 0, err
+    folder = project.root / "results" / "r1" / "scorecards"
+    history = json.loads((folder / "acme.json").read_text())["history"]
+    assert history["scale"] == "s@v1" and history["models"]["old"]["only_retired"]
+    assert history["models"]["old"]["by_version"]["s@v1"]["score"] == pytest.approx(12 / 16)
+    html = (folder / "acme.html").read_text()
+    assert "Across pool versions" in html and "Seen only on retired versions: old" in html
+    assert cli("verify", folder / "acme.json")[0] == 0
+    code, out, err = cli("leaderboard", "r2")
+    assert code == 0 and "ranks over time" in out, err
+    board = json.loads((project.root / "results" / "r2" / "leaderboard.json").read_text())
+    ranks = board["ranks_over_time"]
+    assert ranks["linked"] == {"a1": 1, "new": 2, "old": 3, "a2": 4}
+    assert ranks["by_version"]["s@v1"] == {"a1": 1, "old": 2, "a2": 3}
+    assert ranks["only_retired"] == ["old"]

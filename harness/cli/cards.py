@@ -43,7 +43,7 @@ def _pool_summary(ctx) -> dict:
 
 
 def cmd_scorecard(args) -> int:
-    from .. import provenance
+    from .. import linking, provenance
     from ..callstats import call_stats
     from ..checks import StoreAt, start_checks
     from ..context import open_run
@@ -66,7 +66,8 @@ def cmd_scorecard(args) -> int:
                 raise HoldoutError(
                     f"no lab '{lab}' in {ctx.config.file} (labs: {', '.join(sorted(labs))})"
                 )
-        key = signing_key(Vault.open(places.workspace))
+        vault = Vault.open(places.workspace)
+        key = signing_key(vault)
         items = ctx.items()
         pool = _pool_summary(ctx)
         min_size = ctx.config.min_segment_size or ctx.suite.min_segment_size or 10
@@ -86,6 +87,13 @@ def cmd_scorecard(args) -> int:
                 ctx.store, args.run_id, ctx.config, seed=args.seed, suite=ctx.suite, calls=calls
             )
             rows_sha = ctx.store.rows_fingerprint(args.run_id)  # and one pass over the store
+            history = linking.history(
+                ctx.store,
+                args.run_id,
+                grader=report["headline"],
+                statuses={m["id"]: m["status"] for m in vault.pools(ctx.suite.name)},
+                seed=args.seed,
+            )
             checks = pending.result()
         finally:
             pending.close()
@@ -109,6 +117,7 @@ def cmd_scorecard(args) -> int:
                     rows_sha256=rows_sha,
                     calls=calls,
                     checks=checks,
+                    history=history,
                 ),
                 key,
             )
@@ -173,6 +182,8 @@ def cmd_leaderboard(args) -> int:
             seed=args.seed,
             report=_build_report(store, args.run_id, places.run_config, seed=args.seed),
         )
+        if public:
+            _ranks_over_time(board, store, args, places.workspace)
     path = GATE.write_json(places.results_dir / args.run_id / "leaderboard.json", board)
     out = _out()
     t = Table(
@@ -203,8 +214,40 @@ def cmd_leaderboard(args) -> int:
                 f"{e['ci_low'] * 100:.1f}-{e['ci_high'] * 100:.1f}",
             )
         out.print(t)
+    if board.get("ranks_over_time"):
+        ranks = board["ranks_over_time"]
+        t = Table(title=f"ranks over time (linked on {ranks['scale']}'s scale)")
+        versions = list(ranks["by_version"])
+        for col in ("model", "linked rank", *versions):
+            t.add_column(col)
+        for m, r in sorted(ranks["linked"].items(), key=lambda kv: kv[1]):
+            retired = " (retired versions only)" if m in ranks["only_retired"] else ""
+            t.add_row(
+                m + retired, str(r), *(str(ranks["by_version"][v].get(m, "")) for v in versions)
+            )
+        out.print(t)
     _err().print(f"written: {path}")
     return EXIT_OK
+
+
+def _ranks_over_time(board: dict, store, args, workspace) -> None:
+    """A public board's ranks on every version of its suite, linked through the anchors."""
+    from .. import linking
+    from ..vault import Vault, VaultError
+
+    try:
+        statuses = {m["id"]: m["status"] for m in Vault.open(workspace).pools()}
+    except (VaultError, HoldoutError):
+        statuses = {}
+    history = linking.history(
+        store, args.run_id, grader=board["primary"]["grader"], statuses=statuses, seed=args.seed
+    )
+    if history:
+        board["ranks_over_time"] = {
+            "scale": history["scale"],
+            **linking.ranks_over_time(history),
+            "only_retired": sorted(m for m, e in history["models"].items() if e["only_retired"]),
+        }
 
 
 def cmd_verify(args) -> int:

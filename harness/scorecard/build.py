@@ -185,10 +185,11 @@ def build_scorecard(
     rows_sha256: str | None = None,
     calls: dict | None = None,
     checks: dict | None = None,
+    history: dict | None = None,
 ) -> dict:
     """`rows_sha256`, `calls`, `checks`: the store rows' fingerprint, `call_stats` and the
     safeguard checks (of these models at least), if the caller computed them once for several
-    cards."""
+    cards; `history`: `linking.history` of the run (the lab's models across pool versions)."""
     report = report or build_report(store, run_id, seed=seed)
     if checks is None and owned:
         checks = check_run(store, run_id, safeguard_settings, models=list(owned), items=items)
@@ -253,6 +254,7 @@ def build_scorecard(
         card["models"][model] = entry
         own_items[model] = _scores_by_grader(report, grades)
     card["own_models_compared"] = _own_pairs(own_items, seed=seed)
+    card["history"] = _own_history(history, owned)
     card["field"] = _field(report, owned, min_field_size)
     card["min_field_size"] = min_field_size
     if provenance is not None:
@@ -269,6 +271,23 @@ def build_scorecard(
             for m, e in everyone.items()
         }
     return card
+
+
+def _own_history(history: dict | None, owned) -> dict | None:
+    """The lab's own models across pool versions: the linked score, and each version's mean on the
+    scale with its CI (a trend), marked where a version is retired. Other models appear only in
+    the versions' counts of anchors."""
+    if history is None:
+        return None
+    return {
+        "scale": history["scale"],
+        "grader": history["grader"],
+        "models": {m: e for m, e in history["models"].items() if m in owned},
+        "versions": {
+            p: {"status": e["status"], "linked": e["linked"], "anchors": len(e["anchors"])}
+            for p, e in history["versions"].items()
+        },
+    }
 
 
 def build_leaderboard(

@@ -240,6 +240,28 @@ def _own_compared(card: dict) -> str:
     )
 
 
+def _history(card: dict) -> str:
+    """The lab's models on every pool version, on the card's version's scale."""
+    h = card.get("history")
+    rows = [
+        f"<tr><td>{_e(model)}</td><td>{_e(pool)}</td><td>{_e(v['status'])}</td>"
+        f"<td>{_pct(e['versions'][pool])}</td><td>{_pct(v['score'])} [{_pct(v['ci_low'])}, "
+        f"{_pct(v['ci_high'])}]</td></tr>"
+        for model, e in (h or {}).get("models", {}).items()
+        for pool, v in e["by_version"].items()
+    ]
+    if not rows:
+        return "<p class=note>No other pool version to compare with.</p>"
+    retired = [m for m, e in h["models"].items() if e["only_retired"]]
+    return (
+        f"<p class=note>Each version's mean brought onto {_e(h['scale'])}'s scale through the anchor "
+        f"models ({_e(h['grader'])}; 95% CI). Raw means of different versions do not compare."
+        + (f" Seen only on retired versions: {_e(', '.join(retired))}." if retired else "")
+        + '</p><table id="history"><tr><th>model</th><th>version</th><th>status</th>'
+        f"<th>raw mean %</th><th>on the scale %</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def _software(card: dict) -> str:
     sw = (card.get("provenance") or {}).get("software") or {}
     if not sw:
@@ -314,6 +336,7 @@ primary measure: {_e(grader)} ({_e(metric)}, %)</p>
 <h2>Every grader</h2>{_all_graders(card)}
 <h2>Your models compared</h2>{_own_compared(card)}
 <h2>Scores with 95% confidence intervals</h2>{_score_chart(card)}
+<h2>Across pool versions</h2>{_history(card)}
 <h2>Segments</h2><p class=note>Segments with fewer than {card["min_segment_size"]} items are suppressed.</p>{_heatmap(card)}
 <h2>Cost and score</h2>{_frontier(card)}
 <h2>Criteria</h2><table><tr><th>model</th><th>grader</th><th>criterion</th><th>mean</th></tr>{"".join(crit) or "<tr><td colspan=4>none</td></tr>"}</table>

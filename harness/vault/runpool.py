@@ -61,7 +61,13 @@ def open_heldout_pool(config, suite, recorded: str | None = None):
             "scorecards). Nothing was sent."
         )
     check_retention(config, pool_id, manifest.get("max_retention"))
-    vault.protect(pool_id)  # arms the egress gate before anything can be written
+    # arm the egress gate before anything can be written: with this version's text, and every
+    # other held-out version's of the suite (a retired version is still secret, and a provider
+    # that saw it may echo it back, say as the id of the model that served)
+    vault.protect(pool_id)
+    for other in vault.pools(suite.name):
+        if other["id"] != pool_id:
+            vault.protect(other["id"])
     ledger = vault.ledger
 
     async def on_sent(item_id, provider, model, role="model"):
