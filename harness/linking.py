@@ -69,9 +69,15 @@ def _component(versions: list[VersionScores], start: int) -> list[int]:
 
 
 def link(
-    versions: list[VersionScores], *, scale: str, n_boot: int = N_BOOT, seed: int = 0
+    versions: list[VersionScores],
+    *,
+    scale: str,
+    anchors: tuple = (),
+    n_boot: int = N_BOOT,
+    seed: int = 0,
 ) -> Linked:
-    """Every model of the versions linked to `scale` on its scale, with bootstrap CIs."""
+    """Every model of the versions linked to `scale` on its scale, with bootstrap CIs; `anchors`:
+    the suite's declared anchors, whose absence from a version is reported."""
     at = {v.pool: k for k, v in enumerate(versions)}
     if scale not in at:
         raise HoldoutError(f"no graded run on {scale}, the version to put the scores on")
@@ -117,12 +123,13 @@ def link(
     out_versions = {}
     for v in versions:
         on = v in linked
-        anchors = sorted(m for m in v.models if any(m in w.models for w in linked if w is not v))
+        shared = sorted(m for m in v.models if any(m in w.models for w in linked if w is not v))
         entry = {
             "status": v.status,
             "linked": on,
             "models": len(v.models),
-            "anchors": anchors if on else [],
+            "anchors": shared if on else [],
+            "missing_anchors": [a for a in anchors if a not in v.models],
             "items": int(len(v.scores)),
         }
         if on and v.pool == scale:

@@ -164,6 +164,12 @@ def measure(ctx, *, manifest: dict, grader: str, reference, reference_name, seed
     """Every metric for the pilot run in `ctx` (a RunContext) against `reference` (a Ranking or
     None)."""
     pilot = run_ranking(ctx.store, ctx.run_id, grader, seed=seed)
+    missing = [a for a in ctx.suite.anchors if a not in pilot.models]
+    if missing:
+        raise HoldoutError(
+            f"--pilot: run '{ctx.run_id}' has no '{grader}' scores for the anchors "
+            f"{', '.join(missing)} ({ctx.suite.file}: anchors): a pilot runs every anchor"
+        )
     apart = separability(pilot)
     none = {"score": None, "why": "no reference: pass --reference RUN or set qualify.reference"}
     metrics = {

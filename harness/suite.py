@@ -49,6 +49,7 @@ class Suite:
     license: dict = field(default_factory=dict)  # the source data's licence, embargo_days
     safeguards: dict | None = None  # thresholds of `holdout check`
     qualify: dict = field(default_factory=dict)  # thresholds of `pool qualify` / `pool activate`
+    anchors: tuple[str, ...] = ()  # models re-run on every version: they link versions' scores
     min_segment_size: int | None = None  # segments smaller than this are suppressed on cards
     marks: dict = field(default_factory=dict, repr=False)
 
@@ -117,6 +118,7 @@ def load_suite(name_or_path: str, suites_dir: Path = Path("suites")) -> Suite:
         license=data.get("license") or {},
         safeguards=data.get("safeguards"),
         qualify=data.get("qualify") or {},
+        anchors=tuple(data.get("anchors", ())),
         min_segment_size=data.get("min_segment_size"),
         marks=marks,
     )

@@ -146,8 +146,11 @@ def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, pr
     assert trend["s@v1"]["status"] == "retired" and trend["s@v1"]["ci_low"] < 10 / 16
     assert across["versions"]["s@v1"]["anchors"] == ["a1", "a2"]
     assert across["versions"]["s@v1"]["offset"] == pytest.approx(4 / 16)
+    assert across["versions"]["s@v1"]["missing_anchors"] == []
+    project.suite("s", anchors=["a1", "a2", "a3"])  # a third anchor, run on neither version
     code, out, err = cli("report", "--across", "s")
     assert code == 0 and "only on retired versions" in out and "s@v1" in out, err
+    assert "s@v1 lacks the suite's anchors a3" in out
     for q in QUESTIONS:
         assert q not in out
     assert (project.root / "results" / "across" / "s.json").exists()

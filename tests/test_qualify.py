@@ -208,3 +208,10 @@ def test_the_distance_to_the_source_is_the_draws_largest_marginal():
         "by_key": {"language": 0.04, "topic": 0.11},
     }
     assert qualify.source_distance({"strata": {}})["score"] is None
+
+
+def test_a_pilot_must_run_every_declared_anchor(gated, project, cli):
+    project.suite("s", qualify=QUALIFY, anchors=[*MODELS, "absent-anchor"])
+    _pilot(project, cli, "pilot", "s@v2", {"good": 16, "mid": 8, "bad": 0})
+    code, _, err = cli("pool", "qualify", "s@v2", "--pilot", "pilot")
+    assert code == 2 and "absent-anchor" in err and "anchors" in err

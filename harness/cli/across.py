@@ -40,7 +40,7 @@ def cmd_report_across(args) -> int:
     graded_versions = [v.pool for v in versions]
     active = [p for p, s in statuses.items() if s == "active" and p in graded_versions]
     scale = args.scale or (active[0] if active else graded_versions[-1])  # newest graded
-    out = linking.link(versions, scale=scale, seed=args.seed).as_dict()
+    out = linking.link(versions, scale=scale, anchors=suite.anchors, seed=args.seed).as_dict()
     out.update(suite=suite.name, grader=grader, notes=notes)
     path = GATE.write_json(places.results_dir / "across" / f"{suite.name}.json", out)
     if args.json:
@@ -72,7 +72,7 @@ def _print_across(out: dict) -> None:
     console.print(t)
     console.print("the version columns are raw means on each version's own items")
     v = Table(title="how each version is linked")
-    for col in ("version", "status", "models", "anchors", "items", "offset vs scale"):
+    for col in ("version", "status", "models", "shared models", "items", "offset vs scale"):
         v.add_column(col)
     for pool, e in out["versions"].items():
         v.add_row(
@@ -90,6 +90,12 @@ def _print_across(out: dict) -> None:
             ),
         )
     console.print(v)
+    for pool, e in out["versions"].items():
+        if e["missing_anchors"]:
+            console.print(
+                f"[yellow]note[/]: {pool} lacks the suite's anchors "
+                f"{', '.join(e['missing_anchors'])}: its link rests on the other shared models"
+            )
     for model, seen in sorted(out["unlinked"].items()):
         console.print(
             f"not on the scale: {model} ("
