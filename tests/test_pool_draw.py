@@ -387,6 +387,49 @@ def test_a_window_draw_uses_only_the_window_and_drift_rotates(maint, project, cl
     assert all(p.startswith("recent") for p in pool_texts(project, "s@v3"))
 
 
+def test_a_daily_drop_reads_the_new_file_and_the_window_not_the_year(maint, project, cli, tmp_path):
+    """60 daily files; a 7-day window draw reads them all once. The next day's file is appended:
+    the next draw reads it and the window's files only. An old file that is garbage now but has
+    its size and time unchanged proves it: reading it would fail. A file that changed is read
+    again."""
+    import os
+
+    drops = tmp_path / "drops"
+    drops.mkdir()
+
+    def day(k):
+        rows = [
+            {
+                "prompt": f"day {k} prompt {j}: " + " ".join(f"d{k}p{j}w{i}" for i in range(8)),
+                "ts": NOW - (60 - k) * DAY + j,
+            }
+            for j in range(3)
+        ]
+        return write_jsonl(drops / f"day-{k:03d}.jsonl", rows)
+
+    for k in range(60):
+        day(k)
+    extra = "  timestamp: ts\ndraw: {size: 6, stratify: [], window_days: 7}\n"
+    maint("s", str(drops / "*.jsonl"), extra=extra)
+    code, out, err = cli("pool", "draw", "--suite", "s")
+    assert code == 0 and "rows in it" in out and "not read again" not in out, err
+    old = drops / "day-010.jsonl"
+    st = old.stat()
+    old.write_bytes(b"{" * st.st_size)  # unreadable now, same size; and the same time:
+    os.utime(old, ns=(st.st_atime_ns, st.st_mtime_ns))
+    day(60)  # the next day's drop
+    code, out, err = cli("pool", "draw", "--suite", "s")
+    assert code == 0, err
+    window = json.loads(cli("pool", "show", "s@v2", "--json")[1])["draw_report"]["window"]
+    assert window["files_skipped"] == 53 and window["files_read"] == 8  # days 53-60
+    # the window starts at day 53's last row: 1 of its rows and days 54-60's 21
+    assert window["in_window"] == 22 and window["older"] == 61 * 3 - 22
+    assert "53 file(s) known to end before it were not read again" in out
+    os.utime(old)  # touched: read again, and found unreadable
+    code, _, err = cli("pool", "draw", "--suite", "s")
+    assert code == 2 and "day-010" in err and "unreadable" in err
+
+
 def test_window_errors_are_clear(maint, cli, tmp_path):
     maint("s", write_jsonl(tmp_path / "x.jsonl", [{"prompt": "a b c d e f"}]))
     code, _, err = cli("pool", "draw", "--suite", "s", "--size", "1", "--window", "30d")

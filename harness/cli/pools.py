@@ -128,6 +128,11 @@ def _window_line(w: dict) -> str:
     return (
         f"window: the source's last {w['days']:g} days ({day(w['start'])} to {day(w['end'])}): "
         f"{w['in_window']} rows in it, {w['older']} older and {w['undated']} undated left out"
+        + (
+            f"; {w['files_skipped']} file(s) known to end before it were not read again"
+            if w.get("files_skipped")
+            else ""
+        )
     )
 
 

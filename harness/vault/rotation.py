@@ -124,10 +124,11 @@ def _candidates(vault: Vault, suite: Suite, source: str, window_days: float | No
             f"{suite.file}: a window of {window_days:g} days needs the source's time: map its "
             "timestamp column as source.timestamp"
         )
-    rows = load_source(source, suite.source, str(suite.file), cache_root=vault.dir / "tmp")
-    if not window_days:
-        return rows, None
-    return window.recent(rows, window_days, where=str(suite.file))
+    if window_days:
+        return window.recent_rows(
+            vault, source, suite.source, where=str(suite.file), days=window_days
+        )
+    return load_source(source, suite.source, str(suite.file), cache_root=vault.dir / "tmp"), None
 
 
 def drift_of(vault: Vault, suite: Suite, pool_id: str, *, window_days: float | None) -> dict:

@@ -122,15 +122,26 @@ def sweep_stale_caches(cache_root: Path) -> int:
     return removed
 
 
-def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> list[Candidate]:
-    """Rows of the source as candidates. Local files (jsonl, json, csv, parquet) are read directly,
-    one by one (so `$file` can name a file's stem); a dataset id or directory goes through
-    `datasets` (`_hub_rows`)."""
-    files = (
-        sorted(glob.glob(source))
-        if any(c in source for c in "*?[")
-        else ([source] if Path(source).is_file() else [])
-    )
+def source_files(source: str) -> list[str]:
+    """The local files a source names (a glob, or one file); [] for a dataset id."""
+    if any(c in source for c in "*?["):
+        return sorted(glob.glob(source))
+    return [source] if Path(source).is_file() else []
+
+
+def load_source(
+    source: str,
+    mapping: dict,
+    where: str,
+    *,
+    cache_root: Path,
+    files: list[str] | None = None,
+    allow_empty: bool = False,
+) -> list[Candidate]:
+    """Rows of the source (or of `files`, some of its files) as candidates. Local files (jsonl,
+    json, csv, parquet) are read directly, one by one (so `$file` can name a file's stem); a
+    dataset id or directory goes through `datasets` (`_hub_rows`)."""
+    files = source_files(source) if files is None else files
     prompt_col, id_col, group_col, time_col = (
         mapping.get("prompt", "prompt"),
         mapping.get("id"),
@@ -139,9 +150,9 @@ def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> 
     )
     meta_cols = mapping.get("metadata", {})
     out: list[Candidate] = []
-    parts = [(Path(f).stem, _local_rows(Path(f))) for f in files] or [
-        ("", _hub_rows(source, cache_root, where))
-    ]
+    parts = [(Path(f).stem, _local_rows(Path(f))) for f in files]
+    if not files and not allow_empty:
+        parts = [("", _hub_rows(source, cache_root, where))]
     for stem, rows in parts:
         try:
             for n, row in enumerate(rows):
@@ -175,6 +186,6 @@ def load_source(source: str, mapping: dict, where: str, *, cache_root: Path) -> 
                 f"{where}: source {stem or source}: unreadable ({type(e).__name__}); rows are "
                 "not shown"
             ) from None
-    if not out:
+    if not out and not allow_empty:
         raise ConfigError(f"{where}: the source {source!r} has no rows with a prompt")
     return out
