@@ -144,6 +144,7 @@ def test_a_version_goes_live_only_once_a_pilot_qualifies_it(gated, project, cli)
     assert code == 0 and "s@v1 retired" in out, err
     shown = json.loads(cli("pool", "show", "s@v2", "--json")[1])
     assert shown["qualification"]["passed"] and "activation_override" not in shown
+    assert shown["activated_under"] == QUALIFY  # a later edit of the suite cannot hide them
 
 
 def test_a_failing_version_is_refused_naming_the_metric_and_an_override_is_recorded(

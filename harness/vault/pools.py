@@ -359,6 +359,7 @@ class Vault:
                     st.update(status="retired", status_changed=clock.now(), retired_at=clock.now())
                     previous = pid
             state.update(status="active", status_changed=clock.now(), activated_at=clock.now())
+            state["activated_under"] = thresholds  # the suite's qualify: thresholds at the time
             if failed:
                 state["activation_override"] = dict(reason=override, at=clock.now(), failed=failed)
             hit("vault.activate.before_index")
