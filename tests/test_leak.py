@@ -503,6 +503,17 @@ PIPELINE = [
         {},
         3,
     ),
+    (
+        [*LOG, "export", "results", "arena-nov", "--purpose", "evaluation", "--out", "exported"],
+        {},
+        3,
+    ),
+    (
+        [*LOG, "export", "results", "arena-nov", "--purpose", "research", "--out", "exported"]
+        + ["--format", "csv"],
+        {},
+        3,
+    ),
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
     ("REVIEW-APP", {}, 0),  # the reviewers' app, served and used (see review_app_session)
     ([*LOG, "review", "status", "arena-nov"], {}, 0),

@@ -335,3 +335,46 @@ def test_no_code_path_writes_files_outside_the_gate_and_the_vault():
                 ):
                     offenders.append(f"{rel}:{node.lineno}: imports vault.files")
     assert offenders == []
+
+
+def test_result_exports_carry_prompt_output_and_grades_in_jsonl_and_csv(project, cli, mock_server):
+    """A public pool's run: per item and model, the conversation, the reference, the output and
+    every grade, for the outputs the providers' terms release; prompts in other scripts and on
+    several lines survive both formats (CSV quoting included)."""
+    prompts = ["请解释光合作用。", 'مدينة, "quoted"', "Line one\nline two", "Hi"]
+    items = [
+        {"id": f"q{i}", "prompt": p, "reference": p[:2], "metadata": {"category": "x"}}
+        for i, p in enumerate(prompts)
+    ]
+    project.suite(items=items, graders=[{"rules": {"type": "contains"}}])
+    path = project.config(
+        "suite: mini\nproviders:\n  open:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\n    output_terms: [evaluation, training]\n  closed:\n    type: "
+        f"openai-compatible\n    base_url: {mock_server.url}/v1\n"
+        "models:\n  - {provider: open, model: a1}\n  - {provider: closed, model: b1}\n"
+    )
+    assert cli("run", path, "-q")[0] == 0
+    assert cli("grade", "run", "-q")[0] == 0
+    out = project.root / "data"
+    code, stdout, err = cli("export", "results", "run", "--purpose", "training", "--out", out)
+    assert code == 0 and "exported 4 results" in stdout and "rules" in stdout, err
+    assert "refused b1: 4 outputs" in stdout + err
+    rows = [json.loads(x) for x in (out / "run.results.jsonl").read_text().splitlines()]
+    assert [r["prompt"] for r in sorted(rows, key=lambda r: r["item_id"])] == prompts
+    assert {r["model"] for r in rows} == {"a1"}
+    assert all(r["grades"]["rules"]["status"] == "ok" for r in rows)
+    assert rows[0]["messages"][-1]["role"] == "user" and rows[0]["output"]
+    manifest = json.loads((out / "run.results.manifest.json").read_text())
+    assert manifest["kind"] == "results" and manifest["graders"] == ["rules"]
+    code, _, err = cli(
+        "export", "results", "run", "--purpose", "training", "--out", out, "--format", "csv"
+    )
+    assert code == 0, err
+    import csv
+
+    with open(out / "run.results.csv", newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert sorted(r["prompt"] for r in table) == sorted(prompts)
+    assert {r["grades.rules.status"] for r in table} == {"ok"}
+    code, stdout, err = cli("export", "results", "run", "--purpose", "license", "--out", out)
+    assert code == 3 and "rule output_terms" in stdout + err

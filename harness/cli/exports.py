@@ -82,6 +82,40 @@ def cmd_export_outputs(args) -> int:
     return 0 if manifest else 3
 
 
+def cmd_export_results(args) -> int:
+    """Exit 0: something was exported; 3: everything was refused (each refusal named)."""
+    from ..context import open_run
+    from ..export import export_results
+
+    places = _places(args)
+    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
+    try:
+        if args.lab and args.lab not in ctx.config.labs:
+            raise HoldoutError(
+                f"no lab '{args.lab}' in {ctx.config.file} (labs: "
+                f"{', '.join(ctx.config.labs) or 'none'})"
+            )
+        manifest, refused = export_results(
+            ctx,
+            args.purpose,
+            args.out,
+            lab=args.lab,
+            embargo=_embargo(args, ctx.suite, "export results"),
+            fmt=args.format,
+        )
+    finally:
+        ctx.close()
+    console = _out()
+    if manifest:
+        console.print(
+            f"exported {manifest['rows']} results (prompt, output, grades of "
+            f"{', '.join(manifest['graders']) or 'no grader'}) of {', '.join(manifest['models'])} "
+            f"to {args.out / manifest['file']}"
+        )
+    _print_refusals(console, refused)
+    return 0 if manifest else 3
+
+
 def cmd_policy_explain(args) -> int:
     from .. import clock
     from ..policy import PURPOSES, decide_pool
@@ -147,6 +181,20 @@ def register(sub) -> None:
     run_config(ep)
     workspace(ep)
     ep.set_defaults(func=cmd_export_outputs)
+    ep = esub.add_parser(
+        "results",
+        help="per item and model: prompt, output and every grade, for the outputs the policy "
+        "releases (a public pool's run in full; a held-out one only once its pool may leave)",
+    )
+    ep.add_argument("run_id")
+    ep.add_argument("--purpose", required=True, choices=PURPOSES)
+    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument("--lab", help="only this lab's models")
+    ep.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    embargo_flags(ep)
+    run_config(ep)
+    workspace(ep)
+    ep.set_defaults(func=cmd_export_results)
     sp = sub.add_parser("policy", help="explain the licence policy")
     psub2 = sp.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     pp = psub2.add_parser("explain", help="why a pool version is or is not exportable, per purpose")
