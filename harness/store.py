@@ -23,8 +23,9 @@ from typing import Iterator
 from .callkinds import ITEM_KINDS
 from .errors import HoldoutError
 from .failpoints import hit
-from .rows import CALL_FIELDS, CallRow, Deleted, GradeRow, Output, finish_reason_word
+from .rows import CALL_FIELDS, CallRow, GradeRow, Output, finish_reason_word
 from .sqlite import connect
+from .storedeletes import Deletions
 from .storeschema import STORE_SCHEMA
 
 
@@ -41,7 +42,7 @@ UPSERT_CALL = (
 )
 
 
-class Store:
+class Store(Deletions):
     def __init__(self, path: Path, cipher=None, *, create: bool = True):
         """`create=False`: a command that only reads refuses a missing store instead of creating
         one."""
@@ -122,65 +123,6 @@ class Store:
         cur = self.db.execute("SELECT * FROM runs WHERE run_id=?", (run_id,))
         row = cur.fetchone()
         return dict(zip([d[0] for d in cur.description], row)) if row else None
-
-    def delete_run(self, run_id: str) -> Deleted:
-        """A run and everything made from it: calls, grades, judge calls, review assignments."""
-        judge_runs = f"{run_id}/grade/"
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            d = Deleted(
-                calls=self.db.execute("DELETE FROM calls WHERE run_id=?", (run_id,)).rowcount,
-                grades=self.db.execute("DELETE FROM grades WHERE run_id=?", (run_id,)).rowcount,
-                judge_calls=self.db.execute(
-                    "DELETE FROM calls WHERE substr(run_id, 1, ?)=?", (len(judge_runs), judge_runs)
-                ).rowcount,
-                assignments=self._delete_assignments("run_id=?", (run_id,)),
-            )
-            self.db.execute(
-                "DELETE FROM runs WHERE run_id=? OR substr(run_id, 1, ?)=?",
-                (run_id, len(judge_runs), judge_runs),
-            )
-        return d
-
-    def delete_items(self, run_id: str, item_ids: list[str]) -> Deleted:
-        """The calls of these items (every model and epoch) and everything made from them, so they
-        are called afresh: grades, judge calls (their keys start with the item id), review
-        assignments."""
-        judge_runs = f"{run_id}/grade/"
-        d = Deleted()
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            for item in item_ids:
-                d.calls += self.db.execute(
-                    "DELETE FROM calls WHERE run_id=? AND item_id=?", (run_id, item)
-                ).rowcount
-                d.grades += self.db.execute(
-                    "DELETE FROM grades WHERE run_id=? AND item_id=?", (run_id, item)
-                ).rowcount
-                d.judge_calls += self.db.execute(
-                    "DELETE FROM calls WHERE substr(run_id, 1, ?)=? AND substr(item_id, 1, ?)=?",
-                    (len(judge_runs), judge_runs, len(item) + 1, item + "|"),
-                ).rowcount
-                d.assignments += self._delete_assignments("run_id=? AND item_id=?", (run_id, item))
-        return d
-
-    def delete_grader(self, run_id: str, grader: str) -> Deleted:
-        """A grader's grades and judge calls (`grade --regrade`)."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            return Deleted(
-                grades=self.db.execute(
-                    "DELETE FROM grades WHERE run_id=? AND grader=?", (run_id, grader)
-                ).rowcount,
-                judge_calls=self.db.execute(
-                    "DELETE FROM calls WHERE run_id=?", (f"{run_id}/grade/{grader}",)
-                ).rowcount,
-            )
-
-    def _delete_assignments(self, where: str, args: tuple) -> int:
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='assignments'").fetchone():
-            return 0
-        return self.db.execute(f"DELETE FROM assignments WHERE {where}", args).rowcount
 
     def status(self) -> list[dict]:
         """Per run: done/total, errors, model cost, and judge cost per grader. No text."""
@@ -285,13 +227,20 @@ class Store:
                 "successful write, re-run to resume"
             ) from None
 
-    def calls(self, run_id: str, model: str | None = None) -> Iterator[CallRow]:
-        sql = (
-            f"SELECT {', '.join(CALL_FIELDS)} FROM calls WHERE run_id=?"
-            + (" AND model=?" if model else "")
-            + " ORDER BY model, item_id, epoch"
-        )
-        for values in self.db.execute(sql, (run_id, model) if model else (run_id,)):
+    def calls(
+        self, run_id: str, model: str | None = None, *, item: str | None = None
+    ) -> Iterator[CallRow]:
+        """A run's calls (of one model; of one item, or for judge calls, of the keys that start
+        with `item|`: what the maintainers' view shows of an item)."""
+        sql = f"SELECT {', '.join(CALL_FIELDS)} FROM calls WHERE run_id=?"
+        args: tuple = (run_id,)
+        if model:
+            sql, args = sql + " AND model=?", (*args, model)
+        if item and "/grade/" in run_id:
+            sql, args = sql + " AND substr(item_id, 1, ?)=?", (*args, len(item) + 1, item + "|")
+        elif item:
+            sql, args = sql + " AND item_id=?", (*args, item)
+        for values in self.db.execute(sql + " ORDER BY model, item_id, epoch", args):
             row = CallRow(*values)
             row.output = self._opened(
                 row.output, run_id=row.run_id, model=row.model, item=row.item_id
@@ -343,7 +292,12 @@ class Store:
             )
 
     def iter_grades(
-        self, run_id: str, grader: str | None = None, *, model: str | None = None
+        self,
+        run_id: str,
+        grader: str | None = None,
+        *,
+        model: str | None = None,
+        item: str | None = None,
     ) -> Iterator[dict]:
         """A run's grades (of one grader, of one model), by grader, model, item and epoch, one at a
         time: a report over a million grades holds one model's at once, not all of them."""
@@ -355,6 +309,8 @@ class Store:
             sql, args = sql + " AND grader=?", (*args, grader)
         if model:
             sql, args = sql + " AND model=?", (*args, model)
+        if item:
+            sql, args = sql + " AND item_id=?", (*args, item)
         keys = ("grader", "model", "item_id", "epoch", "status", "score", "detail")
         for r in self.db.execute(sql + " ORDER BY 1,2,3,4", args):
             detail = {} if r[6] == "{}" else json.loads(r[6])  # most rules' grades: no detail

@@ -61,4 +61,22 @@ def _tables_v1(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-STORE_SCHEMA = Schema("run store", steps=(_tables_v1,))
+# Version 2: the maintainers' view (harness/view): maintainers, their sessions, and the log of
+# views of held-out items (a chain of MACs under the vault's key).
+TABLES_V2 = """
+CREATE TABLE IF NOT EXISTS maintainers (
+  name TEXT PRIMARY KEY, token_hash TEXT, token_expires REAL, created REAL);
+CREATE TABLE IF NOT EXISTS maintainer_sessions (
+  session_hash TEXT PRIMARY KEY, maintainer TEXT, expires REAL);
+CREATE TABLE IF NOT EXISTS view_log (
+  seq INTEGER PRIMARY KEY, at REAL NOT NULL, maintainer TEXT NOT NULL, run_id TEXT NOT NULL,
+  item_id TEXT NOT NULL, prev TEXT NOT NULL, mac TEXT NOT NULL);
+"""
+
+
+def _tables_v2(db: sqlite3.Connection) -> None:
+    for stmt in statements(TABLES_V2):
+        db.execute(stmt)
+
+
+STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2))

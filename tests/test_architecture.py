@@ -90,12 +90,13 @@ LAYERS = [
         "base",
         "errors callkinds clock sealed failpoints sqlite yamlfile pricing denseform fingerprints "
         "logsafety egress nearcopy stats lengthcontrol style textnorm hooks keylane progress "
-        "provenance budget runlock poolid mockreplies mockserver",
+        "provenance budget runlock poolid mockreplies mockserver sessions",
     ),
     ("inputs", "config graderspecs suite identity policy pool jobs"),
     (
         "records",
-        "rows storeschema store lengthref callstats results vault vault.keys vault.files "
+        "rows storeschema storedeletes store lengthref callstats results vault vault.keys "
+        "vault.files "
         "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw vault.window "
         "vault.rotation vault.runpool",
     ),

@@ -3,22 +3,16 @@ in the run store (inside the boundary)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
-from .. import clock
+from .. import clock, sessions
 from ..sqlite import upgrade
 from ..storeschema import STORE_SCHEMA
-
-
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
 
 LINK_HOURS = 72  # a login link not used within this is dead
 
 
-SESSION_HOURS = 12
+SESSION_HOURS = sessions.REVIEWERS.session_hours
 
 
 def setup(db) -> None:
@@ -51,7 +45,7 @@ def add_reviewer(
             "country=excluded.country",
             (
                 name,
-                _hash(token),
+                sessions.digest(token),
                 ",".join(languages),
                 country,
                 age_band,
@@ -67,47 +61,18 @@ def add_reviewer(
 def revoke(db, name: str) -> bool:
     """Kill a reviewer's login link and sessions (their decisions stay). False: no such reviewer."""
     setup(db)
-    with db:
-        db.execute("BEGIN IMMEDIATE")
-        found = db.execute(
-            "UPDATE reviewers SET token_hash=NULL, token_expires=NULL WHERE name=?", (name,)
-        ).rowcount
-        db.execute("DELETE FROM review_sessions WHERE reviewer=?", (name,))
-    return bool(found)
+    return sessions.revoke(db, sessions.REVIEWERS, name)
 
 
 def login(db, token: str) -> str | None:
     """Exchange a one-time token for a session id (the token is spent). None if it is unknown, spent
     or expired."""
-    with db:
-        db.execute("BEGIN IMMEDIATE")
-        row = db.execute(
-            "SELECT name FROM reviewers WHERE token_hash=? AND token_expires>?",
-            (_hash(token), clock.now()),
-        ).fetchone()
-        if not row:
-            return None
-        session = secrets.token_urlsafe(32)
-        db.execute(
-            "UPDATE reviewers SET token_hash=NULL, token_expires=NULL WHERE name=?", (row[0],)
-        )
-        db.execute(
-            "INSERT INTO review_sessions VALUES (?,?,?)",
-            (_hash(session), row[0], clock.now() + SESSION_HOURS * 3600),
-        )
-    return session
+    return sessions.login(db, sessions.REVIEWERS, token)
 
 
 def logout(db, session: str | None) -> None:
-    if session:
-        db.execute("DELETE FROM review_sessions WHERE session_hash=?", (_hash(session),))
+    sessions.logout(db, sessions.REVIEWERS, session)
 
 
 def reviewer_for(db, session: str | None) -> str | None:
-    if not session:
-        return None
-    row = db.execute(
-        "SELECT reviewer FROM review_sessions WHERE session_hash=? AND expires>?",
-        (_hash(session), clock.now()),
-    ).fetchone()
-    return row[0] if row else None
+    return sessions.person_for(db, sessions.REVIEWERS, session)
