@@ -17,6 +17,8 @@ LEAVES = {
     "providers/_anthropic.py": "the model's request (door 1)",
     "grading/judges.py": "the judge's request (door 1)",
     "review/app.py": "the reviewers' page, to a signed-in reviewer (door 2)",
+    "view/pages.py": "the maintainers' item page, to a signed-in maintainer, logged (door 3)",
+    "view/app.py": "reviewers' comments on an item, on that page (door 3)",
     "review/push.py": "the review push hook: assignments handed to the reviewers' tool a suite "
     "names",
     "export.py": "exports of outputs the policy allows (never a held-out prompt)",
@@ -110,12 +112,13 @@ LAYERS = [
         "run context grading.rules grading.judges grading.judging grading.engine report paired "
         "safeguards checks qualify linking recorded review review.reviewers review.specs "
         "review.routing review.decisions review.quality review.push review.app scorecard "
-        "scorecard.build scorecard.render scorecard.sign export",
+        "scorecard.build scorecard.render scorecard.sign export view view.app view.pages "
+        "view.queries view.accesslog",
     ),
     (
         "cli",
         "cli cli.__main__ cli._common cli.runs cli.grading cli.cards cli.exports cli.review "
-        "cli.pools cli.poolgate cli.vaults cli.across cli.tools",
+        "cli.pools cli.poolgate cli.vaults cli.across cli.view cli.tools",
     ),
 ]
 

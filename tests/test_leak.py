@@ -516,6 +516,9 @@ PIPELINE = [
     ),
     ([*LOG, "policy", "explain", "arena@v1"], {}, 0),
     ("REVIEW-APP", {}, 0),  # the reviewers' app, served and used (see review_app_session)
+    ("VIEW-APP", {}, 0),  # the maintainers' view, served and used (see view_app_session)
+    ([*LOG, "view", "log"], {}, 0),  # who saw which item: ids and times
+    ([*LOG, "view", "log", "--json"], {}, 0),
     ([*LOG, "review", "status", "arena-nov"], {}, 0),
     ([*LOG, "review", "revoke", "alice"], {}, 0),
     ([*LOG, "vault", "verify"], {}, 0),
@@ -622,6 +625,53 @@ def review_app_session(root, env, port, link, captured, items):
     return shown
 
 
+def view_app_session(root, env, port, captured, items):
+    """Serve the maintainers' view, sign in, open every item page (the third door: not captured),
+    and capture everything else: the run page and listings (ids and numbers), what a stranger and
+    a reviewer's cookie get, error pages, the server's output."""
+    import httpx
+
+    def holdout(*argv):
+        return subprocess.run(
+            holdout_argv(*LOG, *argv), cwd=root, env=env, capture_output=True, timeout=60
+        )
+
+    added = holdout("view", "add-maintainer", "mia", "--port", str(port))
+    captured["view add-maintainer stderr"] = added.stderr
+    token = re.search(rb"token=(\S+)", added.stdout).group(1).decode()
+    proc = subprocess.Popen(
+        holdout_argv(*LOG, "view", "serve", "arena-nov", "--port", str(port)),
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for_http(url + "/")
+    m = httpx.Client(base_url=url, follow_redirects=False)
+    assert m.post("/login", data={"token": token}).status_code == 303
+    for it in items:  # the door: a signed-in maintainer sees the text
+        assert m.get(f"/r/arena-nov/i/{it['id']}").status_code == 200
+    for path in ("/", "/r/arena-nov", "/r/arena-nov/items", "/r/arena-nov/items?show=disagree"):
+        page = m.get(path)
+        assert page.status_code == 200
+        captured[f"view page {path}"] = page.content
+    anon = httpx.Client(base_url=url)
+    quoted = texts_of(items[0])[0]
+    for name, resp in (
+        ("anonymous item", anon.get(f"/r/arena-nov/i/{items[0]['id']}")),
+        ("unknown item", m.get("/r/arena-nov/i/" + quote(quoted[:40]))),
+        ("bad login", anon.post("/login", data={"token": quote(quoted)})),
+        ("oversized request line", anon.get("/r/" + quote(quoted) + "x" * 9000)),
+    ):
+        captured[f"view error page {name}"] = resp.content + json.dumps(dict(resp.headers)).encode()
+        assert resp.status_code in (400, 401, 404), (name, resp.status_code)
+    proc.terminate()
+    out, err = proc.communicate(timeout=10)
+    captured["view server stdout"], captured["view server stderr"] = out, err
+    return len(items)
+
+
 def test_no_heldout_text_leaves_the_boundary(leak_env):
     server, root, tmpdir, inputs, items, needles, env = leak_env
     (root / "logs").mkdir()
@@ -631,6 +681,9 @@ def test_no_heldout_text_leaves_the_boundary(leak_env):
     for n, (argv, extra, expected) in enumerate(PIPELINE):
         if argv == "REVIEW-APP":
             assert review_app_session(root, env, port, link, captured, items) == 2
+            continue
+        if argv == "VIEW-APP":
+            assert view_app_session(root, env, port, captured, items) == len(items)
             continue
         argv = [a.format(inputs=inputs, port=port) for a in argv]
         proc = subprocess.run(

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import __version__
 from ..egress import GATE
 from ..errors import HoldoutError
-from . import cards, exports, grading, pools, review, runs, tools, vaults
+from . import cards, exports, grading, pools, review, runs, tools, vaults, view
 from ._common import EXIT_BUG, EXIT_ERROR, EXIT_INTERRUPTED
 
 EPILOG = (
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-file", type=Path, help="also write logs to this file")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for group in (runs, grading, cards, exports, review, vaults, pools, tools):
+    for group in (runs, grading, cards, exports, review, view, vaults, pools, tools):
         group.register(sub)
     return p
 

@@ -82,7 +82,7 @@ class _GuardedRequestHandler(web.RequestHandler):
         return resp
 
 
-class _GuardedServer(web.Server):
+class GuardedServer(web.Server):
     def __call__(self) -> web.RequestHandler:
         return _GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
 
@@ -114,7 +114,7 @@ class ReviewApp:
     def server(self) -> web.Server:
         """aiohttp's low-level server (no access log) with our routing and our error pages for
         everything."""
-        return _GuardedServer(self.handle, access_log=None)
+        return GuardedServer(self.handle, access_log=None)
 
     async def serve(self, host: str, port: int) -> None:
         runner = web.ServerRunner(self.server())

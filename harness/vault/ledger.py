@@ -245,6 +245,13 @@ class Ledger:
             (pool_id,),
         ).fetchall()
 
+    def item_sends(self, pool_id: str, item_id: str) -> int:
+        """How often one item of a pool was sent, to any provider."""
+        self.flush()
+        return self.db.execute(
+            "SELECT COUNT(*) FROM exposures WHERE pool_id=? AND item_id=?", (pool_id, item_id)
+        ).fetchone()[0]
+
     def close(self) -> None:
         try:
             self.flush()

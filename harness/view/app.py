@@ -1,0 +1,211 @@
+"""The maintainers' web app: server-rendered, no script, in the reviewers' app's posture (sessions
+from one-time links, no-store, strict CSP, no access log, generic error pages, a form accepted
+only from its own origin). Only a signed-in maintainer sees a page: a reviewer's session gets 404
+(the view does not exist for them), no session 401. Every held-out item page is logged (who, which
+item, when) before it is sent (accesslog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import sqlite3
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from .. import sessions
+from ..review.app import CSS, HEADERS, NOT_AVAILABLE, GuardedServer, see_other
+from ..review.reviewers import setup
+from ..sealed import reveal
+from . import accesslog, pages, queries
+
+COOKIE = "holdout_view"
+REVIEW_COOKIE = "holdout_review"
+RUN = re.compile(r"/r/([A-Za-z0-9][\w.:@-]{0,127})")
+ITEM = re.compile(r"/r/([A-Za-z0-9][\w.:@-]{0,127})/i/([A-Za-z0-9][A-Za-z0-9._:-]{0,127})")
+log = logging.getLogger("holdout.view")
+
+
+def page(title: str, body: str, status: int = 200) -> web.Response:
+    return web.Response(
+        text="<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{html.escape(title)}</title><style>{CSS}table{{border-collapse:collapse}}"
+        "td,th{border:1px solid #dde;padding:.2rem .5rem;vertical-align:top}</style></head>"
+        f"<body>{body}</body></html>",
+        content_type="text/html",
+        status=status,
+        headers=HEADERS,
+    )
+
+
+class ViewApp:
+    def __init__(self, db_path, contexts: dict, *, vault=None, public_url: str | None = None):
+        """`contexts`: run id -> its RunContext (store, pool, items); `vault`: for held-out runs
+        (the access log's MACs, exposure counts, reviewers' comments)."""
+        self.db = sqlite3.connect(
+            db_path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        setup(self.db)
+        self.contexts = contexts
+        self.items = {run: None for run in contexts}  # loaded on first use
+        self.vault = vault
+        public = urlsplit(public_url) if public_url else None
+        self.origin = f"{public.scheme}://{public.netloc}" if public else None
+        self.secure = bool(public and public.scheme == "https")
+
+    def server(self) -> web.Server:
+        return GuardedServer(self.handle, access_log=None)
+
+    async def serve(self, host: str, port: int) -> None:
+        runner = web.ServerRunner(self.server())
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def handle(self, request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except web.HTTPException as e:
+            return page(*NOT_AVAILABLE, status=e.status)
+        except Exception:  # noqa: BLE001
+            log.error("a view page failed")
+            return page("Error", "<p>Something went wrong.</p>", 500)
+
+    async def _route(self, request) -> web.StreamResponse:
+        path, method = request.path, request.method
+        get = method in ("GET", "HEAD")
+        if path == "/login" and get:
+            token = html.escape(request.query.get("token", ""), quote=True)
+            return page(
+                "Sign in",
+                "<p>Your one-time link to the maintainers' view.</p><form method=post "
+                f'action=/login><input type=hidden name=token value="{token}"><button '
+                "type=submit autofocus>Sign in</button></form>",
+            )
+        if path == "/login" and method == "POST":
+            return await self.login(request)
+        if not get:
+            raise web.HTTPNotFound()
+        who = self.who(request)
+        if path == "/":
+            return page("Runs", pages.runs(self._runs()))
+        m = ITEM.fullmatch(path)
+        if m:
+            return self.item(who, *m.groups())
+        m = RUN.fullmatch(path.removesuffix("/items"))
+        if m and m.group(1) in self.contexts:
+            return (
+                self.items_page(request, m.group(1))
+                if path.endswith("/items")
+                else self.run(m.group(1))
+            )
+        raise web.HTTPNotFound()
+
+    def who(self, request) -> str:
+        name = sessions.person_for(self.db, sessions.MAINTAINERS, request.cookies.get(COOKIE))
+        if name is not None:
+            return name
+        if sessions.person_for(self.db, sessions.REVIEWERS, request.cookies.get(REVIEW_COOKIE)):
+            raise web.HTTPNotFound()  # for a reviewer, the view does not exist
+        raise web.HTTPUnauthorized()
+
+    async def login(self, request) -> web.Response:
+        form = await request.post()
+        origin = request.headers.get("Origin", "null")
+        if origin != "null" and origin != (self.origin or f"{request.scheme}://{request.host}"):
+            raise web.HTTPForbidden()
+        session = sessions.login(self.db, sessions.MAINTAINERS, str(form.get("token", "")))
+        if session is None:
+            return page("Sign in", "<p>This link is not valid (used, expired or revoked).</p>", 401)
+        resp = see_other("/")
+        resp.set_cookie(
+            COOKIE,
+            session,
+            httponly=True,
+            samesite="Strict",
+            max_age=int(sessions.MAINTAINERS.session_hours * 3600),
+            secure=self.secure,
+            path="/",
+        )
+        return resp
+
+    # -- pages --------------------------------------------------------------------
+    def _runs(self) -> list[dict]:
+        status = {r["run_id"]: r for r in next(iter(self.contexts.values())).store.status()}
+        return [status[r] for r in self.contexts if r in status]
+
+    def run(self, run_id: str) -> web.Response:
+        ctx = self.contexts[run_id]
+        figures = queries.run_figures(ctx.store.db, run_id)
+        return page(run_id, pages.run(run_id, ctx.info, figures))
+
+    def items_page(self, request, run_id: str) -> web.Response:
+        ctx = self.contexts[run_id]
+        graders = ctx.store.grader_names(run_id)
+        if not graders:
+            return page(run_id, "<p>Nothing graded yet.</p>")
+        q = request.query
+        grader = q.get("grader") if q.get("grader") in graders else graders[0]
+        show = q.get("show") if q.get("show") in queries.SHOWS else "all"
+        models = ctx.store.models(run_id)
+        model = q.get("model") if q.get("model") in models else None
+        after = None
+        if q.get("after"):
+            parts = q["after"].rsplit("|", 2)
+            if len(parts) != 3 or not parts[2].isdigit():
+                raise web.HTTPNotFound()
+            after = (parts[0], parts[1], int(parts[2]))
+        size = int(q["size"]) if q.get("size", "").isdigit() else queries.PAGE
+        size = min(max(size, 1), 500)
+        listing = queries.grade_page(
+            ctx.store.db, run_id, grader=grader, model=model, show=show, after=after, size=size
+        )
+        query = {"grader": grader, "model": model or "", "show": show, "size": size}
+        return page(
+            "Items",
+            pages.items(
+                run_id, grader=grader, graders=graders, models=models, query=query, listing=listing
+            ),
+        )
+
+    def item(self, who: str, run_id: str, item_id: str) -> web.Response:
+        ctx = self.contexts.get(run_id)
+        if ctx is None:
+            raise web.HTTPNotFound()
+        if self.items[run_id] is None:
+            self.items[run_id] = ctx.items()
+        item = self.items[run_id].get(item_id)
+        if item is None:
+            raise web.HTTPNotFound()
+        heldout = ctx.pool.heldout
+        if heldout:  # the view is recorded before anything is sent
+            accesslog.record(self.db, self.vault, maintainer=who, run_id=run_id, item_id=item_id)
+        judge_calls = [
+            c
+            for g in ctx.store.grader_names(run_id)
+            for c in ctx.store.calls(f"{run_id}/grade/{g}", item=item_id)
+        ]
+        decisions = queries.decisions(ctx.store.db, run_id, item_id)
+        for d in decisions:
+            if heldout and d["comment"]:
+                d["comment"] = reveal(
+                    ctx.pool.cipher.decrypt_output(run_id, "review-comment", d["id"], d["comment"])
+                )
+        exposure = self.vault.ledger.item_sends(ctx.info["pool"], item_id) if heldout else None
+        return page(
+            f"Item {item_id}",
+            pages.item(
+                run_id,
+                item,
+                outputs=list(ctx.store.calls(run_id, item=item_id)),
+                grades=list(ctx.store.iter_grades(run_id, item=item_id)),
+                judge_calls=judge_calls,
+                decisions=decisions,
+                exposure=exposure,
+            ),
+        )
