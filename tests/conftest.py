@@ -411,3 +411,28 @@ async def chromium_page(tmp_path: Path, *flags: str):
     finally:
         browser.terminate()
         browser.wait(10)
+
+
+def graded_replay_run(project, cli, run_id, pool_id, right: dict, *, answer, extra=""):
+    """A run on vault version `pool_id` of suite `s` (the heldout fixture's), graded by
+    `contains`: each model in `right` answers its first `right[model]` items h0, h1, ... with
+    `answer(i)` (replayed, no server), the rest with "Not sure."."""
+    d = project.root / f"replay-{run_id}"
+    d.mkdir()
+    for model, n in right.items():
+        lines = [
+            {"id": f"h{i}", "output": answer(i) if i < n else "Not sure."}
+            for i in range(2 * len(QUESTIONS))
+        ]
+        (d / f"{model}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    models = "".join(f"  - {{provider: r, model: {m}}}\n" for m in right)
+    config = project.config(
+        f"run_id: {run_id}\nsuite: s\npool: {pool_id}\n{extra}"
+        f"graders: [{{rules: {{type: contains}}}}]\nproviders:\n"
+        f"  r: {{type: replay, path: ../replay-{run_id}}}\nmodels:\n{models}",
+        name=f"{run_id}.yaml",
+    )
+    code, _, err = cli("run", config, "-q")
+    assert code == 0, err
+    code, _, err = cli("grade", run_id, "-q")
+    assert code == 0, err

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QUESTIONS
+from conftest import QUESTIONS, graded_replay_run
 
 from harness.linking import VersionScores, link
 
@@ -81,25 +81,15 @@ def test_a_version_without_a_shared_model_is_listed_apart():
 def _run(project, cli, run_id, pool_id, right, *, extra=""):
     """A graded replay run of the models in `right` on `pool_id`, each right on its first
     `right[model]` items."""
-    d = project.root / f"replay-{run_id}"
-    d.mkdir()
-    for model, n in right.items():
-        lines = [
-            {"id": f"h{i}", "output": f"answer-{i}-of-the-pool" if i < n else "Not sure."}
-            for i in range(2 * len(QUESTIONS))
-        ]
-        (d / f"{model}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    models = "".join(f"  - {{provider: r, model: {m}}}\n" for m in right)
-    config = project.config(
-        f"run_id: {run_id}\nsuite: s\npool: {pool_id}\n{extra}"
-        f"graders: [{{rules: {{type: contains}}}}]\nproviders:\n"
-        f"  r: {{type: replay, path: ../replay-{run_id}}}\nmodels:\n{models}",
-        name=f"{run_id}.yaml",
+    graded_replay_run(
+        project,
+        cli,
+        run_id,
+        pool_id,
+        right,
+        answer=lambda i: f"answer-{i}-of-the-pool",
+        extra=extra,
     )
-    code, _, err = cli("run", config, "-q")
-    assert code == 0, err
-    code, _, err = cli("grade", run_id, "-q")
-    assert code == 0, err
 
 
 def test_report_across_puts_every_model_on_the_active_versions_scale(heldout, project, cli):

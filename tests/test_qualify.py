@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import QUESTIONS
+from conftest import QUESTIONS, graded_replay_run
 
 from harness import qualify
 
@@ -90,25 +90,9 @@ def _right(i):
 def _pilot(project, cli, run_id, pool_id, right):
     """A graded run of the anchor models on `pool_id` (a draft), each right on `right[model]` of
     the 16 items (replayed answers)."""
-    d = project.root / f"replay-{run_id}"
-    d.mkdir()
-    for model in MODELS:
-        lines = [
-            {"id": f"h{i}", "output": _right(i) if i < right[model] else "Not sure."}
-            for i in range(2 * len(QUESTIONS))
-        ]
-        (d / f"{model}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    models = "".join(f"  - {{provider: r, model: {m}}}\n" for m in MODELS)
-    config = project.config(
-        f"run_id: {run_id}\nsuite: s\npool: {pool_id}\nallow_draft: true\n"
-        f"graders: [{{rules: {{type: contains}}}}]\nproviders:\n"
-        f"  r: {{type: replay, path: ../replay-{run_id}}}\nmodels:\n{models}",
-        name=f"{run_id}.yaml",
+    graded_replay_run(
+        project, cli, run_id, pool_id, right, answer=_right, extra="allow_draft: true\n"
     )
-    code, _, err = cli("run", config, "-q")
-    assert code == 0, err
-    code, _, err = cli("grade", run_id, "-q")
-    assert code == 0, err
 
 
 QUALIFY = {"min_separability": 0.6, "min_agreement": 0.5, "max_brier": 0.2}

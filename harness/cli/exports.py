@@ -51,9 +51,10 @@ def cmd_export_items(args) -> int:
     return 0 if exported else 3
 
 
-def cmd_export_outputs(args) -> int:
+def _export_run(args, what: str, exporter, **extra) -> dict | None:
+    """`export outputs` / `export results` of a run: open it, check --lab, export, print what was
+    exported and each refusal; the manifest, or None if everything was refused."""
     from ..context import open_run
-    from ..export import export_outputs
 
     places = _places(args)
     ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
@@ -63,57 +64,44 @@ def cmd_export_outputs(args) -> int:
                 f"no lab '{args.lab}' in {ctx.config.file} (labs: "
                 f"{', '.join(ctx.config.labs) or 'none'})"
             )
-        manifest, refused = export_outputs(
+        manifest, refused = exporter(
             ctx,
             args.purpose,
             args.out,
             lab=args.lab,
-            embargo=_embargo(args, ctx.suite, "export outputs"),
+            embargo=_embargo(args, ctx.suite, f"export {what}"),
+            **extra,
         )
     finally:
         ctx.close()
     console = _out()
     if manifest:
+        graders = manifest.get("graders")
         console.print(
-            f"exported {manifest['rows']} outputs of {', '.join(manifest['models'])} to "
-            f"{args.out / manifest['file']}"
+            f"exported {manifest['rows']} {what}"
+            + (
+                f" (prompt, output, grades of {', '.join(graders) or 'no grader'})"
+                if graders is not None
+                else ""
+            )
+            + f" of {', '.join(manifest['models'])} to {args.out / manifest['file']}"
         )
     _print_refusals(console, refused)
-    return 0 if manifest else 3
+    return manifest
+
+
+def cmd_export_outputs(args) -> int:
+    """Exit 0: something was exported; 3: everything was refused (each refusal named)."""
+    from ..export import export_outputs
+
+    return 0 if _export_run(args, "outputs", export_outputs) else 3
 
 
 def cmd_export_results(args) -> int:
     """Exit 0: something was exported; 3: everything was refused (each refusal named)."""
-    from ..context import open_run
     from ..export import export_results
 
-    places = _places(args)
-    ctx = open_run(args.run_id, places.workspace, places.config, config=places.run_config)
-    try:
-        if args.lab and args.lab not in ctx.config.labs:
-            raise HoldoutError(
-                f"no lab '{args.lab}' in {ctx.config.file} (labs: "
-                f"{', '.join(ctx.config.labs) or 'none'})"
-            )
-        manifest, refused = export_results(
-            ctx,
-            args.purpose,
-            args.out,
-            lab=args.lab,
-            embargo=_embargo(args, ctx.suite, "export results"),
-            fmt=args.format,
-        )
-    finally:
-        ctx.close()
-    console = _out()
-    if manifest:
-        console.print(
-            f"exported {manifest['rows']} results (prompt, output, grades of "
-            f"{', '.join(manifest['graders']) or 'no grader'}) of {', '.join(manifest['models'])} "
-            f"to {args.out / manifest['file']}"
-        )
-    _print_refusals(console, refused)
-    return 0 if manifest else 3
+    return 0 if _export_run(args, "results", export_results, fmt=args.format) else 3
 
 
 def cmd_policy_explain(args) -> int:

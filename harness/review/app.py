@@ -87,7 +87,41 @@ class GuardedServer(web.Server):
         return _GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
 
 
-class ReviewApp:
+class GuardedApp:
+    """What the reviewers' app and the maintainers' view share: aiohttp's low-level server (no
+    access log), the subclass's `_route`, and our error pages for everything, with no detail of a
+    failure reaching the page or the log."""
+
+    name = "review"
+    failure = "<p>Something went wrong; nothing was saved. Reload to try again.</p>"
+    render = staticmethod(page)
+
+    def server(self) -> web.Server:
+        return GuardedServer(self.handle, access_log=None)
+
+    async def serve(self, host: str, port: int) -> None:
+        runner = web.ServerRunner(self.server())
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def handle(self, request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except web.HTTPException as e:
+            return self.render(*NOT_AVAILABLE, status=e.status)
+        except Exception:  # noqa: BLE001
+            log.error("a %s page failed", self.name)
+            return self.render("Error", self.failure, 500)
+
+    async def _route(self, request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class ReviewApp(GuardedApp):
     def __init__(
         self,
         db_path,
@@ -109,33 +143,6 @@ class ReviewApp:
         # behind a TLS proxy: what browsers send
         self.origin = f"{public.scheme}://{public.netloc}" if public else None
         self.secure = bool(public and public.scheme == "https")
-
-    # -- serving ----------------------------------------------------------------
-    def server(self) -> web.Server:
-        """aiohttp's low-level server (no access log) with our routing and our error pages for
-        everything."""
-        return GuardedServer(self.handle, access_log=None)
-
-    async def serve(self, host: str, port: int) -> None:
-        runner = web.ServerRunner(self.server())
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    async def handle(self, request) -> web.StreamResponse:
-        """Routing, and no detail of a failure ever reaching the page or the log."""
-        try:
-            return await self._route(request)
-        except web.HTTPException as e:
-            return page(*NOT_AVAILABLE, status=e.status)
-        except Exception:  # noqa: BLE001
-            log.error("a review page failed")
-            return page(
-                "Error", "<p>Something went wrong; nothing was saved. Reload to try again.</p>", 500
-            )
 
     async def _route(self, request) -> web.StreamResponse:
         path, method = request.path, request.method

@@ -6,7 +6,6 @@ item, when) before it is sent (accesslog.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
@@ -16,7 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import sessions
-from ..review.app import CSS, HEADERS, NOT_AVAILABLE, GuardedServer, see_other
+from ..review.app import CSS, HEADERS, GuardedApp, see_other
 from ..review.reviewers import setup
 from ..sealed import reveal
 from . import accesslog, pages, queries
@@ -40,7 +39,11 @@ def page(title: str, body: str, status: int = 200) -> web.Response:
     )
 
 
-class ViewApp:
+class ViewApp(GuardedApp):
+    name = "view"
+    failure = "<p>Something went wrong.</p>"
+    render = staticmethod(page)
+
     def __init__(self, db_path, contexts: dict, *, vault=None, public_url: str | None = None):
         """`contexts`: run id -> its RunContext (store, pool, items); `vault`: for held-out runs
         (the access log's MACs, exposure counts, reviewers' comments)."""
@@ -54,27 +57,6 @@ class ViewApp:
         public = urlsplit(public_url) if public_url else None
         self.origin = f"{public.scheme}://{public.netloc}" if public else None
         self.secure = bool(public and public.scheme == "https")
-
-    def server(self) -> web.Server:
-        return GuardedServer(self.handle, access_log=None)
-
-    async def serve(self, host: str, port: int) -> None:
-        runner = web.ServerRunner(self.server())
-        await runner.setup()
-        await web.TCPSite(runner, host, port).start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
-
-    async def handle(self, request) -> web.StreamResponse:
-        try:
-            return await self._route(request)
-        except web.HTTPException as e:
-            return page(*NOT_AVAILABLE, status=e.status)
-        except Exception:  # noqa: BLE001
-            log.error("a view page failed")
-            return page("Error", "<p>Something went wrong.</p>", 500)
 
     async def _route(self, request) -> web.StreamResponse:
         path, method = request.path, request.method
