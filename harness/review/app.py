@@ -50,11 +50,11 @@ ASSIGNMENT = re.compile(r"/a/([\w-]{1,80})")
 log = logging.getLogger("holdout.review")
 
 
-def page(title: str, body: str, status: int = 200) -> web.Response:
+def page(title: str, body: str, status: int = 200, *, css: str = CSS) -> web.Response:
     return web.Response(
         text="<!doctype html><html lang=en><head><meta "
         f"charset=utf-8><title>{html.escape(title)}</title>"
-        f"<style>{CSS}</style></head><body>{body}</body></html>",
+        f"<style>{css}</style></head><body>{body}</body></html>",
         content_type="text/html",
         status=status,
         headers=HEADERS,

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import sessions
-from ..review.app import CSS, HEADERS, GuardedApp, see_other
+from ..review.app import CSS, GuardedApp, see_other
+from ..review.app import page as review_page
 from ..review.reviewers import setup
 from ..sealed import reveal
 from . import accesslog, pages, queries
@@ -27,16 +28,11 @@ ITEM = re.compile(r"/r/([A-Za-z0-9][\w.:@-]{0,127})/i/([A-Za-z0-9][A-Za-z0-9._:-
 log = logging.getLogger("holdout.view")
 
 
+TABLES = "table{border-collapse:collapse}td,th{border:1px solid #dde;padding:.2rem .5rem}"
+
+
 def page(title: str, body: str, status: int = 200) -> web.Response:
-    return web.Response(
-        text="<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{html.escape(title)}</title><style>{CSS}table{{border-collapse:collapse}}"
-        "td,th{border:1px solid #dde;padding:.2rem .5rem;vertical-align:top}</style></head>"
-        f"<body>{body}</body></html>",
-        content_type="text/html",
-        status=status,
-        headers=HEADERS,
-    )
+    return review_page(title, body, status, css=CSS + TABLES)
 
 
 class ViewApp(GuardedApp):
