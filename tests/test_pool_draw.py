@@ -402,6 +402,7 @@ def test_a_daily_drop_reads_the_new_file_and_the_window_not_the_year(maint, proj
             {
                 "prompt": f"day {k} prompt {j}: " + " ".join(f"d{k}p{j}w{i}" for i in range(8)),
                 "ts": NOW - (60 - k) * DAY + j,
+                "ts2": NOW,
             }
             for j in range(3)
         ]
@@ -428,6 +429,15 @@ def test_a_daily_drop_reads_the_new_file_and_the_window_not_the_year(maint, proj
     os.utime(old)  # touched: read again, and found unreadable
     code, _, err = cli("pool", "draw", "--suite", "s")
     assert code == 2 and "day-010" in err and "unreadable" in err
+    old.unlink()
+    # another suite reads the same, unchanged files by another column (every row's `ts2` is in
+    # the last day): the first suite's records of the files' times are not its own
+    extra2 = "  timestamp: ts2\ndraw: {size: 6, stratify: [], window_days: 7}\n"
+    maint("t", str(drops / "*.jsonl"), extra=extra2)
+    code, _, err = cli("pool", "draw", "--suite", "t")
+    assert code == 0, err
+    window = json.loads(cli("pool", "show", "t@v1", "--json")[1])["draw_report"]["window"]
+    assert window["in_window"] == 60 * 3 and window["files_skipped"] == 0
 
 
 def test_window_errors_are_clear(maint, cli, tmp_path):

@@ -120,6 +120,33 @@ class GuardedApp:
     async def _route(self, request) -> web.StreamResponse:
         raise NotImplementedError
 
+    def _public(self, public_url: str | None) -> None:
+        """Behind a TLS proxy: the origin browsers send, and whether cookies are `Secure`."""
+        public = urlsplit(public_url) if public_url else None
+        self.origin = f"{public.scheme}://{public.netloc}" if public else None
+        self.secure = bool(public and public.scheme == "https")
+
+    def _check_origin(self, request) -> None:
+        # "null": how browsers say it under Referrer-Policy: no-referrer
+        origin = request.headers.get("Origin", "null")
+        expected = self.origin or f"{request.scheme}://{request.host}"
+        if origin != "null" and origin != expected:
+            raise web.HTTPForbidden()
+
+    def _signed_in(self, cookie: str, session: str, *, to: str, hours: float) -> web.Response:
+        """The redirect that sets a new session's cookie (http-only, same-site strict)."""
+        resp = see_other(to)
+        resp.set_cookie(
+            cookie,
+            session,
+            httponly=True,
+            samesite="Strict",
+            max_age=int(hours * 3600),
+            secure=self.secure,
+            path="/",
+        )
+        return resp
+
 
 class ReviewApp(GuardedApp):
     def __init__(
@@ -139,10 +166,7 @@ class ReviewApp(GuardedApp):
         self.contexts = contexts
         self.criteria = criteria
         self.seal_comment = seal_comment  # held-out runs: comments stored encrypted
-        public = urlsplit(public_url) if public_url else None
-        # behind a TLS proxy: what browsers send
-        self.origin = f"{public.scheme}://{public.netloc}" if public else None
-        self.secure = bool(public and public.scheme == "https")
+        self._public(public_url)
 
     async def _route(self, request) -> web.StreamResponse:
         path, method = request.path, request.method
@@ -194,17 +218,7 @@ class ReviewApp(GuardedApp):
                 "Ask for a new one.</p>",
                 401,
             )
-        resp = see_other("/next")
-        resp.set_cookie(
-            COOKIE,
-            session,
-            httponly=True,
-            samesite="Strict",
-            max_age=reviewers.SESSION_HOURS * 3600,
-            secure=self.secure,
-            path="/",
-        )
-        return resp
+        return self._signed_in(COOKIE, session, to="/next", hours=reviewers.SESSION_HOURS)
 
     async def logout(self, request) -> web.Response:
         form = await request.post()
@@ -238,13 +252,6 @@ class ReviewApp(GuardedApp):
             f"value={self.csrf_token(request)}>"
             "<button type=submit>Sign out</button></form>"
         )
-
-    def _check_origin(self, request) -> None:
-        # "null": how browsers say it under Referrer-Policy: no-referrer
-        origin = request.headers.get("Origin", "null")
-        expected = self.origin or f"{request.scheme}://{request.host}"
-        if origin != "null" and origin != expected:
-            raise web.HTTPForbidden()
 
     def _check_form(self, request, form) -> None:
         self._check_origin(request)

@@ -5,6 +5,7 @@ drift is how far a version's strata are from the window's, as total variation pe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -105,14 +106,18 @@ def recent_rows(
         rows = load_source(source, mapping, where, cache_root=cache)
         return recent(rows, days, where=where)
     index = _index(vault)
+    # a file's record holds what one mapping read from it (its timestamp column, its prompt
+    # column): another suite reading the same file another way has records of its own
+    mapped = hashlib.sha256(json.dumps(mapping, sort_keys=True).encode()).hexdigest()[:16]
+    key = {f: f"{os.path.abspath(f)}|{mapped}" for f in files}
     read: dict[str, list] = {}
     for f in files:
-        known = index.get(os.path.abspath(f))
+        known = index.get(key[f])
         st = os.stat(f)
         if not known or (known["size"], known["mtime_ns"]) != (st.st_size, st.st_mtime_ns):
             read[f] = load_source(f, mapping, where, cache_root=cache, files=[f], allow_empty=True)
-            index[os.path.abspath(f)] = _entry(f, read[f])
-    entries = {f: index[os.path.abspath(f)] for f in files}
+            index[key[f]] = _entry(f, read[f])
+    entries = {f: index[key[f]] for f in files}
     ends = [e["last"] for e in entries.values() if e["last"] is not None]
     start = max(ends, default=0.0) - days * DAY
     for f, e in entries.items():

@@ -10,12 +10,11 @@ import html
 import logging
 import re
 import sqlite3
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from .. import sessions
-from ..review.app import CSS, GuardedApp, see_other
+from ..review.app import CSS, GuardedApp
 from ..review.app import page as review_page
 from ..review.reviewers import setup
 from ..sealed import reveal
@@ -50,9 +49,7 @@ class ViewApp(GuardedApp):
         self.contexts = contexts
         self.items = {run: None for run in contexts}  # loaded on first use
         self.vault = vault
-        public = urlsplit(public_url) if public_url else None
-        self.origin = f"{public.scheme}://{public.netloc}" if public else None
-        self.secure = bool(public and public.scheme == "https")
+        self._public(public_url)
 
     async def _route(self, request) -> web.StreamResponse:
         path, method = request.path, request.method
@@ -94,23 +91,11 @@ class ViewApp(GuardedApp):
 
     async def login(self, request) -> web.Response:
         form = await request.post()
-        origin = request.headers.get("Origin", "null")
-        if origin != "null" and origin != (self.origin or f"{request.scheme}://{request.host}"):
-            raise web.HTTPForbidden()
+        self._check_origin(request)
         session = sessions.login(self.db, sessions.MAINTAINERS, str(form.get("token", "")))
         if session is None:
             return page("Sign in", "<p>This link is not valid (used, expired or revoked).</p>", 401)
-        resp = see_other("/")
-        resp.set_cookie(
-            COOKIE,
-            session,
-            httponly=True,
-            samesite="Strict",
-            max_age=int(sessions.MAINTAINERS.session_hours * 3600),
-            secure=self.secure,
-            path="/",
-        )
-        return resp
+        return self._signed_in(COOKIE, session, to="/", hours=sessions.MAINTAINERS.session_hours)
 
     # -- pages --------------------------------------------------------------------
     def _runs(self) -> list[dict]:
