@@ -76,13 +76,15 @@ def _result(flagged_ids: list, n: int, threshold: float, min_outputs: int = 1) -
     """A share over `n` outputs against its threshold; under `min_outputs` outputs a share says
     nothing, so no flag."""
     rate = len(flagged_ids) / n if n else 0.0
+    every = sorted(set(flagged_ids))
     return {
         "count": len(flagged_ids),
         "of": n,
         "rate": rate,
         "threshold": threshold,
         "flagged": n >= max(1, min_outputs) and rate >= threshold,
-        "item_ids": sorted(set(flagged_ids))[:50],
+        "item_ids": every[:50],
+        "every_item_id": every,  # recorded in the store (the view's filter), dropped from files
     }
 
 
@@ -231,6 +233,14 @@ def short_reference_items(items: dict | None, settings: dict | None = None) -> s
         i
         for i, it in (items or {}).items()
         if it.reference is not None and len(reveal(it.reference).strip()) < chars
+    }
+
+
+def without_every_id(results: dict) -> dict:
+    """The results as files and cards show them: a sample of 50 ids per detector, not all."""
+    return {
+        m: {d: {k: v for k, v in r.items() if k != "every_item_id"} for d, r in res.items()}
+        for m, res in results.items()
     }
 
 

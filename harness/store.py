@@ -377,6 +377,22 @@ class Store(Deletions):
             out.setdefault(grader, set()).add(sha)
         return out
 
+    def record_flags(self, run_id: str, results: dict) -> int:
+        """Replace the run's safeguard flags of these models with what a check found: results is
+        {model: {detector: {"every_item_id": [...]}}}. Returns how many were recorded."""
+        now, rows = time.time(), []
+        for model, detectors in results.items():
+            for detector, r in detectors.items():
+                rows += [(run_id, model, detector, i, now) for i in r.get("every_item_id", ())]
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "DELETE FROM safeguard_flags WHERE run_id=? AND model=?",
+                [(run_id, m) for m in results],
+            )
+            self.db.executemany("INSERT INTO safeguard_flags VALUES (?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
     def close(self) -> None:
         try:
             self.flush()

@@ -22,6 +22,7 @@ class Deletions:
                 ).rowcount,
                 assignments=self._delete_assignments("run_id=?", (run_id,)),
             )
+            self.db.execute("DELETE FROM safeguard_flags WHERE run_id=?", (run_id,))
             self.db.execute(
                 "DELETE FROM runs WHERE run_id=? OR substr(run_id, 1, ?)=?",
                 (run_id, len(judge_runs), judge_runs),
@@ -48,6 +49,9 @@ class Deletions:
                     (len(judge_runs), judge_runs, len(item) + 1, item + "|"),
                 ).rowcount
                 d.assignments += self._delete_assignments("run_id=? AND item_id=?", (run_id, item))
+                self.db.execute(
+                    "DELETE FROM safeguard_flags WHERE run_id=? AND item_id=?", (run_id, item)
+                )
         return d
 
     def delete_grader(self, run_id: str, grader: str) -> Deleted:

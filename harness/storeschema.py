@@ -79,4 +79,18 @@ def _tables_v2(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2))
+# Version 3: the items each safeguard detector flagged, as `holdout check` last found them (the
+# view filters by them; the check's JSON keeps a sample of 50 ids per detector).
+TABLES_V3 = """
+CREATE TABLE IF NOT EXISTS safeguard_flags (
+  run_id TEXT NOT NULL, model TEXT NOT NULL, detector TEXT NOT NULL, item_id TEXT NOT NULL,
+  checked REAL NOT NULL, PRIMARY KEY (run_id, detector, model, item_id)) WITHOUT ROWID;
+"""
+
+
+def _tables_v3(db: sqlite3.Connection) -> None:
+    for stmt in statements(TABLES_V3):
+        db.execute(stmt)
+
+
+STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2, _tables_v3))

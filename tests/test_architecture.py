@@ -113,7 +113,7 @@ LAYERS = [
         "safeguards checks qualify linking recorded review review.reviewers review.specs "
         "review.routing review.decisions review.quality review.push review.app scorecard "
         "scorecard.build scorecard.render scorecard.sign export view view.app view.pages "
-        "view.queries view.accesslog",
+        "view.queries view.figures view.accesslog",
     ),
     (
         "cli",

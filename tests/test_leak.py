@@ -518,6 +518,9 @@ PIPELINE = [
     ("REVIEW-APP", {}, 0),  # the reviewers' app, served and used (see review_app_session)
     ("VIEW-APP", {}, 0),  # the maintainers' view, served and used (see view_app_session)
     ([*LOG, "view", "log"], {}, 0),  # who saw which item: ids and times
+    ([*LOG, "runs", "items", "arena-nov", "--stratum", "language=zh"], {}, 0),  # the view's list
+    ([*LOG, "runs", "items", "arena-nov", "--sort", "highest", "--json"], {}, 0),
+    ([*LOG, "runs", "list", "--json"], {}, 0),
     ([*LOG, "view", "log", "--json"], {}, 0),
     ([*LOG, "review", "status", "arena-nov"], {}, 0),
     ([*LOG, "review", "revoke", "alice"], {}, 0),
@@ -652,7 +655,18 @@ def view_app_session(root, env, port, captured, items):
     assert m.post("/login", data={"token": token}).status_code == 303
     for it in items:  # the door: a signed-in maintainer sees the text
         assert m.get(f"/r/arena-nov/i/{it['id']}").status_code == 200
-    for path in ("/", "/r/arena-nov", "/r/arena-nov/items", "/r/arena-nov/items?show=disagree"):
+    for path in (
+        "/",
+        "/r/arena-nov",  # with the model x stratum tables (category, language)
+        "/r/arena-nov/items",
+        "/r/arena-nov/items?show=disagree",
+        "/r/arena-nov/items?show=human&sort=highest",
+        "/r/arena-nov/items?stratum=language%3Dzh&min=0.5",
+        "/r/arena-nov/items?safeguard=refusals",
+        "/r/arena-nov/items?error=timeout&show=error",
+        "/compare",
+        "/compare?a=arena-nov&b=arena-nov",  # one run against itself: every difference 0
+    ):
         page = m.get(path)
         assert page.status_code == 200
         captured[f"view page {path}"] = page.content

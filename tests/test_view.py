@@ -172,3 +172,171 @@ def test_a_maintainer_in_chromium_filters_to_disagreements_and_opens_an_item(vie
             assert "judge-1" in text and "judge-2" in text
 
     asyncio.run(session())
+
+
+@pytest.fixture
+def two_runs(project, cli, mock_server):
+    """Runs 'r1' and 'r2' of 24 items (12 math, 12 trivia) and models m (right on even items in
+    r1, on every item in r2) and 'shy' (a content filter on every call): a store the filters,
+    the stratum table and the comparison have something to tell apart in."""
+    project.suite(n=24, graders=[{"rules": {"type": "contains"}}])
+    every = {"all": False}
+
+    def respond(api, body):
+        n = int(re.search(r"number (\d+)", body["messages"][-1]["content"]).group(1))
+        return str(2 * n) if every["all"] or n % 2 == 0 else "not sure"
+
+    mock_server.behaviour.responder = respond
+    mock_server.behaviour.fault_models = {"shy": "content_filter"}
+    for run_id in ("r1", "r2"):
+        config = project.config(
+            f"run_id: {run_id}\nsuite: mini\nproviders:\n  p:\n    type: openai-compatible\n"
+            f"    base_url: {mock_server.url}/v1\n    max_attempts: 1\n"
+            "models:\n  - {provider: p, model: m}\n  - {provider: p, model: shy}\n",
+            name=f"{run_id}.yaml",
+        )
+        cli("run", config, "-q")
+        assert cli("grade", run_id, "-q")[0] == 0
+        every["all"] = True
+    code, _, err = cli("check", "r1", "--json")
+    assert code == 0, err
+    proc, url = _serve(project, "r1", "r2")
+    yield project, url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _listed(m, run="r1", **params) -> list[tuple[str, str]]:
+    """Every (model, item) the item list shows under these filters, walking all its pages."""
+    seen, path, query = [], f"/r/{run}/items", {"size": 5, **params}
+    while path:
+        r = m.get(path, params=query)
+        assert r.status_code == 200
+        seen += re.findall(r"/i/(q\d+)'>q\d+</a></td><td>([^<]+)</td>", r.text)
+        nxt = re.search(r"rel=next href='([^']+)'", r.text)
+        path, query = (nxt.group(1).replace("&amp;", "&"), None) if nxt else (None, None)
+    return [(model, item) for item, model in seen]
+
+
+def test_the_run_page_has_a_model_by_stratum_table_with_cis_and_error_rates(two_runs, cli):
+    from harness import stats
+
+    _, url = two_runs
+    page = _maintainer(cli, url).get("/r/r1").text
+    assert "rules by category" in page
+    # m is right on the even items: every trivia item (even ids), no math item
+    assert re.search(r"category%3Dtrivia'>1\.000 \[1\.000, 1\.000\] n=12", page)
+    assert "category%3Dmath'>0.000 [0.000, 0.000] n=12" in page
+    assert "not graded" in page
+    assert "errors 100.0%" in page  # shy: every call refused
+    # the normal interval agrees with the report's bootstrap at a stratum's size
+    from harness.view.figures import _cell
+
+    scores = [1.0] * 7 + [0.0] * 5
+    mean = sum(scores) / 12
+    normal = _cell(12, mean, sum(s * s for s in scores) / 12)
+    boot = stats.bootstrap_means([stats.clustered(scores, list(range(12)))], seed=0)[0]
+    assert abs(normal["ci_low"] - boot["ci_low"]) < 0.05
+    assert abs(normal["ci_high"] - boot["ci_high"]) < 0.05
+
+
+def test_item_filters_sorting_and_paging(two_runs, cli):
+    project, url = two_runs
+    m = _maintainer(cli, url)
+    everything = _listed(m, grader="rules")
+    assert len(everything) == len(set(everything)) == 48  # 24 items x 2 models, once each
+    math = _listed(m, stratum="category=math", model="m")
+    assert math == [("m", f"q{i}") for i in sorted(range(1, 24, 2), key=str)]
+    right = _listed(m, min="0.5")
+    assert {i for _, i in right} == {f"q{i}" for i in range(0, 24, 2)}
+    assert {model for model, _ in right} == {"m"}
+    assert _listed(m, max="0.5", model="m") == [
+        ("m", f"q{i}") for i in sorted(range(1, 24, 2), key=str)
+    ]
+    refused = _listed(m, error="content_filter")
+    assert {model for model, _ in refused} == {"shy"} and len(refused) == 24
+    flagged = json.loads((project.root / "results" / "r1" / "safeguards.json").read_text())
+    assert flagged["shy"]["refusals"]["count"] == 24
+    by_flag = _listed(m, safeguard="refusals")
+    assert sorted(by_flag) == sorted(("shy", i) for i in flagged["shy"]["refusals"]["item_ids"])
+    # by score, high first: every scored grade once, in order, across pages of 5
+    high_first = _listed(m, sort="highest", model="m")
+    assert len(high_first) == 24 and high_first[:12] == sorted(high_first[:12])
+    assert {i for _, i in high_first[:12]} == {f"q{i}" for i in range(0, 24, 2)}
+    low_first = _listed(m, sort="lowest", model="m")
+    assert {i for _, i in low_first[:12]} == {f"q{i}" for i in range(1, 24, 2)}
+    # a choice that is not the run's is dropped; a malformed page key is a 404
+    assert len(_listed(m, stratum="category=nosuch", model="m")) == 24
+    assert m.get("/r/r1/items", params={"sort": "lowest", "after": "x|m|q1|0"}).status_code == 404
+
+
+def test_human_decisions_that_disagree_with_the_judges(reviewed, cli, tmp_path):
+    """Judges average 3 on q1 (5 and 1); a person says 5 (two points away): listed. On q3 a person
+    says 3 (agrees): not listed. The gold item q0: judges 5, person 5."""
+    project, _ = reviewed
+    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    assigned = db.execute(
+        "SELECT reviewer, item_id, model, epoch FROM assignments WHERE run_id='run'"
+    ).fetchall()
+    says = {"q0": 5, "q1": 5, "q3": 3, "q5": 3}
+    decisions = tmp_path / "decisions.jsonl"
+    decisions.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "reviewer": r,
+                    "item_id": i,
+                    "model": mo,
+                    "epoch": ep,
+                    "scores": {"quality": says[i]},
+                }
+            )
+            + "\n"
+            for r, i, mo, ep in assigned
+            if i in says
+        )
+    )
+    code, _, err = cli("review", "import", "run", decisions)
+    assert code == 0, err
+    proc, url = _serve(project, "run")
+    try:
+        m = _maintainer(cli, url)
+        assert _listed(m, run="run", grader="rubric", show="human") == [("m", "q1")]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_comparing_two_runs_item_by_item(two_runs, cli):
+    _, url = two_runs
+    m = _maintainer(cli, url)
+    assert "compare" in m.get("/compare").text
+    page = m.get("/compare", params={"a": "r1", "b": "r2"}).text
+    row = re.search(r"<tr><td>m</td><td>24</td><td>0\.500</td><td>1\.000</td><td>\+0\.500 \*", page)
+    assert row, page
+    changed = re.findall(r"<tr><td>m</td><td>(q\d+)</td><td>0\.000</td><td>1\.000</td>", page)
+    assert changed and all(int(i[1:]) % 2 == 1 for i in changed)
+    assert "/r/r2/i/q1" in page or "/r/r2/i/" in page
+    assert "no run" not in m.get("/compare", params={"a": "r1", "b": "nosuch"}).text
+
+
+def test_the_item_listing_and_the_run_list_on_the_command_line(two_runs, cli):
+    code, out, err = cli(
+        "runs", "items", "r1", "--stratum", "category=math", "--model", "m", "--json"
+    )
+    assert code == 0, err
+    listing = json.loads(out)
+    assert listing["grader"] == "rules" and not listing["more"]
+    assert [r["item_id"] for r in listing["rows"]] == sorted(
+        (f"q{i}" for i in range(1, 24, 2)), key=str
+    )
+    assert {r["score"] for r in listing["rows"]} == {0.0}
+    code, out, _ = cli("runs", "items", "r1", "--error", "content_filter", "--limit", "3")
+    assert code == 0 and out.count("call failed: content_filter") == 3
+    with pytest.raises(SystemExit) as refused:  # argparse: usage and the reason, exit 2
+        cli("runs", "items", "r1", "--min", "nan")
+    assert refused.value.code == 2
+    code, _, err = cli("runs", "items", "r1", "--grader", "nosuch")
+    assert code != 0 and "graders: rules" in err
+    code, out, _ = cli("runs", "list", "--json")
+    assert code == 0 and sorted(r["run_id"] for r in json.loads(out)) == ["r1", "r2"]

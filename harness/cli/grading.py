@@ -124,7 +124,7 @@ def cmd_check(args) -> int:
 
     from ..checks import StoreAt, check_run
     from ..egress import GATE
-    from ..safeguards import flags
+    from ..safeguards import flags, without_every_id
     from ..suite import load_suite
 
     places = _places(args)
@@ -151,6 +151,9 @@ def cmd_check(args) -> int:
             )
         finally:
             ctx.close()
+    with _run_store(places.workspace, args.run_id) as store:
+        store.record_flags(args.run_id, results)  # the view's safeguard filter
+    results = without_every_id(results)
     path = GATE.write_json(places.results_dir / args.run_id / "safeguards.json", results)
     if args.json:
         _print_json(results)

@@ -1,11 +1,12 @@
-"""`holdout run`, `status`, `runs delete`, `runs diff`: making runs, seeing where they stand, and
-comparing two."""
+"""`holdout run`, `status` (`runs list`), `runs delete`, `runs diff`, `runs items`: making runs,
+seeing where they stand, listing their items, and comparing two."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from ..errors import HoldoutError
 from ._common import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
@@ -15,6 +16,7 @@ from ._common import (
     _places,
     _print_json,
     _run_store,
+    finite_float,
     json_flag,
     run_config,
     workspace,
@@ -71,6 +73,68 @@ def cmd_status(args) -> int:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"])),
         )
     _out().print(table)
+    return EXIT_OK
+
+
+def cmd_runs_items(args) -> int:
+    """The maintainers' view's item list on the command line: ids, models, epochs, statuses,
+    scores and the judges' parsed verdicts (never text), under the same filters."""
+    from ..view import figures, queries
+
+    if not 1 <= args.limit <= 1_000_000:
+        raise HoldoutError(f"--limit: expected a whole number from 1 to 1000000, got {args.limit}")
+    places = _places(args)
+    ctx = None
+    with _run_store(places.workspace, args.run_id) as store:
+        graders = store.grader_names(args.run_id)
+        if args.grader is not None and args.grader not in graders:
+            raise HoldoutError(
+                f"run '{args.run_id}' has no grades from '{args.grader}' (graders: "
+                f"{', '.join(graders) or 'none: run `holdout grade` first'})"
+            )
+        if not graders:
+            raise HoldoutError(f"run '{args.run_id}' has no grades: run `holdout grade` first")
+        db = store.db
+        stratum = None
+        if args.stratum:
+            from ..context import open_run
+
+            key, sep, value = args.stratum.partition("=")
+            if not sep:
+                raise HoldoutError(f"--stratum: expected KEY=VALUE, got '{args.stratum}'")
+            ctx = open_run(args.run_id, places.workspace, places.config)
+            db = ctx.store.db
+            figures.load_strata(db, args.run_id, ctx.items(), [key])
+            stratum = (key, value)
+        try:
+            f = queries.Filter(
+                grader=args.grader or graders[0],
+                model=args.model,
+                show=args.show,
+                stratum=stratum,
+                score_min=args.min,
+                score_max=args.max,
+                error_kind=args.error,
+                safeguard=args.safeguard,
+                sort=args.sort,
+                size=args.limit,
+            )
+            listing = queries.grade_page(db, args.run_id, f)
+        finally:
+            if ctx is not None:
+                ctx.close()
+    if args.json:
+        _print_json({"grader": f.grader, "more": listing.next_after is not None, **vars(listing)})
+        return EXIT_OK
+    out = _out()
+    for r in listing.rows:
+        status = f"call failed: {r['call_error']}" if r["call_error"] else r["status"] or "-"
+        score = "-" if r["score"] is None else f"{r['score']:.3f}"
+        out.print(f"{r['model']}\t{r['item_id']}\t{r['epoch']}\t{status}\t{score}")
+    _err().print(
+        f"{len(listing.rows)} row(s), grader {f.grader}"
+        + (f"; more after the first {args.limit} (--limit)" if listing.next_after else "")
+    )
     return EXIT_OK
 
 
@@ -181,3 +245,42 @@ def register(sub) -> None:
     workspace(fp)
     json_flag(fp)
     fp.set_defaults(func=cmd_runs_diff)
+    lp = rsub.add_parser("list", help="the runs in the store (the same as `holdout status`)")
+    run_config(lp)
+    workspace(lp)
+    json_flag(lp)
+    lp.set_defaults(func=cmd_status)
+    _items_parser(rsub)
+
+
+def _items_parser(rsub) -> None:
+    from ..view.queries import PAGE, SHOWS, SORTS
+
+    ip = rsub.add_parser(
+        "items",
+        help="a run's calls with one grader's grades, filtered and sorted as in the maintainers' "
+        "view: ids, statuses, scores, verdicts (never text)",
+    )
+    ip.add_argument("run_id")
+    ip.add_argument("--grader", help="whose grades (default: the run's first grader)")
+    ip.add_argument("--model")
+    ip.add_argument(
+        "--show",
+        choices=list(SHOWS),
+        default="all",
+        help="disagree: judges disagree (or a pairwise verdict flips with the order); human: a person's "
+        "decision far from the judges'; error: the call or its grading failed; ungraded; skipped",
+    )
+    ip.add_argument("--stratum", metavar="KEY=VALUE", help="items with this metadata value")
+    ip.add_argument("--min", type=finite_float, help="scores at least this")
+    ip.add_argument("--max", type=finite_float, help="scores at most this")
+    ip.add_argument("--error", metavar="KIND", help="calls that failed with this error kind")
+    ip.add_argument(
+        "--safeguard", metavar="DETECTOR", help="items this detector flagged (`holdout check`)"
+    )
+    ip.add_argument("--sort", choices=list(SORTS), default="item")
+    ip.add_argument("--limit", type=int, default=PAGE * 20, help="at most this many rows")
+    run_config(ip)
+    workspace(ip)
+    json_flag(ip)
+    ip.set_defaults(func=cmd_runs_items)

@@ -18,7 +18,7 @@ from ..review.app import CSS, GuardedApp
 from ..review.app import page as review_page
 from ..review.reviewers import setup
 from ..sealed import reveal
-from . import accesslog, pages, queries
+from . import accesslog, figures, pages, queries
 
 COOKIE = "holdout_view"
 REVIEW_COOKIE = "holdout_review"
@@ -47,7 +47,7 @@ class ViewApp(GuardedApp):
         )
         setup(self.db)
         self.contexts = contexts
-        self.items = {run: None for run in contexts}  # loaded on first use
+        self.items = {run: None for run in contexts}  # loaded on first use (and their strata)
         self.vault = vault
         self._public(public_url)
 
@@ -69,6 +69,8 @@ class ViewApp(GuardedApp):
         who = self.who(request)
         if path == "/":
             return page("Runs", pages.runs(self._runs()))
+        if path == "/compare":
+            return self.compare(request)
         m = ITEM.fullmatch(path)
         if m:
             return self.item(who, *m.groups())
@@ -102,47 +104,67 @@ class ViewApp(GuardedApp):
         status = {r["run_id"]: r for r in next(iter(self.contexts.values())).store.status()}
         return [status[r] for r in self.contexts if r in status]
 
+    def _items_of(self, run_id: str) -> dict:
+        """The run's items, loaded once, with their strata in the store connection's temporary
+        table."""
+        if self.items[run_id] is None:
+            ctx = self.contexts[run_id]
+            self.items[run_id] = ctx.items()
+            figures.load_strata(ctx.store.db, run_id, self.items[run_id], ctx.suite.strata)
+        return self.items[run_id]
+
     def run(self, run_id: str) -> web.Response:
         ctx = self.contexts[run_id]
-        figures = queries.run_figures(ctx.store.db, run_id)
-        return page(run_id, pages.run(run_id, ctx.info, figures))
+        self._items_of(run_id)
+        db = ctx.store.db
+        found = figures.run_figures(db, run_id)
+        tables = {
+            (grader, key): figures.strata_table(db, run_id, grader, key)
+            for grader in ctx.store.grader_names(run_id)
+            for key in ctx.suite.strata
+        }
+        return page(run_id, pages.run(run_id, ctx.info, found, tables=tables))
 
     def items_page(self, request, run_id: str) -> web.Response:
         ctx = self.contexts[run_id]
         graders = ctx.store.grader_names(run_id)
         if not graders:
             return page(run_id, "<p>Nothing graded yet.</p>")
+        self._items_of(run_id)
+        db = ctx.store.db
+        choices = pages.Choices(
+            graders=graders,
+            models=ctx.store.models(run_id),
+            strata=figures.stratum_values(db, run_id),
+            error_kinds=queries.error_kinds(db, run_id),
+            safeguards=queries.safeguard_detectors(db, run_id),
+        )
+        f = pages.filter_from(request.query, choices)
+        if f is None:
+            raise web.HTTPNotFound()
+        listing = queries.grade_page(db, run_id, f)
+        return page("Items", pages.items(run_id, f, choices=choices, listing=listing))
+
+    def compare(self, request) -> web.Response:
+        """Two runs (or two pool versions) of the same models, item by item: `paired.diff_runs`."""
+        from ..errors import HoldoutError
+        from ..paired import diff_runs
+
         q = request.query
-        grader = q.get("grader") if q.get("grader") in graders else graders[0]
-        show = q.get("show") if q.get("show") in queries.SHOWS else "all"
-        models = ctx.store.models(run_id)
-        model = q.get("model") if q.get("model") in models else None
-        after = None
-        if q.get("after"):
-            parts = q["after"].rsplit("|", 2)
-            if len(parts) != 3 or not parts[2].isdigit():
-                raise web.HTTPNotFound()
-            after = (parts[0], parts[1], int(parts[2]))
-        size = int(q["size"]) if q.get("size", "").isdigit() else queries.PAGE
-        size = min(max(size, 1), 500)
-        listing = queries.grade_page(
-            ctx.store.db, run_id, grader=grader, model=model, show=show, after=after, size=size
-        )
-        query = {"grader": grader, "model": model or "", "show": show, "size": size}
-        return page(
-            "Items",
-            pages.items(
-                run_id, grader=grader, graders=graders, models=models, query=query, listing=listing
-            ),
-        )
+        a, b = q.get("a"), q.get("b")
+        if a not in self.contexts or b not in self.contexts:
+            return page("Compare", pages.compare_form(list(self.contexts), a, b))
+        try:
+            diff = diff_runs(self.contexts[a].store, a, b, grader=q.get("grader") or None)
+        except HoldoutError as e:  # says which runs and graders, never item text
+            return page("Compare", pages.compare_form(list(self.contexts), a, b, problem=str(e)))
+        return page("Compare", pages.compare_form(list(self.contexts), a, b) + pages.compare(diff))
 
     def item(self, who: str, run_id: str, item_id: str) -> web.Response:
         ctx = self.contexts.get(run_id)
         if ctx is None:
             raise web.HTTPNotFound()
-        if self.items[run_id] is None:
-            self.items[run_id] = ctx.items()
-        item = self.items[run_id].get(item_id)
+        item = self._items_of(run_id).get(item_id)
         if item is None:
             raise web.HTTPNotFound()
         heldout = ctx.pool.heldout

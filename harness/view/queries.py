@@ -1,5 +1,5 @@
-"""What the maintainers' view reads from the run store: a run's figures per model and grader, a
-page of its grades under a filter, and one item's human decisions. SQL with bound parameters only;
+"""What the maintainers' view reads from the run store: a page of a run's model calls with one
+grader's grades under a filter, and one item's human decisions. SQL with bound parameters only;
 pages of a fixed size, walked by key, so a page costs the same at item 50 and at item 99,950."""
 
 from __future__ import annotations
@@ -11,12 +11,44 @@ PAGE = 50
 SHOWS = {
     "all": "",
     # rubric judges who disagree, or a pairwise verdict that flips with the order
-    "disagree": " AND (json_extract(detail, '$.disagreement') > 0 "
-    "OR json_extract(detail, '$.consistent') = 0)",
-    "error": " AND status = 'error'",
-    "skipped": " AND status = 'skipped'",
-    "low": " AND score <= 0.25",
+    "disagree": " AND (json_extract(g.detail, '$.disagreement') > 0 "
+    "OR json_extract(g.detail, '$.consistent') = 0)",
+    # a person's decision more than a point from the judge's on a criterion, or a preference
+    # half the scale away from the judge's
+    "human": " AND EXISTS (SELECT 1 FROM assignments a WHERE a.run_id=c.run_id AND "
+    "a.model=c.model AND a.item_id=c.item_id AND a.epoch=c.epoch AND a.done IS NOT NULL AND ("
+    "abs(json_extract(a.scores, '$.model_preference') - g.score) >= 0.5 OR EXISTS ("
+    "SELECT 1 FROM json_each(a.scores) h WHERE h.key != 'model_preference' AND "
+    "abs(h.value - json_extract(g.detail, '$.criteria.\"' || h.key || '\"')) > 1)))",
+    "error": " AND (c.ok = 0 OR g.status = 'error')",
+    "ungraded": " AND g.status IS NULL",
+    "skipped": " AND g.status = 'skipped'",
 }
+SORTS = {  # name -> (the order, the key columns a page continues after)
+    "item": ("c.model, c.item_id, c.epoch", ("model", "item_id", "epoch")),
+    "lowest": ("g.score, c.model, c.item_id, c.epoch", ("score", "model", "item_id", "epoch")),
+    "highest": (
+        "-g.score, c.model, c.item_id, c.epoch",
+        ("score", "model", "item_id", "epoch"),
+    ),
+}
+
+
+@dataclass
+class Filter:
+    """Which grades a listing shows, in which order, from where."""
+
+    grader: str
+    model: str | None = None
+    show: str = "all"  # a key of SHOWS
+    stratum: tuple[str, str] | None = None  # (metadata key, value)
+    score_min: float | None = None
+    score_max: float | None = None
+    error_kind: str | None = None  # the model call's error kind
+    safeguard: str | None = None  # a detector that flagged the item (as `holdout check` found)
+    sort: str = "item"  # a key of SORTS
+    after: tuple | None = None  # the key of the last row of the previous page
+    size: int = PAGE
 
 
 @dataclass
@@ -25,81 +57,102 @@ class Listing:
     next_after: tuple | None  # the key to start the next page after, if there is one
 
 
-def run_figures(db, run_id: str) -> dict:
-    """Per model: calls, errors by kind, cost; per grader and model: graded, errors, mean score."""
-    models: dict = {}
-    for model, ok, kind, n, cost in db.execute(
-        "SELECT model, ok, error_kind, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls "
-        "WHERE run_id=? GROUP BY model, ok, error_kind",
-        (run_id,),
-    ):
-        m = models.setdefault(model, {"calls": 0, "errors": {}, "cost_usd": 0.0})
-        m["calls"] += n
-        m["cost_usd"] += cost
-        if not ok:
-            m["errors"][kind or "unknown"] = n
-    graders: dict = {}
-    for grader, model, status, n, mean in db.execute(
-        "SELECT grader, model, status, COUNT(*), AVG(score) FROM grades WHERE run_id=? "
-        "GROUP BY grader, model, status",
-        (run_id,),
-    ):
-        g = graders.setdefault(grader, {}).setdefault(model, {"ok": 0, "other": 0, "mean": None})
-        if status == "ok":
-            g["ok"], g["mean"] = n, mean
-        else:
-            g["other"] += n
-    return {"models": models, "graders": graders}
-
-
-def grade_page(
-    db,
-    run_id: str,
-    *,
-    grader: str,
-    model: str | None,
-    show: str,
-    after: tuple | None,
-    size: int = PAGE,
-) -> Listing:
-    """One page of a grader's grades (of one model, if given) matching `show`, in key order,
-    starting after the key `after` (model, item, epoch)."""
+def _where(run_id: str, f: Filter) -> tuple[str, list]:
     sql = (
-        "SELECT model, item_id, epoch, status, score, detail FROM grades "
-        "WHERE run_id=? AND grader=?"
+        " FROM calls c LEFT JOIN grades g ON g.run_id=c.run_id AND g.grader=? AND "
+        "g.model=c.model AND g.item_id=c.item_id AND g.epoch=c.epoch WHERE c.run_id=?"
     )
-    args: list = [run_id, grader]
-    if model:
-        sql += " AND model=?"
-        args.append(model)
-    sql += SHOWS[show]
-    if after:
-        sql += " AND (model, item_id, epoch) > (?, ?, ?)"
-        args += list(after)
-    sql += " ORDER BY model, item_id, epoch LIMIT ?"
-    args.append(size + 1)
+    args: list = [f.grader, run_id]
+    if f.model:
+        sql += " AND c.model=?"
+        args.append(f.model)
+    sql += SHOWS[f.show]
+    if f.stratum:
+        sql += (
+            " AND c.item_id IN (SELECT item_id FROM temp.view_strata WHERE run_id=? AND key=? "
+            "AND value=?)"
+        )
+        args += [run_id, *f.stratum]
+    if f.score_min is not None:
+        sql += " AND g.score >= ?"
+        args.append(f.score_min)
+    if f.score_max is not None:
+        sql += " AND g.score <= ?"
+        args.append(f.score_max)
+    if f.error_kind:
+        sql += " AND c.error_kind=?"
+        args.append(f.error_kind)
+    if f.safeguard:
+        sql += (
+            " AND EXISTS (SELECT 1 FROM safeguard_flags s WHERE s.run_id=c.run_id AND "
+            "s.detector=? AND s.model=c.model AND s.item_id=c.item_id)"
+        )
+        args.append(f.safeguard)
+    if f.sort != "item":
+        sql += " AND g.score IS NOT NULL"  # a listing by score holds the scored grades
+    return sql, args
+
+
+def grade_page(db, run_id: str, f: Filter) -> Listing:
+    """One page of the run's calls with the grader's grades, matching the filter, in its order,
+    after `f.after`. A call the grader did not grade (an error, say) has no status or score."""
+    order, key = SORTS[f.sort]
+    sql, args = _where(run_id, f)
+    if f.after:
+        if f.sort == "highest":
+            sql += " AND (-g.score, c.model, c.item_id, c.epoch) > (?, ?, ?, ?)"
+            args += [-f.after[0], *f.after[1:]]
+        else:
+            cols = ", ".join(("g." if k == "score" else "c.") + k for k in key)
+            sql += f" AND ({cols}) > ({', '.join('?' * len(key))})"
+            args += list(f.after)
     found = [
         {
             "model": m,
             "item_id": i,
             "epoch": e,
+            "call_error": None if ok else kind,
             "status": st,
             "score": sc,
             "detail": json.loads(d) if d and d != "{}" else {},
         }
-        for m, i, e, st, sc, d in db.execute(sql, args)
+        for m, i, e, ok, kind, st, sc, d in db.execute(
+            "SELECT c.model, c.item_id, c.epoch, c.ok, c.error_kind, g.status, g.score, g.detail"
+            f"{sql} ORDER BY {order} LIMIT ?",
+            [*args, f.size + 1],
+        )
     ]
-    more = len(found) > size
-    rows = found[:size]
+    more = len(found) > f.size
+    rows = found[: f.size]
     last = rows[-1] if rows else None
-    return Listing(rows, (last["model"], last["item_id"], last["epoch"]) if more else None)
+    return Listing(rows, tuple(last[k] for k in key) if more and last else None)
+
+
+def error_kinds(db, run_id: str) -> list[str]:
+    """The error kinds the run's model calls ended with (the filter's choices)."""
+    return [
+        k
+        for (k,) in db.execute(
+            "SELECT DISTINCT error_kind FROM calls WHERE run_id=? AND ok=0 AND error_kind IS NOT "
+            "NULL ORDER BY 1",
+            (run_id,),
+        )
+    ]
+
+
+def safeguard_detectors(db, run_id: str) -> list[str]:
+    """The detectors that flagged some item of the run (at its last `holdout check`)."""
+    return [
+        d
+        for (d,) in db.execute(
+            "SELECT DISTINCT detector FROM safeguard_flags WHERE run_id=? ORDER BY 1", (run_id,)
+        )
+    ]
 
 
 def decisions(db, run_id: str, item_id: str) -> list[dict]:
     """People's decisions on an item: reviewer, model, epoch, scores, flag, comment (as stored:
     encrypted for a held-out run), when."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE name='assignments'").fetchone():
-        return []
     keys = ("id", "reviewer", "model", "epoch", "scores", "flag", "comment", "done")
     return [
         dict(zip(keys, r))
