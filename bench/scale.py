@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
-def make(dir: Path, n: int, models: int = 2) -> Path:
+def make(dir: Path, n: int, models: int = 2, *, refuse_every: int = 0) -> Path:
+    """A suite of n items with a replay directory of `models` models (the first refuses every
+    `refuse_every`-th item, if given), and its run config."""
     suite = dir / "suites" / "scale"
     (suite / "replay").mkdir(parents=True)
     (suite / "suite.yaml").write_text(
@@ -65,7 +67,9 @@ def make(dir: Path, n: int, models: int = 2) -> Path:
                     json.dumps(
                         {
                             "id": f"i{i}",
-                            "output": f"It is {2 * i}."
+                            "output": "I'm sorry, I can't help with that."
+                            if refuse_every and j == 0 and i % refuse_every == 0
+                            else f"It is {2 * i}."
                             if i % right
                             else f"Perhaps {i}, though I am not sure about question {i}.",
                         }

@@ -218,6 +218,7 @@ class Store(Deletions):
                 self.db.execute(
                     "UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0])
                 )
+                self.changed({r[0] for r in rows})
                 hit("store.flush.before_commit")
         except sqlite3.Error as e:
             # keep them for a retry; the file itself stays consistent
@@ -236,8 +237,8 @@ class Store(Deletions):
         args: tuple = (run_id,)
         if model:
             sql, args = sql + " AND model=?", (*args, model)
-        if item and "/grade/" in run_id:
-            sql, args = sql + " AND substr(item_id, 1, ?)=?", (*args, len(item) + 1, item + "|")
+        if item and "/grade/" in run_id:  # "item|..." sorts from "item|" to "item}" (| < })
+            sql, args = sql + " AND item_id >= ? AND item_id < ?", (*args, item + "|", item + "}")
         elif item:
             sql, args = sql + " AND item_id=?", (*args, item)
         for values in self.db.execute(sql + " ORDER BY model, item_id, epoch", args):
@@ -270,9 +271,22 @@ class Store(Deletions):
             yield Output(item_id, text, finish, kind)
 
     # -- grades (numbers and labels only, never text) ---------------------------
+    def changed(self, run_ids) -> None:
+        """Count a write to these runs' rows (inside the writer's transaction): `changes`."""
+        self.db.executemany(
+            "UPDATE runs SET changes = changes + 1 WHERE run_id=?", [(r,) for r in run_ids]
+        )
+
+    def changes(self, run_id: str) -> int | None:
+        """How many writes the run's calls, grades and flags have had (None: no such run): a
+        figure computed from them is current while this stays the same."""
+        row = self.db.execute("SELECT changes FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        return row[0] if row else None
+
     def put_grades(self, rows: list[GradeRow]) -> None:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.changed({r.run_id for r in rows})
             self.db.executemany(
                 "INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?,?)",
                 [
@@ -391,6 +405,7 @@ class Store(Deletions):
                 [(run_id, m) for m in results],
             )
             self.db.executemany("INSERT INTO safeguard_flags VALUES (?, ?, ?, ?, ?)", rows)
+            self.changed([run_id])
         return len(rows)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ from .rows import Deleted
 
 class Deletions:
     db: object  # the store's sqlite3 connection
+    changed: object  # Store.changed
 
     def delete_run(self, run_id: str) -> Deleted:
         """A run and everything made from it: calls, grades, judge calls, review assignments."""
@@ -37,6 +38,7 @@ class Deletions:
         d = Deleted()
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.changed([run_id])
             for item in item_ids:
                 d.calls += self.db.execute(
                     "DELETE FROM calls WHERE run_id=? AND item_id=?", (run_id, item)
@@ -58,6 +60,7 @@ class Deletions:
         """A grader's grades and judge calls (`grade --regrade`)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            self.changed([run_id])
             return Deleted(
                 grades=self.db.execute(
                     "DELETE FROM grades WHERE run_id=? AND grader=?", (run_id, grader)

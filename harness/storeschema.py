@@ -80,17 +80,24 @@ def _tables_v2(db: sqlite3.Connection) -> None:
 
 
 # Version 3: the items each safeguard detector flagged, as `holdout check` last found them (the
-# view filters by them; the check's JSON keeps a sample of 50 ids per detector).
+# view filters by them; the check's JSON keeps a sample of 50 ids per detector); the grades in
+# score order (the view's listing by score: a page is an index walk, not a sort of the run); and
+# each run's count of changes.
 TABLES_V3 = """
 CREATE TABLE IF NOT EXISTS safeguard_flags (
   run_id TEXT NOT NULL, model TEXT NOT NULL, detector TEXT NOT NULL, item_id TEXT NOT NULL,
   checked REAL NOT NULL, PRIMARY KEY (run_id, detector, model, item_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grades_by_score ON grades (run_id, grader, score);
 """
 
 
 def _tables_v3(db: sqlite3.Connection) -> None:
     for stmt in statements(TABLES_V3):
         db.execute(stmt)
+    # a count of the writes to a run's calls, grades and flags: what the view's figures are
+    # kept against (one row to read, where the file's data_version moves with any login)
+    if "changes" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+        db.execute("ALTER TABLE runs ADD COLUMN changes INTEGER NOT NULL DEFAULT 0")
 
 
 STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2, _tables_v3))

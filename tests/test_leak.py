@@ -663,7 +663,8 @@ def view_app_session(root, env, port, captured, items):
         "/r/arena-nov/items?show=human&sort=highest",
         "/r/arena-nov/items?stratum=language%3Dzh&min=0.5",
         "/r/arena-nov/items?safeguard=refusals",
-        "/r/arena-nov/items?error=timeout&show=error",
+        "/r/arena-nov/items?error=timeout&show=failed",
+        "/r/arena-nov/items?show=grade-error",
         "/compare",
         "/compare?a=arena-nov&b=arena-nov",  # one run against itself: every difference 0
     ):

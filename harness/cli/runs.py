@@ -268,8 +268,9 @@ def _items_parser(rsub) -> None:
         "--show",
         choices=list(SHOWS),
         default="all",
-        help="disagree: judges disagree (or a pairwise verdict flips with the order); human: a person's "
-        "decision far from the judges'; error: the call or its grading failed; ungraded; skipped",
+        help="disagree: the judges disagree (or a pairwise verdict flips with the order); human: "
+        "a person's decision far from the judges'; failed: the model call failed; grade-error; "
+        "skipped; ungraded",
     )
     ip.add_argument("--stratum", metavar="KEY=VALUE", help="items with this metadata value")
     ip.add_argument("--min", type=finite_float, help="scores at least this")

@@ -75,6 +75,8 @@ def cmd_view_serve(args) -> int:
         app = ViewApp(
             places.workspace / "store.sqlite", contexts, vault=vault, public_url=args.public_url
         )
+        _err().print(f"loading {', '.join(args.run_ids)}: items, strata and figures ...")
+        app.warm()
         _err().print(
             f"maintainers' view of {', '.join(args.run_ids)} on http://{args.host}:{args.port}/ "
             "(Ctrl-C to stop)"

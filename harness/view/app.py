@@ -10,6 +10,7 @@ import html
 import logging
 import re
 import sqlite3
+from pathlib import Path
 
 from aiohttp import web
 
@@ -48,6 +49,8 @@ class ViewApp(GuardedApp):
         setup(self.db)
         self.contexts = contexts
         self.items = {run: None for run in contexts}  # loaded on first use (and their strata)
+        self.cache: dict = {}  # what -> (the runs' change counts, the figures)
+        self.workspace = Path(db_path).parent
         self.vault = vault
         self._public(public_url)
 
@@ -70,7 +73,7 @@ class ViewApp(GuardedApp):
         if path == "/":
             return page("Runs", pages.runs(self._runs()))
         if path == "/compare":
-            return self.compare(request)
+            return await self.compare(request)
         m = ITEM.fullmatch(path)
         if m:
             return self.item(who, *m.groups())
@@ -100,9 +103,21 @@ class ViewApp(GuardedApp):
         return self._signed_in(COOKIE, session, to="/", hours=sessions.MAINTAINERS.session_hours)
 
     # -- pages --------------------------------------------------------------------
+    def _cached(self, what: tuple, runs, compute):
+        """`compute()`, kept while none of `runs` has changed (`Store.changes`: a count of writes
+        to a run's calls, grades and flags, so a login or a review leaves the figures be)."""
+        version = tuple(self.contexts[r].store.changes(r) for r in runs)
+        hit = self.cache.get(what)
+        if hit is None or hit[0] != version:
+            hit = self.cache[what] = (version, compute())
+        return hit[1]
+
     def _runs(self) -> list[dict]:
-        status = {r["run_id"]: r for r in next(iter(self.contexts.values())).store.status()}
-        return [status[r] for r in self.contexts if r in status]
+        def compute():
+            status = {r["run_id"]: r for r in next(iter(self.contexts.values())).store.status()}
+            return [status[r] for r in self.contexts if r in status]
+
+        return self._cached(("runs",), list(self.contexts), compute)
 
     def _items_of(self, run_id: str) -> dict:
         """The run's items, loaded once, with their strata in the store connection's temporary
@@ -113,52 +128,81 @@ class ViewApp(GuardedApp):
             figures.load_strata(ctx.store.db, run_id, self.items[run_id], ctx.suite.strata)
         return self.items[run_id]
 
-    def run(self, run_id: str) -> web.Response:
+    def _shape(self, run_id: str) -> pages.Choices:
+        """The run's graders, models, judges, error kinds, flags and strata: each a pass over
+        the run's rows, so found once per change."""
+        ctx = self.contexts[run_id]
+        self._items_of(run_id)
+        db, store = ctx.store.db, ctx.store
+
+        def compute():
+            graders = store.grader_names(run_id)
+            return pages.Choices(
+                graders=graders,
+                models=store.models(run_id),
+                strata=figures.stratum_values(db, run_id),
+                error_kinds=queries.error_kinds(db, run_id),
+                safeguards=queries.safeguard_detectors(db, run_id),
+                judges={g: store.models(f"{run_id}/grade/{g}") for g in graders},
+            )
+
+        return self._cached(("shape", run_id), (run_id,), compute)
+
+    def _run_figures(self, run_id: str) -> tuple[dict, dict]:
+        """The run's calls and grades, and its model x stratum table per grader and key."""
         ctx = self.contexts[run_id]
         self._items_of(run_id)
         db = ctx.store.db
-        found = figures.run_figures(db, run_id)
-        tables = {
-            (grader, key): figures.strata_table(db, run_id, grader, key)
-            for grader in ctx.store.grader_names(run_id)
-            for key in ctx.suite.strata
-        }
-        return page(run_id, pages.run(run_id, ctx.info, found, tables=tables))
+
+        def compute():
+            tables = {
+                (grader, key): figures.strata_table(db, run_id, grader, key)
+                for grader in self._shape(run_id).graders
+                for key in ctx.suite.strata
+            }
+            return figures.run_figures(db, run_id), tables
+
+        return self._cached(("figures", run_id), (run_id,), compute)
+
+    def warm(self) -> None:
+        """Load every run's items and figures before the first maintainer asks."""
+        self._runs()
+        for run_id in self.contexts:
+            self._run_figures(run_id)
+
+    def run(self, run_id: str) -> web.Response:
+        found, tables = self._run_figures(run_id)
+        return page(run_id, pages.run(run_id, self.contexts[run_id].info, found, tables=tables))
 
     def items_page(self, request, run_id: str) -> web.Response:
-        ctx = self.contexts[run_id]
-        graders = ctx.store.grader_names(run_id)
-        if not graders:
+        choices = self._shape(run_id)
+        if not choices.graders:
             return page(run_id, "<p>Nothing graded yet.</p>")
-        self._items_of(run_id)
-        db = ctx.store.db
-        choices = pages.Choices(
-            graders=graders,
-            models=ctx.store.models(run_id),
-            strata=figures.stratum_values(db, run_id),
-            error_kinds=queries.error_kinds(db, run_id),
-            safeguards=queries.safeguard_detectors(db, run_id),
-        )
         f = pages.filter_from(request.query, choices)
         if f is None:
             raise web.HTTPNotFound()
-        listing = queries.grade_page(db, run_id, f)
+        listing = queries.grade_page(self.contexts[run_id].store.db, run_id, f)
         return page("Items", pages.items(run_id, f, choices=choices, listing=listing))
 
-    def compare(self, request) -> web.Response:
-        """Two runs (or two pool versions) of the same models, item by item: `paired.diff_runs`."""
-        from ..errors import HoldoutError
-        from ..paired import diff_runs
-
+    async def compare(self, request) -> web.Response:
+        """Two runs (or two pool versions) of the same models, item by item: `holdout runs diff`
+        in a process of its own (its bootstrap's memory is not the server's, and other pages are
+        served meanwhile), kept until either run changes."""
         q = request.query
         a, b = q.get("a"), q.get("b")
+        runs = list(self.contexts)
         if a not in self.contexts or b not in self.contexts:
-            return page("Compare", pages.compare_form(list(self.contexts), a, b))
-        try:
-            diff = diff_runs(self.contexts[a].store, a, b, grader=q.get("grader") or None)
-        except HoldoutError as e:  # says which runs and graders, never item text
-            return page("Compare", pages.compare_form(list(self.contexts), a, b, problem=str(e)))
-        return page("Compare", pages.compare_form(list(self.contexts), a, b) + pages.compare(diff))
+            return page("Compare", pages.compare_form(runs, a, b))
+        grader = q.get("grader") or None
+        what = ("compare", a, b, grader)
+        version = tuple(self.contexts[r].store.changes(r) for r in (a, b))
+        hit = self.cache.get(what)
+        if hit is None or hit[0] != version:
+            hit = self.cache[what] = (version, await _diff(self.workspace, a, b, grader))
+        diff = hit[1]
+        if isinstance(diff, str):  # why not: names runs and graders, never item text
+            return page("Compare", pages.compare_form(runs, a, b, problem=diff))
+        return page("Compare", pages.compare_form(runs, a, b) + pages.compare(diff))
 
     def item(self, who: str, run_id: str, item_id: str) -> web.Response:
         ctx = self.contexts.get(run_id)
@@ -170,12 +214,14 @@ class ViewApp(GuardedApp):
         heldout = ctx.pool.heldout
         if heldout:  # the view is recorded before anything is sent
             accesslog.record(self.db, self.vault, maintainer=who, run_id=run_id, item_id=item_id)
-        judge_calls = [
+        store, shape = ctx.store, self._shape(run_id)
+        judge_calls = [  # each by its full key: index lookups, not a pass over the run
             c
-            for g in ctx.store.grader_names(run_id)
-            for c in ctx.store.calls(f"{run_id}/grade/{g}", item=item_id)
+            for g, judges in shape.judges.items()
+            for j in judges
+            for c in store.calls(f"{run_id}/grade/{g}", j, item=item_id)
         ]
-        decisions = queries.decisions(ctx.store.db, run_id, item_id)
+        decisions = queries.decisions(store.db, run_id, item_id)
         for d in decisions:
             if heldout and d["comment"]:
                 d["comment"] = reveal(
@@ -187,10 +233,34 @@ class ViewApp(GuardedApp):
             pages.item(
                 run_id,
                 item,
-                outputs=list(ctx.store.calls(run_id, item=item_id)),
-                grades=list(ctx.store.iter_grades(run_id, item=item_id)),
+                outputs=[c for m in shape.models for c in store.calls(run_id, m, item=item_id)],
+                grades=[
+                    g
+                    for grader in shape.graders
+                    for m in shape.models
+                    for g in store.iter_grades(run_id, grader, model=m, item=item_id)
+                ],
                 judge_calls=judge_calls,
                 decisions=decisions,
                 exposure=exposure,
             ),
         )
+
+
+async def _diff(workspace, a: str, b: str, grader: str | None) -> dict | str:
+    """`holdout runs diff A B --json` in a child process: its result, or why it could not
+    compare (the command's error line)."""
+    import asyncio
+    import json
+    import sys
+
+    argv = [sys.executable, "-m", "harness.cli", "runs", "diff", a, b, "--json"]
+    argv += ["--workspace", str(workspace)] + (["--grader", grader] if grader else [])
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        return (lines[-1] if lines else "the comparison failed").removeprefix("error: ")
+    return json.loads(out)

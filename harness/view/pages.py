@@ -109,6 +109,7 @@ class Choices:
     strata: dict  # key -> values
     error_kinds: list
     safeguards: list
+    judges: dict  # grader -> its judge models (the item page's lookups)
 
 
 def _number(text: str | None) -> float | None:

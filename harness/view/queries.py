@@ -14,23 +14,25 @@ SHOWS = {
     "disagree": " AND (json_extract(g.detail, '$.disagreement') > 0 "
     "OR json_extract(g.detail, '$.consistent') = 0)",
     # a person's decision more than a point from the judge's on a criterion, or a preference
-    # half the scale away from the judge's
-    "human": " AND EXISTS (SELECT 1 FROM assignments a WHERE a.run_id=c.run_id AND "
-    "a.model=c.model AND a.item_id=c.item_id AND a.epoch=c.epoch AND a.done IS NOT NULL AND ("
+    # half the scale away from the judge's (the people's decisions, few, lead the search)
+    "human": " AND (c.model, c.item_id, c.epoch) IN (SELECT model, item_id, epoch FROM "
+    "assignments WHERE run_id=c.run_id AND done IS NOT NULL) AND EXISTS (SELECT 1 FROM "
+    "assignments a WHERE a.run_id=c.run_id AND a.model=c.model AND a.item_id=c.item_id AND "
+    "a.epoch=c.epoch AND a.done IS NOT NULL AND ("
     "abs(json_extract(a.scores, '$.model_preference') - g.score) >= 0.5 OR EXISTS ("
     "SELECT 1 FROM json_each(a.scores) h WHERE h.key != 'model_preference' AND "
     "abs(h.value - json_extract(g.detail, '$.criteria.\"' || h.key || '\"')) > 1)))",
-    "error": " AND (c.ok = 0 OR g.status = 'error')",
-    "ungraded": " AND g.status IS NULL",
+    "failed": " AND c.ok = 0",  # the model call failed
+    "grade-error": " AND g.status = 'error'",
     "skipped": " AND g.status = 'skipped'",
+    "ungraded": " AND g.status IS NULL",
 }
-SORTS = {  # name -> (the order, the key columns a page continues after)
-    "item": ("c.model, c.item_id, c.epoch", ("model", "item_id", "epoch")),
-    "lowest": ("g.score, c.model, c.item_id, c.epoch", ("score", "model", "item_id", "epoch")),
-    "highest": (
-        "-g.score, c.model, c.item_id, c.epoch",
-        ("score", "model", "item_id", "epoch"),
-    ),
+# the shows that need a grade: the listing walks the grades and looks each call up
+GRADED_SHOWS = {"disagree", "grade-error", "skipped"}
+SORTS = {  # name -> the order, walking an index (grades' primary key, or grades_by_score)
+    "item": "c.model, c.item_id, c.epoch",
+    "lowest": "g.score, g.model, g.item_id, g.epoch",
+    "highest": "g.score DESC, g.model DESC, g.item_id DESC, g.epoch DESC",
 }
 
 
@@ -57,12 +59,25 @@ class Listing:
     next_after: tuple | None  # the key to start the next page after, if there is one
 
 
+def _by_grade(f: Filter) -> bool:
+    """Whether only graded calls can match: the listing then walks the grades (in their key's
+    order) and looks each call up."""
+    return f.sort != "item" or f.show in GRADED_SHOWS or {f.score_min, f.score_max} != {None}
+
+
 def _where(run_id: str, f: Filter) -> tuple[str, list]:
-    sql = (
-        " FROM calls c LEFT JOIN grades g ON g.run_id=c.run_id AND g.grader=? AND "
-        "g.model=c.model AND g.item_id=c.item_id AND g.epoch=c.epoch WHERE c.run_id=?"
-    )
-    args: list = [f.grader, run_id]
+    if _by_grade(f):
+        sql = (
+            " FROM grades g JOIN calls c ON c.run_id=g.run_id AND c.model=g.model AND "
+            "c.item_id=g.item_id AND c.epoch=g.epoch WHERE g.run_id=? AND g.grader=?"
+        )
+        args: list = [run_id, f.grader]
+    else:
+        sql = (
+            " FROM calls c LEFT JOIN grades g ON g.run_id=c.run_id AND g.grader=? AND "
+            "g.model=c.model AND g.item_id=c.item_id AND g.epoch=c.epoch WHERE c.run_id=?"
+        )
+        args = [f.grader, run_id]
     if f.model:
         sql += " AND c.model=?"
         args.append(f.model)
@@ -80,14 +95,14 @@ def _where(run_id: str, f: Filter) -> tuple[str, list]:
         sql += " AND g.score <= ?"
         args.append(f.score_max)
     if f.error_kind:
-        sql += " AND c.error_kind=?"
+        sql += " AND c.ok = 0 AND c.error_kind=?"
         args.append(f.error_kind)
     if f.safeguard:
         sql += (
-            " AND EXISTS (SELECT 1 FROM safeguard_flags s WHERE s.run_id=c.run_id AND "
-            "s.detector=? AND s.model=c.model AND s.item_id=c.item_id)"
+            " AND (c.model, c.item_id) IN (SELECT model, item_id FROM safeguard_flags WHERE "
+            "run_id=? AND detector=?)"
         )
-        args.append(f.safeguard)
+        args += [run_id, f.safeguard]
     if f.sort != "item":
         sql += " AND g.score IS NOT NULL"  # a listing by score holds the scored grades
     return sql, args
@@ -96,16 +111,18 @@ def _where(run_id: str, f: Filter) -> tuple[str, list]:
 def grade_page(db, run_id: str, f: Filter) -> Listing:
     """One page of the run's calls with the grader's grades, matching the filter, in its order,
     after `f.after`. A call the grader did not grade (an error, say) has no status or score."""
-    order, key = SORTS[f.sort]
     sql, args = _where(run_id, f)
+    key = (
+        ("model", "item_id", "epoch")
+        if f.sort == "item"
+        else ("score", "model", "item_id", "epoch")
+    )
+    side = "g." if _by_grade(f) else "c."
+    order = SORTS[f.sort].replace("c.", side)
     if f.after:
-        if f.sort == "highest":
-            sql += " AND (-g.score, c.model, c.item_id, c.epoch) > (?, ?, ?, ?)"
-            args += [-f.after[0], *f.after[1:]]
-        else:
-            cols = ", ".join(("g." if k == "score" else "c.") + k for k in key)
-            sql += f" AND ({cols}) > ({', '.join('?' * len(key))})"
-            args += list(f.after)
+        cols = ", ".join(side + k for k in key)
+        sql += f" AND ({cols}) {'<' if f.sort == 'highest' else '>'} ({', '.join('?' * len(key))})"
+        args += list(f.after)
     found = [
         {
             "model": m,
