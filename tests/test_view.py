@@ -140,6 +140,10 @@ def test_every_heldout_item_shown_is_logged_and_the_log_is_tamper_evident(heldou
         db.execute("DELETE FROM view_log WHERE seq=2")
     code, out, _ = cli("view", "log")
     assert code == 3 and "row 3: expected row 2" in out
+    with db:  # the tail cut instead: the chain left is valid, the ledger's count is not
+        db.execute("DELETE FROM view_log WHERE seq=3")
+    code, out, _ = cli("view", "log")
+    assert code == 3 and "rows 2-3 were removed from the end (the ledger saw 3 rows)" in out
 
 
 def test_a_maintainer_in_chromium_filters_to_disagreements_and_opens_an_item(view, cli, tmp_path):
@@ -347,3 +351,62 @@ def test_the_item_listing_and_the_run_list_on_the_command_line(two_runs, cli):
     assert code != 0 and "graders: rules" in err
     code, out, _ = cli("runs", "list", "--json")
     assert code == 0 and sorted(r["run_id"] for r in json.loads(out)) == ["r1", "r2"]
+
+
+def test_in_chromium_a_pairwise_flip_shows_both_outputs_and_both_verdicts(
+    project, cli, mock_server, tmp_path
+):
+    """A judge that always says the first answer is better is consistent with itself only where
+    the order does not matter: for m-bad against the baseline its verdict flips with the order.
+    The maintainer filters to those flips and sees the outputs side by side and both verdicts."""
+    import asyncio
+
+    project.suite(n=3, strata=[])
+
+    def respond(api, body):
+        if body["model"] == "judge-p":
+            prompt = body["messages"][-1]["content"]
+            return "[[A>B]]" if "bad answer" in prompt else "[[A=B]]"
+        return {"m-good": "GOOD answer", "m-bad": "bad answer", "base": "baseline answer"}[
+            body["model"]
+        ]
+
+    mock_server.behaviour.responder = respond
+    config = project.config(
+        f"suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+        f"{mock_server.url}/v1\nmodels:\n  - {{provider: p, model: m-good}}\n"
+        "  - {provider: p, model: m-bad}\n  - {provider: p, model: base}\n"
+        "graders:\n  - pairwise: {judge: {provider: p, model: judge-p}, baseline: base}\n"
+    )
+    assert cli("run", config, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
+    proc, url = _serve(project, "run")
+    code, out, _ = cli("view", "add-maintainer", "mia", "--port", url.rsplit(":", 1)[1])
+    link = re.search(r"(http://\S+token=\S+)", out).group(1)
+
+    async def session():
+        async with chromium_page(tmp_path) as page:
+
+            async def click(selector):
+                await page.call(
+                    "Runtime.evaluate", expression=f"document.querySelector({selector!r}).click()"
+                )
+                return await page.text()
+
+            await page.call("Page.navigate", url=link)
+            await page.text()
+            await page.key("Enter", "Enter", 13)
+            await page.text()
+            await click("a[href='/r/run']")
+            listing = await click("a[href*='model=m-bad'][href*='show=disagree']")
+            assert "flips with the order" in listing and "m-good" not in listing.split("filter")[1]
+            text = await click("a[href='/r/run/i/q1']")
+            for output in ("GOOD answer", "bad answer", "baseline answer"):
+                assert output in text
+            assert '"judge:judge-p": ["A>B", "A>B"]' in text  # both orders, as the judge said them
+            assert '"judge:judge-p": ["A=B", "A=B"]' in text  # m-good: a tie either way
+
+    try:
+        asyncio.run(session())
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -165,19 +165,28 @@ class Ledger:
 
     def note_index(self, serial: int) -> None:
         """Remember the vault index's serial (called after each index write)."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            if serial > self.index_serial():
-                self.db.execute(
-                    "INSERT OR REPLACE INTO witness VALUES ('index', ?, ?)",
-                    (serial, self._witness_mac("index", serial)),
-                )
+        self.witness("index", serial)
 
     def index_serial(self) -> int:
         """The highest index serial this ledger has seen (0: none, or its witness row was
         forged)."""
-        row = self.db.execute("SELECT value, mac FROM witness WHERE name='index'").fetchone()
-        if row is None or not hmac.compare_digest(row[1], self._witness_mac("index", row[0])):
+        return self.witnessed("index")
+
+    def witness(self, name: str, value: int) -> None:
+        """Remember that a count kept elsewhere (the view log's rows) has reached `value`: a file
+        cut back below it then shows, unless this one is rolled back with it."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if value > self.witnessed(name):
+                self.db.execute(
+                    "INSERT OR REPLACE INTO witness VALUES (?, ?, ?)",
+                    (name, value, self._witness_mac(name, value)),
+                )
+
+    def witnessed(self, name: str) -> int:
+        """The highest count witnessed for `name` (0: none; -1: its row was forged)."""
+        row = self.db.execute("SELECT value, mac FROM witness WHERE name=?", (name,)).fetchone()
+        if row is None or not hmac.compare_digest(row[1], self._witness_mac(name, row[0])):
             return 0 if row is None else -1
         return row[0]
 

@@ -1,8 +1,9 @@
 """The log of held-out items shown in the maintainers' view: who saw which item of which run, and
 when. Each row carries a MAC, made with the vault's key, over the row and the previous row's MAC,
 so a row changed, removed or inserted outside holdout breaks the chain, and `holdout view log`
-says where. (A cut tail leaves a valid chain; anchoring the count in the vault index is not done.)
-Ids and times only, no text."""
+says where. The count of rows is witnessed in the vault's exposure ledger (another file, a MAC
+under the same key), so rows cut from the end show too, unless both files are rolled back
+together. Ids and times only, no text."""
 
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ class Viewed:
         }
 
 
+WITNESS = "view-log"
+
+
 def record(db, vault, *, maintainer: str, run_id: str, item_id: str) -> None:
-    """Append one view, before the page is sent: no log row, no page."""
+    """Append one view, before the page is sent: no log row, no page. The row is committed
+    before the ledger witnesses it (a crash between leaves the ledger behind, never ahead)."""
     with db:
         db.execute("BEGIN IMMEDIATE")
         last = db.execute("SELECT seq, mac FROM view_log ORDER BY seq DESC LIMIT 1").fetchone()
@@ -47,6 +52,7 @@ def record(db, vault, *, maintainer: str, run_id: str, item_id: str) -> None:
             "VALUES (?,?,?,?,?,?,?)",
             (row.seq, row.at, row.maintainer, row.run_id, row.item_id, row.prev, row.mac),
         )
+    vault.ledger.witness(WITNESS, row.seq)
 
 
 def rows(db) -> list[Viewed]:
@@ -69,4 +75,11 @@ def verify(log: list[Viewed], vault) -> list[str]:
         if not vault.signed_by_this_vault({**row.signed_part(), "mac": row.mac}):
             problems.append(f"row {row.seq}: changed outside holdout (its MAC does not match)")
         prev = row.mac
+    seen = vault.ledger.witnessed(WITNESS)
+    if seen < 0:
+        problems.append("the ledger's witness of the log was changed outside holdout")
+    elif seen > len(log):
+        problems.append(
+            f"rows {len(log) + 1}-{seen} were removed from the end (the ledger saw {seen} rows)"
+        )
     return problems
