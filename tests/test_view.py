@@ -233,6 +233,8 @@ def test_the_run_page_has_a_model_by_stratum_table_with_cis_and_error_rates(two_
     assert "category%3Dmath'>0.000 [0.000, 0.000] n=12" in page
     assert "not graded" in page
     assert "errors 100.0%" in page  # shy: every call refused
+    assert "<th>retries</th><th>mean latency s</th><th>calls/s</th>" in page
+    assert re.search(r"<td>m</td><td>24</td><td>-</td><td>0\.0000</td><td>0</td><td>\d", page)
     # the normal interval agrees with the report's bootstrap at a stratum's size
     from harness.view.figures import _cell
 

@@ -47,14 +47,29 @@ def stratum_values(db, run_id: str) -> dict[str, list[str]]:
 
 
 def run_figures(db, run_id: str) -> dict:
-    """Per model: calls, errors by kind, cost; per grader and model: graded, errors, mean score."""
+    """Per model: calls, errors by kind, cost, pacing (retries, mean latency, calls per second
+    over the span the calls finished in); per grader and model: graded, errors, mean score."""
     models: dict = {}
+    pacing = {
+        model: {
+            "retries": retries or 0,
+            "latency_s": latency,
+            "per_second": n / span if span else None,
+        }
+        for model, n, retries, latency, span in db.execute(
+            "SELECT model, COUNT(*), SUM(attempts - 1), AVG(latency_s), "
+            "MAX(finished) - MIN(finished) FROM calls WHERE run_id=? GROUP BY model",
+            (run_id,),
+        )
+    }
     for model, ok, kind, n, cost in db.execute(
         "SELECT model, ok, error_kind, COUNT(*), COALESCE(SUM(cost_usd), 0) FROM calls "
         "WHERE run_id=? GROUP BY model, ok, error_kind",
         (run_id,),
     ):
-        m = models.setdefault(model, {"calls": 0, "errors": {}, "cost_usd": 0.0})
+        m = models.setdefault(
+            model, {"calls": 0, "errors": {}, "cost_usd": 0.0, **pacing.get(model, {})}
+        )
         m["calls"] += n
         m["cost_usd"] += cost
         if not ok:

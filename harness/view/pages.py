@@ -40,7 +40,8 @@ def run(run_id: str, info: dict, figures: dict, *, tables: dict) -> str:
     """The run's calls and grades, and per (grader, stratum key) its model x stratum table."""
     models = "".join(
         f"<tr><td>{e(m)}</td><td>{f['calls']}</td><td>{e(_errors(f['errors']))}</td>"
-        f"<td>{f['cost_usd']:.4f}</td></tr>"
+        f"<td>{f['cost_usd']:.4f}</td><td>{f.get('retries', 0)}</td>"
+        f"<td>{_num(f.get('latency_s'), 2)}</td><td>{_num(f.get('per_second'), 1)}</td></tr>"
         for m, f in sorted(figures["models"].items())
     )
     graders = "".join(
@@ -56,7 +57,8 @@ def run(run_id: str, info: dict, figures: dict, *, tables: dict) -> str:
         f"<p><a href='/'>runs</a></p><h1>{e(run_id)}</h1><p class=muted>suite {e(info['suite'])}, "
         f"pool {e(info['pool'])}, {info['total']} calls planned</p>"
         "<h2>Calls</h2><table><tr><th>model</th><th>calls</th><th>errors by kind</th>"
-        f"<th>cost $</th></tr>{models}</table>"
+        "<th>cost $</th><th>retries</th><th>mean latency s</th><th>calls/s</th></tr>"
+        f"{models}</table>"
         "<h2>Grades</h2><table><tr><th>grader</th><th>model</th><th>graded</th><th>not graded</th>"
         f"<th>mean</th><th></th></tr>{graders}</table>"
         + "".join(_strata(run_id, g, key, t) for (g, key), t in tables.items())
