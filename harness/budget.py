@@ -22,6 +22,12 @@ class Budget:
         self.reserved += worst_case_usd
         return True
 
+    def hold(self, worst_case_usd: float) -> None:
+        """Count what is already committed (a batch in flight from an earlier process), whether
+        or not it fits: nothing more starts until it is settled."""
+        if self.limit is not None:
+            self.reserved += worst_case_usd
+
     def exhausted_by_spend(self) -> bool:
         return self.limit is not None and self.spent >= self.limit
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -10,39 +9,8 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .pricing import Price, price_for
+from .providerconfig import DEFAULT_KEY_ENV, BatchSettings, ProviderConfig
 from .yamlfile import key_path, load_yaml, validate
-
-DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    name: str
-    type: str
-    api_key_env: str | None = None
-    base_url: str | None = None
-    concurrency: int = 16
-    rpm: float | None = None
-    tpm: float | None = None
-    timeout_s: float = 120.0
-    max_attempts: int = 6
-    max_consecutive_failures: int = 20
-    # attempts in a row with no answer: a hung provider is given up
-    max_consecutive_timeouts: int = 8
-    # 429s one call may hear and still be retried (they are pacing, not faults)
-    rate_limit_retries: int = 24
-    limits_per: str = (
-        "model"  # what advertised limits and 429s speak for: each model id, or the provider
-    )
-    retention: str = "unknown"
-    output_terms: tuple[str, ...] = ("evaluation", "research")
-    path: str | None = None
-    latency_ms: float = 0.0
-
-    def api_key(self) -> str | None:
-        """Read the key from the environment at the moment it is needed; it is never stored."""
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
-
 
 # The output cap sent with every call whose params name none: without a cap the budget has no worst
 # case.
@@ -204,6 +172,14 @@ def load_run_config(file: str | Path) -> RunConfig:  # noqa: C901 (one check per
             spec["output_terms"] = tuple(spec["output_terms"])
         if "path" in spec:
             spec["path"] = str(_relative_to(base, spec["path"]))
+        if spec.get("mode") == "batch" and kind not in ("openai", "openai-compatible"):
+            problems.append(
+                f"{where('providers', name, 'mode')}: mode: batch is built for OpenAI's Batch API "
+                "(type openai, or an openai-compatible server that has it); not yet for "
+                f"'{kind}'"
+            )
+            continue
+        spec["batch"] = BatchSettings(**(spec.get("batch") or {}))
         providers[name] = ProviderConfig(name=name, **spec)
 
     models, names = [], {}

@@ -3,6 +3,7 @@ Anthropic's forms, their structured errors, and the faults a test can ask for.""
 
 from __future__ import annotations
 
+import json
 import time
 
 from aiohttp import web
@@ -153,3 +154,12 @@ def completion(
         "stop_sequence": None,
         "usage": {"input_tokens": tin, "output_tokens": tout},
     }
+
+
+def last_user_text(body: dict) -> str:
+    """The prompt a request asks about: its last user message (a list of parts, as JSON)."""
+    for m in reversed(body.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            return c if isinstance(c, str) else json.dumps(c)
+    return ""

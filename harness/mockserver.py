@@ -58,6 +58,11 @@ class MockBehaviour:
     upstream_header: bool = False
     # model name -> its own req/s (a gateway's deployment), apart from the server's
     model_rate_limits: dict = field(default_factory=dict)
+    # the Batch API (harness/mockbatch.py): seconds until a batch is answered, every Nth request
+    # of a batch failing, batches expiring with half their requests answered
+    batch_delay_s: float = 0.0
+    batch_fail_every: int = 0
+    batch_expire: bool = False
 
 
 @dataclass
@@ -76,6 +81,8 @@ class MockStats:
     last_fault_at: float | None = None  # when the last fault was answered (monotonic)
     _area: float = 0.0  # integral of in_flight over time, for the time-average
     _area_at: float = 0.0
+    batch_requests: int = 0  # requests answered inside batches (also counted in `requests`)
+    batch_created_at: dict = field(default_factory=dict)  # batch id -> when (monotonic)
 
     def snapshot(self) -> dict:
         span = (self.last_at or 0) - (self.first_at or 0)
@@ -89,15 +96,8 @@ class MockStats:
             "span_s": round(span, 3),
             "first_at": self.first_at,
             "last_fault_at": self.last_fault_at,
+            "batch_requests": self.batch_requests,
         }
-
-
-def _last_user_text(body: dict) -> str:
-    for m in reversed(body.get("messages") or []):
-        if m.get("role") == "user":
-            c = m.get("content")
-            return c if isinstance(c, str) else json.dumps(c)
-    return ""
 
 
 class MockServer:
@@ -108,6 +108,9 @@ class MockServer:
         # limit key (a model with its own limit, else "") -> (second, count)
         self._windows: dict = {}
         self._fault_turn = -1
+        from .mockbatch import MockBatches
+
+        self.batches = MockBatches(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -120,6 +123,7 @@ class MockServer:
         for prefix in OPENAI_PREFIXES:
             app.router.add_post(f"{prefix}/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
+        self.batches.routes(app)
         app.router.add_get("/_stats", self._stats)
         return app
 
@@ -130,7 +134,7 @@ class MockServer:
         return await self._handle(request, "anthropic")
 
     async def _stats(self, request):
-        return web.json_response(self.stats.snapshot())
+        return web.json_response({**self.stats.snapshot(), "batch": self.batches.snapshot()})
 
     def _track(self, delta: int) -> None:
         now = time.monotonic()
@@ -204,7 +208,7 @@ class MockServer:
         s.paths[request.path] += 1
         model = body.get("model", "?")
         s.by_model[model] += 1
-        prompt = _last_user_text(body)
+        prompt = replies.last_user_text(body)
         s.by_prompt[(model, prompt)] += 1
         if b.record_bodies:
             s.bodies.append(json.dumps(body))

@@ -184,7 +184,7 @@ def check_retention(
         return
     limit = retention_days(max_retention)
     for i, m in enumerate(config.models if models is None else models):
-        if retention_days(m.provider.retention) > limit:
+        if retention_days(m.provider.kept_for) > limit:
             where = (
                 config.where("models", i, "provider")
                 if models is None
@@ -193,5 +193,7 @@ def check_retention(
             raise ConfigError(
                 f"{where}: pool {pool_id} may only be sent to providers that keep "
                 f"prompts at most {max_retention}; provider '{m.provider.name}' declares retention "
-                f"'{m.provider.retention}' (model '{m.name}'). Nothing was sent."
+                f"'{m.provider.kept_for}'"
+                + (" for its batch files (batch.retention)" if m.provider.mode == "batch" else "")
+                + f" (model '{m.name}'). Nothing was sent."
             )

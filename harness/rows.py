@@ -63,6 +63,13 @@ class Deleted:
 
 
 CALL_FIELDS = tuple(CallRow.__dataclass_fields__)
+# A successful call is final: a later write for the same key replaces only a failed one.
+UPSERT_CALL = (
+    f"INSERT INTO calls ({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' * len(CALL_FIELDS))}) "
+    "ON CONFLICT(run_id, model, item_id, epoch) DO UPDATE SET "
+    + ", ".join(f"{f}=excluded.{f}" for f in CALL_FIELDS[4:])
+    + " WHERE calls.ok=0"
+)
 
 
 # A provider may put anything in its finish reason; the store keeps only these words (plaintext is

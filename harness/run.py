@@ -56,8 +56,10 @@ def run(
     err: Console,
     quiet: bool = False,
     recall_changed: bool = False,
+    wait: bool = True,
 ) -> Outcome:
-    """Results (the summary table) go to `out`, progress and explanations to `err`."""
+    """Results (the summary table) go to `out`, progress and explanations to `err`. `wait`:
+    whether batches (`mode: batch`) are waited for, or left at the provider for a later run."""
     config = load_run_config(config_path)
     suite = load_suite(config.suite, config.suites_dir)
     with run_lock(config.workspace, config.run_id, f"run {config_path}"):  # one payer per run
@@ -72,6 +74,7 @@ def run(
                 console=err,
                 quiet=quiet,
                 recall_changed=recall_changed,
+                wait=wait,
             )
         finally:
             pool.close()
@@ -112,6 +115,7 @@ def _run(
     console: Console,
     quiet: bool,
     recall_changed: bool = False,
+    wait: bool = True,
 ) -> Outcome:
     n_items = min(pool.count, config.limit or pool.count)
     total = n_items * len(config.models) * config.epochs
@@ -146,16 +150,9 @@ def _run(
                 epochs=config.epochs,
                 digest=pool.digest,
             )
-            runner = Runner(
-                config.run_id,
-                jobs,
-                config.models,
-                store=store,
-                budget=budget,
-                progress=bar,
-                on_sent=pool.on_sent,
+            outcome = asyncio.run(
+                _calls(config, jobs, store=store, budget=budget, progress=bar, pool=pool, wait=wait)
             )
-            outcome = asyncio.run(runner.run())
         _, summary = write_summary(
             store,
             config.run_id,
@@ -173,6 +170,66 @@ def _run(
         return outcome
     finally:
         store.close()
+
+
+async def _calls(config: RunConfig, jobs, *, store, budget, progress, pool, wait: bool) -> Outcome:
+    """Online models through the engine, batch-mode ones through their Batch API, at once; then,
+    for a provider whose batches' failures are retried online, those calls online."""
+    batched = [m for m in config.models if m.provider.mode == "batch"]
+    online = [m for m in config.models if m.provider.mode != "batch"]
+
+    def runner(models):
+        return Runner(
+            config.run_id,
+            jobs,
+            models,
+            store=store,
+            budget=budget,
+            progress=progress,
+            on_sent=pool.on_sent,
+        )
+
+    first = runner(online)
+    if not batched:
+        return await first.run()
+    from .batches import BatchDriver
+
+    driver = BatchDriver(
+        config.run_id,
+        jobs,
+        batched,
+        store=store,
+        budget=budget,
+        progress=progress,
+        on_sent=pool.on_sent,
+        wait=wait,
+    )
+    driver.stopping = first.stopping  # Ctrl-C stops both
+    outcome, b = await asyncio.gather(first.run(), driver.run())
+    retry_online = [m for m in batched if m.provider.batch.failed == "online"]
+    if retry_online and not b.in_flight and not outcome.interrupted:
+        later = await runner(retry_online).run()
+        outcome = _merged(outcome, later)
+    outcome.batches = b
+    return _counted(outcome, b)
+
+
+def _counted(a: Outcome, b) -> Outcome:
+    """`a` with the calls of `b` (another engine pass, or the batches) counted in."""
+    for k in ("calls_made", "ok", "errors", "not_started", "cost_usd"):
+        setattr(a, k, getattr(a, k) + getattr(b, k))
+    for k, n in b.error_kinds.items():
+        a.error_kinds[k] = a.error_kinds.get(k, 0) + n
+    a.budget_stop |= b.budget_stop
+    return a
+
+
+def _merged(a: Outcome, b: Outcome) -> Outcome:
+    """Two engine passes of one run as one."""
+    a.dead_providers.update(b.dead_providers)
+    a.pacing.update(b.pacing)
+    a.interrupted |= b.interrupted
+    return _counted(a, b)
 
 
 # what to do about an error the provider named (its own code, kept without its message)
@@ -223,6 +280,17 @@ def _explain(
         provider, _, model = name.partition("/")
         what = f"model '{model}' of provider '{provider}'" if model else f"provider '{provider}'"
         console.print(f"[red]Gave up on {what}[/]: {reason}. Its remaining calls were not started.")
+    b = o.batches
+    if b is not None and (b.submitted or b.collected or b.in_flight or b.adopted):
+        console.print(
+            f"batches: {b.submitted} submitted, {b.collected} collected"
+            + (f", {b.adopted} found at the provider after a stop" if b.adopted else "")
+            + (
+                f"; {b.in_flight} in flight at the provider: `{again}` collects them"
+                if b.in_flight
+                else ""
+            )
+        )
     if o.interrupted:
         console.print(f"[yellow]Interrupted[/]: results so far are saved. Resume with `{again}`.")
     elif done_now < total and not o.budget_stop:

@@ -52,6 +52,7 @@ class Outcome:
     pacing: dict = field(default_factory=dict)  # lane name -> Pacer.report()
     # error kind -> calls that ended with it this attempt
     error_kinds: dict = field(default_factory=dict)
+    batches: object = None  # batches.BatchOutcome, when some provider is in batch mode
 
 
 async def _nothing_to_record(item_id: str, provider: str, model: str, role: str = "model") -> None:

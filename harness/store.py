@@ -23,8 +23,9 @@ from typing import Iterator
 from .callkinds import ITEM_KINDS
 from .errors import HoldoutError
 from .failpoints import hit
-from .rows import CALL_FIELDS, CallRow, GradeRow, Output, finish_reason_word
+from .rows import CALL_FIELDS, UPSERT_CALL, CallRow, GradeRow, Output, finish_reason_word
 from .sqlite import connect
+from .storebatches import Batches
 from .storedeletes import Deletions
 from .storeschema import STORE_SCHEMA
 
@@ -33,16 +34,7 @@ class NoStore(HoldoutError):
     pass
 
 
-# A successful call is final: a later write for the same key replaces only a failed one.
-UPSERT_CALL = (
-    f"INSERT INTO calls ({', '.join(CALL_FIELDS)}) VALUES ({', '.join('?' * len(CALL_FIELDS))}) "
-    "ON CONFLICT(run_id, model, item_id, epoch) DO UPDATE SET "
-    + ", ".join(f"{f}=excluded.{f}" for f in CALL_FIELDS[4:])
-    + " WHERE calls.ok=0"
-)
-
-
-class Store(Deletions):
+class Store(Deletions, Batches):
     def __init__(self, path: Path, cipher=None, *, create: bool = True):
         """`create=False`: a command that only reads refuses a missing store instead of creating
         one."""
@@ -196,6 +188,10 @@ class Store(Deletions):
 
     def add(self, row: CallRow) -> None:
         """Queue a finished call; `flush` writes everything queued in one transaction."""
+        self.pending.append(self.values_of(row))
+
+    def values_of(self, row: CallRow) -> tuple:
+        """A call's row as stored: its output encrypted in a held-out run."""
         row.finish_reason = finish_reason_word(row.finish_reason)
         # dataclasses.astuple deep-copies: slow per row
         values = tuple(getattr(row, f) for f in CALL_FIELDS)
@@ -205,7 +201,7 @@ class Store(Deletions):
                 + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),)
                 + values[6:]
             )
-        self.pending.append(values)
+        return values
 
     def flush(self) -> None:
         if not self.pending:

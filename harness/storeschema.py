@@ -100,4 +100,20 @@ def _tables_v3(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE runs ADD COLUMN changes INTEGER NOT NULL DEFAULT 0")
 
 
-STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2, _tables_v3))
+# Version 4: batches sent to a provider's Batch API (harness/storebatches.py): intent, provider
+# ids, collection and the deletion of the provider's files, so a killed run resumes each.
+TABLES_V4 = """
+CREATE TABLE IF NOT EXISTS batches (
+  submission TEXT PRIMARY KEY, run_id TEXT NOT NULL, provider TEXT NOT NULL, status TEXT NOT NULL,
+  jobs TEXT NOT NULL, worst_usd REAL NOT NULL, created REAL NOT NULL, batch_id TEXT,
+  input_file TEXT, files TEXT, deleted TEXT, outcome TEXT, resubmits TEXT);
+CREATE INDEX IF NOT EXISTS batches_run ON batches (run_id, status);
+"""
+
+
+def _tables_v4(db: sqlite3.Connection) -> None:
+    for stmt in statements(TABLES_V4):
+        db.execute(stmt)
+
+
+STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2, _tables_v3, _tables_v4))

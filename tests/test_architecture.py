@@ -92,20 +92,20 @@ LAYERS = [
         "base",
         "errors callkinds clock sealed failpoints sqlite yamlfile pricing denseform fingerprints "
         "logsafety egress nearcopy stats lengthcontrol style textnorm hooks keylane progress "
-        "provenance budget runlock poolid mockreplies mockserver sessions",
+        "provenance budget runlock poolid mockreplies mockbatch mockserver sessions",
     ),
-    ("inputs", "config graderspecs suite identity policy pool jobs"),
+    ("inputs", "providerconfig config graderspecs suite identity policy pool jobs"),
     (
         "records",
-        "rows storeschema storedeletes store lengthref callstats results vault vault.keys "
-        "vault.files "
+        "rows storeschema storedeletes storebatches store lengthref callstats results vault "
+        "vault.keys vault.files "
         "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw vault.window "
         "vault.rotation vault.runpool",
     ),
     (
         "engine",
         "providers providers.make providers._sdk providers._openai providers._anthropic "
-        "providers._replay limits lanes retries runner",
+        "providers._replay providers._openai_batch limits lanes retries runner batches",
     ),
     (
         "flows",

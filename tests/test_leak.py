@@ -356,6 +356,14 @@ labs:
     (root / "configs" / "arena-dec.yaml").write_text(
         arena.replace("run_id: arena-nov", "run_id: arena-dec")
     )
+    # the same pool by OpenAI's Batch API: its input is built in memory, its files deleted after
+    (root / "configs" / "arena-batch.yaml").write_text(
+        arena.replace("run_id: arena-nov", "run_id: arena-batch").replace(
+            "    retention: zero\n",
+            "    retention: zero\n    mode: batch\n    batch: {poll_s: 0.05, retention: zero}\n",
+            1,
+        )
+    )
     (inputs / "pool.jsonl").write_text(
         "".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
     )
@@ -443,6 +451,9 @@ PIPELINE = [
         1,
     ),
     ([*LOG, "run", "configs/arena.yaml"], {}, 0),  # resume to the end
+    # by batch: killed once the batch exists but before its id is recorded, then taken up
+    ([*LOG, "run", "configs/arena-batch.yaml"], {"failpoints": "batch.after_create=kill"}, -9),
+    ([*LOG, "run", "configs/arena-batch.yaml"], {}, 0),  # found at the provider, collected
     ([*LOG, "status"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),
     ([*LOG, "grade", "arena-nov"], {}, 0),  # nothing to do

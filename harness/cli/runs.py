@@ -3,6 +3,7 @@ seeing where they stand, listing their items, and comparing two."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -27,7 +28,12 @@ def cmd_run(args) -> int:
     from ..run import run
 
     outcome = run(
-        args.config, out=_out(), err=_err(), quiet=args.quiet, recall_changed=args.recall_changed
+        args.config,
+        out=_out(),
+        err=_err(),
+        quiet=args.quiet,
+        recall_changed=args.recall_changed,
+        wait=args.wait,
     )
     if outcome.interrupted:
         return EXIT_INTERRUPTED
@@ -47,8 +53,11 @@ def cmd_status(args) -> int:
     else:
         try:
             rows = store.status()
+            in_flight = _batches_in_flight(store)
         finally:
             store.close()
+        for r in rows:
+            r["batches_in_flight"] = in_flight.get(r["run_id"])
     if args.json:
         _print_json(rows)
         return EXIT_OK
@@ -73,7 +82,31 @@ def cmd_status(args) -> int:
             time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated"])),
         )
     _out().print(table)
+    for r in rows:
+        b = r["batches_in_flight"]
+        if b:
+            _out().print(
+                f"run {r['run_id']}: {b['count']} batch{'es' if b['count'] > 1 else ''} in flight "
+                f"at the provider (oldest sent {b['oldest_s'] / 60:.0f} min ago; answered by "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(b['expected_by']))} at the "
+                "latest); `holdout run` of its config collects them"
+            )
     return EXIT_OK
+
+
+def _batches_in_flight(store) -> dict:
+    """run id -> {count, oldest_s, expected_by} of its batches not yet collected (a provider
+    answers a batch within 24 hours)."""
+    out: dict = {}
+    now = time.time()
+    for rec in store.batches():
+        if rec.status == "collected":
+            continue
+        b = out.setdefault(rec.run_id, {"count": 0, "oldest_s": 0.0, "expected_by": 0.0})
+        b["count"] += 1
+        b["oldest_s"] = max(b["oldest_s"], now - rec.created)
+        b["expected_by"] = max(b["expected_by"], rec.created + 24 * 3600)
+    return out
 
 
 def cmd_runs_items(args) -> int:
@@ -210,6 +243,13 @@ def register(sub) -> None:
         "them: delete their calls, grades and judge calls and call them again (without this, "
         "such a "
         "re-run is refused and the items are named)",
+    )
+    sp.add_argument(
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="batch mode: wait for the batches (default), or return once they are submitted "
+        "(--no-wait; exit 3; a later `holdout run` of the config collects them)",
     )
     sp.set_defaults(func=cmd_run)
 

@@ -22,17 +22,9 @@ class OpenAIProvider(Provider):
             timeout=config.timeout_s,
             http_client=http_client(openai, config.concurrency, config.timeout_s),
         )
-        # The official API calls it max_completion_tokens; compatible servers mostly know
-        # max_tokens.
-        self.max_tokens_key = "max_completion_tokens" if config.type == "openai" else "max_tokens"
+        self.provider_type = config.type
 
     async def complete(self, request: Request) -> Completion:
-        params = dict(request.params)
-        extra = params.pop("extra_body", None) or {}
-        for key in ("max_tokens", "max_completion_tokens"):
-            if key in params:
-                params[self.max_tokens_key] = params.pop(key)
-        messages = [{"role": r, "content": reveal(c)} for r, c in request.messages]
         start = time.perf_counter()
         try:
             # The SDK's public low-level call: the same client, transport, auth, errors and status
@@ -44,29 +36,14 @@ class OpenAIProvider(Provider):
             raw = await self.client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body={**extra, "model": request.model, "messages": messages, **params},
+                body=request_body(request, self.provider_type),
                 options={"timeout": request.timeout_s},
             )
             body = raw.json()
-            if not body.get("choices"):
-                raise ProviderError(Kind.EMPTY, "the response had no choices", retryable=True)
-            choice = body["choices"][0]
-            usage = body.get("usage") or {}
-            message = choice.get("message") or {}
-            text = message.get("content") or ""
-            # a refusal comes as message.refusal with no content: a refusal, once, not an empty
-            # answer to retry
-            finish = (
-                "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
-            )
-            return Completion(
-                text=text,
-                finish_reason=finish,
-                input_tokens=usage.get("prompt_tokens") or 0,
-                output_tokens=usage.get("completion_tokens") or 0,
+            return completion_of(
+                body,
                 latency_s=time.perf_counter() - start,
                 limits=advertised_limits(raw.headers),
-                served_model=model_id(body.get("model")),
                 upstream=upstream(body, raw.headers),
             )
         except ProviderError:
@@ -76,3 +53,39 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def request_body(request: Request, provider_type: str) -> dict:
+    """The chat-completions body of a request (online, or as a line of a batch). The official
+    API calls the output cap max_completion_tokens; compatible servers mostly know max_tokens."""
+    cap_key = "max_completion_tokens" if provider_type == "openai" else "max_tokens"
+    params = dict(request.params)
+    extra = params.pop("extra_body", None) or {}
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key in params:
+            params[cap_key] = params.pop(key)
+    messages = [{"role": r, "content": reveal(c)} for r, c in request.messages]
+    return {**extra, "model": request.model, "messages": messages, **params}
+
+
+def completion_of(body: dict, *, latency_s: float | None, limits=None, upstream=None) -> Completion:
+    """A chat completion's answer, from its JSON body (online, or a batch's result line)."""
+    if not body.get("choices"):
+        raise ProviderError(Kind.EMPTY, "the response had no choices", retryable=True)
+    choice = body["choices"][0]
+    usage = body.get("usage") or {}
+    message = choice.get("message") or {}
+    text = message.get("content") or ""
+    # a refusal comes as message.refusal with no content: a refusal, once, not an empty answer
+    # to retry
+    finish = "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
+    return Completion(
+        text=text,
+        finish_reason=finish,
+        input_tokens=usage.get("prompt_tokens") or 0,
+        output_tokens=usage.get("completion_tokens") or 0,
+        latency_s=latency_s,
+        limits=limits,
+        served_model=model_id(body.get("model")),
+        upstream=upstream,
+    )

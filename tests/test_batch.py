@@ -1,0 +1,209 @@
+"""Batch mode (harness/batches.py) against the mock server's Batch API (harness/mockbatch.py),
+through the official SDK: the same answers and grades as online at the batch price, no batch
+sent twice and nothing paid twice whatever moment a process is killed at, failed and unanswered
+requests sent again, the provider's files deleted, and the budget, the retention rule and the
+exposure ledger kept."""
+
+import json
+import sqlite3
+
+import pytest
+from conftest import QUESTIONS, holdout_subprocess
+
+PRICE = "price: {input_per_mtok: 1.0, output_per_mtok: 2.0}"
+
+
+def _config(project, url, *, run_id, mode, extra="", batch="", models=("m1", "m2"), name=None):
+    lines = "".join(f"  - {{provider: p, model: {m}, {PRICE}}}\n" for m in models)
+    settings = f"    batch: {{poll_s: 0.05, max_poll_s: 0.2{batch}}}\n" if mode == "batch" else ""
+    return project.config(
+        f"run_id: {run_id}\nsuite: mini\n{extra}providers:\n  p:\n    type: openai-compatible\n"
+        f"    base_url: {url}/v1\n    mode: {mode}\n{settings}models:\n{lines}",
+        name=name or f"{run_id}.yaml",
+    )
+
+
+def _calls(project, run_id) -> dict:
+    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    return {
+        (m, i, e): (ok, out, cost)
+        for m, i, e, ok, out, cost in db.execute(
+            "SELECT model, item_id, epoch, ok, output, cost_usd FROM calls WHERE run_id=?",
+            (run_id,),
+        )
+    }
+
+
+def test_a_batch_run_gives_the_online_answers_and_grades_at_half_the_cost(
+    project, cli, mock_server
+):
+    project.suite(n=1000, graders=[{"rules": {"type": "contains"}}])
+    mock_server.behaviour.responder = lambda api, body: body["messages"][-1]["content"][-9:]
+    for run_id, mode in (("online", "online"), ("batch", "batch")):
+        code, _, err = cli("run", _config(project, mock_server.url, run_id=run_id, mode=mode), "-q")
+        assert code == 0, err
+        assert cli("grade", run_id, "-q")[0] == 0
+    online, batch = _calls(project, "online"), _calls(project, "batch")
+    assert len(online) == len(batch) == 2000
+    assert {k: v[:2] for k, v in online.items()} == {k: v[:2] for k, v in batch.items()}
+    for key, (_, _, cost) in online.items():
+        assert batch[key][2] == pytest.approx(cost / 2)
+    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    grades = {
+        run: sorted(
+            db.execute(
+                "SELECT model, item_id, epoch, score FROM grades WHERE run_id=?", (run,)
+            ).fetchall()
+        )
+        for run in ("online", "batch")
+    }
+    assert grades["online"] == grades["batch"] and len(grades["batch"]) == 2000
+    stats = mock_server.batches.snapshot()
+    assert len(stats["batches_created"]) == 1 and mock_server.stats.batch_requests == 2000
+    assert stats["files"] == []  # input and output deleted at the provider
+    recorded = db.execute("SELECT status, deleted FROM batches WHERE run_id='batch'").fetchall()
+    assert [s for s, _ in recorded] == ["done"] and len(json.loads(recorded[0][1])) == 2
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "batch.after_intent",
+        "batch.after_upload",
+        "batch.after_create",
+        "batch.after_create@2",
+        "batch.before_collect",
+        "batch.after_collect",
+        "batch.after_collect@3",
+        # inside the collection's transaction: nothing of it is kept
+        "store.batch_collected.before_commit",
+    ],
+)
+def test_a_kill_at_any_step_sends_no_batch_twice_and_pays_nothing_twice(
+    project, mock_server, where
+):
+    """120 calls in 4 batches of 30; the process is killed with SIGKILL at `where`, then run
+    again: every call once, every batch created once, every request answered once, no file left
+    at the provider."""
+    project.suite(n=60)
+    config = _config(project, mock_server.url, run_id="b", mode="batch", batch=", max_requests: 30")
+    name, _, nth = where.partition("@")
+    killed = holdout_subprocess(
+        "run", config, "-q", cwd=project.root, failpoints=f"{name}=kill@{nth or 1}"
+    )
+    killed.communicate(timeout=120)
+    assert killed.returncode == -9, where
+    again = holdout_subprocess("run", config, "-q", cwd=project.root)
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    calls = _calls(project, "b")
+    assert len(calls) == 120 and all(ok for ok, _, _ in calls.values())
+    stats = mock_server.batches.snapshot()
+    assert len(stats["batches_created"]) == 4, stats
+    assert mock_server.stats.batch_requests == 120  # nothing answered (billed) twice
+    assert stats["files"] == []
+
+
+def test_failed_requests_go_in_a_new_batch_and_unanswered_ones_too(project, cli, mock_server):
+    project.suite(n=40)
+    mock_server.behaviour.batch_fail_every = 4  # a 500 for every 4th request of a batch
+    config = _config(project, mock_server.url, run_id="f", mode="batch", models=("m1",))
+    code, out, err = cli("run", config)
+    assert code == 0, err
+    assert "batches: 3 submitted, 3 collected" in err  # 40, then 10, then 2 (every 4th of 10)
+    assert all(ok for ok, _, _ in _calls(project, "f").values())
+    mock_server.behaviour.batch_fail_every = 0
+    mock_server.behaviour.batch_expire = True  # each batch answers its first half, then expires
+    config = _config(
+        project, mock_server.url, run_id="x", mode="batch", models=("m1",), batch=", max_rounds: 2"
+    )
+    code, out, err = cli("run", config)
+    assert code == 3  # 20, then 10 of the 20 left: 10 not answered after two batches
+    assert len(_calls(project, "x")) == 30 and "10 calls are not done" in err
+    assert mock_server.batches.snapshot()["files"] == []
+
+
+def test_no_wait_returns_and_a_later_run_collects(project, cli, mock_server):
+    project.suite(n=10)
+    mock_server.behaviour.batch_delay_s = 1.0
+    config = _config(project, mock_server.url, run_id="w", mode="batch")
+    code, _, err = cli("run", config, "--no-wait")
+    assert code == 3 and "1 in flight at the provider" in err
+    code, out, _ = cli("status")
+    assert code == 0 and "1 batch in flight" in out
+    code, _, err = cli("run", config)
+    assert code == 0, err
+    assert len(_calls(project, "w")) == 20
+    assert len(mock_server.batches.snapshot()["batches_created"]) == 1
+    code, out, _ = cli("status")
+    assert "in flight" not in out
+
+
+def test_a_batch_is_sent_only_if_its_worst_case_fits_the_budget(project, cli, mock_server):
+    """Each call's worst case at the batch price is about (40 bytes + 16) x $1/M + 4096 x $2/M
+    / 2 ≈ $0.0041: a $0.05 budget admits 12 of 20."""
+    project.suite(n=10)
+    config = _config(project, mock_server.url, run_id="u", mode="batch", extra="budget_usd: 0.05\n")
+    code, _, err = cli("run", config)
+    assert code == 3 and "Budget reached" in err
+    calls = _calls(project, "u")
+    assert 0 < len(calls) < 20 and sum(c for _, _, c in calls.values()) <= 0.05
+    assert mock_server.stats.batch_requests == len(calls)
+
+
+def test_batch_is_its_own_retention_class_and_every_request_is_in_the_ledger(
+    heldout, project, cli, mock_server
+):
+    pool = project.root / "zero.jsonl"
+    pool.write_text(
+        "".join(
+            json.dumps({"id": f"z{i}", "prompt": q}, ensure_ascii=False) + "\n"
+            for i, q in enumerate(QUESTIONS)
+        )
+    )
+    code, _, err = cli(
+        "pool", "import", pool, "--suite", "s", "--heldout", "--max-retention", "zero"
+    )
+    assert code == 0, err
+    pool_id = "s@v2"
+    code, _, err = cli("pool", "activate", pool_id, "--override", "retention test")
+    assert code == 0, err
+    zero = "    retention: zero\n"  # the provider keeps online prompts for no time ...
+    config = heldout("run_id: z\n", name="z.yaml")
+    text = config.read_text().replace(
+        "    base_url:", f"{zero}    mode: batch\n    batch: {{poll_s: 0.05}}\n    base_url:"
+    )
+    config.write_text(text)
+    code, _, err = cli("run", config)
+    assert code == 2 and "batch.retention" in err and "Nothing was sent" in err
+    assert mock_server.stats.requests == 0
+    config.write_text(
+        text.replace("batch: {poll_s: 0.05}", "batch: {poll_s: 0.05, retention: zero}")
+    )
+    code, _, err = cli("run", config)
+    assert code == 0, err
+    code, out, _ = cli("pool", "exposure", "s", "--pool", pool_id, "--json")
+    assert code == 0
+    sent = json.loads(out)["exposure"]
+    assert {r["item_id"] for r in sent} == {f"z{i}" for i in range(len(QUESTIONS))}
+    assert sum(r["sent"] for r in sent) == len(QUESTIONS) == mock_server.stats.batch_requests
+
+
+def test_a_batch_request_the_provider_refuses_is_final_and_its_message_is_not_kept(
+    project, cli, mock_server
+):
+    """The provider's code names the kind (as online); its message, which quotes the prompt, is
+    not stored; a final answer is not sent again in another batch."""
+    project.suite(n=5)
+    mock_server.behaviour.fault_models = {"long": "context_length", "shy": "refusal"}
+    config = _config(project, mock_server.url, run_id="k", mode="batch", models=("long", "shy"))
+    code, _, err = cli("run", config)
+    assert code == 0, err
+    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    rows = db.execute("SELECT model, ok, error_kind, error FROM calls WHERE run_id='k'").fetchall()
+    assert {(m, ok, kind) for m, ok, kind, _ in rows} == {
+        ("long", 0, "context_length"),
+        ("shy", 0, "content_filter"),
+    }
+    assert not any("Question" in (e or "") for *_, e in rows)
+    assert len(mock_server.batches.snapshot()["batches_created"]) == 1
