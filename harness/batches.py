@@ -77,8 +77,10 @@ class BatchDriver:
         progress,
         on_sent,
         wait: bool = True,
+        role: str = "model",
     ):
         self.run_id, self.jobs, self.models = run_id, jobs, list(models)
+        self.role = role  # who is called, for the exposure ledger
         self.store, self.budget, self.progress = store, budget, progress
         self.on_sent = on_sent  # the exposure ledger (None: a public pool)
         self.wait = wait
@@ -189,7 +191,7 @@ class BatchDriver:
                 created=time.time(),
             )
             for job in chunk if self.on_sent else ():  # the ledger, before anything leaves
-                await self.on_sent(job.item_id, cfg.name, job.model.model, role="model")
+                await self.on_sent(job.item_id, cfg.name, job.model.model, role=self.role)
             self.store.batch_intent(rec)
             hit("batch.after_intent")
             by_id = dict(zip(rec.jobs, chunk))

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from . import provenance
 from .budget import Budget
+from .calling import calls
 from .config import RunConfig, check_api_keys, load_run_config
 from .errors import ConfigError, HoldoutError
 from .identity import find_item_changes, identity_hash, run_identity
@@ -20,7 +21,7 @@ from .progress import progress_for
 from .providers import ITEM_KINDS
 from .results import print_summary, write_summary
 from .runlock import run_lock
-from .runner import Outcome, Runner
+from .runner import Outcome
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 
@@ -151,7 +152,16 @@ def _run(
                 digest=pool.digest,
             )
             outcome = asyncio.run(
-                _calls(config, jobs, store=store, budget=budget, progress=bar, pool=pool, wait=wait)
+                calls(
+                    config.run_id,
+                    jobs,
+                    config.models,
+                    store=store,
+                    budget=budget,
+                    progress=bar,
+                    on_sent=pool.on_sent,
+                    wait=wait,
+                )
             )
         _, summary = write_summary(
             store,
@@ -170,66 +180,6 @@ def _run(
         return outcome
     finally:
         store.close()
-
-
-async def _calls(config: RunConfig, jobs, *, store, budget, progress, pool, wait: bool) -> Outcome:
-    """Online models through the engine, batch-mode ones through their Batch API, at once; then,
-    for a provider whose batches' failures are retried online, those calls online."""
-    batched = [m for m in config.models if m.provider.mode == "batch"]
-    online = [m for m in config.models if m.provider.mode != "batch"]
-
-    def runner(models):
-        return Runner(
-            config.run_id,
-            jobs,
-            models,
-            store=store,
-            budget=budget,
-            progress=progress,
-            on_sent=pool.on_sent,
-        )
-
-    first = runner(online)
-    if not batched:
-        return await first.run()
-    from .batches import BatchDriver
-
-    driver = BatchDriver(
-        config.run_id,
-        jobs,
-        batched,
-        store=store,
-        budget=budget,
-        progress=progress,
-        on_sent=pool.on_sent,
-        wait=wait,
-    )
-    driver.stopping = first.stopping  # Ctrl-C stops both
-    outcome, b = await asyncio.gather(first.run(), driver.run())
-    retry_online = [m for m in batched if m.provider.batch.failed == "online"]
-    if retry_online and not b.in_flight and not outcome.interrupted:
-        later = await runner(retry_online).run()
-        outcome = _merged(outcome, later)
-    outcome.batches = b
-    return _counted(outcome, b)
-
-
-def _counted(a: Outcome, b) -> Outcome:
-    """`a` with the calls of `b` (another engine pass, or the batches) counted in."""
-    for k in ("calls_made", "ok", "errors", "not_started", "cost_usd"):
-        setattr(a, k, getattr(a, k) + getattr(b, k))
-    for k, n in b.error_kinds.items():
-        a.error_kinds[k] = a.error_kinds.get(k, 0) + n
-    a.budget_stop |= b.budget_stop
-    return a
-
-
-def _merged(a: Outcome, b: Outcome) -> Outcome:
-    """Two engine passes of one run as one."""
-    a.dead_providers.update(b.dead_providers)
-    a.pacing.update(b.pacing)
-    a.interrupted |= b.interrupted
-    return _counted(a, b)
 
 
 # what to do about an error the provider named (its own code, kept without its message)

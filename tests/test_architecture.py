@@ -105,7 +105,7 @@ LAYERS = [
     (
         "engine",
         "providers providers.make providers._sdk providers._openai providers._anthropic "
-        "providers._replay providers._openai_batch limits lanes retries runner batches",
+        "providers._replay providers._openai_batch limits lanes retries runner batches calling",
     ),
     (
         "flows",

@@ -207,3 +207,46 @@ def test_a_batch_request_the_provider_refuses_is_final_and_its_message_is_not_ke
     }
     assert not any("Question" in (e or "") for *_, e in rows)
     assert len(mock_server.batches.snapshot()["batches_created"]) == 1
+
+
+def test_judge_calls_go_by_batch_for_a_judge_in_batch_mode(project, cli, mock_server):
+    """The model is called online; the rubric judge's provider is in batch mode: its calls go in
+    a batch, at the batch price, and the grades are the ones an online judge gives."""
+    project.suite(n=6)
+
+    def respond(api, body):
+        if body["model"] == "judge":
+            return json.dumps({"scores": {"quality": 4}, "confidence": 0.9})
+        return "an answer"
+
+    mock_server.behaviour.responder = respond
+    grader = (
+        "graders:\n  - rubric:\n      judges: [{provider: %s, model: judge, "
+        + PRICE
+        + "}]\n      criteria: [{name: quality, scale: [1, 5]}]\n"
+    )
+    for run_id, judge_provider in (("jo", "p"), ("jb", "j")):
+        config = project.config(
+            f"run_id: {run_id}\nsuite: mini\nproviders:\n  p:\n    type: openai-compatible\n"
+            f"    base_url: {mock_server.url}/v1\n  j:\n    type: openai-compatible\n"
+            f"    base_url: {mock_server.url}/v1\n    mode: batch\n    batch: {{poll_s: 0.05}}\n"
+            f"models:\n  - {{provider: p, model: m1, {PRICE}}}\n" + grader % judge_provider,
+            name=f"{run_id}.yaml",
+        )
+        assert cli("run", config, "-q")[0] == 0
+        code, _, err = cli("grade", run_id, "-q")
+        assert code == 0, err
+    assert len(mock_server.batches.snapshot()["batches_created"]) == 1
+    assert mock_server.stats.batch_requests == 6
+    online, batch = (_calls(project, f"{r}/grade/rubric") for r in ("jo", "jb"))
+    assert len(online) == len(batch) == 6
+    for key, (ok, out, cost) in online.items():
+        assert batch[key][:2] == (ok, out) and batch[key][2] == pytest.approx(cost / 2)
+    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    scores = {
+        r: db.execute(
+            "SELECT item_id, score FROM grades WHERE run_id=? ORDER BY 1", (r,)
+        ).fetchall()
+        for r in ("jo", "jb")
+    }
+    assert scores["jo"] == scores["jb"] and len(scores["jb"]) == 6

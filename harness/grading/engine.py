@@ -20,13 +20,13 @@ from pathlib import Path
 from rich.console import Console
 
 from ..budget import Budget
+from ..calling import calls
 from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
 from ..jobs import Job
 from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..rows import GradeRow
-from ..runner import Runner
 from ..store import Store
 from ..yamlfile import key_path
 from .judging import JudgeGrader, PairwiseGrader, RubricGrader
@@ -200,7 +200,7 @@ async def _run_judges(
         if not jobs:
             break
         with progress_for(f"{grader.name} #{attempt + 1}", len(jobs), console, quiet=quiet) as bar:
-            runner = Runner(
+            outcome = await calls(  # online, or by batch for a judge in batch mode
                 jrun,
                 lambda jobs=jobs: iter(jobs),
                 list(judges.values()),
@@ -210,7 +210,6 @@ async def _run_judges(
                 on_sent=on_sent,
                 role="judge",
             )
-            outcome = await runner.run()
         calls_made += outcome.calls_made
         if outcome.interrupted or outcome.budget_stop or outcome.dead_providers:
             _collect_answers(store, jrun, grader, answers=answers, errors=errors)

@@ -1,0 +1,81 @@
+"""The calls of a run or of a grading's judges: online ones through the engine (runner.py),
+those of a provider in batch mode through its Batch API (batches.py), at once, as one outcome."""
+
+from __future__ import annotations
+
+import asyncio
+
+from .batches import BatchDriver
+from .runner import Outcome, Runner
+
+
+async def calls(
+    run_id: str,
+    jobs,
+    models,
+    *,
+    store,
+    budget,
+    progress,
+    on_sent,
+    wait: bool = True,
+    role: str = "model",
+) -> Outcome:
+    """Every call of these models (a run's, or a grader's judges'): online ones through the
+    engine, batch-mode ones through their Batch API, at once; then, for a provider whose batches'
+    failures are retried online, those calls online."""
+    batched = [m for m in models if m.provider.mode == "batch"]
+    online = [m for m in models if m.provider.mode != "batch"]
+
+    def runner(chosen):
+        return Runner(
+            run_id,
+            jobs,
+            chosen,
+            store=store,
+            budget=budget,
+            progress=progress,
+            on_sent=on_sent,
+            role=role,
+        )
+
+    first = runner(online)
+    if not batched:
+        return await first.run()
+    driver = BatchDriver(
+        run_id,
+        jobs,
+        batched,
+        store=store,
+        budget=budget,
+        progress=progress,
+        on_sent=on_sent,
+        wait=wait,
+        role=role,
+    )
+    driver.stopping = first.stopping  # Ctrl-C stops both
+    outcome, b = await asyncio.gather(first.run(), driver.run())
+    retry_online = [m for m in batched if m.provider.batch.failed == "online"]
+    if retry_online and not b.in_flight and not outcome.interrupted:
+        later = await runner(retry_online).run()
+        outcome = _merged(outcome, later)
+    outcome.batches = b
+    return _counted(outcome, b)
+
+
+def _counted(a: Outcome, b) -> Outcome:
+    """`a` with the calls of `b` (another engine pass, or the batches) counted in."""
+    for k in ("calls_made", "ok", "errors", "not_started", "cost_usd"):
+        setattr(a, k, getattr(a, k) + getattr(b, k))
+    for k, n in b.error_kinds.items():
+        a.error_kinds[k] = a.error_kinds.get(k, 0) + n
+    a.budget_stop |= b.budget_stop
+    return a
+
+
+def _merged(a: Outcome, b: Outcome) -> Outcome:
+    """Two engine passes of one run as one."""
+    a.dead_providers.update(b.dead_providers)
+    a.pacing.update(b.pacing)
+    a.interrupted |= b.interrupted
+    return _counted(a, b)
