@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,6 +42,29 @@ class BatchOutcome:
     not_started: int = 0  # calls left out (the budget, or max_rounds reached)
     budget_stop: bool = False
     adopted: int = 0  # batches an earlier process created and this one found by their key
+
+
+# a batch's input at most (OpenAI takes 200 MB per file, Anthropic 256 MB per batch)
+MAX_BATCH_BYTES = 190 * 2**20
+
+
+def _line_bytes(job: Job) -> int:
+    """A request line's size at most: its text as JSON escapes it (a character outside ASCII as
+    one or two 6-byte escapes: at most three times its UTF-8 bytes, for Arabic, Hebrew or an
+    emoji), and the line's own fields."""
+    bound = job.input_bound if job.input_bound is not None else input_bound(job.messages)
+    return 3 * bound + 1024
+
+
+def batch_api(cfg):
+    """The provider's Batch API client (the SDK it needs is imported only here)."""
+    if cfg.type == "anthropic":
+        from .providers._anthropic_batch import AnthropicBatchAPI
+
+        return AnthropicBatchAPI(cfg)
+    from .providers._openai_batch import OpenAIBatchAPI
+
+    return OpenAIBatchAPI(cfg)
 
 
 def custom_id(run_id: str, model: str, key: str, epoch: int) -> str:
@@ -96,11 +118,9 @@ class BatchDriver:
         return self.outcome
 
     async def _provider(self, cfg, models) -> None:
-        from .providers._openai_batch import OpenAIBatchAPI
-
         # one provider at a time: its config and API client, for the steps below
         self.cfg = cfg
-        self.api = api = OpenAIBatchAPI(cfg)
+        self.api = api = batch_api(cfg)
         try:
             records = [r for r in self.store.batches(self.run_id) if r.provider == cfg.name]
             for rec in records:  # an earlier process's batches, not yet paid for
@@ -116,6 +136,8 @@ class BatchDriver:
                     self.outcome.in_flight += sum(r.status == "submitted" for r in records)
                     return
                 await self._finish(records, pending)
+                if cfg.batch.failed == "online":
+                    return  # what failed goes online (calling.py)
                 # what failed or went unanswered, until each has been through max_rounds batches
                 records, pending = [], self._pending(models, [])
                 if not pending or not made or self.outcome.budget_stop:
@@ -143,14 +165,14 @@ class BatchDriver:
 
     # -- submitting -------------------------------------------------------------------------
     def _line(self, cid: str, job: Job) -> dict:
-        from .providers._openai import request_body
-
-        cfg = self.cfg
         request = Request(
-            job.item_id, job.model.model, job.messages, job.model.request_params(), cfg.timeout_s
+            job.item_id,
+            job.model.model,
+            job.messages,
+            job.model.request_params(),
+            self.cfg.timeout_s,
         )
-        body = request_body(request, cfg.type)
-        return {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions", "body": body}
+        return self.api.line(cid, request)
 
     def _worst(self, job: Job) -> float:
         price = job.model.price
@@ -163,8 +185,11 @@ class BatchDriver:
         """New batches of these jobs, as many as the budget admits."""
         cfg, made = self.cfg, []
         while jobs and not self.stopping.is_set():
-            chunk, worst = [], 0.0
+            chunk, worst, size = [], 0.0, 0
             for job in jobs[: cfg.batch.max_requests]:
+                size += _line_bytes(job)
+                if chunk and size > MAX_BATCH_BYTES:
+                    break
                 w = self._worst(job)
                 if not self.budget.reserve(w):
                     self.outcome.budget_stop = True
@@ -201,37 +226,32 @@ class BatchDriver:
             self.outcome.not_started += len(jobs)
         return made
 
-    async def _send(self, rec: BatchRecord, jobs: dict[str, Job], *, file=None) -> None:
-        """Upload (unless the file is there already) and create the batch, then record its ids."""
-        api = self.api
-        if file is None:
-            lines = "".join(json.dumps(self._line(c, j)) + "\n" for c, j in jobs.items())
-            file = await api.upload(f"{rec.submission}.jsonl", lines.encode())
-            hit("batch.after_upload")
-        remote = await api.create(file, rec.submission)
+    async def _send(self, rec: BatchRecord, jobs: dict[str, Job], *, resumed: bool = False) -> None:
+        """Submit the batch (its lines built here, in memory), then record its ids."""
+        lines = [self._line(c, j) for c, j in jobs.items()]
+        remote = await self.api.submit(rec, lines, resumed=resumed)
         hit("batch.after_create")
-        self.store.batch_submitted(rec.submission, batch_id=remote.id, input_file=file)
-        rec.status, rec.batch_id, rec.input_file, rec.files = "submitted", remote.id, file, [file]
+        self._submitted(rec, remote)
         self.outcome.submitted += 1
+
+    def _submitted(self, rec: BatchRecord, remote) -> None:
+        self.store.batch_submitted(rec.submission, batch_id=remote.id, input_file=remote.input_file)
+        rec.status, rec.batch_id, rec.input_file = "submitted", remote.id, remote.input_file
+        rec.files = [remote.input_file] if remote.input_file else []
 
     async def _resume(self, records: list[BatchRecord], pending: dict) -> None:
         """What an earlier process left: a batch it was submitting is found, or sent now."""
-        api = self.api
+        known = {r.batch_id for r in self.store.batches(open_only=False) if r.batch_id}
         for rec in records:
             if rec.status != "submitting":
                 continue
-            remote = await api.find(rec.submission)
+            remote = await self.api.find(rec, known)
             if remote is not None:
-                self.store.batch_submitted(
-                    rec.submission, batch_id=remote.id, input_file=remote.input_file
-                )
-                rec.status, rec.batch_id, rec.input_file = "submitted", remote.id, remote.input_file
-                rec.files = [remote.input_file]
+                self._submitted(rec, remote)
+                known.add(remote.id)
                 self.outcome.adopted += 1
                 continue
-            jobs = {c: pending[c] for c in rec.jobs if c in pending}
-            file = await api.find_file(f"{rec.submission}.jsonl")
-            await self._send(rec, jobs, file=file)
+            await self._send(rec, {c: pending[c] for c in rec.jobs if c in pending}, resumed=True)
 
     # -- polling and collecting ---------------------------------------------------------------
     async def _finish(self, records: list[BatchRecord], pending: dict) -> None:
@@ -243,7 +263,7 @@ class BatchDriver:
             for rec in list(open_):
                 if rec.status == "submitted":
                     remote = await api.retrieve(rec.batch_id)
-                    if remote.status not in ("completed", "failed", "expired", "cancelled"):
+                    if not remote.done:
                         continue
                     hit("batch.before_collect")
                     await self._collect(rec, remote, pending)
@@ -257,16 +277,12 @@ class BatchDriver:
                 wait = min(wait * 2, cfg.batch.max_poll_s)
 
     async def _collect(self, rec: BatchRecord, remote, pending: dict) -> None:
-        api = self.api
-        answered = await api.lines(remote.output_file) + await api.lines(remote.error_file)
         rows = []
-        for line in answered:
-            key = rec.jobs.get(line.get("custom_id"))
-            if key is None:
-                continue
-            job = pending.get(line["custom_id"])
-            rows.append(self._row(key, job, line))
-        files = [f for f in (rec.input_file, remote.output_file, remote.error_file) if f]
+        for answer in await self.api.answers(remote):
+            key = rec.jobs.get(answer.custom_id)
+            if key is not None:  # only our requests (ids derived from run, model, item, epoch)
+                rows.append(self._row(key, pending.get(answer.custom_id), answer))
+        files = self.api.leftovers(remote)
         self.store.batch_collected(rec, rows, outcome=remote.status, files=files)
         rec.status, rec.files = "collected", files
         actual = sum(r.cost_usd for r in rows)
@@ -282,17 +298,14 @@ class BatchDriver:
                 o.error_kinds[row.error_kind] = o.error_kinds.get(row.error_kind, 0) + 1
             self.progress.advance(row.ok, row.cost_usd)
 
-    def _row(self, key, job: Job | None, line: dict) -> CallRow:
-        """A result line as the call's row (cost at the batch price)."""
-        from .providers._openai import completion_of
-
+    def _row(self, key, job: Job | None, answer) -> CallRow:
+        """A request's result as the call's row (cost at the batch price)."""
         cfg = self.cfg
         model_name, item_key, epoch = key
         model = (
             job.model if job is not None else next(m for m in self.models if m.name == model_name)
         )
-        response = line.get("response") or {}
-        status = response.get("status_code")
+        status = answer.status
         base = dict(
             run_id=self.run_id,
             model=model_name,
@@ -306,7 +319,7 @@ class BatchDriver:
         )
         if status == 200:
             try:
-                c = completion_of(response.get("body") or {}, latency_s=None)
+                c = self.api.parse(answer.body)
             except ProviderError as e:
                 return CallRow(
                     ok=False,
@@ -335,7 +348,7 @@ class BatchDriver:
                 error="the provider's content filter refused" if refused else None,
                 **base,
             )
-        kind = _kind_of(status, response.get("body") or {"error": line.get("error")})
+        kind = _kind_of(status, answer.body)
         return CallRow(
             ok=False,
             output=None,

@@ -172,11 +172,10 @@ def load_run_config(file: str | Path) -> RunConfig:  # noqa: C901 (one check per
             spec["output_terms"] = tuple(spec["output_terms"])
         if "path" in spec:
             spec["path"] = str(_relative_to(base, spec["path"]))
-        if spec.get("mode") == "batch" and kind not in ("openai", "openai-compatible"):
+        if spec.get("mode") == "batch" and kind == "replay":
             problems.append(
-                f"{where('providers', name, 'mode')}: mode: batch is built for OpenAI's Batch API "
-                "(type openai, or an openai-compatible server that has it); not yet for "
-                f"'{kind}'"
+                f"{where('providers', name, 'mode')}: mode: batch needs a provider with a Batch "
+                "API (openai, anthropic, or an openai-compatible server that has OpenAI's)"
             )
             continue
         spec["batch"] = BatchSettings(**(spec.get("batch") or {}))

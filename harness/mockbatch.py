@@ -1,5 +1,6 @@
-"""The mock server's OpenAI Batch API: files (upload, list, retrieve, content, delete) and batches
-(create, retrieve, list, cancel), as the official SDK calls them.
+"""The mock server's batch APIs, as the official SDKs call them: OpenAI's (files: upload, list,
+retrieve, content, delete; batches: create, retrieve, list, cancel) and Anthropic's Message
+Batches (create, retrieve, list, results, cancel, delete).
 
 A batch completes `batch_delay_s` after it was created (the next retrieve after that processes
 it); every `batch_fail_every`-th request in it fails (a 500 in the error file); with
@@ -77,7 +78,11 @@ class MockBatches:
 
     async def list_files(self, request):
         return web.json_response(
-            {"object": "list", "data": [self._public(f) for f in self.files.values()]}
+            {
+                "object": "list",
+                "data": [self._public(f) for f in self.files.values()],
+                "has_more": False,
+            }
         )
 
     async def file(self, request):
@@ -180,44 +185,214 @@ class MockBatches:
         batch["completed_at"] = int(time.time())
 
     def _answer(self, body: dict, *, fail: bool) -> tuple[int, dict]:
-        """One request of a batch, answered as the online endpoint would (and counted alike)."""
-        s = self.server.stats
-        s.requests += 1
-        s.batch_requests += 1
-        model = body.get("model", "?")
-        prompt = replies.last_user_text(body)
-        s.by_model[model] += 1
-        s.by_prompt[(model, prompt)] += 1
-        if self.server.behaviour.record_bodies:
-            s.bodies.append(json.dumps(body))
-        if fail:
-            return 500, {"error": {"message": "server error", "type": "server_error"}}
-        b = self.server.behaviour
-        fault = b.fault_models.get(model)
-        if fault in replies.CODED:  # as online: the provider's code, a message quoting the prompt
-            status, code, _ = replies.CODED[fault]
-            message = f"{code}: the request could not be served: {prompt[:200]}"
-            return status, {
-                "error": {"message": message, "type": "invalid_request_error", "code": code}
+        return answer(self.server, "openai", body, fail=fail)
+
+
+def answer(server, api: str, body: dict, *, fail: bool) -> tuple[int, dict]:
+    """One request of a batch, answered as the online endpoint would (and counted alike): the
+    status, and the body in the API's own form."""
+    s, b = server.stats, server.behaviour
+    s.requests += 1
+    s.batch_requests += 1
+    model = body.get("model", "?")
+    prompt = replies.last_user_text(body)
+    s.by_model[model] += 1
+    s.by_prompt[(model, prompt)] += 1
+    if b.record_bodies:
+        s.bodies.append(json.dumps(body))
+    if fail:
+        return 500, {"error": {"message": "server error", "type": "server_error"}}
+    fault = b.fault_models.get(model)
+    if fault in replies.CODED:  # as online: the provider's code, a message quoting the prompt
+        status, code, anthropic_type = replies.CODED[fault]
+        message = f"{code}: the request could not be served: {prompt[:200]}"
+        if api == "anthropic":
+            return status, {"type": "error", "error": {"type": anthropic_type, "message": message}}
+        return status, {
+            "error": {"message": message, "type": "invalid_request_error", "code": code}
+        }
+    refused = fault in ("refusal", "content_filter")
+    if refused and api == "openai":
+        message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+        return 200, {
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+        }
+    text = "" if refused else server._reply(api, body, prompt)
+    s.ok += 1
+    return 200, replies.completion(
+        api,
+        model=b.served_as.get(model, model),
+        body=body,
+        text=text or "",
+        finish="content_filter" if refused else "stop",
+        output_tokens=b.output_tokens,
+        honour_max_tokens=b.honour_max_tokens,
+    )
+
+
+class MockMessageBatches:
+    """Anthropic's Message Batches API: requests sent inline, results as JSONL at results_url,
+    the batch deleted once ended. No metadata: a batch is known by its id and its custom ids."""
+
+    def __init__(self, server):
+        self.server = server
+        self.batches: dict[str, dict] = {}
+        self.requests: dict[str, list] = {}
+        self.results: dict[str, list] = {}
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        self._ids = itertools.count(1)
+
+    def routes(self, app: web.Application) -> None:
+        base = "/v1/messages/batches"
+        app.router.add_post(base, self.create)
+        app.router.add_get(base, self.list)
+        app.router.add_get(f"{base}/{{id}}", self.retrieve)
+        app.router.add_get(f"{base}/{{id}}/results", self.results_of)
+        app.router.add_post(f"{base}/{{id}}/cancel", self.cancel)
+        app.router.add_delete(f"{base}/{{id}}", self.delete)
+
+    def snapshot(self) -> dict:
+        return {
+            "batches_created": list(self.created),
+            "held": sorted(self.batches),
+            "deleted": list(self.deleted),
+        }
+
+    async def create(self, request):
+        body = await request.json()
+        requests = body.get("requests") or []
+        if not requests:
+            return _bad("requests: at least one")
+        now = time.time()
+        bid = f"msgbatch_mock{next(self._ids)}"
+        self.batches[bid] = {
+            "id": bid,
+            "type": "message_batch",
+            "processing_status": "in_progress",
+            "request_counts": {
+                "processing": len(requests),
+                "succeeded": 0,
+                "errored": 0,
+                "canceled": 0,
+                "expired": 0,
+            },
+            "created_at": _rfc3339(now),
+            "expires_at": _rfc3339(now + BATCH_WINDOW_S),
+            "ended_at": None,
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": None,
+        }
+        self.requests[bid] = requests
+        self.created.append(bid)
+        self.server.stats.batch_created_at[bid] = time.monotonic()
+        return web.json_response(self.batches[bid])
+
+    async def list(self, request):
+        data = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)
+        return web.json_response(
+            {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
             }
-        if fault == "refusal":
-            message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
-            return 200, {
-                "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1},
-            }
-        text = self.server._reply("openai", body, prompt)
-        s.ok += 1
-        return 200, replies.completion(
-            "openai",
-            model=b.served_as.get(model, model),
-            body=body,
-            text=text or "",
-            finish="stop",
-            output_tokens=b.output_tokens,
-            honour_max_tokens=b.honour_max_tokens,
         )
+
+    async def retrieve(self, request):
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return _missing_anthropic()
+        self._maybe_finish(batch, request)
+        return web.json_response(batch)
+
+    async def results_of(self, request):
+        bid = request.match_info["id"]
+        if bid not in self.results:
+            return _missing_anthropic()
+        return web.Response(body=_jsonl(self.results[bid]), content_type="application/binary")
+
+    async def cancel(self, request):
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return _missing_anthropic()
+        if batch["processing_status"] == "in_progress":
+            batch["processing_status"] = "canceling"
+        return web.json_response(batch)
+
+    async def delete(self, request):
+        bid = request.match_info["id"]
+        batch = self.batches.get(bid)
+        if batch is None:
+            return _missing_anthropic()
+        if batch["processing_status"] != "ended":
+            return _bad("a batch is deleted once it has ended")
+        del self.batches[bid]
+        self.results.pop(bid, None)
+        self.deleted.append(bid)
+        return web.json_response({"id": bid, "type": "message_batch_deleted"})
+
+    def _maybe_finish(self, batch: dict, request) -> None:
+        b = self.server.behaviour
+        started = self.server.stats.batch_created_at[batch["id"]]
+        if batch["processing_status"] == "ended" or time.monotonic() - started < b.batch_delay_s:
+            return
+        requests = self.requests.pop(batch["id"])
+        answered = len(requests) // 2 if b.batch_expire else len(requests)
+        results, counts = (
+            [],
+            {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+        )
+        for n, r in enumerate(requests, 1):
+            if n > answered:
+                results.append({"custom_id": r["custom_id"], "result": {"type": "expired"}})
+                counts["expired"] += 1
+                continue
+            status, body = answer(
+                self.server,
+                "anthropic",
+                r["params"],
+                fail=bool(b.batch_fail_every and n % b.batch_fail_every == 0),
+            )
+            if status == 200:
+                results.append(
+                    {"custom_id": r["custom_id"], "result": {"type": "succeeded", "message": body}}
+                )
+                counts["succeeded"] += 1
+            else:
+                error = (
+                    body
+                    if body.get("type") == "error"
+                    else {
+                        "type": "error",
+                        "error": {"type": "api_error", "message": "server error"},
+                    }
+                )
+                results.append(
+                    {"custom_id": r["custom_id"], "result": {"type": "errored", "error": error}}
+                )
+                counts["errored"] += 1
+        self.results[batch["id"]] = results
+        batch["request_counts"] = counts
+        batch["processing_status"] = "ended"
+        batch["ended_at"] = _rfc3339(time.time())
+        batch["results_url"] = (
+            f"{request.scheme}://{request.host}/v1/messages/batches/{batch['id']}/results"
+        )
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def _missing_anthropic() -> web.Response:
+    return web.json_response(
+        {"type": "error", "error": {"type": "not_found_error", "message": "no such batch"}},
+        status=404,
+    )
 
 
 def _jsonl(records: list[dict]) -> bytes:

@@ -108,9 +108,10 @@ class MockServer:
         # limit key (a model with its own limit, else "") -> (second, count)
         self._windows: dict = {}
         self._fault_turn = -1
-        from .mockbatch import MockBatches
+        from .mockbatch import MockBatches, MockMessageBatches
 
         self.batches = MockBatches(self)
+        self.message_batches = MockMessageBatches(self)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -124,6 +125,7 @@ class MockServer:
             app.router.add_post(f"{prefix}/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
         self.batches.routes(app)
+        self.message_batches.routes(app)
         app.router.add_get("/_stats", self._stats)
         return app
 
@@ -134,7 +136,13 @@ class MockServer:
         return await self._handle(request, "anthropic")
 
     async def _stats(self, request):
-        return web.json_response({**self.stats.snapshot(), "batch": self.batches.snapshot()})
+        return web.json_response(
+            {
+                **self.stats.snapshot(),
+                "batch": self.batches.snapshot(),
+                "message_batches": self.message_batches.snapshot(),
+            }
+        )
 
     def _track(self, delta: int) -> None:
         now = time.monotonic()

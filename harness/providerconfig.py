@@ -15,7 +15,7 @@ class BatchSettings:
     it costs against the online price, how long the provider keeps batch files, and what is done
     with requests that failed in a batch."""
 
-    max_requests: int = 50_000  # OpenAI's limit per batch
+    max_requests: int = 50_000  # OpenAI's limit per batch (Anthropic's: 100,000)
     poll_s: float = 5.0  # the first wait between polls; it doubles up to max_poll_s
     max_poll_s: float = 60.0
     discount: float = 0.5  # the batch price as a share of the online price (OpenAI, Anthropic)

@@ -87,12 +87,13 @@ class Batches:
                 ),
             )
 
-    def batch_submitted(self, submission: str, *, batch_id: str, input_file: str) -> None:
+    def batch_submitted(self, submission: str, *, batch_id: str, input_file: str | None) -> None:
+        """The provider's ids for a batch (an input file: OpenAI's, to delete after collection)."""
         with self.db:
             self.db.execute(
                 "UPDATE batches SET status='submitted', batch_id=?, input_file=?, files=? "
                 "WHERE submission=?",
-                (batch_id, input_file, json.dumps([input_file]), submission),
+                (batch_id, input_file, json.dumps([input_file] if input_file else []), submission),
             )
 
     def batch_collected(

@@ -105,7 +105,8 @@ LAYERS = [
     (
         "engine",
         "providers providers.make providers._sdk providers._openai providers._anthropic "
-        "providers._replay providers._openai_batch limits lanes retries runner batches calling",
+        "providers._replay providers._openai_batch providers._anthropic_batch limits lanes "
+        "retries runner batches calling",
     ),
     (
         "flows",

@@ -9,18 +9,41 @@ import sqlite3
 
 import pytest
 from conftest import QUESTIONS, holdout_subprocess
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 PRICE = "price: {input_per_mtok: 1.0, output_per_mtok: 2.0}"
 
 
-def _config(project, url, *, run_id, mode, extra="", batch="", models=("m1", "m2"), name=None):
+def _config(project, url, *, run_id, mode, extra="", batch="", models=("m1", "m2"), api="openai"):
+    """A run config of the mini suite; `api`: the provider's (openai: an openai-compatible
+    endpoint with OpenAI's Batch API; anthropic: Anthropic's Message Batches)."""
     lines = "".join(f"  - {{provider: p, model: {m}, {PRICE}}}\n" for m in models)
     settings = f"    batch: {{poll_s: 0.05, max_poll_s: 0.2{batch}}}\n" if mode == "batch" else ""
-    return project.config(
-        f"run_id: {run_id}\nsuite: mini\n{extra}providers:\n  p:\n    type: openai-compatible\n"
-        f"    base_url: {url}/v1\n    mode: {mode}\n{settings}models:\n{lines}",
-        name=name or f"{run_id}.yaml",
+    endpoint = (
+        f"    type: openai-compatible\n    base_url: {url}/v1\n"
+        if api == "openai"
+        else f"    type: anthropic\n    base_url: {url}\n    api_key_env: MOCK_KEY\n"
     )
+    return project.config(
+        f"run_id: {run_id}\nsuite: mini\n{extra}providers:\n  p:\n{endpoint}"
+        f"    mode: {mode}\n{settings}models:\n{lines}",
+        name=f"{run_id}.yaml",
+    )
+
+
+def _created(mock_server, api: str) -> list:
+    """The batches the provider was asked to create, in order."""
+    if api == "openai":
+        return mock_server.batches.snapshot()["batches_created"]
+    return mock_server.message_batches.snapshot()["batches_created"]
+
+
+def _left_at_provider(mock_server, api: str) -> list:
+    """What the provider still holds: OpenAI's files, Anthropic's batches (and their results)."""
+    if api == "openai":
+        return mock_server.batches.snapshot()["files"]
+    return mock_server.message_batches.snapshot()["held"]
 
 
 def _calls(project, run_id) -> dict:
@@ -34,13 +57,15 @@ def _calls(project, run_id) -> dict:
     }
 
 
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
 def test_a_batch_run_gives_the_online_answers_and_grades_at_half_the_cost(
-    project, cli, mock_server
+    project, cli, mock_server, api
 ):
     project.suite(n=1000, graders=[{"rules": {"type": "contains"}}])
     mock_server.behaviour.responder = lambda api, body: body["messages"][-1]["content"][-9:]
     for run_id, mode in (("online", "online"), ("batch", "batch")):
-        code, _, err = cli("run", _config(project, mock_server.url, run_id=run_id, mode=mode), "-q")
+        config = _config(project, mock_server.url, run_id=run_id, mode=mode, api=api)
+        code, _, err = cli("run", config, "-q")
         assert code == 0, err
         assert cli("grade", run_id, "-q")[0] == 0
     online, batch = _calls(project, "online"), _calls(project, "batch")
@@ -58,35 +83,40 @@ def test_a_batch_run_gives_the_online_answers_and_grades_at_half_the_cost(
         for run in ("online", "batch")
     }
     assert grades["online"] == grades["batch"] and len(grades["batch"]) == 2000
-    stats = mock_server.batches.snapshot()
-    assert len(stats["batches_created"]) == 1 and mock_server.stats.batch_requests == 2000
-    assert stats["files"] == []  # input and output deleted at the provider
+    assert len(_created(mock_server, api)) == 1 and mock_server.stats.batch_requests == 2000
+    assert _left_at_provider(mock_server, api) == []  # input and output deleted at the provider
     recorded = db.execute("SELECT status, deleted FROM batches WHERE run_id='batch'").fetchall()
-    assert [s for s, _ in recorded] == ["done"] and len(json.loads(recorded[0][1])) == 2
+    assert [s for s, _ in recorded] == ["done"]
+    assert len(json.loads(recorded[0][1])) == (2 if api == "openai" else 1)
+
+
+KILL_POINTS = [
+    "batch.after_intent",
+    "batch.after_create",
+    "batch.after_create@2",
+    "batch.before_collect",
+    "batch.after_collect",
+    "batch.after_collect@3",
+    # inside the collection's transaction: nothing of it is kept
+    "store.batch_collected.before_commit",
+]
 
 
 @pytest.mark.parametrize(
-    "where",
-    [
-        "batch.after_intent",
-        "batch.after_upload",
-        "batch.after_create",
-        "batch.after_create@2",
-        "batch.before_collect",
-        "batch.after_collect",
-        "batch.after_collect@3",
-        # inside the collection's transaction: nothing of it is kept
-        "store.batch_collected.before_commit",
-    ],
+    "api, where",
+    [("openai", w) for w in [*KILL_POINTS, "batch.after_upload"]]
+    + [("anthropic", w) for w in KILL_POINTS],
 )
 def test_a_kill_at_any_step_sends_no_batch_twice_and_pays_nothing_twice(
-    project, mock_server, where
+    project, mock_server, api, where
 ):
     """120 calls in 4 batches of 30; the process is killed with SIGKILL at `where`, then run
     again: every call once, every batch created once, every request answered once, no file left
     at the provider."""
     project.suite(n=60)
-    config = _config(project, mock_server.url, run_id="b", mode="batch", batch=", max_requests: 30")
+    config = _config(
+        project, mock_server.url, run_id="b", mode="batch", batch=", max_requests: 30", api=api
+    )
     name, _, nth = where.partition("@")
     killed = holdout_subprocess(
         "run", config, "-q", cwd=project.root, failpoints=f"{name}=kill@{nth or 1}"
@@ -98,16 +128,16 @@ def test_a_kill_at_any_step_sends_no_batch_twice_and_pays_nothing_twice(
     assert again.returncode == 0, err
     calls = _calls(project, "b")
     assert len(calls) == 120 and all(ok for ok, _, _ in calls.values())
-    stats = mock_server.batches.snapshot()
-    assert len(stats["batches_created"]) == 4, stats
+    assert len(_created(mock_server, api)) == 4
     assert mock_server.stats.batch_requests == 120  # nothing answered (billed) twice
-    assert stats["files"] == []
+    assert _left_at_provider(mock_server, api) == []
 
 
-def test_failed_requests_go_in_a_new_batch_and_unanswered_ones_too(project, cli, mock_server):
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_failed_requests_go_in_a_new_batch_and_unanswered_ones_too(project, cli, mock_server, api):
     project.suite(n=40)
     mock_server.behaviour.batch_fail_every = 4  # a 500 for every 4th request of a batch
-    config = _config(project, mock_server.url, run_id="f", mode="batch", models=("m1",))
+    config = _config(project, mock_server.url, run_id="f", mode="batch", models=("m1",), api=api)
     code, out, err = cli("run", config)
     assert code == 0, err
     assert "batches: 3 submitted, 3 collected" in err  # 40, then 10, then 2 (every 4th of 10)
@@ -115,12 +145,18 @@ def test_failed_requests_go_in_a_new_batch_and_unanswered_ones_too(project, cli,
     mock_server.behaviour.batch_fail_every = 0
     mock_server.behaviour.batch_expire = True  # each batch answers its first half, then expires
     config = _config(
-        project, mock_server.url, run_id="x", mode="batch", models=("m1",), batch=", max_rounds: 2"
+        project,
+        mock_server.url,
+        run_id="x",
+        mode="batch",
+        models=("m1",),
+        batch=", max_rounds: 2",
+        api=api,
     )
     code, out, err = cli("run", config)
     assert code == 3  # 20, then 10 of the 20 left: 10 not answered after two batches
     assert len(_calls(project, "x")) == 30 and "10 calls are not done" in err
-    assert mock_server.batches.snapshot()["files"] == []
+    assert _left_at_provider(mock_server, api) == []
 
 
 def test_no_wait_returns_and_a_later_run_collects(project, cli, mock_server):
@@ -250,3 +286,46 @@ def test_judge_calls_go_by_batch_for_a_judge_in_batch_mode(project, cli, mock_se
         for r in ("jo", "jb")
     }
     assert scores["jo"] == scores["jb"] and len(scores["jb"]) == 6
+
+
+def test_failed_requests_can_be_retried_online(project, cli, mock_server):
+    project.suite(n=12)
+    mock_server.behaviour.batch_fail_every = 3
+    config = _config(
+        project, mock_server.url, run_id="o", mode="batch", models=("m1",), batch=", failed: online"
+    )
+    code, _, err = cli("run", config)
+    assert code == 0, err
+    assert len(_created(mock_server, "openai")) == 1  # no second batch: the 4 failed went online
+    assert mock_server.stats.batch_requests == 12 and mock_server.stats.requests == 16
+    assert all(ok for ok, _, _ in _calls(project, "o").values())
+
+
+@given(st.text(min_size=1, max_size=300), st.sampled_from(QUESTIONS))
+@settings(max_examples=200, deadline=None)
+def test_a_request_line_is_never_larger_than_its_size_bound(text, question):
+    """The bound that keeps a batch under the provider's size limit holds for any script: Chinese,
+    Arabic, Hebrew, emoji, escapes, control characters."""
+    from harness.batches import _line_bytes
+    from harness.config import ModelConfig
+    from harness.jobs import Job
+    from harness.providerconfig import ProviderConfig
+    from harness.providers import Request
+    from harness.providers._anthropic import request_body as anthropic_body
+    from harness.providers._openai import request_body as openai_body
+
+    messages = [("system", text), ("user", question + text)]
+    model = ModelConfig(name="m", provider=ProviderConfig(name="p", type="openai"), model="gpt-4o")
+    job = Job("i", "i", model, 0, messages)
+    request = Request("i", "gpt-4o", messages, model.request_params(), 60)
+    cid = "0" * 32
+    for line in (
+        {
+            "custom_id": cid,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": openai_body(request, "openai"),
+        },
+        {"custom_id": cid, "params": anthropic_body(request)},
+    ):
+        assert len((json.dumps(line) + "\n").encode()) <= _line_bytes(job)

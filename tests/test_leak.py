@@ -356,12 +356,12 @@ labs:
     (root / "configs" / "arena-dec.yaml").write_text(
         arena.replace("run_id: arena-nov", "run_id: arena-dec")
     )
-    # the same pool by OpenAI's Batch API: its input is built in memory, its files deleted after
+    # the same pool by OpenAI's Batch API and Anthropic's Message Batches: requests built in
+    # memory, the provider's copies deleted after collection
     (root / "configs" / "arena-batch.yaml").write_text(
         arena.replace("run_id: arena-nov", "run_id: arena-batch").replace(
             "    retention: zero\n",
             "    retention: zero\n    mode: batch\n    batch: {poll_s: 0.05, retention: zero}\n",
-            1,
         )
     )
     (inputs / "pool.jsonl").write_text(
