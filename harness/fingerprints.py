@@ -71,6 +71,18 @@ class Hasher:
             return x ^ (x >> np.uint64(31))
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` of 64-bit values by a sort: numpy 2.3+ answers `np.unique` by hashing, 70x
+    slower on a million fingerprints (1.26 s against 0.018 s on this machine)."""
+    s = np.sort(values)
+    if len(s) < 2:
+        return s
+    keep = np.empty(len(s), bool)
+    keep[0] = True
+    np.not_equal(s[1:], s[:-1], out=keep[1:])
+    return s[keep]
+
+
 class SortedSet:
     """A set of 64-bit fingerprints as a few sorted arrays (merged like a log-structured tree)."""
 
@@ -96,10 +108,10 @@ class SortedSet:
     def _compact(self) -> None:
         if not self.pending:
             return
-        new = np.unique(np.concatenate(self.pending))
+        new = sorted_unique(np.concatenate(self.pending))
         self.pending, self.pending_n = [], 0
         while self.levels and len(self.levels[-1]) <= 2 * len(new):
-            new = np.union1d(self.levels.pop(), new)
+            new = sorted_unique(np.concatenate((self.levels.pop(), new)))
         self.levels.append(new)
 
     def contains(self, values: np.ndarray) -> np.ndarray:
@@ -164,7 +176,7 @@ class Fingerprints:
                 return
         if len(h) > w:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
-        self.long[family].add(np.unique(h))
+        self.long[family].add(sorted_unique(h))
 
     def _queue_long(self, codes: np.ndarray) -> None:
         self._batch.append(codes)
@@ -188,7 +200,7 @@ class Fingerprints:
         h[crossing] = _MASK
         if len(h) > w:
             h = np.lib.stride_tricks.sliding_window_view(h, w).min(axis=1)
-        self.long[LATIN_FAMILY].add(np.unique(h[h != _MASK]))
+        self.long[LATIN_FAMILY].add(sorted_unique(h[h != _MASK]))
 
     def allow(self, label: str) -> None:
         """A public label (a declared stratum value): a short held-out text equal to it is not

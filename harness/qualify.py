@@ -52,8 +52,7 @@ class Ranking:
     def separated(self, i: int, j: int) -> bool:
         if self.boots is None:
             return True
-        (lo_a, hi_a), (lo_b, hi_b) = self.interval(i), self.interval(j)
-        return hi_a < lo_b or hi_b < lo_a
+        return stats.apart(self.interval(i), self.interval(j))
 
     def p_above(self, i: int, j: int) -> float:
         """The share of resamples that put model i above model j (a tie counts half)."""

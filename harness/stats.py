@@ -123,18 +123,22 @@ def resampled_means(scores: np.ndarray, n_boot: int = 1000, *, seed: int = 0) ->
     return out
 
 
+def apart(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two 95% CIs do not overlap (the pair is told apart)."""
+    return a[1] < b[0] or b[1] < a[0]
+
+
 def separability(intervals: dict[str, tuple[float, float]]) -> dict:
     """Arena-Hard's separability with confidence: the share of model pairs whose 95% CIs do not
     overlap. How well a pool (with its judge) tells these models apart; 0 with fewer than 2."""
     bounds = [b for b in intervals.values() if None not in b]
     pairs = len(bounds) * (len(bounds) - 1) // 2
-    apart = sum(
-        1
-        for i, (lo_a, hi_a) in enumerate(bounds)
-        for lo_b, hi_b in bounds[i + 1 :]
-        if hi_a < lo_b or hi_b < lo_a
-    )
-    return {"pairs": pairs, "separated": apart, "share": apart / pairs if pairs else 0.0}
+    apart_pairs = sum(1 for i, a in enumerate(bounds) for b in bounds[i + 1 :] if apart(a, b))
+    return {
+        "pairs": pairs,
+        "separated": apart_pairs,
+        "share": apart_pairs / pairs if pairs else 0.0,
+    }
 
 
 def win_rate(preferences: Sequence[float]) -> dict:
