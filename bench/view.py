@@ -3,6 +3,7 @@ of N items x 3 models with grades (issue 25's bar: p95 <= 200 ms, RSS < 300 MB a
 
     python bench/view.py            # 100,000 items x 3 models (a few minutes to build the run)
     python bench/view.py 10000      # another size
+    python bench/view.py 100000 heldout   # the same items as a held-out vault pool
 
 The run is bench/scale.py's (replayed answers, a rules grader, `holdout check` for the safeguard
 flags); the server is `holdout view serve` in its own process, signed in over HTTP on loopback.
@@ -69,11 +70,21 @@ def pages(n: int) -> dict[str, list[str]]:
     }
 
 
-def main(n: int) -> None:
+def main(n: int, heldout: bool = False) -> None:
     dir = Path(tempfile.mkdtemp(prefix="holdout-view-"))
     config = make(dir, n, 3, refuse_every=37)
     started = time.perf_counter()
-    for args in (["run", str(config), "-q"], ["grade", "scale", "-q"], ["check", "scale"]):
+    steps = [["run", str(config), "-q"], ["grade", "scale", "-q"], ["check", "scale"]]
+    if heldout:  # the items imported into the vault, encrypted; the run on that version
+        items = str(dir / "suites" / "scale" / "items.jsonl")
+        steps[:0] = [
+            ["vault", "init"],
+            ["pool", "import", items, "--suite", "scale", "--heldout", "--activate"],
+        ]
+        config.write_text(
+            config.read_text().replace("suite: scale\n", "suite: scale\npool: heldout\n")
+        )
+    for args in steps:
         measure(dir, *args)
     built = time.perf_counter() - started
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -118,7 +129,9 @@ def main(n: int) -> None:
 
         cold = timed("/compare?a=scale&b=scale")  # computed on first use, then kept
         print(
-            f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x 3 models, "
+            f"# {time.strftime('%Y-%m-%d')} {os.cpu_count()} cores; {n:,} items x 3 models"
+            + (" (a held-out vault pool)" if heldout else "")
+            + ", "
             f"graded and checked (built in {built:.0f} s); server ready in {ready:.1f} s (items, "
             f"strata and figures loaded), idle RSS {idle:.0f} MB; a comparison's first request "
             f"{cold:.0f} ms"
@@ -146,4 +159,7 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 100_000,
+        heldout=len(sys.argv) > 2 and sys.argv[2] == "heldout",
+    )

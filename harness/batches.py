@@ -321,17 +321,7 @@ class BatchDriver:
             try:
                 c = self.api.parse(answer.body)
             except ProviderError as e:
-                return CallRow(
-                    ok=False,
-                    output=None,
-                    finish_reason=None,
-                    input_tokens=0,
-                    output_tokens=0,
-                    cost_usd=0.0,
-                    error_kind=e.kind,
-                    error=str(e),
-                    **base,
-                )
+                return _failed(base, e.kind, str(e))
             price = model.price
             cost = (
                 price.cost(c.input_tokens, c.output_tokens) * cfg.batch.discount if price else 0.0
@@ -348,15 +338,20 @@ class BatchDriver:
                 error="the provider's content filter refused" if refused else None,
                 **base,
             )
-        kind = _kind_of(status, answer.body)
-        return CallRow(
-            ok=False,
-            output=None,
-            finish_reason=None,
-            input_tokens=0,
-            output_tokens=0,
-            cost_usd=0.0,
-            error_kind=kind,
-            error=f"batch request failed (HTTP {status})" if status else "batch request failed",
-            **base,
-        )
+        why = f"batch request failed (HTTP {status})" if status else "batch request failed"
+        return _failed(base, _kind_of(status, answer.body), why)
+
+
+def _failed(base: dict, kind: str, error: str) -> CallRow:
+    """A request that got no answer to keep: nothing billed, its kind and a message of our own."""
+    return CallRow(
+        ok=False,
+        output=None,
+        finish_reason=None,
+        input_tokens=0,
+        output_tokens=0,
+        cost_usd=0.0,
+        error_kind=kind,
+        error=error,
+        **base,
+    )

@@ -17,7 +17,7 @@ import httpx2
 
 from . import Kind, ProviderError, Request
 from ._anthropic import completion_of, request_body
-from ._openai_batch import Answer, RemoteBatch, sdk
+from ._openai_batch import Answer, RemoteBatch, jsonl_records, sdk
 
 # an errored request's error type -> the status the online API gives it
 STATUS = {
@@ -80,22 +80,12 @@ class AnthropicBatchAPI:
         return _remote(await sdk(self.client.messages.batches.retrieve(batch_id), anthropic))
 
     async def answers(self, remote: RemoteBatch) -> list[Answer]:
-        import json
-
         raw = await sdk(
             self.client.get(f"/v1/messages/batches/{remote.id}/results", cast_to=httpx2.Response),
             anthropic,
         )
         out = []
-        for line in raw.text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                raise ProviderError(
-                    Kind.BAD_RESPONSE, "a batch result line is not JSON", retryable=True
-                ) from None
+        for record in jsonl_records(raw.text):
             result = record.get("result") or {}
             if result.get("type") == "succeeded":
                 out.append(Answer(record.get("custom_id"), 200, result.get("message") or {}))

@@ -51,6 +51,20 @@ def _remote(b) -> RemoteBatch:
     )
 
 
+def jsonl_records(text: str) -> list[dict]:
+    """A batch result file's records, one JSON object per line."""
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                raise ProviderError(
+                    Kind.BAD_RESPONSE, "a batch result line is not JSON", retryable=True
+                ) from None
+    return out
+
+
 async def sdk(call, module):
     """An SDK call, its failures as ProviderErrors without bodies (they can quote a request)."""
     try:
@@ -128,15 +142,7 @@ class OpenAIBatchAPI:
             if not file_id:
                 continue
             content = await sdk(self.client.files.content(file_id), openai)
-            for line in content.text.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    raise ProviderError(
-                        Kind.BAD_RESPONSE, "a batch result line is not JSON", retryable=True
-                    ) from None
+            for record in jsonl_records(content.text):
                 response = record.get("response") or {}
                 out.append(
                     Answer(
