@@ -44,7 +44,9 @@ def call_stats(store: Store, run_id: str) -> dict[str, dict]:
         per[model]["finish_reasons"][reason] = n
     for model, s in per.items():
         cursor = db.execute(
-            "SELECT COALESCE(latency_s, 0.0) FROM calls WHERE run_id=? AND model=? AND ok != 0",
+            # a call answered in a batch has no latency of its own (NULL): left out, not 0
+            "SELECT latency_s FROM calls WHERE run_id=? AND model=? AND ok != 0 "
+            "AND latency_s IS NOT NULL",
             (run_id, model),
         )
         lat = np.sort(np.fromiter((r[0] for r in cursor), float))
