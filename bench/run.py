@@ -239,7 +239,7 @@ def fmt(r: dict) -> str:
 
 
 SCENARIOS = ["a", "a-floor", "a-jitter", "b1", "b2", "b1-blind", "b2-blind", "f", "c", "d"]
-EXTRA = ["d-heldout", "a-slow"]  # not in the default set
+EXTRA = ["d-heldout", "a-slow", "f-long"]  # not in the default set
 
 
 def a_slow(which: list[str]) -> None:
