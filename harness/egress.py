@@ -58,6 +58,7 @@ class Gate:
     def __init__(self):
         self.prints = Fingerprints()
         self.vault_dirs: list[Path] = []
+        self.seeded_by: Path | None = None  # the vault whose key salts the fingerprints, if any
 
     @property
     def armed(self) -> bool:
@@ -65,19 +66,20 @@ class Gate:
         return len(self.prints) > 0
 
     # -- fingerprints ---------------------------------------------------------
-    def protect(self, text: str, *, short: bool = True) -> None:
+    def protect(self, text: str, *, short: bool = True, into=None) -> None:
         """Register held-out text (an item's turns, reference or free-text metadata, or an output of
         a held-out run): from now on it cannot leave through the gate. `short=False` (outputs) skips
         the whole-text match of texts too short for n-grams: a one-word answer may equal a model or
         label name that reports must show."""
         if not text:
             return
-        self.prints.add(text, short=short)
+        prints = self.prints if into is None else into  # `into`: one version's set, to keep
+        prints.add(text, short=short)
         if not short:
             return
         for m in _IDENTIFIER.finditer(text):  # a canary-like token is caught even on its own
             if _is_identifier(m.group()):
-                self.prints.add_exact(m.group())
+                prints.add_exact(m.group())
 
     def allow_label(self, label: str) -> None:
         """A declared stratum value that reports show; a short held-out text equal to it stays

@@ -46,11 +46,14 @@ _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 class Hasher:
-    """Polynomial hashes of every k-gram, finished with a keyed mix: salted per process."""
+    """Polynomial hashes of every k-gram, finished with a keyed mix: salted per process, or by a
+    secret seed (a vault's, so its versions' fingerprints can be kept, encrypted, and reused)."""
 
-    def __init__(self) -> None:
-        self.base = np.uint64(secrets.randbits(64) | 1)
-        self.salt = np.uint64(secrets.randbits(64))
+    def __init__(self, seed: bytes | None = None) -> None:
+        if seed is None:
+            seed = secrets.token_bytes(16)
+        self.base = np.uint64(int.from_bytes(seed[:8], "little") | 1)
+        self.salt = np.uint64(int.from_bytes(seed[8:16], "little"))
 
     def grams(self, codes: np.ndarray, k: int) -> np.ndarray:
         n = len(codes) - k + 1
@@ -138,6 +141,43 @@ class Fingerprints:
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.long.values()) + len(self.short) + self._batch_n
+
+    def rekey(self, seed: bytes) -> bool:
+        """Salt by `seed` from now on, if nothing is registered yet (else keep the salt: what is
+        registered would no longer match)."""
+        if len(self) or self.short_lengths:
+            return False
+        self.hasher = Hasher(seed)
+        return True
+
+    def empty_like(self) -> Fingerprints:
+        """A new, empty set under the same salt (one version's fingerprints, to keep)."""
+        other = Fingerprints()
+        other.hasher = self.hasher
+        return other
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Everything registered, as plain arrays (to keep, encrypted, and `merge` later)."""
+        self._flush_batch()
+
+        def flat(s: SortedSet) -> np.ndarray:
+            s._compact()
+            return sorted_unique(np.concatenate(s.levels)) if s.levels else np.zeros(0, np.uint64)
+
+        return {
+            "latin": flat(self.long[LATIN_FAMILY]),
+            "dense": flat(self.long[DENSE_FAMILY]),
+            "short": flat(self.short),
+            "short_lengths": np.array(sorted(self.short_lengths), np.int64),
+        }
+
+    def merge(self, arrays: dict[str, np.ndarray]) -> None:
+        """Add what `arrays` (of a set under the same salt) holds."""
+        self._flush_batch()
+        self.long[LATIN_FAMILY].add(arrays["latin"].astype(np.uint64))
+        self.long[DENSE_FAMILY].add(arrays["dense"].astype(np.uint64))
+        self.short.add(arrays["short"].astype(np.uint64))
+        self.short_lengths.update(int(n) for n in arrays["short_lengths"])
 
     @property
     def nbytes(self) -> int:

@@ -33,7 +33,7 @@ COMPUTES = {
     "grading/rules.py": "rule grades: the output against the reference",
     "grading/judging.py": "style features of outputs, for length control",
     "safeguards.py": "injection signals and duplicate answers across items",
-    "vault/pools.py": "registering held-out text with the egress gate, so it can find it",
+    "vault/printcache.py": "registering held-out text with the egress gate, so it can find it",
 }
 
 
@@ -100,7 +100,7 @@ LAYERS = [
         "rows storeschema storedeletes storebatches store lengthref callstats results vault "
         "vault.keys vault.files "
         "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw vault.window "
-        "vault.rotation vault.runpool",
+        "vault.rotation vault.printcache vault.runpool",
     ),
     (
         "engine",

@@ -31,7 +31,6 @@ from .. import clock
 from ..egress import GATE
 from ..failpoints import hit
 from ..poolid import PoolId
-from ..sealed import reveal
 from ..suite import Item, iter_jsonl_items
 from . import gate
 from .files import SignedJson, atomic_write, exclusive
@@ -401,29 +400,17 @@ class Vault:
         )
 
     def protect(self, pool_id: str) -> None:
-        """Register a held-out pool's text with the egress gate (one streamed pass; other pools:
-        nothing to do)."""
-        manifest = self.manifest(pool_id)
-        if manifest["license_class"] == "heldout":
-            for values in manifest["strata"].values():
-                for label in values:
-                    GATE.allow_label(label)
-            for it in self.stream_items(pool_id):
-                _protect(it, public_keys=manifest["strata"])
+        """Register a held-out pool's text with the egress gate (vault/printcache.py: from its
+        kept fingerprints, or one streamed pass that keeps them)."""
+        from .printcache import protect
+
+        protect(self, pool_id)
+
+    def seed_for(self, purpose: str) -> bytes:
+        """A secret derived from the vault key for one purpose (the gate's fingerprint salt)."""
+        return subkey(self._key, purpose)
 
     def load_items(self, pool_id: str) -> list[Item]:
         """All items at once, registered with the egress gate (for small pools, and tests)."""
         self.protect(pool_id)
         return list(self.stream_items(pool_id))
-
-
-def _protect(item: Item, *, public_keys) -> None:
-    """Every held-out text of an item: its turns, its reference, and its metadata other than the
-    declared strata labels (which reports show)."""
-    for _, content in item.messages:
-        GATE.protect(reveal(content))
-    if item.reference is not None:
-        GATE.protect(reveal(item.reference))
-    for key, value in item.metadata.items():
-        if key not in public_keys and isinstance(value, str):
-            GATE.protect(value)
