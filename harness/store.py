@@ -326,7 +326,10 @@ class Store(Deletions, Batches):
             detail = {} if r[6] == "{}" else json.loads(r[6])  # most rules' grades: no detail
             yield dict(zip(keys, r[:6] + (detail,)))
 
-    def grader_names(self, run_id: str) -> list[str]:
+    def grader_names(self, run_id: str | None = None) -> list[str]:
+        """The graders with grades in a run (None: in any run of the store)."""
+        if run_id is None:
+            return [r[0] for r in self.db.execute("SELECT DISTINCT grader FROM grades ORDER BY 1")]
         sql = "SELECT DISTINCT grader FROM grades WHERE run_id=? ORDER BY 1"
         return [r[0] for r in self.db.execute(sql, (run_id,))]
 
