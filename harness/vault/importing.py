@@ -27,7 +27,7 @@ def import_pool_file(
     except FileNotFoundError:
         raise ConfigError(f"{path}: pool file not found") from None
     check_pool_lines(data.splitlines(), str(path))
-    return vault.add_pool(
+    pool_id = vault.add_pool(
         suite_name,
         data,
         license_class,
@@ -40,3 +40,5 @@ def import_pool_file(
             "distribution": distribution,
         },
     )
+    vault.protect(pool_id)  # its gate fingerprints made now and kept: the first run starts fast
+    return pool_id
