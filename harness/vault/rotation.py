@@ -114,6 +114,7 @@ def draw_pool(
         },
         extra={"draw": params, "draw_report": report},
     )
+    vault.protect(pool_id)  # its gate fingerprints made now and kept, as at import
     return pool_id, report
 
 
