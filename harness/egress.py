@@ -58,7 +58,6 @@ class Gate:
     def __init__(self):
         self.prints = Fingerprints()
         self.vault_dirs: list[Path] = []
-        self.seeded_by: Path | None = None  # the vault whose key salts the fingerprints, if any
 
     @property
     def armed(self) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import re
 import secrets
 
@@ -136,6 +137,7 @@ class Fingerprints:
         self.short_lengths: set[int] = set()
         # dense forms of labels reports must show (declared strata values)
         self.public: set[str] = set()
+        self._seed: bytes | None = None  # the secret salting the hasher, if not a random one
         self._batch: list[np.ndarray] = []  # long ordinary texts waiting to be hashed together
         self._batch_n = 0
 
@@ -143,17 +145,20 @@ class Fingerprints:
         return sum(len(s) for s in self.long.values()) + len(self.short) + self._batch_n
 
     def rekey(self, seed: bytes) -> bool:
-        """Salt by `seed` from now on, if nothing is registered yet (else keep the salt: what is
-        registered would no longer match)."""
+        """Salted by `seed`: already, or from now on if nothing is registered yet (else False:
+        what is registered under the salt it has would no longer match)."""
+        if self._seed is not None and hmac.compare_digest(self._seed, seed):
+            return True
         if len(self) or self.short_lengths:
             return False
-        self.hasher = Hasher(seed)
+        self.hasher, self._seed = Hasher(seed), seed
         return True
 
-    def empty_like(self) -> Fingerprints:
-        """A new, empty set under the same salt (one version's fingerprints, to keep)."""
-        other = Fingerprints()
-        other.hasher = self.hasher
+    @classmethod
+    def salted(cls, seed: bytes) -> Fingerprints:
+        """A new, empty set salted by `seed` (one version's fingerprints, to keep)."""
+        other = cls()
+        other.rekey(seed)
         return other
 
     def arrays(self) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ from .. import clock
 from ..errors import ConfigError
 from ..suite import check_pool_lines
 from .pools import Vault
+from .printcache import keep
 
 
 def import_pool_file(
@@ -40,5 +41,5 @@ def import_pool_file(
             "distribution": distribution,
         },
     )
-    vault.protect(pool_id)  # its gate fingerprints made now and kept: the first run starts fast
+    keep(vault, pool_id)  # its gate fingerprints made now and kept: the first run starts fast
     return pool_id

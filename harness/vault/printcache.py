@@ -18,6 +18,7 @@ import logging
 import numpy as np
 
 from ..egress import GATE
+from ..fingerprints import Fingerprints
 from ..sealed import reveal
 from .files import atomic_write
 from .keys import DecryptError
@@ -35,33 +36,57 @@ def protect(vault, pool_id: str) -> None:
     for values in manifest["strata"].values():
         for label in values:
             GATE.allow_label(label)
-    keyed = GATE.seeded_by == vault.dir or GATE.prints.rekey(vault.seed_for(SEED))
-    if not keyed:  # the gate has its own salt already: register as before, keep nothing
+    if not GATE.prints.rekey(vault.seed_for(SEED)):
+        # the gate holds text under another salt already: register as before, keep nothing
         for it in vault.stream_items(pool_id):
             _protect(it, public_keys=manifest["strata"], into=None)
         return
-    GATE.seeded_by = vault.dir
-    path = vault._pool_dir(pool_id) / FILE
-    cipher = vault.cipher_for("gate-fingerprints-file")
-    label = f"{pool_id}|{manifest['content_sha256']}"
-    if path.exists():
-        try:
-            arrays = np.load(io.BytesIO(cipher.decrypt(path.read_bytes(), label)))
-            GATE.prints.merge({k: arrays[k] for k in arrays.files})
-            return
-        except (DecryptError, ValueError, KeyError, OSError):
-            log.warning("%s: kept fingerprints unreadable; made again", pool_id)
-    prints = GATE.prints.empty_like()
+    kept = _read(vault, pool_id, manifest)
+    GATE.prints.merge(kept if kept is not None else keep(vault, pool_id))
+
+
+def keep(vault, pool_id: str) -> dict:
+    """Make a version's fingerprints under the vault's salt and keep them (without arming this
+    process's gate: `pool import` and `draw` call it for the runs to come). Returns them."""
+    manifest = vault.manifest(pool_id)
+    prints = Fingerprints.salted(vault.seed_for(SEED))
     for it in vault.stream_items(pool_id):
         _protect(it, public_keys=manifest["strata"], into=prints)
     arrays = prints.arrays()
-    GATE.prints.merge(arrays)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     try:
-        atomic_write(path, cipher.encrypt(buf.getvalue(), label))
-    except OSError:  # a read-only vault: registered all the same, kept another time
+        atomic_write(
+            _path(vault, pool_id), _cipher(vault).encrypt(buf.getvalue(), _label(manifest))
+        )
+    except OSError:  # a read-only vault: used all the same, kept another time
         log.warning("%s: cannot keep its fingerprints in the vault", pool_id)
+    return arrays
+
+
+def _read(vault, pool_id: str, manifest: dict) -> dict | None:
+    path = _path(vault, pool_id)
+    if not path.exists():
+        return None
+    try:
+        arrays = np.load(io.BytesIO(_cipher(vault).decrypt(path.read_bytes(), _label(manifest))))
+        return {k: arrays[k] for k in ("latin", "dense", "short", "short_lengths")}
+    except (DecryptError, ValueError, KeyError, OSError):
+        log.warning("%s: kept fingerprints unreadable; made again", pool_id)
+        return None
+
+
+def _path(vault, pool_id: str):
+    return vault._pool_dir(pool_id) / FILE
+
+
+def _cipher(vault):
+    return vault.cipher_for("gate-fingerprints-file")
+
+
+def _label(manifest: dict) -> str:
+    """What a kept file is bound to: its version and the version's content."""
+    return f"{manifest['id']}|{manifest['content_sha256']}"
 
 
 def _protect(item, *, public_keys, into) -> None:

@@ -14,6 +14,7 @@ from . import gate, window
 from .draw import draw, groups_of_jsonl, texts_of_jsonl
 from .keys import VaultError
 from .pools import Vault
+from .printcache import keep
 from .source import load_source
 
 
@@ -114,7 +115,7 @@ def draw_pool(
         },
         extra={"draw": params, "draw_report": report},
     )
-    vault.protect(pool_id)  # its gate fingerprints made now and kept, as at import
+    keep(vault, pool_id)  # its gate fingerprints made now and kept, as at import
     return pool_id, report
 
 
