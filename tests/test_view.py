@@ -32,6 +32,17 @@ def _maintainer(cli, url, name="mia") -> httpx.Client:
     return client
 
 
+def _sign_in_link(cli, url) -> str:
+    """A maintainer's one-time link, as `view add-maintainer` prints it."""
+    code, out, err = cli("view", "add-maintainer", "mia", "--port", url.rsplit(":", 1)[1])
+    assert code == 0, err
+    return re.search(r"(http://\S+token=\S+)", out).group(1)
+
+
+async def _click(page, selector: str) -> None:
+    await page.call("Runtime.evaluate", expression=f"document.querySelector({selector!r}).click()")
+
+
 @pytest.fixture
 def view(reviewed):
     project, tokens = reviewed
@@ -150,16 +161,13 @@ def test_a_maintainer_in_chromium_filters_to_disagreements_and_opens_an_item(vie
     import asyncio
 
     project, _, url = view
-    code, out, _ = cli("view", "add-maintainer", "mia", "--port", url.rsplit(":", 1)[1])
-    link = re.search(r"(http://\S+token=\S+)", out).group(1)
+    link = _sign_in_link(cli, url)
 
     async def session():
         async with chromium_page(tmp_path) as page:
 
             async def click(selector):
-                await page.call(
-                    "Runtime.evaluate", expression=f"document.querySelector({selector!r}).click()"
-                )
+                await _click(page, selector)
 
             await page.call("Page.navigate", url=link)
             await page.text()
@@ -382,16 +390,13 @@ def test_in_chromium_a_pairwise_flip_shows_both_outputs_and_both_verdicts(
     )
     assert cli("run", config, "-q")[0] == 0 and cli("grade", "run", "-q")[0] == 0
     proc, url = _serve(project, "run")
-    code, out, _ = cli("view", "add-maintainer", "mia", "--port", url.rsplit(":", 1)[1])
-    link = re.search(r"(http://\S+token=\S+)", out).group(1)
+    link = _sign_in_link(cli, url)
 
     async def session():
         async with chromium_page(tmp_path) as page:
 
             async def click(selector):
-                await page.call(
-                    "Runtime.evaluate", expression=f"document.querySelector({selector!r}).click()"
-                )
+                await _click(page, selector)
                 return await page.text()
 
             await page.call("Page.navigate", url=link)
