@@ -127,6 +127,8 @@ def build_report(
         "graders": {},
         "headline": headline if headline in graders else (order[0] if order else None),
         "judge_cost_usd": judge_costs,
+        # calls sent in batches not collected yet, per model: the figures below leave them out
+        "awaiting_batches": awaiting_batches(store, run_id),
     }
     for model, c in calls.items():
         report["models"][model] = {
@@ -242,6 +244,16 @@ def _judge_agreement(rows: list[dict]) -> dict:
     }
 
 
+def awaiting_batches(store: Store, run_id: str) -> dict[str, int]:
+    """model -> its calls in batches still at the provider (submitted, not collected)."""
+    out: dict[str, int] = {}
+    for rec in store.batches(run_id):
+        if rec.status in ("submitting", "submitted"):
+            for model, *_ in rec.jobs.values():
+                out[model] = out.get(model, 0) + 1
+    return out
+
+
 def print_report(console: Console, report: dict) -> None:
     t = Table(
         title=f"run {report['run_id']}: calls"
@@ -260,6 +272,11 @@ def print_report(console: Console, report: dict) -> None:
             "-" if s["latency_p50_s"] is None else f"{s['latency_p50_s']:.3f}",
         )
     console.print(t)
+    for m, n in sorted(report.get("awaiting_batches", {}).items()):
+        console.print(
+            f"[yellow]{m}: {n} call(s) are in batches at the provider, not collected yet[/]: "
+            "these figures leave them out; `holdout run` of the run's config collects them"
+        )
     for name, g in report["graders"].items():
         if g["kind"] == "pairwise":
             t = Table(

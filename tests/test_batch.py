@@ -165,14 +165,27 @@ def test_failed_requests_go_in_a_new_batch_and_unanswered_ones_too(project, cli,
 def test_no_wait_returns_and_a_later_run_collects(project, cli, mock_server):
     project.suite(n=10)
     mock_server.behaviour.batch_delay_s = 1.0
-    config = _config(project, mock_server.url, run_id="w", mode="batch")
+    config = _config(
+        project, mock_server.url, run_id="w", mode="batch", extra="labs:\n  acme: [m1, m2]\n"
+    )
     code, _, err = cli("run", config, "--no-wait")
     assert code == 3 and "1 in flight at the provider" in err
     code, out, _ = cli("status")
     assert code == 0 and "1 batch in flight" in out
-    code, _, err = cli("run", config)
+    # a report and a card made meanwhile say what they leave out
+    code, out, _ = cli("report", "w")
+    assert code == 0 and "m1: 10 call(s) are in batches at the provider" in out
+    report = json.loads((project.root / "results" / "w" / "report.json").read_text())
+    assert report["awaiting_batches"] == {"m1": 10, "m2": 10}
+    assert cli("vault", "init")[0] == 0 and cli("scorecard", "w", "--lab", "acme")[0] == 0
+    cards = project.root / "results" / "w" / "scorecards"
+    assert json.loads((cards / "acme.json").read_text())["awaiting_batches"] == {"m1": 10, "m2": 10}
+    assert "Not final" in (cards / "acme.html").read_text()
+    code, out, err = cli("run", config)  # collects
     assert code == 0, err
     assert len(_calls(project, "w")) == 20
+    code, out, _ = cli("report", "w")
+    assert "in batches at the provider" not in out
     assert len(mock_server.batches.snapshot()["batches_created"]) == 1
     code, out, _ = cli("status")
     assert "in flight" not in out

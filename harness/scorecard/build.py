@@ -254,6 +254,10 @@ def build_scorecard(
         card["models"][model] = entry
         own_items[model] = _scores_by_grader(report, grades)
     card["own_models_compared"] = _own_pairs(own_items, seed=seed)
+    # the lab's calls still in batches at the provider: this card leaves them out
+    card["awaiting_batches"] = {
+        m: n for m, n in report.get("awaiting_batches", {}).items() if m in owned
+    }
     card["history"] = _own_history(history, owned)
     card["field"] = _field(report, owned, min_field_size)
     card["min_field_size"] = min_field_size

@@ -240,6 +240,18 @@ def _own_compared(card: dict) -> str:
     )
 
 
+def _awaiting(card: dict) -> str:
+    """Calls of the lab's models still in batches at the provider: the card is not final."""
+    waiting = card.get("awaiting_batches") or {}
+    if not waiting:
+        return ""
+    listed = ", ".join(f"{_e(m)} ({n} calls)" for m, n in sorted(waiting.items()))
+    return (
+        f"<p class=note><b>Not final:</b> calls of {listed} were still in batches at the "
+        "provider when this card was made; its figures leave them out.</p>"
+    )
+
+
 def _history(card: dict) -> str:
     """The lab's models on every pool version, on the card's version's scale."""
     h = card.get("history")
@@ -331,7 +343,7 @@ def render_html(card: dict) -> str:
 <h1>Scorecard for {_e(card["lab"])}</h1>
 <p class=meta>run {_e(card["run_id"])} · pool {_e(pool.get("id", "-"))} ({_e(pool.get("items", "-"))} items) · generated {_e(card["generated"])} ·
 primary measure: {_e(grader)} ({_e(metric)}, %)</p>
-<table><tr><th>model</th><th>score, 95% CI</th><th>length-controlled</th><th>rank (range)</th><th>errors</th><th>refusals</th><th>cost</th><th>latency p50/p95 s</th></tr>{"".join(rows)}</table>
+{_awaiting(card)}<table><tr><th>model</th><th>score, 95% CI</th><th>length-controlled</th><th>rank (range)</th><th>errors</th><th>refusals</th><th>cost</th><th>latency p50/p95 s</th></tr>{"".join(rows)}</table>
 <p class=note>Ranks: models whose confidence intervals overlap share a rank range. Errors are counted apart from scores, never as wrong answers.</p>
 <h2>Every grader</h2>{_all_graders(card)}
 <h2>Your models compared</h2>{_own_compared(card)}
