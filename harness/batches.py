@@ -196,7 +196,7 @@ class BatchDriver:
                     break
                 chunk.append(job)
                 worst += w
-            jobs = jobs[len(chunk) :] if not self.outcome.budget_stop else []
+            jobs = jobs[len(chunk) :]
             if not chunk:
                 break
             rec = BatchRecord(
@@ -222,8 +222,10 @@ class BatchDriver:
             by_id = dict(zip(rec.jobs, chunk))
             await self._send(rec, by_id)
             made.append(rec)
+            if self.outcome.budget_stop:
+                break
         if self.outcome.budget_stop:
-            self.outcome.not_started += len(jobs)
+            self.outcome.not_started += len(jobs)  # what the budget left out
         return made
 
     async def _send(self, rec: BatchRecord, jobs: dict[str, Job], *, resumed: bool = False) -> None:

@@ -200,6 +200,7 @@ def test_a_batch_is_sent_only_if_its_worst_case_fits_the_budget(project, cli, mo
     assert code == 3 and "Budget reached" in err
     calls = _calls(project, "u")
     assert 0 < len(calls) < 20 and sum(c for _, _, c in calls.values()) <= 0.05
+    assert f"{20 - len(calls)} calls were not started" in err
     assert mock_server.stats.batch_requests == len(calls)
 
 
