@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from .batches import BatchDriver
+from .runlock import batch_lock
 from .runner import Outcome, Runner
+from .workers import Claims
 
 
 async def calls(
@@ -26,6 +28,8 @@ async def calls(
     failures are retried online, those calls online."""
     batched = [m for m in models if m.provider.mode == "batch"]
     online = [m for m in models if m.provider.mode != "batch"]
+    # several workers on a shared store: each leases the jobs it calls
+    claims = Claims.join(store, run_id) if store.shared and online else None
 
     def runner(chosen):
         return Runner(
@@ -37,6 +41,7 @@ async def calls(
             progress=progress,
             on_sent=on_sent,
             role=role,
+            claims=claims,
         )
 
     first = runner(online)
@@ -54,7 +59,8 @@ async def calls(
         role=role,
     )
     driver.stopping = first.stopping  # Ctrl-C stops both
-    outcome, b = await asyncio.gather(first.run(), driver.run())
+    with batch_lock(store, run_id):
+        outcome, b = await asyncio.gather(first.run(), driver.run())
     retry_online = [m for m in batched if m.provider.batch.failed == "online"]
     if retry_online and not b.in_flight and not outcome.interrupted:
         later = await runner(retry_online).run()

@@ -14,7 +14,8 @@ def call_stats(store: Store, run_id: str) -> dict[str, dict]:
     db = store.db
     per: dict[str, dict] = {}
     for model, calls, ok, attempts, tin, tout, cost in db.execute(
-        "SELECT model, COUNT(*), SUM(ok != 0), SUM(COALESCE(attempts, 0)), "
+        "SELECT model, COUNT(*), SUM(CASE WHEN ok != 0 THEN 1 ELSE 0 END), "
+        "SUM(COALESCE(attempts, 0)), "
         "SUM(COALESCE(input_tokens, 0)), SUM(COALESCE(output_tokens, 0)), "
         "SUM(COALESCE(cost_usd, 0.0)) FROM calls WHERE run_id=? GROUP BY model",
         (run_id,),

@@ -25,11 +25,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .database import shared_dsn
 from .errors import HoldoutError
+from .postgres import is_dsn
 from .safeguards import check_model, short_reference_items
 from .store import Store
 
 WORKER = "from harness.checks import serve; serve()"
+SHARED = "$HOLDOUT_STORE"
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,14 @@ class StoreAt:
     """How a worker opens a run's store: where it is and, for a held-out run, the workspace whose
     vault key opens its outputs (the key is read again there, never sent)."""
 
-    path: Path
+    path: Path | str  # a SQLite file, or the shared store's DSN
     vault_workspace: Path | None = None
 
     @classmethod
     def of_run(cls, ctx) -> StoreAt:
         """Of a reopened run (context.RunContext)."""
         heldout = ctx.pool.cipher is not None
-        return cls(ctx.store.path, ctx.config.workspace if heldout else None)
+        return cls(ctx.store.location, ctx.config.workspace if heldout else None)
 
     def open(self) -> Store:
         cipher = None
@@ -81,7 +84,8 @@ class CheckJob:
         vault = self.where.vault_workspace
         return json.dumps(
             {
-                "store": str(self.where.path),
+                # the shared store: the worker has $HOLDOUT_STORE too (no password on the pipe)
+                "store": SHARED if is_dsn(self.where.path) else str(self.where.path),
                 "vault": None if vault is None else str(vault),
                 "run_id": self.run_id,
                 "model": self.model,
@@ -94,7 +98,7 @@ class CheckJob:
     def from_line(cls, line: str) -> CheckJob:
         d = json.loads(line)
         vault = None if d["vault"] is None else Path(d["vault"])
-        where = StoreAt(Path(d["store"]), vault)
+        where = StoreAt(shared_dsn() if d["store"] == SHARED else Path(d["store"]), vault)
         return cls(where, d["run_id"], d["model"], d["settings"], frozenset(d["short_refs"]))
 
 

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import RunConfig, load_run_config
+from .database import store_location
 from .errors import HoldoutError
 from .pool import PoolHandle
+from .postgres import is_dsn
 from .run import open_pool
 from .store import Store
 from .suite import Item, Suite, load_suite
@@ -73,8 +75,9 @@ def locate(
         cfg = load_run_config(config)
         return Places(workspace or cfg.workspace, results_dir or cfg.results_dir, Path(config), cfg)
     ws = workspace or Path(".holdout")
-    if run_id is not None and results_dir is None and (ws / "store.sqlite").exists():
-        probe = Store(ws / "store.sqlite", create=False)
+    shared = is_dsn(store_location(ws))
+    if run_id is not None and results_dir is None and (shared or (ws / "store.sqlite").exists()):
+        probe = Store(store_location(ws), create=False)
         try:
             info = probe.run_info(run_id)
         finally:
@@ -95,7 +98,7 @@ def open_run(
 ) -> RunContext:
     """`config`: the run config already loaded (from `locate`), else it is read from `config_path`
     or the path the run recorded."""
-    probe = Store(Path(workspace) / "store.sqlite", create=False)
+    probe = Store(store_location(workspace), create=False)
     try:
         info = probe.run_info(run_id)
         known = [r["run_id"] for r in probe.status()]
@@ -103,7 +106,7 @@ def open_run(
         probe.close()
     if info is None or "/grade/" in run_id:
         raise HoldoutError(
-            f"no run '{run_id}' in {workspace}/store.sqlite (runs: {', '.join(known) or 'none'})"
+            f"no run '{run_id}' in {probe.path} (runs: {', '.join(known) or 'none'})"
         )
     if config is None:
         if config_path is None:
@@ -122,5 +125,5 @@ def open_run(
         config,
         suite,
         pool,
-        Store(Path(workspace) / "store.sqlite", cipher=pool.cipher),
+        Store(store_location(workspace), cipher=pool.cipher),
     )

@@ -10,6 +10,7 @@ escapes is a bug (exit 1, the traceback through the egress gate).
         NoStore                   no run store where one was expected (store)
         SchemaTooNew              a file written by a newer Holdout (sqlite)
         RunBusy                   another process holds this run (runlock)
+        NoPostgres                no PostgreSQL server to start here (localpg)
         EgressRefused             the egress gate refused a write (egress)
         CheckFailed               a check worker hit a bug: its type and place only (checks)
 

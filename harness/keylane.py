@@ -47,6 +47,12 @@ def _epoch() -> float:
     return time.time() - time.monotonic()
 
 
+def lane_name(*, provider_type: str, base_url: str | None, api_key: str | None, lane: str) -> str:
+    """A key lane's name: a keyed hash of the key, the server and the lane (no key in it)."""
+    identity = "\0".join((provider_type, base_url or "", api_key or "", lane)).encode()
+    return hmac.new(NAMESPACE, identity, hashlib.sha256).hexdigest()[:32]
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     at: float  # when the request may be sent (time.monotonic())
@@ -67,8 +73,7 @@ class KeyLane:
     ) -> KeyLane | None:
         """The lane of this key on this server, or None where it cannot be kept (no directory we may
         use)."""
-        identity = "\0".join((provider_type, base_url or "", api_key or "", lane)).encode()
-        name = hmac.new(NAMESPACE, identity, hashlib.sha256).hexdigest()[:32]
+        name = lane_name(provider_type=provider_type, base_url=base_url, api_key=api_key, lane=lane)
         try:
             return cls(lanes_dir() / f"{name}.lane")
         except OSError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import ModelConfig
+from .database import shared_dsn
 from .keylane import KeyLane
 from .limits import Pacer
 from .providers import Provider
@@ -51,6 +52,20 @@ class Lane:
         self.pacer.release()
 
 
+def _key_lane(cfg, model_id: str):
+    """The schedule this key's requests share: in the shared store when there is one (workers on
+    other machines use the key too), else in a file that this machine's processes share."""
+    where = dict(
+        provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(), lane=model_id
+    )
+    dsn = shared_dsn()
+    if dsn:
+        from .pgpace import PgKeyLane
+
+        return PgKeyLane.for_key(dsn, **where)
+    return KeyLane.for_key(**where)
+
+
 def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
     """One lane per model id (models that differ only in name or params share their upstream's
     limits), or one for the provider. A lane's limits are its models' `limits`, else the provider's
@@ -67,13 +82,7 @@ def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
         concurrency = min([x.concurrency for x in own if x.concurrency] or [cfg.concurrency])
         rpm = min([x.rpm for x in own if x.rpm], default=None if several else cfg.rpm)
         tpm = min([x.tpm for x in own if x.tpm], default=None if several else cfg.tpm)
-        key_lane = (
-            KeyLane.for_key(
-                provider_type=cfg.type, base_url=cfg.base_url, api_key=cfg.api_key(), lane=model_id
-            )
-            if cfg.type != "replay"
-            else None
-        )
+        key_lane = _key_lane(cfg, model_id) if cfg.type != "replay" else None
         lanes.append(
             Lane(
                 f"{cfg.name}/{model_id}" if several else cfg.name,

@@ -22,7 +22,9 @@ def save_length_reference(
             [(pool, m, str(i), float(p), float(d)) for m, i, p, d in rows],
         )
         store.db.execute(
-            "INSERT OR REPLACE INTO length_reference_sources VALUES (?,?,?,?,?)",
+            "INSERT INTO length_reference_sources VALUES (?,?,?,?,?) ON CONFLICT (pool) DO UPDATE "
+            "SET run_id=excluded.run_id, grader=excluded.grader, models=excluded.models, "
+            "created=excluded.created",
             (pool, run_id, grader, json.dumps(sorted({r[0] for r in rows})), time.time()),
         )
 

@@ -14,6 +14,7 @@ many times each prompt was sent."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import threading
@@ -93,6 +94,11 @@ class MockStats:
             "peak_in_flight": self.peak_in_flight,
             "mean_in_flight": round(self._area / span, 2) if span > 0 else 0.0,
             "by_model": dict(self.by_model),
+            # per prompt, by digest: how often each was asked (the benchmarks' exactly-once check)
+            "by_prompt_sha": {
+                hashlib.sha256(f"{m}|{t}".encode()).hexdigest()[:16]: n
+                for (m, t), n in self.by_prompt.items()
+            },
             "span_s": round(span, 3),
             "first_at": self.first_at,
             "last_fault_at": self.last_fault_at,

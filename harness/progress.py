@@ -58,6 +58,11 @@ class Bar:
     def note(self, message: str) -> None:
         self.progress.console.print(message)
 
+    def whole(self, completed: int) -> None:
+        """The run's done count as the shared store has it (every worker's calls, not only
+        ours)."""
+        self.progress.update(self.task, completed=completed)
+
 
 class Silent:
     def __init__(self, console: Console | None = None):
@@ -75,6 +80,9 @@ class Silent:
     def note(self, message: str) -> None:
         if self.console:
             self.console.print(message)
+
+    def whole(self, completed: int) -> None:
+        pass
 
 
 def progress_for(

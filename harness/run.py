@@ -13,15 +13,16 @@ from . import provenance
 from .budget import Budget
 from .calling import calls
 from .config import RunConfig, check_api_keys, load_run_config
+from .database import store_location
 from .errors import ConfigError, HoldoutError
 from .identity import find_item_changes, identity_hash, run_identity
 from .jobs import item_jobs
 from .pool import PoolHandle
 from .progress import progress_for
-from .providers import ITEM_KINDS
 from .results import print_summary, write_summary
 from .runlock import run_lock
 from .runner import Outcome
+from .sharedbudget import budget_for
 from .store import Store
 from .suite import Item, Suite, check_pool_file, load_suite, read_pool_file
 
@@ -44,6 +45,9 @@ def open_pool(config: RunConfig, suite: Suite, recorded: str | None = None) -> P
     from .vault import open_heldout_pool  # the vault is only needed for held-out runs
 
     return open_heldout_pool(config, suite, recorded)
+
+
+SPENT_SQL = "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=?"
 
 
 def limited(items: Callable[[], Iterable[Item]], limit: int | None) -> Callable[[], Iterable[Item]]:
@@ -120,7 +124,7 @@ def _run(
 ) -> Outcome:
     n_items = min(pool.count, config.limit or pool.count)
     total = n_items * len(config.models) * config.epochs
-    store = Store(config.workspace / "store.sqlite", cipher=pool.cipher)
+    store = Store(store_location(config.workspace), cipher=pool.cipher)
     try:
         doc = run_identity(config, suite, pool.name)
         resumed = store.begin_run(
@@ -136,7 +140,12 @@ def _run(
         )
         if resumed:
             _check_items(store, config, pool, console=console, recall_changed=recall_changed)
-        budget = Budget(config.budget_usd, spent_usd=store.spent(config.run_id))
+        budget = budget_for(
+            config.budget_usd,
+            store=store,
+            scope=config.run_id,
+            recount=(SPENT_SQL, (config.run_id,)),
+        )
         done_before = store.done_count(config.run_id)
         console.print(
             f"run [bold]{config.run_id}[/]: {n_items} items x {len(config.models)} models x "
@@ -174,9 +183,10 @@ def _run(
             },
         )
         print_summary(out, summary)
-        _explain(console, config, outcome, total=total, done_before=done_before, budget=budget)
-        # outputs, or refusals (final answers)
-        outcome.complete = store.done_count(config.run_id) >= total
+        # outputs, or refusals (final answers), by every worker on a shared store
+        done_now = store.done_count(config.run_id)
+        _explain(console, config, outcome, total=total, done_now=done_now, budget=budget)
+        outcome.complete = done_now >= total
         return outcome
     finally:
         store.close()
@@ -197,10 +207,9 @@ ERROR_ADVICE = {
 
 
 def _explain(
-    console: Console, config: RunConfig, o: Outcome, *, total: int, done_before: int, budget: Budget
+    console: Console, config: RunConfig, o: Outcome, *, total: int, done_now: int, budget: Budget
 ) -> None:
     again = f"holdout run {config.file}"
-    done_now = done_before + o.ok + sum(o.error_kinds.get(k, 0) for k in ITEM_KINDS)
     console.print(
         f"{o.calls_made} calls made this time ({o.ok} ok, {o.errors} errors), "
         f"${o.cost_usd:.4f}; {done_now}/{total} done in all."

@@ -16,7 +16,9 @@ import os
 import time
 from pathlib import Path
 
+from .database import store_location
 from .errors import HoldoutError
+from .postgres import is_dsn
 
 
 class RunBusy(HoldoutError):
@@ -32,7 +34,11 @@ def _lock_file(workspace: Path, run_id: str) -> Path:
 @contextlib.contextmanager
 def run_lock(workspace: Path, run_id: str, command: str):
     """Hold the run's lock for the duration, or refuse at once (naming the holder) if another
-    process has it."""
+    process has it. On a shared PostgreSQL store there is none: workers lease the run's jobs
+    (harness/workers.py) and any number may work on it at once."""
+    if is_dsn(store_location(workspace)):
+        yield
+        return
     path = _lock_file(workspace, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -60,6 +66,27 @@ def run_lock(workspace: Path, run_id: str, command: str):
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def batch_lock(store, run_id: str):
+    """On a shared store, one worker at a time submits and collects a run's batches (a batch is
+    one request for many jobs, found again after a kill by the store's record of it): a session
+    lock on the server, let go when the worker's connection ends, `kill -9` included."""
+    if not store.shared:
+        yield  # the run's own lock (run_lock) already holds it to one process
+        return
+    number = int.from_bytes(hashlib.sha256(f"batches|{run_id}".encode()).digest()[:8], "big") >> 1
+    if not store.db.execute("SELECT pg_try_advisory_lock(?)", (number,)).fetchone()[0]:
+        raise RunBusy(
+            f"run '{run_id}': another worker is submitting or collecting its batches (mode: "
+            "batch); one worker at a time does that on a shared store. Run this worker without "
+            "the batch-mode providers, or wait for that one: nothing was sent."
+        )
+    try:
+        yield
+    finally:
+        store.db.execute("SELECT pg_advisory_unlock(?)", (number,))
 
 
 def _holder(fd: int) -> str:

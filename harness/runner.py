@@ -35,6 +35,7 @@ from .retries import Tries, with_retries
 from .rows import CallRow
 from .sealed import reveal
 from .store import Store
+from .workers import pending
 
 
 @dataclass
@@ -72,13 +73,10 @@ class Runner:
         on_sent=None,
         grace_s: float = 10.0,
         role: str = "model",
+        claims=None,
     ):
         # role: who is called, for the exposure ledger
-        self.run_id, self.jobs, self.role = (
-            run_id,
-            jobs,
-            role,
-        )
+        self.run_id, self.jobs, self.role = run_id, jobs, role
         self.models = list(models)
         self.store, self.budget, self.progress = store, budget, progress
         self.on_sent = on_sent or _nothing_to_record
@@ -91,6 +89,7 @@ class Runner:
         self._flush_scheduled = False
         self.write_error: Exception | None = None
         self._served_ids: dict[str, str] = {}
+        self.claims = claims  # workers.Claims on a shared store: only the jobs leased are called
 
     # -- public ---------------------------------------------------------------
     async def run(self) -> Outcome:
@@ -104,10 +103,13 @@ class Runner:
         lanes = [
             lane for name, ms in by_provider.items() for lane in plan_lanes(providers[name], ms)
         ]
+        renewing = self.claims and self.claims.keep_alive(store=self.store, progress=self.progress)
         try:
             await asyncio.gather(*(self._drive(lane) for lane in lanes))
         finally:
             self.store.flush()
+            if renewing:
+                self.claims.leave(renewing)
             await asyncio.gather(*(p.aclose() for p in providers.values()), return_exceptions=True)
             self._remove_interrupt(loop)
         if self.write_error:
@@ -137,12 +139,15 @@ class Runner:
         return bool(lane.dead) or lane.provider.config.name in self.outcome.dead_providers
 
     async def _produce(self, queue: asyncio.Queue, lane: Lane, n_workers: int) -> None:
-        names = {m.name for m in lane.models}
-        for job in self.jobs():
-            if job.model.name not in names:
-                continue
-            if (job.model.name, job.key, job.epoch) in self.done:
-                continue
+        async for job in pending(
+            self.jobs,
+            models=[m.name for m in lane.models],
+            done=self.done,
+            claims=self.claims,
+            store=self.store,
+            chunk=max(8, min(64, lane.pacer.max_window)),
+            stopped=lambda: self.stopping.is_set() or self.budget_full.is_set(),
+        ):
             if self.stopping.is_set() or self.budget_full.is_set() or self._given_up(lane):
                 self.outcome.not_started += 1
             else:

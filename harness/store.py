@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Iterator
 
 from .callkinds import ITEM_KINDS
+from .database import describe, errors, open_database
 from .errors import HoldoutError
 from .failpoints import hit
+from .postgres import is_dsn
 from .rows import CALL_FIELDS, UPSERT_CALL, CallRow, GradeRow, Output, finish_reason_word
-from .sqlite import connect
 from .storebatches import Batches
 from .storedeletes import Deletions
 from .storeschema import STORE_SCHEMA
+from .workers import MARK_DONE
+
+_COST = CALL_FIELDS.index("cost_usd")
 
 
 class NoStore(HoldoutError):
@@ -35,22 +39,28 @@ class NoStore(HoldoutError):
 
 
 class Store(Deletions, Batches):
-    def __init__(self, path: Path, cipher=None, *, create: bool = True):
-        """`create=False`: a command that only reads refuses a missing store instead of creating
-        one."""
-        self.path = Path(path)
-        if not create and not self.path.exists():
+    def __init__(self, location: Path | str, cipher=None, *, create: bool = True):
+        """`location`: a SQLite file, or a PostgreSQL DSN (harness/database.py). `create=False`: a
+        command that only reads refuses a missing store file instead of creating one."""
+        self.shared = is_dsn(location)  # PostgreSQL: other workers and machines use it too
+        self.location = location if self.shared else Path(location)
+        self.path = describe(self.location)  # for messages
+        if not self.shared and not create and not self.location.exists():
             raise NoStore(
                 f"no run store at {self.path} (no run has been made with this workspace; "
                 "pass --workspace, or --config with the run's config)"
             )
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = connect(self.path, STORE_SCHEMA)
+            if not self.shared:
+                self.location.parent.mkdir(parents=True, exist_ok=True)
+            self.db = open_database(self.location, STORE_SCHEMA)
         except (sqlite3.Error, OSError) as e:
             raise HoldoutError(f"{self.path}: cannot open the run store ({e})") from None
+        self.db_errors = errors(self.db)
         self.cipher = cipher
         self.pending: list[tuple] = []
+        self.leases_held = False  # a worker on a shared store (harness/workers.py)
+        self.spend = None  # its SharedBudget, told what each write cost
 
     # -- runs -----------------------------------------------------------------
     def begin_run(
@@ -196,11 +206,10 @@ class Store(Deletions, Batches):
         # dataclasses.astuple deep-copies: slow per row
         values = tuple(getattr(row, f) for f in CALL_FIELDS)
         if self.cipher is not None and row.output is not None:
-            values = (
-                values[:5]
-                + (self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output),)
-                + values[6:]
-            )
+            sealed = self.cipher.encrypt_output(row.run_id, row.model, row.item_id, row.output)
+            return values[:5] + (sealed,) + values[6:]
+        if self.shared and isinstance(row.output, str):
+            return values[:5] + (row.output.encode(),) + values[6:]  # bytea takes bytes
         return values
 
     def flush(self) -> None:
@@ -211,12 +220,16 @@ class Store(Deletions, Batches):
             with self.db:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany(UPSERT_CALL, rows)
+                if self.leases_held:  # a worker's results and their leases' end, together
+                    self.db.executemany(MARK_DONE, [r[:4] for r in rows])
+                if self.spend is not None:  # ... and what they cost, in the shared budget
+                    self.spend.written(sum(r[_COST] or 0.0 for r in rows))
                 self.db.execute(
                     "UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0])
                 )
                 self.changed({r[0] for r in rows})
                 hit("store.flush.before_commit")
-        except sqlite3.Error as e:
+        except self.db_errors as e:
             # keep them for a retry; the file itself stays consistent
             self.pending = rows + self.pending
             raise HoldoutError(
@@ -247,7 +260,8 @@ class Store(Deletions, Batches):
     def _opened(self, output, *, run_id: str, model: str, item: str):
         """A stored output as the caller may use it: decrypted (Sealed) for a held-out run."""
         if self.cipher is None or output is None:
-            return output
+            # PostgreSQL's bytea gives back bytes what SQLite's BLOB column kept as text
+            return output.decode() if isinstance(output, bytes | memoryview) else output
         return self.cipher.decrypt_output(run_id, model, item, output)
 
     def models(self, run_id: str) -> list[str]:
@@ -284,7 +298,9 @@ class Store(Deletions, Batches):
             self.db.execute("BEGIN IMMEDIATE")
             self.changed({r.run_id for r in rows})
             self.db.executemany(
-                "INSERT OR REPLACE INTO grades VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO grades VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id, grader, model, "
+                "item_id, epoch) DO UPDATE SET status=excluded.status, score=excluded.score, "
+                "detail=excluded.detail, grader_sha=excluded.grader_sha",
                 [
                     (
                         r.run_id,
@@ -336,11 +352,10 @@ class Store(Deletions, Batches):
     def pairwise_baseline(self, run_id: str, grader: str) -> str | None:
         """The baseline a pairwise grader compared against (None: the grader is not pairwise)."""
         row = self.db.execute(
-            "SELECT json_extract(detail, '$.baseline') FROM grades WHERE run_id=? AND grader=? "
-            "AND json_extract(detail, '$.baseline') IS NOT NULL LIMIT 1",
-            (run_id, grader),
+            "SELECT detail FROM grades WHERE run_id=? AND grader=? AND detail LIKE ? LIMIT 1",
+            (run_id, grader, '%"baseline"%'),
         ).fetchone()
-        return row[0] if row else None
+        return json.loads(row[0]).get("baseline") if row else None
 
     def served_models(self, run_id: str) -> dict[str, dict[str, int]]:
         """model -> {the model id the provider said served it: calls}."""

@@ -38,6 +38,7 @@ class BatchRecord:
 
 class Batches:
     db: object  # the store's sqlite3 connection
+    spend: object  # the shared budget, on a shared store (sharedbudget.py); else None
     changed: object  # Store.changed
 
     def batches(self, run_id: str | None = None, *, open_only: bool = True) -> list[BatchRecord]:
@@ -104,6 +105,8 @@ class Batches:
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(UPSERT_CALL, values)
+            if self.spend is not None:
+                self.spend.written(sum(r.cost_usd or 0.0 for r in rows))
             self.db.execute(
                 "UPDATE batches SET status='collected', outcome=?, files=? WHERE submission=?",
                 (outcome, json.dumps(files), rec.submission),

@@ -71,6 +71,4 @@ class Deletions:
             )
 
     def _delete_assignments(self, where: str, args: tuple) -> int:
-        if not self.db.execute("SELECT 1 FROM sqlite_master WHERE name='assignments'").fetchone():
-            return 0
         return self.db.execute(f"DELETE FROM assignments WHERE {where}", args).rowcount

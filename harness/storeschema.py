@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .postgres import columns
 from .sqlite import Schema, statements
 
 # Version 1: the tables as they were when schema versions began (2026-12-03); the review queue's
@@ -57,7 +58,7 @@ def _tables_v1(db: sqlite3.Connection) -> None:
     for stmt in statements(TABLES_V1):
         db.execute(stmt)
     for table, column, kind in COLUMNS_BEFORE_V1:
-        if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+        if column not in columns(db, table):
             db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
@@ -96,7 +97,7 @@ def _tables_v3(db: sqlite3.Connection) -> None:
         db.execute(stmt)
     # a count of the writes to a run's calls, grades and flags: what the view's figures are
     # kept against (one row to read, where the file's data_version moves with any login)
-    if "changes" not in {r[1] for r in db.execute("PRAGMA table_info(runs)")}:
+    if "changes" not in columns(db, "runs"):
         db.execute("ALTER TABLE runs ADD COLUMN changes INTEGER NOT NULL DEFAULT 0")
 
 
@@ -116,4 +117,48 @@ def _tables_v4(db: sqlite3.Connection) -> None:
         db.execute(stmt)
 
 
-STORE_SCHEMA = Schema("run store", steps=(_tables_v1, _tables_v2, _tables_v3, _tables_v4))
+# Version 5: what workers on a shared store coordinate through: leases on jobs (workers.py),
+# each key's send schedule (pgpace.py), and the budget they spend from (sharedbudget.py). A
+# SQLite store has them too (one schema), unused.
+TABLES_V5 = """
+CREATE TABLE IF NOT EXISTS leases (
+  run_id TEXT NOT NULL, model TEXT NOT NULL, item_id TEXT NOT NULL, epoch INTEGER NOT NULL,
+  worker TEXT NOT NULL, until REAL NOT NULL, state TEXT NOT NULL, finished REAL,
+  PRIMARY KEY (run_id, model, item_id, epoch)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leases_held ON leases (run_id, state, worker);
+CREATE TABLE IF NOT EXISTS key_lanes (
+  lane TEXT PRIMARY KEY, next_at REAL NOT NULL, spacing REAL NOT NULL, reserved INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS run_spend (scope TEXT PRIMARY KEY, spent REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS budget_holds (
+  scope TEXT NOT NULL, worker TEXT NOT NULL, held REAL NOT NULL, until REAL NOT NULL,
+  PRIMARY KEY (scope, worker));
+"""
+
+# PostgreSQL has no json_extract or json_each of text; the view's filters use SQLite's. These
+# give what they give there for numbers (what the filters compare); NULL for anything else.
+PG_JSON_FUNCTIONS = (
+    """CREATE OR REPLACE FUNCTION json_extract(doc TEXT, path TEXT) RETURNS DOUBLE PRECISION
+    LANGUAGE sql IMMUTABLE AS $$
+      SELECT CASE jsonb_typeof(v) WHEN 'number' THEN (v #>> '{}')::double precision
+        WHEN 'boolean' THEN CASE WHEN v = 'true'::jsonb THEN 1 ELSE 0 END END
+      FROM (SELECT doc::jsonb #> string_to_array(replace(substr(path, 3), '"', ''), '.') AS v) s
+    $$""",
+    """CREATE OR REPLACE FUNCTION json_each(doc TEXT)
+    RETURNS TABLE (key TEXT, value DOUBLE PRECISION) LANGUAGE sql IMMUTABLE AS $$
+      SELECT e.key, CASE jsonb_typeof(e.value) WHEN 'number'
+        THEN (e.value #>> '{}')::double precision END FROM jsonb_each(doc::jsonb) e
+    $$""",
+)
+
+
+def _tables_v5(db) -> None:
+    for stmt in statements(TABLES_V5):
+        db.execute(stmt)
+    if getattr(db, "kind", "sqlite") == "postgresql":
+        for stmt in PG_JSON_FUNCTIONS:
+            db.execute(stmt)
+
+
+STORE_SCHEMA = Schema(
+    "run store", steps=(_tables_v1, _tables_v2, _tables_v3, _tables_v4, _tables_v5)
+)

@@ -62,6 +62,114 @@ def key_lanes(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOLDOUT_LANES_DIR", str(tmp_path_factory.mktemp("lanes")))
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server of the tests' own on a free loopback port (the machine's binaries;
+    .ci/run installs them), or a skip that says why. Its directory is outside pytest's (0700, root's
+    when the tests run as root: the server runs as `postgres`)."""
+    import shutil
+    import tempfile
+
+    from harness.localpg import LocalPostgres, NoPostgres
+
+    where = Path(tempfile.mkdtemp(prefix="holdout-test-pg-"))
+    try:
+        server = LocalPostgres(where).start()
+    except NoPostgres as e:
+        shutil.rmtree(where, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server for this test: {e}")
+    yield server
+    server.stop()
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def store_db(root: Path, workspace: str = ".holdout", *, dsn: str | None = None):
+    """A project's run store as the test reads it: the SQLite file, or the test's PostgreSQL
+    schema (HOLDOUT_TEST_STORE=postgresql; `dsn`: another one, from `own_store`)."""
+    if dsn or os.environ.get("HOLDOUT_STORE"):
+        return pg_as_sqlite(dsn or os.environ["HOLDOUT_STORE"])
+    return sqlite3.connect(Path(root) / workspace / "store.sqlite")
+
+
+def ledger_db(root: Path):
+    """A project's exposure ledger: the vault's SQLite file, or the shared PostgreSQL store."""
+    if os.environ.get("HOLDOUT_STORE"):
+        return pg_as_sqlite(os.environ["HOLDOUT_STORE"])
+    return sqlite3.connect(
+        Path(root) / ".holdout" / "vault" / "ledger.sqlite", isolation_level=None
+    )
+
+
+sqlite_only = pytest.mark.skipif(
+    os.environ.get("HOLDOUT_TEST_STORE") == "postgresql",
+    reason="about the workspace's own files (the SQLite store or ledger: an upgrade, a tampered "
+    "or full file; the machine's key-lane file), which a shared PostgreSQL store replaces",
+)
+
+
+def pg_as_sqlite(dsn: str):
+    """A connection to the PostgreSQL store that reads as the SQLite file would: a public run's
+    output, kept as UTF-8 bytes in bytea where SQLite's BLOB column kept the text, is text."""
+    from psycopg.types.string import ByteaBinaryLoader, ByteaLoader
+
+    from harness.postgres import PgDatabase
+
+    def text_if_utf8(loader):
+        class Loader(loader):
+            def load(self, data):
+                raw = super().load(bytes(data))
+                try:
+                    return bytes(raw).decode()
+                except UnicodeDecodeError:
+                    return bytes(raw)
+
+        return Loader
+
+    class AsSqlite(PgDatabase):
+        def commit(self):  # autocommit: each statement is committed
+            pass
+
+    db = AsSqlite(dsn)
+    db.conn.adapters.register_loader("bytea", text_if_utf8(ByteaLoader))
+    db.conn.adapters.register_loader("bytea", text_if_utf8(ByteaBinaryLoader))
+    return db
+
+
+def fresh_schema(server) -> str:
+    """A DSN whose tables live in a schema no other test uses (one server for the whole session)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server.dsn, autocommit=True) as db:
+        db.execute(f"CREATE SCHEMA {name}")
+    return f"{server.dsn}?options=-csearch_path%3D{name}"
+
+
+@pytest.fixture
+def own_store(request):
+    """For a test that makes several independent workspaces: a function giving each its own store
+    ({"HOLDOUT_STORE": a fresh schema} for its commands' environment; {} on SQLite, where each
+    workspace has its file)."""
+    if os.environ.get("HOLDOUT_TEST_STORE") != "postgresql":
+        return lambda: {}
+    server = request.getfixturevalue("postgres_server")
+    return lambda: {"HOLDOUT_STORE": fresh_schema(server)}
+
+
+@pytest.fixture(autouse=True)
+def store_backend(request, monkeypatch):
+    """HOLDOUT_TEST_STORE=postgresql runs a test against PostgreSQL: every store and ledger the
+    test's commands open live in a schema of its own on the tests' server."""
+    if os.environ.get("HOLDOUT_TEST_STORE") != "postgresql":
+        monkeypatch.delenv("HOLDOUT_STORE", raising=False)
+        return None
+    dsn = fresh_schema(request.getfixturevalue("postgres_server"))
+    monkeypatch.setenv("HOLDOUT_STORE", dsn)
+    return dsn
+
+
 @pytest.fixture
 def mock_server():
     server = MockServer(MockBehaviour())
@@ -108,8 +216,9 @@ class Project:
         path.write_text(textwrap.dedent(text))
         return path
 
-    def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.root / ".holdout" / "store.sqlite")
+    def db(self):
+        """The run store's tables: the SQLite file, or the test's PostgreSQL schema."""
+        return store_db(self.root)
 
     def rows(self, run_id: str) -> list[tuple]:
         with self.db() as db:

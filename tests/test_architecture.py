@@ -92,7 +92,8 @@ LAYERS = [
         "base",
         "errors callkinds clock sealed failpoints sqlite yamlfile pricing denseform fingerprints "
         "logsafety egress nearcopy stats lengthcontrol style textnorm hooks keylane progress "
-        "provenance budget runlock poolid mockreplies mockbatch mockserver sessions",
+        "provenance postgres database localpg pgpace workers budget sharedbudget runlock poolid "
+        "mockreplies mockbatch mockserver sessions",
     ),
     ("inputs", "providerconfig config graderspecs suite identity policy pool jobs"),
     (

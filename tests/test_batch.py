@@ -6,10 +6,9 @@ exposure ledger kept."""
 
 import json
 import re
-import sqlite3
 
 import pytest
-from conftest import QUESTIONS, holdout_subprocess
+from conftest import QUESTIONS, holdout_subprocess, store_db
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -48,7 +47,7 @@ def _left_at_provider(mock_server, api: str) -> list:
 
 
 def _calls(project, run_id) -> dict:
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     return {
         (m, i, e): (ok, out, cost)
         for m, i, e, ok, out, cost in db.execute(
@@ -76,7 +75,7 @@ def test_a_batch_run_gives_the_online_answers_and_grades_at_half_the_cost(
     assert {k: v[:2] for k, v in online.items()} == {k: v[:2] for k, v in batch.items()}
     for key, (_, _, cost) in online.items():
         assert batch[key][2] == pytest.approx(cost / 2)
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     grades = {
         run: sorted(
             db.execute(
@@ -252,7 +251,7 @@ def test_a_batch_request_the_provider_refuses_is_final_and_its_message_is_not_ke
     config = _config(project, mock_server.url, run_id="k", mode="batch", models=("long", "shy"))
     code, _, err = cli("run", config)
     assert code == 0, err
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     rows = db.execute("SELECT model, ok, error_kind, error FROM calls WHERE run_id='k'").fetchall()
     assert {(m, ok, kind) for m, ok, kind, _ in rows} == {
         ("long", 0, "context_length"),
@@ -295,7 +294,7 @@ def test_judge_calls_go_by_batch_for_a_judge_in_batch_mode(project, cli, mock_se
     assert len(online) == len(batch) == 6
     for key, (ok, out, cost) in online.items():
         assert batch[key][:2] == (ok, out) and batch[key][2] == pytest.approx(cost / 2)
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     scores = {
         r: db.execute(
             "SELECT item_id, score FROM grades WHERE run_id=? ORDER BY 1", (r,)

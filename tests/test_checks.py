@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import QUESTIONS, holdout_subprocess
+from conftest import QUESTIONS, holdout_subprocess, sqlite_only
 
 from harness.checks import CheckFailed, CheckJob, StoreAt, check_run, check_stored
+from harness.database import store_location
 from harness.store import Store
 from harness.vault.keys import load_key
 
@@ -54,7 +55,7 @@ def test_what_a_worker_is_sent_holds_no_key_and_no_text(heldout, project, cli):
     config = heldout("run_id: hk\n", models=("m1", "m2"))
     assert cli("run", config, "-q")[0] == 0
     key, _ = load_key(project.root / ".holdout")
-    where = StoreAt(project.root / ".holdout" / "store.sqlite", project.root / ".holdout")
+    where = StoreAt(store_location(project.root / ".holdout"), project.root / ".holdout")
     job = CheckJob(where, "hk", "m1", {"min_outputs": 1}, frozenset({"h1", "h2"}))
     sent = job.to_line().encode()
     assert CheckJob.from_line(job.to_line()) == job
@@ -67,6 +68,7 @@ def test_what_a_worker_is_sent_holds_no_key_and_no_text(heldout, project, cli):
     assert result["short_outputs"]["of"] == len(QUESTIONS) * 2
 
 
+@sqlite_only
 def test_a_worker_bug_returns_its_type_and_place_but_not_its_message(project, cli, mock_server):
     """An output that is not UTF-8 in the store: SQLite's own error quotes the text; from a worker
     only the model, the exception type and the place come back, not the message."""
@@ -107,10 +109,10 @@ def test_one_worker_or_no_store_to_reopen_checks_in_this_process(project, cli, m
     """`--workers 1` and a caller without a StoreAt check in the calling process (nothing is
     spawned), with the same result as workers."""
     _two_model_run(project, cli, mock_server, "o")
-    store = Store(project.root / ".holdout" / "store.sqlite", create=False)
+    store = Store(store_location(project.root / ".holdout"), create=False)
     try:
         alone = check_run(store, "o")
-        workers = check_run(store, "o", where=StoreAt(store.path), workers=2)
+        workers = check_run(store, "o", where=StoreAt(store.location), workers=2)
     finally:
         store.close()
     assert alone == workers and set(alone) == {"m1", "m2"}

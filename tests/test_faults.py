@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import holdout_subprocess
+from conftest import holdout_subprocess, ledger_db, sqlite_only, store_db
 
 from harness.mockreplies import FAULTS
 from harness.mockserver import MockBehaviour, MockServer
@@ -78,8 +78,8 @@ def test_every_provider_fault_ends_as_success_or_a_recorded_error(project, cli, 
     assert sum(m["errors"] for m in report["models"].values()) == errors
 
 
-def _final_state(root, run_id="run"):
-    db = sqlite3.connect(root / ".holdout" / "store.sqlite")
+def _final_state(root, run_id="run", dsn=None):
+    db = store_db(root, dsn=dsn)
     calls = db.execute(
         "SELECT model, item_id, epoch, ok, output FROM calls WHERE run_id=? ORDER BY 1,2,3",
         (run_id,),
@@ -102,7 +102,9 @@ def _final_state(root, run_id="run"):
         ("grade", "store.flush.before_commit=kill@2"),  # inside a commit of judge results
     ],
 )
-def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, command, failpoint):
+def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(
+    tmp_path, command, failpoint, own_store
+):
     n = 24
     results = {}
     for label in ("clean", "killed"):
@@ -133,7 +135,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, comma
             f"    base_url: {server.url}/v1\n    concurrency: 3\n"
             f"models:\n  - {{provider: oa, model: m1}}\n"
         )
-        env = {"MOCK_KEY": "x"}
+        env = {"MOCK_KEY": "x", **own_store()}
         steps = [("run", "run.yaml"), ("grade", "run")]
         for cmd, arg in steps:
             if label == "killed" and cmd == command:
@@ -143,7 +145,10 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, comma
             proc = holdout_subprocess(cmd, arg, "-q", cwd=root, env=env)
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 0, err
-        results[label] = (_final_state(root), server.stats.requests)
+        results[label] = (
+            _final_state(root, dsn=env.get("HOLDOUT_STORE")),
+            server.stats.requests,
+        )
         server.stop()
     (clean_state, clean_requests), (killed_state, killed_requests) = (
         results["clean"],
@@ -202,17 +207,13 @@ def test_two_runs_at_once_on_one_store_and_vault(project, mock_server, monkeypat
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     assert len(project.rows("first")) == 30 and len(project.rows("second")) == 30
-    ledger = sqlite3.connect(project.root / ".holdout" / "vault" / "ledger.sqlite")
+    ledger = ledger_db(project.root)
     counts = ledger.execute(
         "SELECT run_id, COUNT(*) FROM exposures GROUP BY run_id ORDER BY 1"
     ).fetchall()
     assert counts == [("first", 30), ("second", 30)]
-    assert (
-        sqlite3.connect(project.root / ".holdout" / "store.sqlite")
-        .execute("PRAGMA integrity_check")
-        .fetchone()[0]
-        == "ok"
-    )
+    if not os.environ.get("HOLDOUT_STORE"):  # SQLite's own check of the file
+        assert store_db(project.root).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_unwritable_results_directory_is_a_clear_error_and_loses_nothing(project, cli, mock_server):
@@ -234,6 +235,7 @@ def test_unwritable_results_directory_is_a_clear_error_and_loses_nothing(project
     assert code == 0 and mock_server.stats.requests == 5 and "0 calls made this time" in err
 
 
+@sqlite_only
 def test_disk_full_store_is_a_clear_error_and_stays_consistent(tmp_path, mock_server):
     mnt = tmp_path / "small"
     mnt.mkdir()

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import QUESTIONS
+from conftest import QUESTIONS, ledger_db, sqlite_only
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -175,9 +175,7 @@ def test_exporting_outputs_applies_the_suites_embargo(heldout, project, cli, set
 
 
 def _ledger(project):
-    return sqlite3.connect(
-        project.root / ".holdout" / "vault" / "ledger.sqlite", isolation_level=None
-    )
+    return ledger_db(project.root)
 
 
 @pytest.mark.parametrize(
@@ -207,6 +205,7 @@ def test_a_ledger_changed_outside_holdout_is_refused_by_rotate_and_named_by_veri
     assert code == 3 and ("exposure ledger" in err or "exposure rows" in err)
 
 
+@sqlite_only
 def test_a_failed_ledger_write_sends_nothing_unrecorded(heldout, project, cli, tmp_path):
     """A real full disk: the vault on a 16 MiB tmpfs, filled while a run is going."""
     mnt = tmp_path / "small"
@@ -279,6 +278,7 @@ def test_an_older_index_restored_over_a_newer_one_is_refused(heldout, project, c
     assert code == 3 and "older than the vault's last write" in err
 
 
+@sqlite_only
 def test_a_ledger_from_before_the_chain_is_adopted_once(tmp_path, monkeypatch):
     monkeypatch.delenv("HOLDOUT_VAULT_KEY", raising=False)
     ws = tmp_path / "ws"
@@ -424,6 +424,7 @@ def test_a_two_model_field_does_not_reveal_the_other_labs_score(cards):
     assert "not shown: fewer than 3 other models" in (cards / "acme.html").read_text()
 
 
+@sqlite_only
 def test_a_card_reissued_after_the_store_was_edited_is_visible_in_the_audit_trail(
     cards, project, cli
 ):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, holdout_subprocess
+from conftest import ROOT, holdout_subprocess, sqlite_only
 
 from harness.keylane import RECORD, KeyLane
 from harness.mockserver import MockBehaviour
@@ -106,6 +106,7 @@ def test_an_unwritable_lanes_directory_leaves_each_process_pacing_alone(tmp_path
     assert KeyLane.for_key(provider_type="openai", base_url=None, api_key="k", lane="m") is None
 
 
+@sqlite_only
 def test_two_runs_on_one_key_share_its_lane(project, mock_server, tmp_path):
     """Two `holdout run` in two workspaces on one key and model: one lane file, whose count covers
     every request the server heard from both (a request is sent only in a slot reserved on it)."""

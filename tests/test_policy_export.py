@@ -277,6 +277,7 @@ ALLOWED_WRITERS = {
     "runlock.py": "who holds a run's lock (a pid, a command name, a time), in the workspace",
     "keylane.py": "a key's shared send times and count (no text, no key), in the user's runtime "
     "directory",
+    "localpg.py": "a local PostgreSQL server's port number, beside its data directory",
 }
 WRITE_CALLS = {
     "write_text",

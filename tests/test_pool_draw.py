@@ -1,12 +1,11 @@
 """Drawing pools from the arena distribution, the exposure ledger, and rotation."""
 
 import json
-import sqlite3
 import time
 from collections import Counter
 
 import pytest
-from conftest import needs_shared
+from conftest import ledger_db, needs_shared
 
 from harness.vault import Vault
 from harness.vault.draw import allocate, draw
@@ -204,7 +203,7 @@ def test_exposure_counts_equal_the_servers_own_count(maint, project, cli, tmp_pa
         for x in vault.read_jsonl("s@v1").decode().splitlines()
     }
     ledger = (
-        sqlite3.connect(vault.dir / "ledger.sqlite")
+        ledger_db(project.root)
         .execute("SELECT item_id, provider, COUNT(*) FROM exposures GROUP BY 1, 2")
         .fetchall()
     )

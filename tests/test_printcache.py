@@ -2,10 +2,9 @@
 made once, encrypted, and used by the next process, which catches exactly what a process that
 registered the text itself would; a kept file that was changed is made again, never trusted."""
 
-import sqlite3
 import subprocess
 
-from conftest import QUESTIONS, holdout_argv
+from conftest import QUESTIONS, holdout_argv, store_db
 
 
 def test_kept_fingerprints_catch_what_fresh_ones_do_and_a_changed_file_is_made_again(
@@ -78,6 +77,6 @@ def test_a_process_that_opened_another_vault_keeps_nothing_under_its_salt(
         holdout_argv("run", other / "next.yaml", "-q"), cwd=other, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
-    db = sqlite3.connect(other / ".holdout" / "store.sqlite")
+    db = store_db(other)
     served = {s for (s,) in db.execute("SELECT served FROM calls WHERE run_id='next'")}
     assert served == {"(withheld)"}

@@ -3,9 +3,9 @@ error codes, refusals called once, and keys checked before anything is sent. Thr
 to the mock server."""
 
 import json
-import sqlite3
 
 import pytest
+from conftest import store_db
 
 from harness.mockserver import MockBehaviour
 
@@ -140,7 +140,7 @@ def test_errors_about_an_item_are_recorded_by_their_code_called_once_and_not_ret
     code, out, err = cli("run", cfg, "-q")
     # one call per item: a final answer, paid once
     assert code == 0 and mock_server.stats.requests == 4
-    with sqlite3.connect(project.root / ".holdout" / "store.sqlite") as db:
+    with store_db(project.root) as db:
         rows = db.execute("SELECT error_kind, error FROM calls").fetchall()
     assert {r[0] for r in rows} == {kind}
     assert all(
@@ -160,7 +160,7 @@ def test_a_model_the_provider_does_not_serve_is_named_and_given_up(project, cli,
     mock_server.behaviour = MockBehaviour(error_rate=1.0, faults=("model_not_found",))
     code, out, err = cli("run", _config(project, mock_server, {}, kind="anthropic"), "-q")
     assert code == 3 and "model_not_found" in out + err and "check the model name" in out + err
-    with sqlite3.connect(project.root / ".holdout" / "store.sqlite") as db:
+    with store_db(project.root) as db:
         assert {r[0] for r in db.execute("SELECT error_kind FROM calls")} == {"model_not_found"}
         assert db.execute("SELECT MAX(attempts) FROM calls").fetchone()[0] == 1  # not retried
 

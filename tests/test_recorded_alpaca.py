@@ -4,7 +4,7 @@ against the published leaderboard (tatsu-lab/alpaca_eval, weighted_alpaca_eval_g
 import json
 
 import pytest
-from conftest import needs_shared
+from conftest import needs_shared, store_db
 
 # model: (published win rate %, standard error %)
 PUBLISHED = {
@@ -117,7 +117,6 @@ def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(p
     its show_result.py (normalized length difference, markdown density differences, centred and
     scaled with torch.std's n-1), fitted by scikit-learn's unpenalized logistic regression: every
     model's style-controlled rating within 1 point of Holdout's."""
-    import sqlite3
 
     import numpy as np
     from sklearn.linear_model import LogisticRegression
@@ -131,7 +130,7 @@ def test_style_controlled_ratings_match_arena_hards_formulation_on_alpaca_eval(p
     assert section["style_control"] == "arena-hard"
     ours = {m: r["rating"] for m, r in section["bradley_terry_style_controlled"].items()}
     rows = (
-        sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+        store_db(project.root)
         .execute(
             "SELECT model, score, detail FROM grades WHERE run_id='ae' AND status='ok' ORDER BY "
             "model, item_id"

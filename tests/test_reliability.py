@@ -3,6 +3,7 @@ bounded parsing, faults named right and bounded. Real processes, the mock server
 real SQLite."""
 
 import json
+import time
 
 import pytest
 from conftest import holdout_subprocess
@@ -82,10 +83,9 @@ def test_a_killed_holder_leaves_no_stale_lock(project, mock_server):
     mock_server.behaviour.latency_s = 0.05
     path = project.config(config(mock_server.url, provider_extra="    concurrency: 2\n"))
     first = holdout_subprocess("run", path, "-q", cwd=project.root)
-    while (
-        not (project.root / ".holdout" / "store.sqlite").exists() or mock_server.stats.requests < 4
-    ):
-        pass
+    deadline = time.monotonic() + 60
+    while mock_server.stats.requests < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
     first.kill()
     first.wait(timeout=30)
     mock_server.behaviour.latency_s = 0.0

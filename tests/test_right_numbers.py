@@ -2,6 +2,7 @@
 from the CLI against the mock server over 127.0.0.1 and a real SQLite store."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from conftest import ROOT, free_port
 
 from harness.config import DEFAULT_MAX_TOKENS
+from harness.database import store_location
 
 GRADER = "graders:\n  - rules: {type: exact}\n"
 
@@ -71,14 +73,14 @@ def test_an_ok_call_is_never_overwritten_so_its_grade_always_describes_it(
     path = project.config(config(mock_server.url, extra=GRADER))
     mock_server.behaviour.responder = answers(2)
     cli("run", path, "-q")
-    store = Store(project.root / ".holdout" / "store.sqlite")
+    store = Store(store_location(project.root / ".holdout"))
     store.add(
         CallRow(
             "run", "m", "q0", 0, True, "something else", "stop", 1, 1, 0.1, 0.0, 1, None, None, 0.0
         )
     )
     store.close()
-    assert [r.output for r in Store(project.root / ".holdout" / "store.sqlite").calls("run")] == [
+    assert [r.output for r in Store(store_location(project.root / ".holdout")).calls("run")] == [
         "0",
         "2",
     ]
@@ -473,7 +475,8 @@ def test_every_command_follows_the_config_workspace_and_results_dir(project, cli
     )
     mock_server.behaviour.responder = answers(2)
     assert cli("run", path, "-q")[0] == 0
-    assert (project.root / "ws" / "store.sqlite").exists() and not (
+    shared = os.environ.get("HOLDOUT_STORE")  # a shared store: no file in the workspace
+    assert (shared or (project.root / "ws" / "store.sqlite").exists()) and not (
         project.root / ".holdout"
     ).exists()
     assert cli("grade", "run", "--config", path, "-q")[0] == 0
@@ -655,7 +658,7 @@ def test_rule_grading_streams_across_write_batches(project, cli, mock_server):
     mock_server.behaviour.responder = answers(7)
     cli("run", path, "-q")
     (grader,) = build_graders([{"rules": {"type": "exact"}}], load_run_config(path), str(path))
-    store = Store(project.root / ".holdout" / "store.sqlite")
+    store = Store(store_location(project.root / ".holdout"))
     items = {it.id: it for it in read_pool_file(suite / "items.jsonl")}
     assert _grade_rules(store, "run", grader, items=items, batch=3)["graded_now"] == 22
     # all written, nothing twice

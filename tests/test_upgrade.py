@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import sqlite_only
 
 from harness.sqlite import Schema, connect
 from harness.storeschema import STORE_SCHEMA
@@ -21,6 +22,8 @@ from harness.vault.ledger import LEDGER_SCHEMA
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "landed-workspace.tar.gz"
 KEY = base64.urlsafe_b64encode(b"holdout-landed-fixture-key-32-by").decode()
+
+pytestmark = sqlite_only  # the SQLite files' own schema versions
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from harness.database import store_location
 from harness.errors import ConfigError
 from harness.vault import Vault, VaultError, import_pool_file
 
@@ -214,7 +215,7 @@ def test_heldout_run_refuses_provider_with_longer_retention(
     from harness.store import Store
 
     vault = Vault.open(project.root / ".holdout")
-    store = Store(project.root / ".holdout" / "store.sqlite", cipher=vault.output_cipher())
+    store = Store(store_location(project.root / ".holdout"), cipher=vault.output_cipher())
     outputs = [r.output for r in store.calls("run")]
     assert all("quokka" not in str(o) for o in outputs)
     from harness.sealed import reveal

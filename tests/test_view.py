@@ -4,11 +4,17 @@ HTTP and in headless Chromium. Only a maintainer sees a page (a reviewer's sessi
 
 import json
 import re
-import sqlite3
 
 import httpx
 import pytest
-from conftest import QUESTIONS, chromium_page, free_port, holdout_subprocess, wait_for_http
+from conftest import (
+    QUESTIONS,
+    chromium_page,
+    free_port,
+    holdout_subprocess,
+    store_db,
+    wait_for_http,
+)
 from conftest import login as reviewer_login
 
 
@@ -16,7 +22,11 @@ def _serve(project, *runs):
     port = free_port()
     proc = holdout_subprocess("view", "serve", *runs, "--port", port, cwd=project.root)
     url = f"http://127.0.0.1:{port}"
-    wait_for_http(url + "/")
+    try:
+        wait_for_http(url + "/")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1][-3000:]) from None
     return proc, url
 
 
@@ -89,7 +99,7 @@ def test_filtering_to_judge_disagreements_and_an_item_page(view, cli):
     assert "Review question 3 in en" in page and "the model&#x27;s answer to" in page
     assert page.count("quality") >= 2  # both judges' answers
     assert m.get("/r/run/items", params={"after": "bad"}).status_code == 404
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     assert db.execute("SELECT COUNT(*) FROM view_log").fetchone() == (0,)  # public: not logged
 
 
@@ -141,7 +151,7 @@ def test_every_heldout_item_shown_is_logged_and_the_log_is_tamper_evident(heldou
     assert code == 0 and "3 held-out item view(s); chain intact" in out and "mia hv h6" in out
     for q in QUESTIONS:
         assert q not in out
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     with db:
         db.execute("UPDATE view_log SET maintainer='nobody' WHERE seq=2")
     code, out, _ = cli("view", "log")
@@ -295,7 +305,7 @@ def test_human_decisions_that_disagree_with_the_judges(reviewed, cli, tmp_path):
     """Judges average 3 on q1 (5 and 1); a person says 5 (two points away): listed. On q3 a person
     says 3 (agrees): not listed. The gold item q0: judges 5, person 5."""
     project, _ = reviewed
-    db = sqlite3.connect(project.root / ".holdout" / "store.sqlite")
+    db = store_db(project.root)
     assigned = db.execute(
         "SELECT reviewer, item_id, model, epoch FROM assignments WHERE run_id='run'"
     ).fetchall()

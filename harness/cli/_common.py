@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..database import describe, store_location
 from ..errors import HoldoutError
 
 # Exit codes (README: "Exit codes"). 1 is reserved for a bug in holdout.
@@ -116,11 +117,13 @@ def _run_store(workspace, run_id: str):
     """The store, checked to hold `run_id`; closed afterwards. A missing store is not created."""
     from ..store import Store
 
-    store = Store(workspace / "store.sqlite", create=False)
+    store = Store(store_location(workspace), create=False)
     try:
         if store.run_info(run_id) is None or "/grade/" in run_id:
             known = ", ".join(r["run_id"] for r in store.status()) or "none"
-            raise HoldoutError(f"no run '{run_id}' in {workspace}/store.sqlite (runs: {known})")
+            raise HoldoutError(
+                f"no run '{run_id}' in {describe(store_location(workspace))} (runs: {known})"
+            )
         yield store
     finally:
         store.close()

@@ -3,6 +3,7 @@ linked through the anchor models (harness/linking.py)."""
 
 from __future__ import annotations
 
+from ..database import store_location
 from ..errors import HoldoutError
 from ._common import EXIT_OK, _err, _out, _places, _print_json
 
@@ -22,7 +23,7 @@ def cmd_report_across(args) -> int:
     places = _places(args)
     suite = load_suite(args.across, args.suites_dir)
     statuses = {m["id"]: m["status"] for m in Vault.open(places.workspace).pools(suite.name)}
-    store = Store(places.workspace / "store.sqlite", create=False)
+    store = Store(store_location(places.workspace), create=False)
     try:
         graded = set(store.grader_names())  # a look at the grades, not the calls' figures
         grader = args.grader or next(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..database import store_location
 from ..errors import HoldoutError
 from ._common import (
     EXIT_INCOMPLETE,
@@ -236,7 +237,7 @@ def cmd_import_alpaca(args) -> int:
     from ..recorded import import_alpaca_eval
     from ..store import Store
 
-    store = Store(_places(args).workspace / "store.sqlite")
+    store = Store(store_location(_places(args).workspace))
     try:
         if store.run_info(args.run) is not None:
             store.delete_run(args.run)

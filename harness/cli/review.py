@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..database import store_location
 from ..errors import HoldoutError
 from ._common import _err, _out, _places, _print_json, json_flag, results_dir, run_config, workspace
 
@@ -30,7 +31,7 @@ def cmd_review_add(args) -> int:
             f"(got {args.expires_hours:g})"
         )
     base = _public_url(args.public_url) if args.public_url else f"http://{args.host}:{args.port}"
-    store = Store(_places(args).workspace / "store.sqlite")
+    store = Store(store_location(_places(args).workspace))
     try:
         token = reviewers.add_reviewer(
             store.db,
@@ -56,7 +57,7 @@ def cmd_review_revoke(args) -> int:
     from ..review import reviewers
     from ..store import Store
 
-    store = Store(_places(args).workspace / "store.sqlite")
+    store = Store(store_location(_places(args).workspace))
     try:
         found = reviewers.revoke(store.db, args.name)
     finally:
@@ -148,7 +149,7 @@ def cmd_review_serve(args) -> int:
     places = _places(args)
     ctx, _, _, criteria = _review_context(args, places)
     app = ReviewApp(
-        places.workspace / "store.sqlite",
+        store_location(places.workspace),
         {args.run_id: (ctx.items(), ctx.outputs())},
         criteria,
         seal_comment=comment_sealer(ctx.pool.cipher, args.run_id),

@@ -7,6 +7,7 @@ import argparse
 import time
 from pathlib import Path
 
+from ..database import describe, store_location
 from ..errors import HoldoutError
 from ._common import (
     EXIT_INCOMPLETE,
@@ -47,7 +48,7 @@ def cmd_status(args) -> int:
 
     places = _places(args)
     try:
-        store = Store(places.workspace / "store.sqlite", create=False)
+        store = Store(store_location(places.workspace), create=False)
     except NoStore:
         rows = []
     else:
@@ -62,7 +63,7 @@ def cmd_status(args) -> int:
         _print_json(rows)
         return EXIT_OK
     if not rows:
-        _err().print(f"no runs in {places.workspace}/store.sqlite")
+        _err().print(f"no runs in {describe(store_location(places.workspace))}")
         return EXIT_OK
     table = Table(title=f"runs in {places.workspace}")
     for col in ("run", "suite", "pool", "done", "errors", "models $", "judges $", "updated"):

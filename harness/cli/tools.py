@@ -1,4 +1,5 @@
-"""`holdout mock-server`: a local model server for trying things offline."""
+"""`holdout mock-server`: a local model server for trying things offline; `holdout local-postgres`:
+a PostgreSQL server of one's own for trying the shared store."""
 
 from __future__ import annotations
 
@@ -40,8 +41,36 @@ def cmd_mock_server(args) -> int:
     return 0
 
 
+def cmd_local_postgres(args) -> int:
+    from ..localpg import LocalPostgres
+    from ._common import _err, _out
+
+    server = LocalPostgres(args.directory, port=args.port or 0)
+    if args.stop:
+        server.stop()
+        _err().print(f"stopped the PostgreSQL server in {args.directory}")
+        return 0
+    server.start()
+    _err().print(
+        f"PostgreSQL {server.directory / 'data'} on 127.0.0.1:{server.port} (log: "
+        f"{server.directory / 'server.log'}); stop it with `holdout local-postgres "
+        f"{args.directory} --stop`. Every holdout command with this set uses it as the store:"
+    )
+    _out().print(f"export HOLDOUT_STORE={server.dsn}", soft_wrap=True)
+    return 0
+
+
 def register(sub) -> None:
-    """The mock-server command(s)."""
+    """The mock-server and local-postgres commands."""
+    lp = sub.add_parser(
+        "local-postgres",
+        help="start (or stop) a PostgreSQL server of your own for the shared store, and print "
+        "the HOLDOUT_STORE to use",
+    )
+    lp.add_argument("directory", help="where its data lives (created on first use)")
+    lp.add_argument("--port", type=int, help="its port (first start: a free one; then the same)")
+    lp.add_argument("--stop", action="store_true", help="stop the server in DIRECTORY")
+    lp.set_defaults(func=cmd_local_postgres)
     sp = sub.add_parser(
         "mock-server", help="a local OpenAI/Anthropic-compatible server for trying things offline"
     )

@@ -3,6 +3,7 @@ maintainers, and the log of held-out items they looked at."""
 
 from __future__ import annotations
 
+from ..database import store_location
 from ..errors import HoldoutError
 from ._common import (
     EXIT_INCOMPLETE,
@@ -24,7 +25,7 @@ def cmd_view_add(args) -> int:
 
     if not (math.isfinite(args.expires_hours) and 0 < args.expires_hours <= 24 * 30):
         raise HoldoutError("view add-maintainer: --expires-hours must be more than 0, at most 720")
-    store = Store(_places(args).workspace / "store.sqlite")
+    store = Store(store_location(_places(args).workspace))
     try:
         token = sessions.issue_link(
             store.db, sessions.MAINTAINERS, args.name, hours=args.expires_hours
@@ -43,7 +44,7 @@ def cmd_view_revoke(args) -> int:
     from .. import sessions
     from ..store import Store
 
-    store = Store(_places(args).workspace / "store.sqlite")
+    store = Store(store_location(_places(args).workspace))
     try:
         found = sessions.revoke(store.db, sessions.MAINTAINERS, args.name)
     finally:
@@ -72,9 +73,7 @@ def cmd_view_serve(args) -> int:
             vault = None
         if vault is None and any(c.pool.heldout for c in contexts.values()):
             raise HoldoutError("a held-out run needs the vault (its key) to be shown")
-        app = ViewApp(
-            places.workspace / "store.sqlite", contexts, vault=vault, public_url=args.public_url
-        )
+        app = ViewApp(places.workspace, contexts, vault=vault, public_url=args.public_url)
         _err().print(f"loading {', '.join(args.run_ids)}: items, strata and figures ...")
         app.warm()
         _err().print(
@@ -101,7 +100,7 @@ def cmd_view_log(args) -> int:
 
     places = _places(args)
     vault = Vault.open(places.workspace)
-    store = Store(places.workspace / "store.sqlite", create=False)
+    store = Store(store_location(places.workspace), create=False)
     try:
         rows = accesslog.rows(store.db)
     finally:

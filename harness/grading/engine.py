@@ -27,6 +27,7 @@ from ..jobs import Job
 from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..rows import GradeRow
+from ..sharedbudget import budget_for
 from ..store import Store
 from ..yamlfile import key_path
 from .judging import JudgeGrader, PairwiseGrader, RubricGrader
@@ -323,11 +324,15 @@ def grade(
         models=[j for g in graders for j in getattr(g, "judges", [])],
     )
     _check_settings(store, run_id, graders, regrade=set(regrade), source=source)
-    spent = store.db.execute(
-        "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
-        (run_id, len(run_id) + 7, f"{run_id}/grade/"),
-    ).fetchone()[0]
-    budget = Budget(config.budget_usd, spent)
+    budget = budget_for(  # the run's calls and its judges' spend from one budget
+        config.budget_usd,
+        store=store,
+        scope=f"{run_id}/graded",
+        recount=(
+            "SELECT COALESCE(SUM(cost_usd),0) FROM calls WHERE run_id=? OR substr(run_id, 1, ?)=?",
+            (run_id, len(run_id) + 7, f"{run_id}/grade/"),
+        ),
+    )
     loaded: dict = {}
 
     def all_outputs() -> dict:

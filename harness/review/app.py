@@ -17,12 +17,13 @@ import hmac
 import html
 import logging
 import re
-import sqlite3
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..database import open_database
 from ..sealed import reveal
+from ..storeschema import STORE_SCHEMA
 from . import decisions, reviewers, routing, specs
 
 COOKIE = "holdout_review"
@@ -151,17 +152,14 @@ class GuardedApp:
 class ReviewApp(GuardedApp):
     def __init__(
         self,
-        db_path,
+        location,
         contexts: dict,
         criteria: list[dict],
         *,
         seal_comment=None,
         public_url: str | None = None,
     ):
-        self.db = sqlite3.connect(
-            db_path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        reviewers.setup(self.db)
+        self.db = open_database(location, STORE_SCHEMA)
         # run_id -> (items, outputs): sealed text, opened only to render a page
         self.contexts = contexts
         self.criteria = criteria

@@ -3,6 +3,7 @@ comments on held-out items encrypted."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -13,14 +14,27 @@ from .specs import model_preference
 FLAGS = ("ambiguous", "broken")
 
 
+SEALED = "sealed:"  # a comment column holding base64 of an encrypted comment
+
+
 def comment_sealer(cipher, run_id: str):
     """For a held-out run, how a reviewer's comment is stored: encrypted like outputs (it may quote
-    the item)."""
+    the item), as text (base64), which both backends' text column holds as it is."""
     if cipher is None:
         return None
-    return lambda assignment_id, text: cipher.encrypt_output(
-        run_id, "review-comment", assignment_id, text
+    return lambda assignment_id, text: (
+        SEALED
+        + base64.b64encode(
+            cipher.encrypt_output(run_id, "review-comment", assignment_id, text)
+        ).decode("ascii")
     )
+
+
+def opened_comment(cipher, run_id: str, assignment_id: str, stored):
+    """A held-out run's stored comment, decrypted (Sealed); raw bytes as earlier versions kept
+    them in SQLite."""
+    blob = base64.b64decode(stored[len(SEALED) :]) if isinstance(stored, str) else stored
+    return cipher.decrypt_output(run_id, "review-comment", assignment_id, blob)
 
 
 def submit(

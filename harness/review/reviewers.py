@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 
 from .. import clock, sessions
+from ..postgres import upgrade as pg_upgrade
 from ..sqlite import upgrade
 from ..storeschema import STORE_SCHEMA
 
@@ -17,7 +18,10 @@ SESSION_HOURS = sessions.REVIEWERS.session_hours
 
 def setup(db) -> None:
     """The review tables are the run store's (harness/store.py), at its schema version."""
-    upgrade(db, STORE_SCHEMA, "the run store")
+    if getattr(db, "kind", "sqlite") == "postgresql":
+        pg_upgrade(db, STORE_SCHEMA)
+    else:
+        upgrade(db, STORE_SCHEMA, "the run store")
 
 
 def add_reviewer(

@@ -23,8 +23,11 @@ import hmac
 from pathlib import Path
 
 from .. import clock
+from ..database import describe, open_database, store_location
 from ..errors import HoldoutError
-from ..sqlite import Schema, connect, statements
+from ..postgres import columns as table_columns
+from ..postgres import is_dsn
+from ..sqlite import Schema, statements
 
 # Version 1: the tables as they were when schema versions began (2026-12-03). A ledger from before
 # MACs (no `mac` column) is signed by `_adopt_unsigned`, which needs the key.
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS witness (
 
 
 def _tables_v1(db) -> None:
-    columns = [c[1] for c in db.execute("PRAGMA table_info(exposures)")]
+    columns = table_columns(db, "exposures")
     if columns and "mac" not in columns:  # written before MACs: kept aside until it is signed
         db.execute("ALTER TABLE exposures RENAME TO exposures_unsigned")
         db.execute("DROP INDEX IF EXISTS exposures_pool")
@@ -49,6 +52,7 @@ def _tables_v1(db) -> None:
 
 
 LEDGER_SCHEMA = Schema("exposure ledger", steps=(_tables_v1,))
+WITNESS_UPSERT = "ON CONFLICT (name) DO UPDATE SET value=excluded.value, mac=excluded.mac"
 FIELDS = ("pool_id", "item_id", "provider", "model", "run_id", "role", "at")
 
 
@@ -58,10 +62,15 @@ class LedgerError(HoldoutError):
 
 class Ledger:
     def __init__(self, vault_dir: Path, key: bytes):
-        self.path = Path(vault_dir) / "ledger.sqlite"
-        self.db = connect(self.path, LEDGER_SCHEMA)
+        """In the vault, or in the shared PostgreSQL store when there is one (every worker records
+        its sends in one chain)."""
+        shared = store_location(vault_dir)
+        location = shared if is_dsn(shared) else Path(vault_dir) / "ledger.sqlite"
+        self.path = describe(location)
+        self.db = open_database(location, LEDGER_SCHEMA)
         self._key = key
-        self._adopt_unsigned()
+        if not is_dsn(location):
+            self._adopt_unsigned()
         self.pending: list[tuple] = []
         self._written: asyncio.Future | None = None
 
@@ -159,7 +168,7 @@ class Ledger:
             signed.append((seq, *row, prev))
         self.db.executemany("INSERT INTO exposures VALUES (?,?,?,?,?,?,?,?,?)", signed)
         self.db.execute(
-            "INSERT OR REPLACE INTO witness VALUES ('ledger', ?, ?)",
+            "INSERT INTO witness VALUES ('ledger', ?, ?) " + WITNESS_UPSERT,
             (seq, self._witness_mac("ledger", seq, prev)),
         )
 
@@ -179,7 +188,7 @@ class Ledger:
             self.db.execute("BEGIN IMMEDIATE")
             if value > self.witnessed(name):
                 self.db.execute(
-                    "INSERT OR REPLACE INTO witness VALUES (?, ?, ?)",
+                    "INSERT INTO witness VALUES (?, ?, ?) " + WITNESS_UPSERT,
                     (name, value, self._witness_mac(name, value)),
                 )
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 import html
 import logging
 import re
-import sqlite3
 from pathlib import Path
 
 from aiohttp import web
 
 from .. import sessions
+from ..database import open_database, store_location
 from ..review.app import CSS, GuardedApp
 from ..review.app import page as review_page
-from ..review.reviewers import setup
+from ..review.decisions import opened_comment
 from ..sealed import reveal
+from ..storeschema import STORE_SCHEMA
 from . import accesslog, figures, pages, queries
 
 COOKIE = "holdout_view"
@@ -40,17 +41,14 @@ class ViewApp(GuardedApp):
     failure = "<p>Something went wrong.</p>"
     render = staticmethod(page)
 
-    def __init__(self, db_path, contexts: dict, *, vault=None, public_url: str | None = None):
+    def __init__(self, workspace, contexts: dict, *, vault=None, public_url: str | None = None):
         """`contexts`: run id -> its RunContext (store, pool, items); `vault`: for held-out runs
         (the access log's MACs, exposure counts, reviewers' comments)."""
-        self.db = sqlite3.connect(
-            db_path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        setup(self.db)
+        self.db = open_database(store_location(workspace), STORE_SCHEMA)
         self.contexts = contexts
         self.items = {run: None for run in contexts}  # loaded on first use (and their strata)
         self.cache: dict = {}  # what -> (the runs' change counts, the figures)
-        self.workspace = Path(db_path).parent
+        self.workspace = Path(workspace)
         self.vault = vault
         self._public(public_url)
 
@@ -225,7 +223,7 @@ class ViewApp(GuardedApp):
         for d in decisions:
             if heldout and d["comment"]:
                 d["comment"] = reveal(
-                    ctx.pool.cipher.decrypt_output(run_id, "review-comment", d["id"], d["comment"])
+                    opened_comment(ctx.pool.cipher, run_id, d["id"], d["comment"])
                 )
         exposure = self.vault.ledger.item_sends(ctx.info["pool"], item_id) if heldout else None
         return page(

@@ -1,0 +1,220 @@
+"""The shared PostgreSQL store (#23) against a real server the tests start themselves
+(conftest.postgres_server): workers leasing one run's jobs, a worker killed mid-run, one budget and
+one key schedule across workers, two workspaces sharing a run, and no held-out plaintext in the
+server's data directory. The rest of the suite runs against PostgreSQL too with
+HOLDOUT_TEST_STORE=postgresql (`make test` runs a part of it that way)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+from conftest import QUESTIONS, fresh_schema, holdout_subprocess
+
+from harness.pgpace import PgKeyLane
+from harness.postgres import PgDatabase, redacted, translate
+
+
+@pytest.fixture
+def shared(postgres_server, monkeypatch):
+    """HOLDOUT_STORE for this test: a schema of its own on the tests' server."""
+    dsn = fresh_schema(postgres_server)
+    monkeypatch.setenv("HOLDOUT_STORE", dsn)
+    return dsn
+
+
+def _public_config(project, url, *, n, concurrency=4, extra="", model_extra=""):
+    project.suite(n=n)
+    return project.config(
+        "suite: mini\nproviders:\n  mock:\n    type: openai-compatible\n"
+        f"    base_url: {url}/v1\n    api_key_env: MOCK_KEY\n    concurrency: {concurrency}\n"
+        "    max_attempts: 3\nmodels:\n  - provider: mock\n    model: m\n"
+        f"{model_extra}{extra}"
+    )
+
+
+def _workers(project, *args, count: int, env=None):
+    return [holdout_subprocess(*args, cwd=project.root, env=env) for _ in range(count)]
+
+
+def _finish(procs, timeout=180):
+    out = []
+    for p in procs:
+        p.wait(timeout=timeout)
+        out.append((p.returncode, p.communicate()[1]))
+    return out
+
+
+def test_four_workers_share_one_heldout_run_each_call_once_and_the_ledger_counts_every_send(
+    shared, heldout, project, mock_server, postgres_server
+):
+    mock_server.behaviour.latency_s = 0.05
+    path = heldout(extra="epochs: 3\n", models=("m1", "m2"))
+    results = _finish(_workers(project, "run", path, "-q", count=4))
+    assert all(code == 0 for code, _ in results), results
+    n = len(QUESTIONS) * 2 * 2 * 3  # items x models x epochs
+    with project.db() as db:
+        done = db.execute("SELECT COUNT(*) FROM calls WHERE ok=1").fetchone()[0]
+        ledger = dict(
+            db.execute("SELECT item_id, COUNT(*) FROM exposures GROUP BY item_id").fetchall()
+        )
+        held = db.execute("SELECT COUNT(*) FROM leases WHERE state='held'").fetchone()[0]
+    assert done == n and mock_server.stats.requests == n  # every job once, by the server's count
+    assert held == 0  # every lease ended with its result
+    # the exposure ledger (in the shared store) counts each item exactly as often as it was sent
+    sent = {}
+    for (_model, prompt), count in mock_server.stats.by_prompt.items():
+        i = int(prompt.rsplit("(", 1)[1].rstrip(")"))
+        sent[f"h{i}"] = sent.get(f"h{i}", 0) + count
+    assert ledger == sent
+    # the leak hunt: nothing in PostgreSQL's files is held-out plaintext, in any script
+    _checkpoint(shared)
+    canaries = [q.encode() for q in QUESTIONS if len(q.encode()) >= 6]
+    canaries += [f"answer-{i}-of-the-pool".encode() for i in range(len(QUESTIONS) * 2)]
+    found = []
+    for root, _, files in os.walk(postgres_server.directory):
+        for name in files:
+            try:
+                data = open(os.path.join(root, name), "rb").read()
+            except OSError:
+                continue
+            found += [(name, c.decode()[:20]) for c in canaries if c in data]
+    assert not found
+
+
+def _checkpoint(dsn: str) -> None:
+    """Flush the server's buffers to its data files, so the hunt reads what the disk holds."""
+    db = PgDatabase(dsn)
+    try:
+        db.execute("CHECKPOINT")
+    finally:
+        db.close()
+
+
+def test_a_worker_killed_mid_run_loses_only_its_calls_in_flight(shared, project, mock_server):
+    mock_server.behaviour.latency_s = 0.15
+    n, concurrency = 80, 4
+    path = _public_config(project, mock_server.url, n=n, concurrency=concurrency)
+    procs = _workers(project, "run", path, "-q", count=3)
+    victim = procs[0]
+    deadline = time.monotonic() + 60
+    while mock_server.stats.requests < 12 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    results = _finish(procs[1:])
+    assert all(code == 0 for code, _ in results), results
+    with project.db() as db:
+        done = db.execute("SELECT COUNT(*) FROM calls WHERE ok=1").fetchone()[0]
+    assert done == n  # nothing lost: the survivors took over the dead worker's leases
+    # extra paid calls: at most what the killed worker had in flight
+    assert n <= mock_server.stats.requests <= n + concurrency
+
+
+def test_workers_spend_from_one_budget(shared, project, mock_server):
+    mock_server.behaviour.latency_s = 0.02
+    budget = 0.02
+    path = _public_config(
+        project,
+        mock_server.url,
+        n=150,
+        extra=f"budget_usd: {budget}\n",
+        model_extra=(
+            "    params: {max_tokens: 16}\n    price: {input_per_mtok: 10, output_per_mtok: 10}\n"
+        ),
+    )
+    results = _finish(_workers(project, "run", path, "-q", count=3))
+    assert all(code in (0, 3) for code, _ in results), results
+    assert any("Budget reached" in err for _, err in results)
+    with project.db() as db:
+        rows, spent = db.execute("SELECT COUNT(*), SUM(cost_usd) FROM calls").fetchone()
+    assert mock_server.stats.requests == rows and 0 < spent <= budget
+
+
+def test_workers_on_two_machines_share_one_key_schedule(shared, project):
+    """Two lanes of one key (as two workers on two machines would hold them, each with its own
+    connection) take their send times from one schedule: every reservation is spaced from every
+    other one, whoever made it."""
+    project.suite(n=1)
+    from harness.store import Store
+
+    Store(shared).close()  # the schema
+    lanes = [
+        PgKeyLane.for_key(shared, provider_type="openai", base_url="u", api_key="k", lane="")
+        for _ in range(2)
+    ]
+    numbers, spacing = [], 0.01
+
+    def take(lane):
+        for _ in range(50):
+            numbers.append(lane.reserve(spacing).number)
+
+    threads = [threading.Thread(target=take, args=(lane,)) for lane in lanes]
+    start = lanes[0].db.execute("SELECT extract(epoch from clock_timestamp())").fetchone()[0]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    next_at = lanes[0].db.execute("SELECT next_at FROM key_lanes").fetchone()[0]
+    for lane in lanes:
+        lane.close()
+    assert sorted(numbers) == list(range(1, 101))  # each slot given once
+    assert next_at >= start + 100 * spacing - 1e-6  # 100 slots, one spacing apart, in all
+
+
+def test_two_workspaces_share_a_run_one_runs_one_grades_one_reviews(
+    shared, project, mock_server, tmp_path, cli
+):
+    path = _public_config(
+        project,
+        mock_server.url,
+        n=8,
+        extra="graders:\n  - {name: says, rules: {type: regex, pattern: Question}}\n",
+    )
+    assert cli("run", path, "-q")[0] == 0
+    # another machine: its own directory with the same suite and config, and only the DSN
+    other = tmp_path / "machine-b"
+    other.mkdir()
+    shutil.copytree(project.root / "suites", other / "suites")
+    shutil.copytree(project.root / "configs", other / "configs")
+    graded = holdout_subprocess(
+        "grade", "run", "--config", other / "configs" / "run.yaml", "-q", cwd=other
+    )
+    assert graded.wait(timeout=120) == 0, graded.communicate()[1]
+    code, out, err = cli("report", "run", "--json")
+    assert code == 0, err
+    says = json.loads(out)["graders"]["says"]["models"]["m"]
+    assert says["n"] == 8 and says["mean"] == 1.0  # graded over there, seen here
+    listed = holdout_subprocess("runs", "list", "--json", cwd=tmp_path)
+    assert listed.wait(timeout=60) == 0
+    assert [r["run_id"] for r in json.loads(listed.communicate()[0])] == ["run"]
+
+
+def test_the_dialect_and_the_dsn_in_messages():
+    assert translate("SELECT a FROM t WHERE b=? AND c LIKE '%x'") == (
+        "SELECT a FROM t WHERE b=%s AND c LIKE '%%x'"
+    )
+    assert translate("INSERT OR IGNORE INTO t VALUES (?)").endswith("ON CONFLICT DO NOTHING")
+    assert translate("CREATE TABLE t (a BLOB, b REAL, c INTEGER) WITHOUT ROWID") == (
+        "CREATE TABLE t (a BYTEA, b DOUBLE PRECISION, c BIGINT) "
+    )
+    assert redacted("postgresql://u:s3cret@h:5/d") == "postgresql://u:***@h:5/d"
+    assert "s3cret" not in redacted("postgresql://u:s3cret@h/d?options=x")
+
+
+def test_an_unreachable_server_is_a_clear_error(project, cli, monkeypatch):
+    from conftest import free_port
+
+    monkeypatch.setenv("HOLDOUT_STORE", f"postgresql://u:s3cret@127.0.0.1:{free_port()}/x")
+    project.suite(n=1)
+    path = project.config(
+        "suite: mini\nproviders:\n  r:\n    type: replay\n    path: nowhere\n"
+        "models:\n  - {provider: r, model: a}\n"
+    )
+    code, out, err = cli("run", path, "-q")
+    assert code != 0 and "cannot connect to the PostgreSQL store" in err
+    assert "s3cret" not in err + out and "Traceback" not in err
