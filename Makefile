@@ -28,6 +28,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/ruff check --quiet .
 	$(BIN)/pytest
+	HOLDOUT_TEST_STORE=postgresql $(BIN)/pytest $(PG_TESTS)
+
+# The same tests again with every store and ledger on a PostgreSQL server the tests start
+# (tests/conftest.py; skipped with a reason where the machine has no PostgreSQL binaries). The whole
+# suite runs that way too: HOLDOUT_TEST_STORE=postgresql .venv/bin/pytest
+PG_TESTS := tests/test_run.py tests/test_reliability.py tests/test_integrity.py tests/test_leak.py \
+	tests/test_right_numbers.py tests/test_review.py tests/test_view.py
 
 # LiteLLM's proxy, for tests/test_litellm_proxy.py (skipped without it): a virtualenv of its own, since its
 # dependency tree is not ours. .ci/run makes it.

@@ -89,6 +89,7 @@ class PgDatabase:
             ) from None
         _load_numeric_as_numbers(self.conn)
         self.dsn = dsn
+        self._reader = None  # opened by the first stream
 
     def execute(self, sql: str, params=()):
         if sql.startswith("BEGIN IMMEDIATE"):
@@ -108,6 +109,18 @@ class PgDatabase:
         self.conn.execute("BEGIN")
         return self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.write_lock,))
 
+    def stream(self, sql: str, params=()):
+        """Rows as they arrive, on a second connection of its own (a stream holds its connection
+        for as long as it is read, and the reader may write meanwhile: grades as it grades)."""
+        if self._reader is None:
+            import psycopg
+
+            self._reader = psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
+            _load_numeric_as_numbers(self._reader)
+        yield from self._reader.cursor().stream(
+            translate(sql, bool(params)), _plain(params) if params else None
+        )
+
     def __enter__(self):
         return self
 
@@ -124,6 +137,8 @@ class PgDatabase:
 
     def close(self) -> None:
         self.conn.close()
+        if self._reader is not None:
+            self._reader.close()
 
 
 def _first_line(e: Exception) -> str:

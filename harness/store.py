@@ -250,7 +250,8 @@ class Store(Deletions, Batches):
             sql, args = sql + " AND item_id >= ? AND item_id < ?", (*args, item + "|", item + "}")
         elif item:
             sql, args = sql + " AND item_id=?", (*args, item)
-        for values in self.db.execute(sql + " ORDER BY model, item_id, epoch", args):
+        read = self.db.stream if self.shared else self.db.execute  # PostgreSQL: not all held
+        for values in read(sql + " ORDER BY model, item_id, epoch", args):
             row = CallRow(*values)
             row.output = self._opened(
                 row.output, run_id=row.run_id, model=row.model, item=row.item_id

@@ -41,7 +41,8 @@ def test_a_model_that_always_hears_429_neither_pauses_nor_holds_a_healthy_one(
     assert pacing["gw/bad"]["rate_limited"] > 0
     with project.db() as db:
         bad = db.execute(
-            "SELECT error_kind, attempts, MIN(finished) FROM calls WHERE model='bad'"
+            "SELECT error_kind, attempts, finished FROM calls WHERE model='bad' "
+            "ORDER BY finished LIMIT 1"
         ).fetchone()
     assert bad[:2] == ("rate_limited", 2)  # rate_limit_retries: 1 -> one 429 retried, then recorded
     good = _finished(project, "good")

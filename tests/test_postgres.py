@@ -14,7 +14,7 @@ import threading
 import time
 
 import pytest
-from conftest import QUESTIONS, fresh_schema, holdout_subprocess
+from conftest import QUESTIONS, free_port, fresh_schema, holdout_subprocess, login, wait_for_http
 
 from harness.pgpace import PgKeyLane
 from harness.postgres import PgDatabase, redacted, translate
@@ -207,8 +207,6 @@ def test_the_dialect_and_the_dsn_in_messages():
 
 
 def test_an_unreachable_server_is_a_clear_error(project, cli, monkeypatch):
-    from conftest import free_port
-
     monkeypatch.setenv("HOLDOUT_STORE", f"postgresql://u:s3cret@127.0.0.1:{free_port()}/x")
     project.suite(n=1)
     path = project.config(
@@ -218,3 +216,32 @@ def test_an_unreachable_server_is_a_clear_error(project, cli, monkeypatch):
     code, out, err = cli("run", path, "-q")
     assert code != 0 and "cannot connect to the PostgreSQL store" in err
     assert "s3cret" not in err + out and "Traceback" not in err
+
+
+def test_a_third_machine_serves_review_of_a_run_made_and_graded_elsewhere(
+    shared, reviewed, tmp_path
+):
+    """The review queue and reviewers' sessions are the shared store's: a reviewer added on one
+    machine signs in to an app served from another, which has only the suite, the config and the
+    DSN, and gets an item routed there."""
+    project, tokens = reviewed
+    third = tmp_path / "machine-c"
+    third.mkdir()
+    shutil.copytree(project.root / "suites", third / "suites")
+    shutil.copytree(project.root / "configs", third / "configs")
+    port = free_port()
+    served = holdout_subprocess(
+        "review", "serve", "run", "--config", third / "configs" / "run.yaml", "--port", port,
+        cwd=third,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(url + "/next")
+        alice = login(url, tokens["alice"])
+        where = alice.get("/next").headers["location"]
+        page = alice.get(where)
+        assert page.status_code == 200 and "Review question" in page.text
+    finally:
+        served.terminate()
+        served.wait(10)
+    assert not (third / ".holdout").exists()  # nothing of the run was kept on that machine
