@@ -132,6 +132,9 @@ def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> 
     served = {prompts[d]: c for d, c in stats["by_prompt_sha"].items() if d in prompts}
     with psycopg.connect(pg.dsn) as db:
         done = db.execute("SELECT COUNT(*) FROM calls WHERE run_id='shared' AND ok=1").fetchone()[0]
+        commits = db.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname=current_database()"
+        ).fetchone()[0]
         call_bytes, exposure_bytes = db.execute(
             "SELECT pg_total_relation_size('calls'), COALESCE(pg_total_relation_size("
             "to_regclass('exposures')), 0)"
@@ -170,6 +173,7 @@ def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> 
                 "ledger_equals_server_per_item": ledger == served if has_ledger else None,
                 "ledger_rows": sum(ledger.values()),
                 "postgres_cpu_s": round(pg_cpu, 2),
+                "postgres_commits": commits,
                 # the table with its indexes and TOAST, per row (held-out outputs are encrypted)
                 "store_bytes_per_call": round(call_bytes / max(1, done)),
                 "ledger_bytes_per_send": round(exposure_bytes / max(1, sum(ledger.values()))),

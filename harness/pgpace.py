@@ -50,16 +50,18 @@ class PgKeyLane:
         if spacing is None and local < self._idle_until:
             self._count += 1
             return Slot(at=local, number=self._count)
-        at, server_now, number, live = self.db.execute(
+        # a schedule is live when someone paced it (a spacing) in the last LIVE_S
+        live = f"(old.spacing > 0 AND old.next_at > n.t - {LIVE_S})"
+        at, server_now, number, was_live = self.db.execute(
             f"WITH n AS (SELECT {NOW} AS t), old AS (SELECT next_at, spacing FROM key_lanes "
             "WHERE lane=? FOR UPDATE) "
             "UPDATE key_lanes k SET next_at = GREATEST(old.next_at, n.t) + COALESCE(?, CASE WHEN "
-            "old.next_at > n.t - ? THEN old.spacing ELSE 0 END), spacing = COALESCE(?, "
-            "old.spacing), reserved = k.reserved + 1 FROM n, old WHERE k.lane=? "
-            "RETURNING GREATEST(old.next_at, n.t), n.t, k.reserved, old.next_at > n.t - ?",
-            (self.name, spacing, LIVE_S, spacing, self.name, LIVE_S),
+            f"{live} THEN old.spacing ELSE 0 END), spacing = COALESCE(?, old.spacing), "
+            "reserved = k.reserved + 1 FROM n, old WHERE k.lane=? "
+            f"RETURNING GREATEST(old.next_at, n.t), n.t, k.reserved, {live}",
+            (self.name, spacing, spacing, self.name),
         ).fetchone()
-        if spacing is None and not live:
+        if spacing is None and not was_live:
             self._idle_until = local + IDLE_LOOK_S
         self._count = max(self._count, number)
         # the server's clock to ours as of its answer: late by the way back, never early by a wait

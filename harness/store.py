@@ -29,7 +29,7 @@ from .rows import CALL_FIELDS, UPSERT_CALL, CallRow, GradeRow, Output, finish_re
 from .storebatches import Batches
 from .storedeletes import Deletions
 from .storeschema import STORE_SCHEMA
-from .workers import MARK_DONE
+from .workers import mark_done
 
 _COST = CALL_FIELDS.index("cost_usd")
 
@@ -221,7 +221,7 @@ class Store(Deletions, Batches):
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany(UPSERT_CALL, rows)
                 if self.leases_held:  # a worker's results and their leases' end, together
-                    self.db.executemany(MARK_DONE, [r[:4] for r in rows])
+                    mark_done(self.db, [r[:4] for r in rows])
                 if self.spend is not None:  # ... and what they cost, in the shared budget
                     self.spend.written(sum(r[_COST] or 0.0 for r in rows))
                 self.db.execute(

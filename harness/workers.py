@@ -211,8 +211,13 @@ async def pending(
             yield job
 
 
-# Store.flush runs this for each written call, in the transaction that writes it.
-MARK_DONE = (
-    f"UPDATE leases SET state='done', finished={NOW} WHERE run_id=? AND model=? AND item_id=? "
-    "AND epoch=?"
-)
+def mark_done(db, keys: list[tuple]) -> None:
+    """Inside the store's write transaction: the leases of these written calls ((run_id, model,
+    item_id, epoch) each) end. One statement for the whole write."""
+    values = ",".join(["(?,?,?,?)"] * len(keys))
+    db.execute(
+        f"UPDATE leases l SET state='done', finished={NOW} FROM (VALUES {values}) "
+        "AS v(run_id, model, item_id, epoch) WHERE l.run_id=v.run_id AND l.model=v.model AND "
+        "l.item_id=v.item_id AND l.epoch=v.epoch",
+        tuple(v for k in keys for v in k),
+    )
