@@ -159,6 +159,19 @@ def _tables_v5(db) -> None:
             db.execute(stmt)
 
 
+# Version 6: the vault's files, on a shared store (vault/shared.py): what a copy of the vault
+# directory holds (encrypted, signed), so a worker elsewhere needs only the DSN and the key.
+TABLES_V6 = """
+CREATE TABLE IF NOT EXISTS vault_files (
+  name TEXT PRIMARY KEY, data BLOB NOT NULL, sha TEXT NOT NULL);
+"""
+
+
+def _tables_v6(db) -> None:
+    for stmt in statements(TABLES_V6):
+        db.execute(stmt)
+
+
 STORE_SCHEMA = Schema(
-    "run store", steps=(_tables_v1, _tables_v2, _tables_v3, _tables_v4, _tables_v5)
+    "run store", steps=(_tables_v1, _tables_v2, _tables_v3, _tables_v4, _tables_v5, _tables_v6)
 )

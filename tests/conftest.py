@@ -103,7 +103,9 @@ def ledger_db(root: Path):
 sqlite_only = pytest.mark.skipif(
     os.environ.get("HOLDOUT_TEST_STORE") == "postgresql",
     reason="about the workspace's own files (the SQLite store or ledger: an upgrade, a tampered "
-    "or full file; the machine's key-lane file), which a shared PostgreSQL store replaces",
+    "or full file; the machine's key-lane file; several vaults, or an older vault index, which "
+    "a shared store's one vault replaces from the server), which a shared PostgreSQL store "
+    "replaces",
 )
 
 

@@ -101,7 +101,7 @@ LAYERS = [
         "rows storeschema storedeletes storebatches store lengthref callstats results vault "
         "vault.keys vault.files "
         "vault.ledger vault.gate vault.pools vault.importing vault.source vault.draw vault.window "
-        "vault.rotation vault.printcache vault.runpool",
+        "vault.rotation vault.printcache vault.runpool vault.shared",
     ),
     (
         "engine",

@@ -264,6 +264,7 @@ def test_a_failed_ledger_write_sends_nothing_unrecorded(heldout, project, cli, t
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@sqlite_only
 def test_an_older_index_restored_over_a_newer_one_is_refused(heldout, project, cli, tmp_path):
     vault_dir = project.root / ".holdout" / "vault"
     saved = (vault_dir / "index.json").read_bytes()

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from conftest import needs_shared
+from conftest import needs_shared, sqlite_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -111,6 +111,7 @@ def test_output_policy(terms, purpose, model_lab, requester):
     days_later=st.sampled_from([0, 59, 61, 200]),
     purpose=st.sampled_from(PURPOSES),
 )
+@sqlite_only
 def test_exports_contain_exactly_the_allowed_pools(tmp_path_factory, plan, days_later, purpose):
     import os
 

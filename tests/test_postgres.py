@@ -56,7 +56,7 @@ def test_four_workers_share_one_heldout_run_each_call_once_and_the_ledger_counts
     mock_server.behaviour.latency_s = 0.05
     path = heldout(extra="epochs: 3\n", models=("m1", "m2"))
     results = _finish(_workers(project, "run", path, "-q", count=4))
-    assert all(code == 0 for code, _ in results), results
+    assert all(code == 0 for code, _ in results), [e[-1500:] for _, e in results]
     n = len(QUESTIONS) * 2 * 2 * 3  # items x models x epochs
     with project.db() as db:
         done = db.execute("SELECT COUNT(*) FROM calls WHERE ok=1").fetchone()[0]
@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_run_loses_only_its_calls_in_flight(shared, project,
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     results = _finish(procs[1:])
-    assert all(code == 0 for code, _ in results), results
+    assert all(code == 0 for code, _ in results), [e[-1500:] for _, e in results]
     with project.db() as db:
         done = db.execute("SELECT COUNT(*) FROM calls WHERE ok=1").fetchone()[0]
     assert done == n  # nothing lost: the survivors took over the dead worker's leases
@@ -245,3 +245,36 @@ def test_a_third_machine_serves_review_of_a_run_made_and_graded_elsewhere(
         served.terminate()
         served.wait(10)
     assert not (third / ".holdout").exists()  # nothing of the run was kept on that machine
+
+
+def test_a_worker_elsewhere_needs_only_the_dsn_and_the_vault_key(
+    shared, heldout, project, mock_server, tmp_path, monkeypatch
+):
+    """The vault's files are in the shared store: a machine with an empty directory, the suite,
+    the config, $HOLDOUT_STORE and the vault key runs the held-out run with the first machine; a
+    copy that falls behind is brought up to date, one signing key serves both, and `vault init`
+    there refuses to make a second vault."""
+    key = (project.root / ".holdout" / "vault.key").read_text().strip()
+    path = heldout(models=("m1",))
+    other = tmp_path / "machine-b"
+    other.mkdir()
+    shutil.copytree(project.root / "suites", other / "suites")
+    shutil.copytree(project.root / "configs", other / "configs")
+    env = {"HOLDOUT_VAULT_KEY": key}
+    workers = [
+        holdout_subprocess("run", path, "-q", cwd=project.root),
+        holdout_subprocess("run", other / "configs" / "run.yaml", "-q", cwd=other, env=env),
+    ]
+    results = _finish(workers)
+    assert all(code == 0 for code, _ in results), [e[-1500:] for _, e in results]
+    assert mock_server.stats.requests == len(QUESTIONS) * 2  # each call once, between them
+    assert (other / ".holdout" / "vault" / "keycheck").exists()
+    # the scorecard signing key, made on first use on either machine: one for both
+    from harness.vault import Vault
+
+    monkeypatch.setenv("HOLDOUT_VAULT_KEY", key)
+    here, there = Vault.open(project.root / ".holdout"), Vault.open(other / ".holdout")
+    first = there.create_once("scorecard-signing.key", lambda: b"made over there")
+    assert first == here.create_once("scorecard-signing.key", lambda: b"made here")
+    refused = holdout_subprocess("vault", "init", cwd=other, env=env)
+    assert refused.wait(timeout=60) == 2 and "already exists" in refused.communicate()[1]

@@ -4,7 +4,7 @@ registered the text itself would; a kept file that was changed is made again, ne
 
 import subprocess
 
-from conftest import QUESTIONS, holdout_argv, store_db
+from conftest import QUESTIONS, holdout_argv, sqlite_only, store_db
 
 
 def test_kept_fingerprints_catch_what_fresh_ones_do_and_a_changed_file_is_made_again(
@@ -40,6 +40,7 @@ def test_kept_fingerprints_catch_what_fresh_ones_do_and_a_changed_file_is_made_a
     assert kept.read_bytes() not in (made, changed)  # made again
 
 
+@sqlite_only
 def test_a_process_that_opened_another_vault_keeps_nothing_under_its_salt(
     heldout, project, cli, mock_server, tmp_path, monkeypatch
 ):

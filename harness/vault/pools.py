@@ -14,6 +14,7 @@ in one rename, so a crash never leaves a half-imported pool or two active versio
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -32,7 +33,7 @@ from ..egress import GATE
 from ..failpoints import hit
 from ..poolid import PoolId
 from ..suite import Item, iter_jsonl_items
-from . import gate
+from . import gate, shared
 from .files import SignedJson, atomic_write, exclusive
 from .keys import (
     Cipher,
@@ -68,8 +69,8 @@ class Vault:
     def init(cls, workspace: Path) -> tuple["Vault", str]:
         workspace = Path(workspace)
         vdir = workspace / "vault"
-        if (vdir / "keycheck").exists():
-            raise VaultError(f"{vdir}: a vault already exists here")
+        if (vdir / "keycheck").exists() or shared.published():
+            raise VaultError(f"{vdir}: a vault already exists here (or in the shared store)")
         if os.environ.get("HOLDOUT_VAULT_KEY"):
             key, source = load_key(workspace)
         else:
@@ -90,6 +91,7 @@ class Vault:
     @classmethod
     def open(cls, workspace: Path) -> "Vault":
         vdir = Path(workspace) / "vault"
+        shared.fetch(vdir)  # on a shared store: this machine's copy, brought up to date
         if not (vdir / "keycheck").exists():
             raise VaultError(
                 f"no vault at {vdir}: create one with `holdout vault init`"
@@ -125,9 +127,12 @@ class Vault:
     def signed_by_this_vault(self, obj: dict) -> bool:
         return self._signed.is_signed(obj)
 
+    @contextlib.contextmanager
     def _locked(self):
-        """One writer at a time across processes."""
-        return exclusive(self.dir / ".lock")
+        """One writer at a time across processes (on a shared store, across machines too, each
+        starting from the latest copy)."""
+        with exclusive(self.dir / ".lock"), shared.locked(self.dir):
+            yield
 
     @functools.cached_property
     def ledger(self) -> Ledger:
@@ -138,6 +143,8 @@ class Vault:
         retired pool would be active again). The ledger remembers the highest serial written."""
         index = self._signed.read(self.dir / "index.json")
         seen = self.ledger.index_serial()
+        if index.get("serial", 0) < seen and shared.fetch(self.dir):  # another machine wrote
+            index = self._signed.read(self.dir / "index.json")
         if index.get("serial", 0) < seen:
             raise VaultError(
                 f"{self.dir}/index.json: is older than the vault's last write (serial "
@@ -178,6 +185,7 @@ class Vault:
         if clock.injected():
             index["injected_clock_writes"] = index.get("injected_clock_writes", 0) + 1
         self._signed.write(self.dir / "index.json", index)
+        shared.publish(self.dir)  # before the ledger says so: no machine sees a serial it lacks
         self.ledger.note_index(index["serial"])
 
     def verify(self) -> list[str]:
@@ -235,7 +243,10 @@ class Vault:
         atomically, so processes starting together all get the same one."""
         path = self.dir / name
         with self._locked():
-            if not path.exists():
+            first = path.read_bytes if path.exists() else make  # a local one is kept
+            if (made := shared.create_once(name, first)) is not None:  # one for every machine
+                atomic_write(path, made)
+            elif not path.exists():
                 atomic_write(path, make())
             return path.read_bytes()
 
