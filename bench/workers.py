@@ -139,6 +139,12 @@ def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> 
             "SELECT pg_total_relation_size('calls'), COALESCE(pg_total_relation_size("
             "to_regclass('exposures')), 0)"
         ).fetchone()
+        sent_at = [  # when each answered call was sent (wall clock), to see where a span goes
+            f - lat
+            for f, lat in db.execute(
+                "SELECT finished, latency_s FROM calls WHERE run_id='shared' AND ok=1"
+            )
+        ]
         has_ledger = db.execute("SELECT to_regclass('exposures') IS NOT NULL").fetchone()[0]
         ledger = {  # a public pool (PUBLIC=1) has none
             int(item[1:]): count
@@ -178,10 +184,23 @@ def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> 
                 "store_bytes_per_call": round(call_bytes / max(1, done)),
                 "ledger_bytes_per_send": round(exposure_bytes / max(1, sum(ledger.values()))),
                 "postgres_cpu_share_of_wall": round(pg_cpu / wall, 3),
+                # answered calls sent in each second from the first send: a pace kept to the end
+                # is flat at the rate; a slow start or a ragged end shows at the ends
+                "sends_per_second": _per_second(sent_at),
             },
             indent=1,
         )
     )
+
+
+def _per_second(times: list[float]) -> list[int]:
+    if not times:
+        return []
+    first = min(times)
+    counts = [0] * (int(max(times) - first) + 1)
+    for t in times:
+        counts[int(t - first)] += 1
+    return counts
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from pathlib import Path
 RECORD = struct.Struct("<ddqd")
 NAMESPACE = b"holdout key lane v1"
 SAME_BOOT_S = 1.0  # epochs this close are of one boot (the two clocks are read a moment apart)
+LIVE_S = 1.0  # a schedule last pushed this recently is followed by a process that knows no rate
+IDLE_LOOK_S = 0.25  # how long a process that knows no rate trusts that the schedule is idle
 DIR_ENV = "HOLDOUT_LANES_DIR"
 
 
@@ -66,6 +68,12 @@ class KeyLane:
         self.path = path
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        # a process that knows no rate, on a lane no one paces, sends at once: it looks at the file
+        # again only after IDLE_LOOK_S (an unlimited key costs no lock per request), and adds the
+        # requests it sent meanwhile to the file's count at that look
+        self._idle_until = 0.0
+        self._uncounted = 0
+        self._last_number = 0
 
     @classmethod
     def for_key(
@@ -84,21 +92,31 @@ class KeyLane:
         """The next send time on the key, pushing the next one `spacing` seconds after it. With no
         spacing (this process knows no rate yet), the last one any process used, if the key's
         schedule is live."""
+        if spacing is None and time.monotonic() < self._idle_until:
+            self._uncounted += 1
+            return Slot(at=time.monotonic(), number=self._last_number + self._uncounted)
         with self._locked() as (next_at, last_spacing, count):
+            count, self._uncounted = count + self._uncounted, 0
             now = time.monotonic()
-            if spacing is None and next_at > now - 1.0:
+            if spacing is None and last_spacing > 0 and next_at > now - LIVE_S:
                 spacing = last_spacing
+            self._idle_until = now + IDLE_LOOK_S if spacing is None else 0.0
             at = max(now, next_at)
             self._write(at + (spacing or 0.0), spacing or last_spacing, count + 1)
+        self._last_number = count + 1
         return Slot(at=at, number=count + 1)
 
     def hold_until(self, at: float) -> None:
         """No request on the key before this (monotonic) time: a 429's Retry-After, say."""
         with self._locked() as (next_at, spacing, count):
-            if at > next_at:
-                self._write(at, spacing, count)
+            count, self._uncounted = count + self._uncounted, 0
+            self._write(max(at, next_at), spacing, count)
+        self._idle_until = 0.0
 
     def close(self) -> None:
+        if self._uncounted:
+            with self._locked() as (next_at, spacing, count):
+                self._write(next_at, spacing, count + self._uncounted)
         os.close(self.fd)
 
     # -- the file ----------------------------------------------------------------------

@@ -40,8 +40,8 @@ async def with_retries(
             "other": int(first.kind != "rate_limited"),
             "rate_limited": int(first.kind == Kind.RATE_LIMITED),
         }
-        if failures["rate_limited"] > rate_limit_retries:
-            raise
+        if failures["other"] >= max_attempts or failures["rate_limited"] > rate_limit_retries:
+            raise  # max_attempts: 1 is one attempt
 
         def stop(state) -> bool:
             exc = state.outcome.exception()

@@ -119,9 +119,8 @@ class Runner:
     # -- per lane -------------------------------------------------------------
     async def _drive(self, lane: Lane) -> None:
         # Twice as many workers as places in flight (the pacer holds in-flight to its window): a
-        # call waiting
-        # out a Retry-After sleeps in its worker, and must not leave a place in the window empty
-        # meanwhile.
+        # call waiting out a Retry-After sleeps in its worker, and must not leave a place in the
+        # window empty meanwhile.
         n_workers = 2 * lane.pacer.max_window
         queue: asyncio.Queue = asyncio.Queue(maxsize=n_workers * 2)
         workers = [asyncio.create_task(self._worker(lane, queue)) for _ in range(n_workers)]

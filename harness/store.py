@@ -224,10 +224,10 @@ class Store(Deletions, Batches):
                     mark_done(self.db, [r[:4] for r in rows])
                 if self.spend is not None:  # ... and what they cost, in the shared budget
                     self.spend.written(sum(r[_COST] or 0.0 for r in rows))
-                self.db.execute(
-                    "UPDATE runs SET updated=? WHERE run_id=?", (time.time(), rows[-1][0])
+                self.db.executemany(  # when each run was last written; changed(), in one
+                    "UPDATE runs SET updated=?, changes = changes + 1 WHERE run_id=?",
+                    [(time.time(), run_id) for run_id in {r[0] for r in rows}],
                 )
-                self.changed({r[0] for r in rows})
                 hit("store.flush.before_commit")
         except self.db_errors as e:
             # keep them for a retry; the file itself stays consistent

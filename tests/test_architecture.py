@@ -13,7 +13,8 @@ HARNESS = Path(__file__).resolve().parent.parent / "harness"
 # held-out text leaves the process here: the doors the design names (DESIGN.md, README "The
 # boundary")
 LEAVES = {
-    "providers/_openai.py": "the model's request (door 1)",
+    "providers/_chat.py": "the model's request as an OpenAI-style body: the SDK's, plain HTTP's, a "
+    "batch line's (door 1)",
     "providers/_anthropic.py": "the model's request (door 1)",
     "grading/judges.py": "the judge's request (door 1)",
     "review/app.py": "the reviewers' page, to a signed-in reviewer (door 2)",
@@ -105,7 +106,8 @@ LAYERS = [
     ),
     (
         "engine",
-        "providers providers.make providers._sdk providers._openai providers._anthropic "
+        "providers providers.make providers._sdk providers._chat providers._openai "
+        "providers._compatible providers._anthropic "
         "providers._replay providers._openai_batch providers._anthropic_batch limits lanes "
         "retries runner batches calling",
     ),

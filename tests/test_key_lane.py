@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, holdout_subprocess, sqlite_only
 
-from harness.keylane import RECORD, KeyLane
+from harness.keylane import IDLE_LOOK_S, RECORD, KeyLane
 from harness.mockserver import MockBehaviour
 
 RESERVE = """
@@ -56,6 +56,27 @@ def test_a_process_that_knows_no_rate_yet_is_paced_by_the_live_schedule(tmp_path
     first = pacing.reserve(5.0)
     second, third = joining.reserve(None), joining.reserve(None)
     assert second.at >= first.at + 5.0 and third.at >= second.at + 5.0
+
+
+def test_a_process_that_knows_no_rate_on_an_idle_lane_looks_again_later_and_counts_every_send(
+    tmp_path,
+):
+    """No lock and no write per request on a lane no one paces; a schedule that goes live is
+    followed at the next look, and the sends made meanwhile are in the file's count."""
+    path = tmp_path / "k.lane"
+    idle, pacing = KeyLane(path), KeyLane(path)
+    first = idle.reserve(None)
+    written = path.stat().st_mtime_ns, path.read_bytes()
+    slots = [idle.reserve(None) for _ in range(99)]
+    assert (path.stat().st_mtime_ns, path.read_bytes()) == written  # the file was not touched
+    assert [s.number for s in slots] == list(range(2, 101))
+    assert all(s.at <= time.monotonic() for s in [first, *slots])  # nothing to wait for
+    paced = pacing.reserve(5.0)
+    time.sleep(IDLE_LOOK_S)
+    joined = idle.reserve(None)
+    assert joined.at >= paced.at + 5.0 and joined.number == 102  # 100 + the pacer's + this one
+    idle.close()
+    assert RECORD.unpack(path.read_bytes())[2] == 102
 
 
 def test_a_429_holds_every_process_on_the_key(tmp_path):

@@ -329,6 +329,11 @@ providers:
     base_url: {server.url}/v1
     api_key_env: MOCK_KEY
     retention: zero
+  of:  # OpenAI's own API, through its SDK (oa is a compatible server, over plain HTTP)
+    type: openai
+    base_url: {server.url}/v1
+    api_key_env: MOCK_KEY
+    retention: zero
   an:
     type: anthropic
     base_url: {server.url}
@@ -340,6 +345,7 @@ models:
   - {{provider: oa, model: too-long-oa}}
   - {{provider: oa, model: filtered-oa}}
   - {{provider: oa, model: refuses-oa}}
+  - {{provider: of, model: echo-of}}
 labs:
   acme: [echo-oa]
   globex: [echo-an]

@@ -2,10 +2,12 @@
 error codes, refusals called once, and keys checked before anything is sent. Through the real SDKs
 to the mock server."""
 
+import http.server
 import json
+import threading
 
 import pytest
-from conftest import store_db
+from conftest import free_port, store_db
 
 from harness.mockserver import MockBehaviour
 
@@ -246,3 +248,172 @@ def test_a_judge_whose_key_variable_is_not_set_is_refused_before_any_judge_call(
     assert (
         code == 2 and "JUDGE_KEY" in err and "not set" in err and mock_server.stats.requests == sent
     )
+
+
+# Two paths reach OpenAI-style servers: the official SDK for `type: openai`, and plain aiohttp for
+# `type: openai-compatible` (no SDK import on the way to the first request). They must be one
+# client to the server and to the store.
+OPENAI_TYPES = ("openai", "openai-compatible")
+
+
+def _both_paths(project, mock_server, monkeypatch, *, params=None, extra="", url=None):
+    """A config per OpenAI path (run ids `openai` and `openai-compatible`), on one key."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    out = {}
+    for kind in OPENAI_TYPES:
+        out[kind] = project.config(
+            f"suite: mini\nproviders:\n  p:\n    type: {kind}\n    base_url: "
+            f"{url or mock_server.url + '/v1'}\n    api_key_env: OPENAI_API_KEY\n{extra}"
+            f"models:\n  - provider: p\n    model: m\n    params: {json.dumps(params or {})}\n",
+            name=f"{kind}.yaml",
+        )
+    return out
+
+
+def test_the_sdk_and_the_plain_http_path_send_one_request_and_store_one_answer(
+    project, cli, mock_server, monkeypatch
+):
+    items = [*ITEMS, {"id": "zh", "prompt": '请用三句话解释光合作用。\n"引号" \\ 反斜杠'}]
+    project.suite(items=items)
+    mock_server.behaviour = MockBehaviour(record_bodies=True)
+    params = {"max_tokens": 50, "temperature": 0.5, "seed": 7, "extra_body": {"top_k": 3}}
+    sent, stored = {}, {}
+    for kind, cfg in _both_paths(project, mock_server, monkeypatch, params=params).items():
+        mock_server.stats.bodies.clear()
+        assert cli("run", cfg, "-q")[0] == 0
+        sent[kind] = sorted(
+            (json.loads(b) for b in mock_server.stats.bodies), key=lambda b: str(b["messages"])
+        )
+        with store_db(project.root) as db:
+            stored[kind] = db.execute(
+                "SELECT item_id, ok, output, input_tokens, output_tokens, finish_reason, served "
+                "FROM calls WHERE run_id=? ORDER BY item_id",
+                (kind,),
+            ).fetchall()
+    assert len(sent["openai"]) == len(items) and stored["openai"] == stored["openai-compatible"]
+    assert all(row[1] == 1 for row in stored["openai"])
+    for official, compatible in zip(sent["openai"], sent["openai-compatible"]):
+        # the one difference: the official API's name for the output cap
+        assert official.pop("max_completion_tokens") == compatible.pop("max_tokens") == 50
+        assert official == compatible and compatible["top_k"] == 3
+    assert any("反斜杠" in str(b["messages"]) for b in sent["openai-compatible"])
+
+
+@pytest.mark.parametrize(
+    "fault, kind",
+    [
+        ("500", "server_error"),
+        ("garbled", "bad_response"),
+        ("no_choices", "empty"),
+        ("context_length", "context_length"),
+        ("model_not_found", "model_not_found"),
+        ("reset", "connection"),
+        ("429_bare", "rate_limited"),
+        ("hang", "timeout"),
+    ],
+)
+def test_the_sdk_and_the_plain_http_path_name_each_fault_alike(
+    project, cli, mock_server, monkeypatch, fault, kind
+):
+    project.suite(items=ITEMS[:2])
+    mock_server.behaviour = MockBehaviour(error_rate=1.0, faults=(fault,), hang_s=3.0)
+    extra = "    max_attempts: 1\n    rate_limit_retries: 0\n    timeout_s: 0.5\n"
+    kinds = {}
+    for path, cfg in _both_paths(project, mock_server, monkeypatch, extra=extra).items():
+        cli("run", cfg, "-q")
+        with store_db(project.root) as db:
+            kinds[path] = {
+                r[0] for r in db.execute("SELECT error_kind FROM calls WHERE run_id=?", (path,))
+            }
+    assert kinds == {"openai": {kind}, "openai-compatible": {kind}}
+    assert mock_server.stats.requests == 4  # 2 items on 2 paths; max_attempts: 1 is one attempt
+
+
+def test_a_refused_connection_is_a_connection_error_on_both_paths(
+    project, cli, mock_server, monkeypatch
+):
+    project.suite(items=ITEMS[:2])
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens
+    extra = "    max_attempts: 1\n"
+    for path, cfg in _both_paths(project, mock_server, monkeypatch, extra=extra, url=dead).items():
+        assert cli("run", cfg, "-q")[0] == 3
+        with store_db(project.root) as db:
+            kinds = {
+                r[0] for r in db.execute("SELECT error_kind FROM calls WHERE run_id=?", (path,))
+            }
+        assert kinds == {"connection"}, path
+
+
+def test_a_compatible_server_gets_the_key_as_a_bearer_token_and_its_redirect_is_not_followed(
+    project, cli, mock_server, monkeypatch
+):
+    """A POST that follows a redirect would carry the prompt to an address the config does not
+    name: it is an error, and the address it names is not kept."""
+    seen = []
+
+    class Redirecting(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(307)
+            self.send_header("Location", f"{mock_server.url}/v1/chat/completions")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        project.suite(items=ITEMS[:1])
+        cfg = _both_paths(
+            project,
+            mock_server,
+            monkeypatch,
+            extra="    max_attempts: 1\n",
+            url=f"http://127.0.0.1:{server.server_address[1]}/v1",
+        )["openai-compatible"]
+        assert cli("run", cfg, "-q")[0] == 3  # it ran, and the call failed
+    finally:
+        server.shutdown()
+    assert seen == [("/v1/chat/completions", "Bearer sk-test-secret-value-123456")]
+    assert mock_server.stats.requests == 0  # the redirect was not followed
+    with store_db(project.root) as db:
+        (row,) = db.execute("SELECT ok, error_kind, error FROM calls").fetchall()
+    assert row == (0, "http_307", "http_307: HTTP 307")
+
+
+def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
+    project, cli, mock_server, monkeypatch
+):
+    """HTTP_PROXY is honoured as the SDK's transport honours it (looked up once per run)."""
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.command, self.path))
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        project.suite(items=ITEMS[:1])
+        cfg = _both_paths(project, mock_server, monkeypatch, extra="    max_attempts: 1\n")
+        assert cli("run", cfg["openai-compatible"], "-q")[0] == 3
+    finally:
+        proxy.shutdown()
+    # the absolute address, as a client asks a proxy; the server itself heard nothing
+    assert seen == [("POST", f"{mock_server.url}/v1/chat/completions")]
+    assert mock_server.stats.requests == 0
+    with store_db(project.root) as db:
+        assert db.execute("SELECT error_kind FROM calls").fetchall() == [("server_error",)]

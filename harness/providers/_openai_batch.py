@@ -15,7 +15,7 @@ import openai
 
 from ..failpoints import hit
 from . import Kind, ProviderError, Request
-from ._openai import completion_of, request_body
+from ._chat import completion_of, request_body
 from ._sdk import map_error
 
 KEY = "holdout_submission"

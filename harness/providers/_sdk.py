@@ -1,5 +1,6 @@
-"""What the official SDKs share: the aiohttp transport sized to our concurrency, and error
-mapping."""
+"""What every provider path shares: the official SDKs' aiohttp transport sized to our concurrency,
+the advertised limits and Retry-After read off headers, and failures mapped to kinds without
+bodies. Nothing here imports an SDK (the plain-HTTP path, _compatible.py, uses it too)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import socket
 import time
 import urllib.parse
 
-import httpx2
+import aiohttp
 
 from ..callkinds import NOT_RETRYABLE
 from . import Advertised, Kind, ProviderError, model_id
@@ -20,6 +21,8 @@ from . import Advertised, Kind, ProviderError, model_id
 def http_client(sdk, concurrency: int, timeout_s: float):
     """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx
     transport."""
+    import httpx2
+
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return sdk.DefaultAioHttpClient(limits=limits, timeout=timeout_s)
 
@@ -136,7 +139,7 @@ def upstream(body: dict, headers) -> str | None:
 
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
-    cause = _cause(e)
+    cause = cause_of(e)
     # the aiohttp transport reports a refused connection as a connect *timeout*
     if cause is not None:
         kind, detail, retryable = cause
@@ -146,25 +149,7 @@ def map_error(sdk, e: Exception) -> ProviderError:
     if isinstance(e, sdk.APIConnectionError):
         return ProviderError(Kind.CONNECTION, type(e.__cause__ or e).__name__, retryable=True)
     if isinstance(e, sdk.APIStatusError):
-        status = e.status_code
-        code = error_code(getattr(e, "body", None))
-        kind = {
-            429: Kind.RATE_LIMITED,
-            401: Kind.AUTH,
-            403: Kind.FORBIDDEN,
-            404: Kind.NOT_FOUND,
-            400: Kind.BAD_REQUEST,
-        }.get(status, Kind.SERVER_ERROR if status >= 500 else f"http_{status}")
-        kind = CODE_KINDS.get(code, kind) if code else kind
-        retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
-        return ProviderError(
-            kind,
-            f"HTTP {status}" + (f" ({code})" if code else ""),
-            retryable=retryable,
-            status=status,
-            retry_after=retry_after(e.response.headers),
-            limits=advertised_limits(e.response.headers),
-        )
+        return status_error(e.status_code, getattr(e, "body", None), e.response.headers)
     if isinstance(e, sdk.APIResponseValidationError):
         return ProviderError(
             Kind.BAD_RESPONSE, "the response did not match the API's schema", retryable=True
@@ -174,6 +159,30 @@ def map_error(sdk, e: Exception) -> ProviderError:
             Kind.BAD_RESPONSE, f"unreadable response ({type(e).__name__})", retryable=True
         )
     return ProviderError(Kind.ERROR, type(e).__name__, retryable=False)
+
+
+def status_error(status: int, body, headers) -> ProviderError:
+    """An HTTP error status as a ProviderError: its kind from the status and the provider's own
+    error code (never its message), whether it is worth sending again, and what the headers say
+    about waiting."""
+    code = error_code(body)
+    kind = {
+        429: Kind.RATE_LIMITED,
+        401: Kind.AUTH,
+        403: Kind.FORBIDDEN,
+        404: Kind.NOT_FOUND,
+        400: Kind.BAD_REQUEST,
+    }.get(status, Kind.SERVER_ERROR if status >= 500 else f"http_{status}")
+    kind = CODE_KINDS.get(code, kind) if code else kind
+    retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
+    return ProviderError(
+        kind,
+        f"HTTP {status}" + (f" ({code})" if code else ""),
+        retryable=retryable,
+        status=status,
+        retry_after=retry_after(headers),
+        limits=advertised_limits(headers),
+    )
 
 
 # The provider's own error code, when it is one of these, names the kind (and what to do about it).
@@ -212,15 +221,18 @@ def error_code(body) -> str | None:
     return None
 
 
-def _cause(e: BaseException) -> tuple[Kind, str, bool] | None:
+def cause_of(e: BaseException) -> tuple[Kind, str, bool] | None:
     """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class
     does: a refused or reset connection, a name that does not resolve, a request that cannot be
-    encoded."""
+    encoded. The SDKs' aiohttp transport calls a server that closed the connection mid-request a
+    connect *timeout*; it is a closed connection."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
             return Kind.CONNECTION, type(e).__name__, True
+        if isinstance(e, aiohttp.ServerDisconnectedError):
+            return Kind.CONNECTION, "the server closed the connection", True
         if isinstance(e, socket.gaierror):
             return Kind.DNS, "the host name does not resolve", True
         if isinstance(e, UnicodeEncodeError):

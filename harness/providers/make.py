@@ -1,5 +1,5 @@
 """A provider for a config: the SDK modules are imported only for the types a run uses (importing
-an SDK costs 0.3-1.5 s)."""
+an SDK costs 0.3-1.5 s); an OpenAI-compatible server is reached without one (_compatible.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from . import Provider
 
 
 def make_provider(config: ProviderConfig) -> Provider:
-    if config.type in ("openai", "openai-compatible"):
+    if config.type == "openai-compatible":
+        from ._compatible import CompatibleProvider
+
+        return CompatibleProvider(config)
+    if config.type == "openai":
         from ._openai import OpenAIProvider
 
         return OpenAIProvider(config)
