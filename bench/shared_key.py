@@ -6,6 +6,9 @@ One mock server enforces RATE req/s per second and advertises it (limit, remaini
 OpenAI's headers do); PROCESSES independent runs (separate workspaces, one key) start together.
 Prints the server's span from first to last request against the ideal N/R, and the 429s as a share
 of requests. The bar (#20): 4 processes on a 20 req/s key, span <= 1.10 x N/R and 429s <= 5%.
+
+With APART=1 each process has a key-lane directory of its own, as processes on separate machines
+do: they pace by the provider's counts of requests left (limits.py, the key's share) alone.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ def main(processes: int = 4, each: int = 100, rate: float = 20) -> None:
                 subprocess.Popen(
                     [PY, "-m", "harness.cli", "run", str(config), "-q"],
                     cwd=d,
-                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    env={
+                        **os.environ,
+                        "PYTHONPATH": str(ROOT),
+                        **(
+                            {"HOLDOUT_LANES_DIR": str(d / "lanes")}
+                            if os.environ.get("APART")
+                            else {}
+                        ),
+                    },
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,

@@ -1,7 +1,9 @@
 """Start-up and shut-down: how long a user waits around the calls themselves.
 
-Interleaves K samples of three things, each in a fresh process, and prints the medians:
-  - `python -c 'import openai'`: the SDK's own import, the floor any openai-compatible run pays;
+Interleaves K samples of these, each in a fresh process, and prints the medians:
+  - `python -c 'import openai'`: the SDK's own import, which a run through the SDK pays (since
+    2026-12-04 an openai-compatible run goes over plain aiohttp and does not);
+  - `python -c 'import aiohttp'`: the plain road's transport;
   - a one-item `holdout run` against a fresh mock server: its wall, launch to the server's first
     request, and the server's last reply to the process's exit;
 and the differences the bar in issue 26 names (one-item wall - import; first request - import).
@@ -47,14 +49,16 @@ def one_item_run() -> dict:
 
 
 def main(k: int) -> None:
-    imports, runs = [], []
+    imports, transports, runs = [], [], []
     for _ in range(k):
         imports.append(_wall([PY, "-c", "import openai"], ROOT))
+        transports.append(_wall([PY, "-c", "import aiohttp"], ROOT))
         runs.append(one_item_run())
     med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
     floor = statistics.median(imports)
     print(f"medians of {k} interleaved samples (Python {sys.version.split()[0]})")
     print(f"  python -c 'import openai'              {floor:.3f} s")
+    print(f"  python -c 'import aiohttp'             {statistics.median(transports):.3f} s")
     print(
         f"  one-item holdout run, wall             {med['wall']:.3f} s  "
         f"({med['wall'] - floor:+.3f})"

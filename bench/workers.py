@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import subprocess
@@ -77,6 +78,7 @@ def main(scenario: str = "paced", workers: int = 0, n: int = 0, third: float = 0
             project, n, server.port, concurrency, "shared", heldout=not os.environ.get("PUBLIC")
         )
         pg_cpu_before = _server_cpu(pg)
+        children_before = _children_cpu()
         start = time.monotonic()
         procs = [
             subprocess.Popen(
@@ -102,6 +104,8 @@ def main(scenario: str = "paced", workers: int = 0, n: int = 0, third: float = 0
                 raise SystemExit(f"a worker failed ({p.returncode}):\n{err[-3000:]}")
         wall = time.monotonic() - start
         pg_cpu = _server_cpu(pg) - pg_cpu_before
+        workers_cpu = _children_cpu() - children_before
+        mock_cpu = _process_cpu(server.proc.pid)
         stats = server.stats()
     finally:
         server.stop()
@@ -115,14 +119,26 @@ def main(scenario: str = "paced", workers: int = 0, n: int = 0, third: float = 0
             wall=wall,
             ideal=n / rate if rate else n * 0.2 / (workers * concurrency),
             killed=len(killed),
-            pg_cpu=pg_cpu,
+            cpu={"postgres": pg_cpu, "workers": workers_cpu, "mock_server": mock_cpu},
         )
     finally:
         pg.stop()
         shutil.rmtree(where, ignore_errors=True)
 
 
-def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> None:
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (the workers, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, cpu) -> None:
+    pg_cpu = cpu["postgres"]
     import psycopg
 
     prompts = {
@@ -184,9 +200,13 @@ def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, pg_cpu) -> 
                 "store_bytes_per_call": round(call_bytes / max(1, done)),
                 "ledger_bytes_per_send": round(exposure_bytes / max(1, sum(ledger.values()))),
                 "postgres_cpu_share_of_wall": round(pg_cpu / wall, 3),
+                # where the machine's CPU went (2 cores give 2 x wall): the workers' start-up
+                # included, the mock server's, the database's
+                "cpu_s": " ".join(f"{k} {v:.2f}" for k, v in cpu.items()),
+                "cpu_ms_per_call": " ".join(f"{k} {1000 * v / n:.3f}" for k, v in cpu.items()),
                 # answered calls sent in each second from the first send: a pace kept to the end
                 # is flat at the rate; a slow start or a ragged end shows at the ends
-                "sends_per_second": _per_second(sent_at),
+                "sends_per_second": " ".join(map(str, _per_second(sent_at))),
             },
             indent=1,
         )

@@ -5,6 +5,7 @@ environment variable rather than a config key: it reaches every command (`report
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -39,6 +40,14 @@ def open_database(location: str | Path, schema: Schema):
 
         return connect(str(location), schema)
     return sqlite_backend.connect(Path(location), schema)
+
+
+def pipelined(db):
+    """A block whose statements go to the server together (PostgreSQL: one round trip, not one per
+    statement); on SQLite, which has no round trips, nothing."""
+    if getattr(db, "kind", "sqlite") == "postgresql":
+        return db.pipelined()
+    return contextlib.nullcontext()
 
 
 def errors(db) -> tuple[type[Exception], ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import HoldoutError
@@ -120,6 +121,14 @@ class PgDatabase:
         yield from self._reader.cursor().stream(
             translate(sql, bool(params)), _plain(params) if params else None
         )
+
+    @contextmanager
+    def pipelined(self):
+        """Statements whose results nobody reads, sent together and answered at the block's end:
+        a store flush's five statements and its COMMIT are one round trip to the server, not six
+        (the event loop waits for each)."""
+        with self.conn.pipeline():
+            yield self
 
     def __enter__(self):
         return self

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .callkinds import ITEM_KINDS
-from .database import describe, errors, open_database
+from .database import describe, errors, open_database, pipelined
 from .errors import HoldoutError
 from .failpoints import hit
 from .postgres import is_dsn
@@ -217,20 +217,20 @@ class Store(Deletions, Batches):
             return
         rows, self.pending = self.pending, []
         try:
-            with self.db:
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany(UPSERT_CALL, rows)
-                if self.leases_held:  # a worker's results and their leases' end, together
-                    mark_done(self.db, [r[:4] for r in rows])
-                if self.spend is not None:  # ... and what they cost, in the shared budget
-                    self.spend.written(sum(r[_COST] or 0.0 for r in rows))
-                self.db.executemany(  # when each run was last written; changed(), in one
-                    "UPDATE runs SET updated=?, changes = changes + 1 WHERE run_id=?",
-                    [(time.time(), run_id) for run_id in {r[0] for r in rows}],
-                )
+            with self.db:  # (PostgreSQL: the statements in one round trip, the COMMIT in one)
+                with pipelined(self.db):
+                    self.db.execute("BEGIN IMMEDIATE")
+                    self.db.executemany(UPSERT_CALL, rows)
+                    if self.leases_held:  # a worker's results and their leases' end, together
+                        mark_done(self.db, [r[:4] for r in rows])
+                    if self.spend is not None:  # ... and what they cost, in the shared budget
+                        self.spend.written(sum(r[_COST] or 0.0 for r in rows))
+                    self.db.executemany(  # when each run was last written; changed(), in one
+                        "UPDATE runs SET updated=?, changes = changes + 1 WHERE run_id=?",
+                        [(time.time(), run_id) for run_id in {r[0] for r in rows}],
+                    )
                 hit("store.flush.before_commit")
-        except self.db_errors as e:
-            # keep them for a retry; the file itself stays consistent
+        except self.db_errors as e:  # keep them for a retry; the store stays consistent
             self.pending = rows + self.pending
             raise HoldoutError(
                 f"{self.path}: cannot write results ({e}); the store is unchanged since the last "

@@ -2,6 +2,7 @@
 error codes, refusals called once, and keys checked before anything is sent. Through the real SDKs
 to the mock server."""
 
+import contextlib
 import http.server
 import json
 import threading
@@ -344,40 +345,44 @@ def test_a_refused_connection_is_a_connection_error_on_both_paths(
         assert kinds == {"connection"}, path
 
 
-def test_a_compatible_server_gets_the_key_as_a_bearer_token_and_its_redirect_is_not_followed(
-    project, cli, mock_server, monkeypatch
-):
-    """A POST that follows a redirect would carry the prompt to an address the config does not
-    name: it is an error, and the address it names is not kept."""
+@contextlib.contextmanager
+def _answering(status: int, headers: dict):
+    """A real HTTP server on 127.0.0.1 that answers every POST with `status` and `headers`, and
+    keeps what each request said: (method, path, Authorization)."""
     seen = []
 
-    class Redirecting(http.server.BaseHTTPRequestHandler):
+    class Answering(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
-            seen.append((self.path, self.headers.get("Authorization")))
+            seen.append((self.command, self.path, self.headers.get("Authorization")))
             self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(307)
-            self.send_header("Location", f"{mock_server.url}/v1/chat/completions")
-            self.send_header("Content-Length", "0")
+            self.send_response(status)
+            for name, value in {**headers, "Content-Length": "0"}.items():
+                self.send_header(name, value)
             self.end_headers()
 
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answering)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        project.suite(items=ITEMS[:1])
-        cfg = _both_paths(
-            project,
-            mock_server,
-            monkeypatch,
-            extra="    max_attempts: 1\n",
-            url=f"http://127.0.0.1:{server.server_address[1]}/v1",
-        )["openai-compatible"]
-        assert cli("run", cfg, "-q")[0] == 3  # it ran, and the call failed
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
-    assert seen == [("/v1/chat/completions", "Bearer sk-test-secret-value-123456")]
+
+
+def test_a_compatible_server_gets_the_key_as_a_bearer_token_and_its_redirect_is_not_followed(
+    project, cli, mock_server, monkeypatch
+):
+    """A POST that follows a redirect would carry the prompt to an address the config does not
+    name: it is an error, and the address it names is not kept."""
+    elsewhere = {"Location": f"{mock_server.url}/v1/chat/completions"}
+    with _answering(307, elsewhere) as (url, seen):
+        project.suite(items=ITEMS[:1])
+        extra = "    max_attempts: 1\n"
+        cfg = _both_paths(project, mock_server, monkeypatch, extra=extra, url=f"{url}/v1")
+        assert cli("run", cfg["openai-compatible"], "-q")[0] == 3  # it ran, and the call failed
+    assert seen == [("POST", "/v1/chat/completions", "Bearer sk-test-secret-value-123456")]
     assert mock_server.stats.requests == 0  # the redirect was not followed
     with store_db(project.root) as db:
         (row,) = db.execute("SELECT ok, error_kind, error FROM calls").fetchall()
@@ -388,32 +393,15 @@ def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     project, cli, mock_server, monkeypatch
 ):
     """HTTP_PROXY is honoured as the SDK's transport honours it (looked up once per run)."""
-    seen = []
-
-    class Proxy(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            seen.append((self.command, self.path))
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(502)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
     for name in ("NO_PROXY", "no_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
-    try:
+    with _answering(502, {}) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
         project.suite(items=ITEMS[:1])
         cfg = _both_paths(project, mock_server, monkeypatch, extra="    max_attempts: 1\n")
         assert cli("run", cfg["openai-compatible"], "-q")[0] == 3
-    finally:
-        proxy.shutdown()
     # the absolute address, as a client asks a proxy; the server itself heard nothing
-    assert seen == [("POST", f"{mock_server.url}/v1/chat/completions")]
+    assert [s[:2] for s in seen] == [("POST", f"{mock_server.url}/v1/chat/completions")]
     assert mock_server.stats.requests == 0
     with store_db(project.root) as db:
         assert db.execute("SELECT error_kind FROM calls").fetchall() == [("server_error",)]

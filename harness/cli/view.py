@@ -60,7 +60,7 @@ def cmd_view_serve(args) -> int:
 
     from ..context import open_run
     from ..vault import Vault, VaultError
-    from ..view import ViewApp
+    from ..view.app import ViewApp
 
     places = _places(args)
     contexts = {}
