@@ -8,7 +8,8 @@ clock by the difference the server reported in the same answer. The row's name i
 the key, the server and the lane, as the file's is: no key, no text.
 
 A worker that knows no rate yet, on a lane no one has used in the last second, does not ask the
-server (an unlimited key costs no round trip per request); it looks again a quarter second later."""
+server (an unlimited key costs no round trip per request); it looks again a quarter second later,
+and adds the requests it sent meanwhile to the row's count then (as keylane.py does)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class PgKeyLane:
             (name,),
         )
         self._idle_until = 0.0  # monotonic: until then, no schedule to follow without a rate
-        self._count = 0
+        self._last_number = 0
+        self._uncounted = 0  # sent while idle, not yet in the row's count
 
     @classmethod
     def for_key(
@@ -48,8 +50,8 @@ class PgKeyLane:
         the spacing the schedule has, if it is live)."""
         local = time.monotonic()
         if spacing is None and local < self._idle_until:
-            self._count += 1
-            return Slot(at=local, number=self._count)
+            self._uncounted += 1
+            return Slot(at=local, number=self._last_number + self._uncounted)
         # a schedule is live when someone paced it (a spacing) in the last LIVE_S
         live = f"(old.spacing > 0 AND old.next_at > n.t - {LIVE_S})"
         at, server_now, number, was_live = self.db.execute(
@@ -57,13 +59,14 @@ class PgKeyLane:
             "WHERE lane=? FOR UPDATE) "
             "UPDATE key_lanes k SET next_at = GREATEST(old.next_at, n.t) + COALESCE(?, CASE WHEN "
             f"{live} THEN old.spacing ELSE 0 END), spacing = COALESCE(?, old.spacing), "
-            "reserved = k.reserved + 1 FROM n, old WHERE k.lane=? "
+            "reserved = k.reserved + 1 + ? FROM n, old WHERE k.lane=? "
             f"RETURNING GREATEST(old.next_at, n.t), n.t, k.reserved, {live}",
-            (self.name, spacing, spacing, self.name),
+            (self.name, spacing, spacing, self._uncounted, self.name),
         ).fetchone()
+        self._uncounted = 0
         if spacing is None and not was_live:
             self._idle_until = local + IDLE_LOOK_S
-        self._count = max(self._count, number)
+        self._last_number = number
         # the server's clock to ours as of its answer: late by the way back, never early by a wait
         # for the row's lock
         return Slot(at=time.monotonic() + (at - server_now), number=number)
@@ -77,4 +80,9 @@ class PgKeyLane:
         self._idle_until = 0.0
 
     def close(self) -> None:
+        if self._uncounted:
+            self.db.execute(
+                "UPDATE key_lanes SET reserved = reserved + ? WHERE lane=?",
+                (self._uncounted, self.name),
+            )
         self.db.close()

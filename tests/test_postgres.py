@@ -166,6 +166,35 @@ def test_workers_on_two_machines_share_one_key_schedule(shared, project):
     assert next_at >= start + 100 * spacing - 1e-6  # 100 slots, one spacing apart, in all
 
 
+def test_a_worker_that_knows_no_rate_counts_its_idle_sends_on_the_shared_lane(shared, project):
+    """A worker with no rate, on a lane no one paces, asks the server once per look, not per
+    request; what it sent meanwhile is in the row's count at the next look, and at its close."""
+    project.suite(n=1)
+    from harness.pgpace import IDLE_LOOK_S
+    from harness.store import Store
+
+    Store(shared).close()  # the schema
+    idle, pacing = (
+        PgKeyLane.for_key(shared, provider_type="openai", base_url="u", api_key="k", lane="idle")
+        for _ in range(2)
+    )
+    slots = [idle.reserve(None) for _ in range(100)]
+    assert [s.number for s in slots] == list(range(1, 101))
+    paced = pacing.reserve(5.0)  # the row has counted 1 of idle's: this is number 2
+    assert paced.number == 2
+    time.sleep(IDLE_LOOK_S)
+    joined = idle.reserve(None)
+    assert joined.number == 102 and joined.at >= paced.at + 5.0 - 0.05
+    assert idle.reserve(None).number == 103  # the schedule is live: each send asks the server
+    pacing.close()
+    idle.close()
+    db = PgDatabase(shared)
+    assert db.execute("SELECT reserved FROM key_lanes WHERE lane=?", (idle.name,)).fetchone() == (
+        103,
+    )
+    db.close()
+
+
 def test_two_workspaces_share_a_run_one_runs_one_grades_one_reviews(
     shared, project, mock_server, tmp_path, cli
 ):
