@@ -43,7 +43,6 @@ class CompatibleProvider(Provider):
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
         self._session: aiohttp.ClientSession | None = None  # made in the loop that uses it
-
         # HTTP(S)_PROXY and NO_PROXY, as the SDK's transport honours them: looked up once here, not
         # per request (aiohttp's trust_env would look each time, in a thread, and read ~/.netrc)
         self.proxy, self.proxy_auth = proxy_for(self.url)
