@@ -62,6 +62,29 @@ def test_alone_on_the_key_the_limit_paces_as_before():
     asyncio.run(go())
 
 
+def test_counts_that_differ_by_noise_alone_leave_us_the_whole_key():
+    """Workers on one key lane count every request on the key, so the provider's counts match
+    theirs but for whole requests read a latency after they were sent: an extra request or two
+    spent beside our twenty is noise, not a process to give way to (each such share, taken as
+    news, spaced the whole lane wider). Four beside them (17%) are a process."""
+
+    async def go(extra: int) -> float:
+        # no advertised rate: the twenty go at once, well inside the share's one-second horizon
+        pacer, ends = Pacer(16, ramp=False), time.monotonic() + 5
+        remaining = 1000
+        for k in range(21):
+            remaining -= 1 + (k > 20 - extra)  # someone else's requests, between our last ones
+            request = await pacer.acquire()
+            pacer.release()
+            left = Advertised(remaining=remaining, reset_s=ends - time.monotonic())
+            pacer.on_advertised(left, request=request)
+        return pacer.key_share(time.monotonic())[0]
+
+    assert asyncio.run(go(0)) == 1.0
+    assert asyncio.run(go(1)) == 1.0 and asyncio.run(go(2)) == 1.0
+    assert asyncio.run(go(4)) == pytest.approx(20 / 24)
+
+
 def test_a_count_that_arrives_late_is_not_news():
     """Answers come back out of order: a count for an earlier request (higher remaining) changes
     nothing."""
