@@ -13,6 +13,7 @@ class Kind(StrEnum):
     HUNG = "hung"  # a model whose calls time out again and again
     CONNECTION = "connection"  # refused, reset or closed
     DNS = "dns"  # the host name does not resolve
+    TLS = "tls"  # the server's certificate is not one this machine trusts
     # the key
     AUTH = "auth"
     FORBIDDEN = "forbidden"
@@ -33,8 +34,8 @@ class Kind(StrEnum):
     ERROR = "error"  # anything else
 
 
-# about the key: no point sending more to any model of this provider
-FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA})
+# about the key or the endpoint: no point sending more to any model of this provider
+FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA, Kind.TLS})
 # about one model: no point sending more to it
 LANE_FATAL_KINDS = frozenset({Kind.HUNG, Kind.MODEL_NOT_FOUND})
 # about one item, not the provider: never a reason to stop; the answer is final (calling again
@@ -42,5 +43,12 @@ LANE_FATAL_KINDS = frozenset({Kind.HUNG, Kind.MODEL_NOT_FOUND})
 ITEM_KINDS = frozenset({Kind.CONTENT_FILTER, Kind.CONTEXT_LENGTH})
 # never worth sending again as it is
 NOT_RETRYABLE = frozenset(
-    {Kind.MODEL_NOT_FOUND, Kind.CONTEXT_LENGTH, Kind.CONTENT_FILTER, Kind.AUTH, Kind.QUOTA}
+    {
+        Kind.MODEL_NOT_FOUND,
+        Kind.CONTEXT_LENGTH,
+        Kind.CONTENT_FILTER,
+        Kind.AUTH,
+        Kind.QUOTA,
+        Kind.TLS,
+    }
 )

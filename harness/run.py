@@ -203,6 +203,8 @@ ERROR_ADVICE = {
     "errors), not retried",
     "quota": "the key has no quota left (billing); nothing more was sent to that provider",
     "auth": "the key was refused; check the environment variable named by api_key_env",
+    "tls": "the server's certificate is not one this machine trusts; nothing more was sent to "
+    "that provider (for a private CA, point SSL_CERT_FILE at its certificate)",
 }
 
 

@@ -5,10 +5,13 @@ to the mock server."""
 import contextlib
 import http.server
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 
 import pytest
-from conftest import free_port, store_db
+from conftest import free_port, holdout_subprocess, store_db
 
 from harness.mockserver import MockBehaviour
 
@@ -346,9 +349,9 @@ def test_a_refused_connection_is_a_connection_error_on_both_paths(
 
 
 @contextlib.contextmanager
-def _answering(status: int, headers: dict):
-    """A real HTTP server on 127.0.0.1 that answers every POST with `status` and `headers`, and
-    keeps what each request said: (method, path, Authorization)."""
+def _answering(status: int, headers: dict, *, body: bytes = b"", tls: ssl.SSLContext | None = None):
+    """A real HTTP server on 127.0.0.1 (HTTPS with `tls`) that answers every POST with `status`,
+    `headers` and `body`, and keeps what each request said: (method, path, Authorization)."""
     seen = []
 
     class Answering(http.server.BaseHTTPRequestHandler):
@@ -356,17 +359,20 @@ def _answering(status: int, headers: dict):
             seen.append((self.command, self.path, self.headers.get("Authorization")))
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(status)
-            for name, value in {**headers, "Content-Length": "0"}.items():
+            for name, value in {**headers, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
             self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}", seen
     finally:
         server.shutdown()
 
@@ -405,3 +411,61 @@ def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     assert mock_server.stats.requests == 0
     with store_db(project.root) as db:
         assert db.execute("SELECT error_kind FROM calls").fetchall() == [("server_error",)]
+
+
+ANSWER = json.dumps(
+    {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hello"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1},
+    }
+).encode()
+
+
+def test_over_tls_a_server_is_reached_only_with_a_certificate_this_machine_trusts(
+    project, cli, mock_server, monkeypatch, tmp_path
+):
+    """An untrusted certificate is its own kind on both roads, not retried, and gives the provider
+    up at once (no call can pass it) with advice; nothing gets through the handshake. A private
+    CA named by SSL_CERT_FILE is trusted by the plain road."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command (Debian package openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+        + ["-keyout", key, "-out", cert],
+        check=True,
+        capture_output=True,
+    )
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    json_type = {"Content-Type": "application/json"}
+    with _answering(200, json_type, body=ANSWER, tls=tls) as (url, seen):
+        project.suite(items=ITEMS[:2])
+        cfgs = _both_paths(
+            project, mock_server, monkeypatch, extra="    max_attempts: 3\n", url=f"{url}/v1"
+        )
+        for road, cfg in cfgs.items():
+            code, out, err = cli("run", cfg, "-q")
+            said = out + err
+            assert code == 3 and "SSL_CERT_FILE" in said and "Gave up on provider 'p'" in said, road
+            with store_db(project.root) as db:
+                rows = db.execute(
+                    "SELECT error_kind, attempts FROM calls WHERE run_id=?", (road,)
+                ).fetchall()
+            assert rows and set(rows) == {("tls", 1)}, road  # named, and not sent again
+        assert seen == []
+        trusted = holdout_subprocess(
+            "run", cfgs["openai-compatible"], "-q", cwd=project.root, env={"SSL_CERT_FILE": cert}
+        )
+        _, err = trusted.communicate(timeout=120)
+        assert trusted.returncode == 0, err
+    assert len(seen) == 2
+    with store_db(project.root) as db:
+        outputs = db.execute(
+            "SELECT ok, output FROM calls WHERE run_id='openai-compatible'"
+        ).fetchall()
+    assert sorted(outputs) == [(1, "hello"), (1, "hello")]

@@ -9,6 +9,7 @@ import email.utils
 import math
 import re
 import socket
+import ssl
 import time
 import urllib.parse
 
@@ -223,9 +224,9 @@ def error_code(body) -> str | None:
 
 def cause_of(e: BaseException) -> tuple[Kind, str, bool] | None:
     """(kind, detail, retryable) of a root cause that names the fault better than the SDK's class
-    does: a refused or reset connection, a name that does not resolve, a request that cannot be
-    encoded. The SDKs' aiohttp transport calls a server that closed the connection mid-request a
-    connect *timeout*; it is a closed connection."""
+    does: a refused or reset connection, a name that does not resolve, a certificate not trusted,
+    a request that cannot be encoded. The SDKs' aiohttp transport calls a server that closed the
+    connection mid-request a connect *timeout*; it is a closed connection."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -235,6 +236,8 @@ def cause_of(e: BaseException) -> tuple[Kind, str, bool] | None:
             return Kind.CONNECTION, "the server closed the connection", True
         if isinstance(e, socket.gaierror):
             return Kind.DNS, "the host name does not resolve", True
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return Kind.TLS, "the server's certificate is not trusted", False
         if isinstance(e, UnicodeEncodeError):
             return Kind.REQUEST_ENCODING, "the request holds text that is not valid Unicode", False
         e = e.__cause__ or e.__context__
