@@ -38,19 +38,13 @@ def _server_cpu(pg: LocalPostgres) -> float:
     """CPU seconds the PostgreSQL server has used: its postmaster's own and its children's, ended
     ones included (a connection's backend ends with the connection), and the live children's."""
     postmaster = int((pg.directory / "data" / "postmaster.pid").read_text().split()[0])
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def fields(pid):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-    f = fields(postmaster)
-    total = sum(int(x) for x in f[11:15]) / tick
+    total = _process_cpu(postmaster, ended_children=True)
     children = subprocess.run(
         ["pgrep", "-P", str(postmaster)], capture_output=True, text=True
     ).stdout.split()
     for pid in children:
         try:
-            total += sum(int(x) for x in fields(pid)[11:13]) / tick
+            total += _process_cpu(int(pid))
         except (OSError, IndexError):
             pass
     return total
@@ -132,9 +126,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu(pid: int) -> float:
+def _process_cpu(pid: int, *, ended_children: bool = False) -> float:
+    """A live process's CPU seconds (user + system), and its waited-for children's if asked."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(x) for x in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return sum(int(x) for x in fields[11 : 15 if ended_children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
 def _report(scenario, *, stats, pg, n, workers, wall, ideal, killed, cpu) -> None:

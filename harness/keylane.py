@@ -92,9 +92,9 @@ class KeyLane:
         """The next send time on the key, pushing the next one `spacing` seconds after it. With no
         spacing (this process knows no rate yet), the last one any process used, if the key's
         schedule is live."""
-        if spacing is None and time.monotonic() < self._idle_until:
+        if spacing is None and (now := time.monotonic()) < self._idle_until:
             self._uncounted += 1
-            return Slot(at=time.monotonic(), number=self._last_number + self._uncounted)
+            return Slot(at=now, number=self._last_number + self._uncounted)
         with self._locked() as (next_at, last_spacing, count):
             count, self._uncounted = count + self._uncounted, 0
             now = time.monotonic()

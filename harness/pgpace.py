@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import time
 
-from .keylane import Slot, lane_name
+from .keylane import IDLE_LOOK_S, LIVE_S, Slot, lane_name
 from .postgres import PgDatabase
 
 NOW = "(SELECT extract(epoch from clock_timestamp()))"
-LIVE_S = 1.0  # a schedule last pushed this recently is followed by a worker that knows no rate
-IDLE_LOOK_S = 0.25  # how long a worker that knows no rate trusts that the schedule is idle
 
 
 class PgKeyLane:

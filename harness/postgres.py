@@ -125,8 +125,9 @@ class PgDatabase:
     @contextmanager
     def pipelined(self):
         """Statements whose results nobody reads, sent together and answered at the block's end:
-        a store flush's five statements and its COMMIT are one round trip to the server, not six
-        (the event loop waits for each)."""
+        a store flush's statements are one round trip to the server, not one each (the event loop
+        waits for every round trip). End the transaction after the block: inside it, the
+        connection's transaction status is not yet known."""
         with self.conn.pipeline():
             yield self
 

@@ -128,11 +128,14 @@ def test_an_unwritable_lanes_directory_leaves_each_process_pacing_alone(tmp_path
 
 
 @sqlite_only
-def test_two_runs_on_one_key_share_its_lane(project, mock_server, tmp_path):
+@pytest.mark.parametrize("limit", [50, None])
+def test_two_runs_on_one_key_share_its_lane(project, mock_server, tmp_path, limit):
     """Two `holdout run` in two workspaces on one key and model: one lane file, whose count covers
-    every request the server heard from both (a request is sent only in a slot reserved on it)."""
+    every request the server heard from both (a request is sent only in a slot reserved on it).
+    With no limit, each process looks at the idle lane only every IDLE_LOOK_S, and what it sent
+    in between must still reach the count (at its next look, or when it closes the lane)."""
     project.suite(n=30)
-    mock_server.behaviour = MockBehaviour(rate_limit_rps=50, latency_s=0.01)
+    mock_server.behaviour = MockBehaviour(rate_limit_rps=limit, latency_s=0.01)
     project.config(
         "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
         f"{mock_server.url}/v1\n"

@@ -277,7 +277,13 @@ def _both_paths(project, mock_server, monkeypatch, *, params=None, extra="", url
 def test_the_sdk_and_the_plain_http_path_send_one_request_and_store_one_answer(
     project, cli, mock_server, monkeypatch
 ):
-    items = [*ITEMS, {"id": "zh", "prompt": '请用三句话解释光合作用。\n"引号" \\ 反斜杠'}]
+    items = [
+        *ITEMS,
+        {"id": "zh", "prompt": '请用三句话解释光合作用。\n"引号" \\ 反斜杠'},
+        {"id": "ar", "prompt": "ما هي عاصمة المغرب؟\nسطر ثانٍ"},
+        {"id": "hi", "prompt": "भारत की सबसे लंबी नदी कौन सी है?"},
+        {"id": "x", "prompt": "?"},
+    ]
     project.suite(items=items)
     mock_server.behaviour = MockBehaviour(record_bodies=True)
     params = {"max_tokens": 50, "temperature": 0.5, "seed": 7, "extra_body": {"top_k": 3}}

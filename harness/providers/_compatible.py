@@ -19,7 +19,7 @@ import aiohttp
 from .. import __version__
 from . import Completion, Kind, Provider, ProviderError, Request
 from ._chat import completion_of, request_body
-from ._sdk import advertised_limits, cause_of, status_error, upstream
+from ._sdk import advertised_limits, by_cause, status_error, unexplained, upstream
 
 
 def endpoint(base_url: str) -> str:
@@ -105,19 +105,14 @@ def proxy_for(url: str):
 
 def failure(e: Exception) -> ProviderError:
     """A failed POST as a ProviderError, named by its root cause where one says more."""
-    cause = cause_of(e)
-    if cause is not None:
-        kind, detail, retryable = cause
-        return ProviderError(kind, detail, retryable=retryable)
+    named = by_cause(e)
+    if named is not None:
+        return named
     if isinstance(e, TimeoutError):  # aiohttp's total and read timeouts are both TimeoutErrors
         return ProviderError(Kind.TIMEOUT, "no answer within the timeout", retryable=True)
     if isinstance(e, (aiohttp.ClientError, OSError)):
         return ProviderError(Kind.CONNECTION, type(e).__name__, retryable=True)
-    if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
-        return ProviderError(
-            Kind.BAD_RESPONSE, f"unreadable response ({type(e).__name__})", retryable=True
-        )
-    return ProviderError(Kind.ERROR, type(e).__name__, retryable=False)
+    return unexplained(e)
 
 
 def encoded(body: dict) -> bytes:
@@ -126,12 +121,8 @@ def encoded(body: dict) -> bytes:
     named, not sent, not retried."""
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-    except UnicodeEncodeError:
-        raise ProviderError(
-            Kind.REQUEST_ENCODING,
-            "the request holds text that is not valid Unicode",
-            retryable=False,
-        ) from None
+    except UnicodeEncodeError as e:
+        raise by_cause(e) from None  # request_encoding
     except ValueError:
         raise ProviderError(
             Kind.BAD_REQUEST, "the request holds a number JSON cannot carry", retryable=False

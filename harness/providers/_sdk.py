@@ -140,11 +140,10 @@ def upstream(body: dict, headers) -> str | None:
 
 def map_error(sdk, e: Exception) -> ProviderError:
     """An SDK exception as a ProviderError. Bodies are dropped: they may echo the prompt."""
-    cause = cause_of(e)
     # the aiohttp transport reports a refused connection as a connect *timeout*
-    if cause is not None:
-        kind, detail, retryable = cause
-        return ProviderError(kind, detail, retryable=retryable)
+    named = by_cause(e)
+    if named is not None:
+        return named
     if isinstance(e, sdk.APITimeoutError):
         return ProviderError(Kind.TIMEOUT, "no answer within the timeout", retryable=True)
     if isinstance(e, sdk.APIConnectionError):
@@ -155,6 +154,21 @@ def map_error(sdk, e: Exception) -> ProviderError:
         return ProviderError(
             Kind.BAD_RESPONSE, "the response did not match the API's schema", retryable=True
         )
+    return unexplained(e)
+
+
+def by_cause(e: BaseException) -> ProviderError | None:
+    """The ProviderError a root cause names (cause_of), if one does."""
+    cause = cause_of(e)
+    if cause is None:
+        return None
+    kind, detail, retryable = cause
+    return ProviderError(kind, detail, retryable=retryable)
+
+
+def unexplained(e: BaseException) -> ProviderError:
+    """A failure no transport class names: an answer we could not read (worth asking again), or
+    anything else (by its type's name only)."""
     if isinstance(e, (ValueError, KeyError, IndexError, TypeError, AttributeError)):
         return ProviderError(
             Kind.BAD_RESPONSE, f"unreadable response ({type(e).__name__})", retryable=True
