@@ -229,9 +229,13 @@ def windows(needle: str) -> set[str]:
 
 
 def find_leaks(blobs: dict[str, bytes], needles: list[str]) -> list[str]:
-    """Needles found in any view of any blob. A number is looked for as a whole number (digits glued
-    to other digits, as in a timestamp, are not it)."""
-    numbers = {n: re.compile(rf"(?<!\d){n}(?!\d)") for n in needles if n.isdigit()}
+    """Needles found in any view of any blob. A number is looked for as a whole number: digits
+    glued to other digits (a timestamp) are not it, nor digits inside a hex token (a digest, an
+    id), which are random: a five-digit canary once matched the tail of an SDK's idempotency key
+    (`...-b5e14fa97323`), and 64-hex digests fill the store and its write-ahead log."""
+    numbers = {
+        n: re.compile(rf"(?<![0-9a-fA-F]){n}(?![0-9a-fA-F])") for n in needles if n.isdigit()
+    }
     probes = {n: windows(n) for n in needles if len(squeeze(n)) >= 4 and n not in numbers}
     hits = []
     for where, data in blobs.items():
@@ -804,3 +808,8 @@ def test_the_checker_finds_every_echo_form(leak_env):
     assert not find_leaks(
         {"innocent": b"run arena-nov: 15 items x 2 models; 0.42 mean; zq0123"}, needles
     )
+    number = next(n for n in needles if n.isdigit())
+    key = f"'idempotency_key': 'stainless-python-retry-7119a1f3-c1b9-4812-b35a-b5e14fa{number}'"
+    digest = f"e838b7cc4af7b00f{number}cdef"
+    assert not find_leaks({"random ids": f"{key} {digest}".encode()}, [number])
+    assert find_leaks({"beside them": f"{key}, {digest}: answer {number}.".encode()}, [number])
