@@ -1,5 +1,6 @@
 """The floor for scenario (a): the official openai SDK alone, in a fresh process, with no harness at
-all (or, with `raw`, plain aiohttp with no SDK: the floor of the transport itself).
+all (or, with `raw`, plain aiohttp with no SDK: the floor of the transport itself, which honours a
+429's Retry-After exactly and nothing more).
 
 `concurrency` coroutines call the same endpoint through the same client and transport Holdout uses
 (`AsyncOpenAI` on `DefaultAioHttpClient`, `client.post`), store nothing and print nothing. The
@@ -21,16 +22,19 @@ def body(i: int) -> dict:
 
 
 async def main(port: int, n: int, concurrency: int, raw: bool) -> None:
-    jobs = iter(range(n))
     if raw:
         import aiohttp
 
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
 
-        async def call(i):
+        async def call(i) -> float | None:
+            """None once answered, else the 429's Retry-After."""
             async with session.post(url, json=body(i)) as r:
+                if r.status == 429:
+                    return float(r.headers.get("Retry-After", "1"))
                 await r.json()
+                return None
 
         close = session.close
     else:
@@ -45,16 +49,35 @@ async def main(port: int, n: int, concurrency: int, raw: bool) -> None:
             http_client=openai.DefaultAioHttpClient(limits=limits),
         )
 
-        async def call(i):
+        async def call(i) -> None:
             (await client.post("/chat/completions", cast_to=httpx2.Response, body=body(i))).json()
 
         close = client.close
 
-    async def worker():
-        for i in jobs:
-            await call(i)
+    # `concurrency` senders take calls from one queue; a refused call goes back to its head the
+    # moment its Retry-After is over (scenario f), and its sender takes the next call meanwhile
+    queue: asyncio.PriorityQueue[tuple[int, int]] = asyncio.PriorityQueue()
+    for i in range(n):
+        queue.put_nowait((1, i))
+    left = [n]
+    finished = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    async def sender():
+        while True:
+            _, i = await queue.get()
+            wait = await call(i)
+            if wait is not None:
+                loop.call_later(wait, queue.put_nowait, (0, i))
+                continue
+            left[0] -= 1
+            if not left[0]:
+                finished.set()
+
+    senders = [asyncio.create_task(sender()) for _ in range(concurrency)]
+    await finished.wait()
+    for s in senders:
+        s.cancel()
     await close()
 
 

@@ -273,6 +273,28 @@ def sporadic_429s(name: str, n: int) -> None:
         "the calm run",
         flush=True,
     )
+    # The bare-client floor: plain aiohttp, storing nothing, sending each 429 again the moment its
+    # Retry-After is over (no jitter, no pacer): what honouring Retry-After costs any client here.
+    bare = {
+        flags_name: sdk_floor(
+            f"{name}-{flags_name}: aiohttp alone", n, 100, n * 0.05 / 100, flags, raw=True
+        )
+        for flags_name, flags in (
+            ("calm", {"latency_ms": 50}),
+            (
+                "sporadic-429",
+                {"latency_ms": 50, "error_rate": 0.03, "faults": "429", "retry_after": 1},
+            ),
+        )
+    }
+    for r in bare.values():
+        print(fmt(r), flush=True)
+    bare_ratio = bare["sporadic-429"]["wall"] / bare["calm"]["wall"]
+    print(
+        f"# aiohttp alone: sporadic {bare_ratio:.2f}x its calm run; Holdout's sporadic run "
+        f"{sporadic['wall'] / bare['sporadic-429']['wall']:.2f}x aiohttp's",
+        flush=True,
+    )
     # What Retry-After alone forces: the last refused call may not be sent again before its
     # Retry-After is over, and then takes one latency; the process then exits as the calm
     # run's did. No client that honours Retry-After ends this run earlier.
