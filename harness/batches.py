@@ -42,6 +42,8 @@ class BatchOutcome:
     not_started: int = 0  # calls left out (the budget, or max_rounds reached)
     budget_stop: bool = False
     adopted: int = 0  # batches an earlier process created and this one found by their key
+    dead_providers: dict = field(default_factory=dict)  # provider -> why its Batch API failed
+    given_up: dict = field(default_factory=dict)  # error kind -> providers given up for it
 
 
 # a batch's input at most (OpenAI takes 200 MB per file, Anthropic 256 MB per batch)
@@ -142,6 +144,14 @@ class BatchDriver:
                 records, pending = [], self._pending(models, [])
                 if not pending or not made or self.outcome.budget_stop:
                     return
+        except ProviderError as e:
+            # the Batch API refused, or failed past the SDK's own retries: nothing more goes to
+            # this provider this time; a batch it holds stays in the store for the next run
+            o = self.outcome
+            o.dead_providers[cfg.name] = f"{e} from provider '{cfg.name}'"
+            o.given_up[e.kind] = o.given_up.get(e.kind, 0) + 1
+            held = self.store.batches(self.run_id)
+            o.in_flight += sum(r.status == "submitted" and r.provider == cfg.name for r in held)
         finally:
             await api.aclose()
 

@@ -73,15 +73,16 @@ def _counted(a: Outcome, b) -> Outcome:
     """`a` with the calls of `b` (another engine pass, or the batches) counted in."""
     for k in ("calls_made", "ok", "errors", "not_started", "cost_usd"):
         setattr(a, k, getattr(a, k) + getattr(b, k))
-    for k, n in b.error_kinds.items():
-        a.error_kinds[k] = a.error_kinds.get(k, 0) + n
+    for counts, more in ((a.error_kinds, b.error_kinds), (a.given_up, b.given_up)):
+        for k, n in more.items():
+            counts[k] = counts.get(k, 0) + n
+    a.dead_providers.update(b.dead_providers)
     a.budget_stop |= b.budget_stop
     return a
 
 
 def _merged(a: Outcome, b: Outcome) -> Outcome:
     """Two engine passes of one run as one."""
-    a.dead_providers.update(b.dead_providers)
     a.pacing.update(b.pacing)
     a.interrupted |= b.interrupted
     return _counted(a, b)

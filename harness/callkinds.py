@@ -14,6 +14,7 @@ class Kind(StrEnum):
     CONNECTION = "connection"  # refused, reset or closed
     DNS = "dns"  # the host name does not resolve
     TLS = "tls"  # the server's certificate is not one this machine trusts
+    REDIRECT = "redirect"  # a 3xx: never followed (a POST sent on carries the prompt elsewhere)
     # the key
     AUTH = "auth"
     FORBIDDEN = "forbidden"
@@ -35,7 +36,7 @@ class Kind(StrEnum):
 
 
 # about the key or the endpoint: no point sending more to any model of this provider
-FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA, Kind.TLS})
+FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA, Kind.TLS, Kind.REDIRECT})
 # about one model: no point sending more to it
 LANE_FATAL_KINDS = frozenset({Kind.HUNG, Kind.MODEL_NOT_FOUND})
 # about one item, not the provider: never a reason to stop; the answer is final (calling again
@@ -50,5 +51,6 @@ NOT_RETRYABLE = frozenset(
         Kind.AUTH,
         Kind.QUOTA,
         Kind.TLS,
+        Kind.REDIRECT,
     }
 )

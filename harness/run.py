@@ -203,6 +203,9 @@ ERROR_ADVICE = {
     "errors), not retried",
     "quota": "the key has no quota left (billing); nothing more was sent to that provider",
     "auth": "the key was refused; check the environment variable named by api_key_env",
+    "redirect": "the server answered with a redirect, which Holdout never follows (a request sent "
+    "on would carry the prompts to an address the config does not name); nothing more was sent to "
+    "that provider. Write the address the server means in base_url (often https:// for http://)",
     "tls": "the server's certificate is not one this machine trusts; nothing more was sent to "
     "that provider (for a private CA, point SSL_CERT_FILE at its certificate)",
 }
@@ -236,6 +239,8 @@ def _explain(
     for kind, advice in ERROR_ADVICE.items():
         if o.error_kinds.get(kind):
             console.print(f"{o.error_kinds[kind]} call(s) failed with {kind}: {advice}")
+        elif o.given_up.get(kind):  # a Batch API's own request failed: no call has a row
+            console.print(f"a batch was refused with {kind}: {advice}")
     for name, reason in o.dead_providers.items():
         # a lane of a provider with several: provider/model id
         provider, _, model = name.partition("/")

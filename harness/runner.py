@@ -53,6 +53,7 @@ class Outcome:
     pacing: dict = field(default_factory=dict)  # lane name -> Pacer.report()
     # error kind -> calls that ended with it this attempt
     error_kinds: dict = field(default_factory=dict)
+    given_up: dict = field(default_factory=dict)  # error kind -> providers given up for it
     batches: object = None  # batches.BatchOutcome, when some provider is in batch mode
 
 
@@ -225,6 +226,8 @@ class Runner:
             return
         if row.error_kind in FATAL_KINDS:
             self.outcome.dead_providers[name] = f"{row.error} from provider '{name}'"
+            given_up = self.outcome.given_up
+            given_up[row.error_kind] = given_up.get(row.error_kind, 0) + 1
         elif (
             row.error_kind in LANE_FATAL_KINDS
             or lane.consecutive_failures >= lane.provider.config.max_consecutive_failures

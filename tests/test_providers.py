@@ -355,9 +355,17 @@ def test_a_refused_connection_is_a_connection_error_on_both_paths(
 
 
 @contextlib.contextmanager
-def _answering(status: int, headers: dict, *, body: bytes = b"", tls: ssl.SSLContext | None = None):
+def _answering(
+    status: int,
+    headers: dict,
+    *,
+    body: bytes = b"",
+    tls: ssl.SSLContext | None = None,
+    redirect_to: str | None = None,
+):
     """A real HTTP server on 127.0.0.1 (HTTPS with `tls`) that answers every POST with `status`,
-    `headers` and `body`, and keeps what each request said: (method, path, Authorization)."""
+    `headers` and `body` (and a Location of the same path at `redirect_to`), and keeps what each
+    request said: (method, path, Authorization)."""
     seen = []
 
     class Answering(http.server.BaseHTTPRequestHandler):
@@ -365,7 +373,8 @@ def _answering(status: int, headers: dict, *, body: bytes = b"", tls: ssl.SSLCon
             seen.append((self.command, self.path, self.headers.get("Authorization")))
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(status)
-            for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            location = {"Location": redirect_to + self.path} if redirect_to else {}
+            for name, value in {**headers, **location, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(body)
@@ -383,22 +392,80 @@ def _answering(status: int, headers: dict, *, body: bytes = b"", tls: ssl.SSLCon
         server.shutdown()
 
 
-def test_a_compatible_server_gets_the_key_as_a_bearer_token_and_its_redirect_is_not_followed(
-    project, cli, mock_server, monkeypatch
+# Every road an item's prompt can take to a provider: the SDKs, the plain road, and a batch file
+ROADS = {
+    "openai": "    type: openai\n    base_url: {url}/v1\n    api_key_env: OPENAI_API_KEY\n",
+    "openai-compatible": (
+        "    type: openai-compatible\n    base_url: {url}/v1\n    api_key_env: OPENAI_API_KEY\n"
+    ),
+    "anthropic": "    type: anthropic\n    base_url: {url}\n    api_key_env: OPENAI_API_KEY\n",
+    "batch": (
+        "    type: openai-compatible\n    base_url: {url}/v1\n    api_key_env: OPENAI_API_KEY\n"
+        "    mode: batch\n    batch: {{poll_s: 0.05, max_poll_s: 0.2}}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("status", [307, 308, 301])
+@pytest.mark.parametrize("road", ROADS)
+def test_a_redirect_is_followed_on_no_road_and_gives_the_provider_up_with_advice(
+    project, cli, mock_server, monkeypatch, road, status
 ):
-    """A POST that follows a redirect would carry the prompt to an address the config does not
-    name: it is an error, and the address it names is not kept."""
-    elsewhere = {"Location": f"{mock_server.url}/v1/chat/completions"}
-    with _answering(307, elsewhere) as (url, seen):
-        project.suite(items=ITEMS[:1])
-        extra = "    max_attempts: 1\n"
-        cfg = _both_paths(project, mock_server, monkeypatch, extra=extra, url=f"{url}/v1")
-        assert cli("run", cfg["openai-compatible"], "-q")[0] == 3  # it ran, and the call failed
-    assert seen == [("POST", "/v1/chat/completions", "Bearer sk-test-secret-value-123456")]
-    assert mock_server.stats.requests == 0  # the redirect was not followed
+    """A redirected POST (307 and 308 keep the body) would carry the prompt to an address the
+    config does not name. The official SDKs follow redirects unless told not to. On every road the
+    redirect is an error of its own kind, the provider is given up at the first (the endpoint is
+    wrong for every item), and the address it named is kept nowhere."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    with _answering(status, {}, redirect_to=mock_server.url) as (url, seen):
+        project.suite(items=ITEMS)
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n"
+            + ROADS[road].format(url=url)
+            + "    concurrency: 1\nmodels:\n  - provider: p\n    model: m\n",
+            name=f"{road}.yaml",
+        )
+        code, out, err = cli("run", cfg)
+    assert code != 0
+    assert len(seen) == 1 and seen[0][2] == "Bearer sk-test-secret-value-123456"  # given up
+    assert mock_server.stats.requests == 0  # the redirect was not followed ...
+    assert not mock_server.batches.snapshot()["files"]  # ... by a batch upload either
+    flat = " ".join((out + err).split())
+    assert "redirect" in flat and "base_url" in flat and "Gave up on provider 'p'" in flat
+    elsewhere = mock_server.url.removeprefix("http://")  # 127.0.0.1:<port>
+    assert elsewhere not in out + err
     with store_db(project.root) as db:
-        (row,) = db.execute("SELECT ok, error_kind, error FROM calls").fetchall()
-    assert row == (0, "http_307", "http_307: HTTP 307")
+        rows = db.execute("SELECT ok, error_kind, error FROM calls").fetchall()
+        dump = "\n".join(db.iterdump())
+    assert elsewhere not in dump
+    if road != "batch":
+        assert rows == [(0, "redirect", f"redirect: HTTP {status}")]
+
+
+def test_a_batch_api_that_refuses_the_key_gives_the_provider_up_with_advice(
+    project, cli, monkeypatch
+):
+    """A Batch API's own request (the file upload) refused is the provider given up with the
+    kind's advice and nothing lost, not a traceback (it was one); the next run asks again."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    refusal = json.dumps({"error": {"message": "no", "code": "invalid_api_key"}}).encode()
+    with _answering(401, {"Content-Type": "application/json"}, body=refusal) as (url, seen):
+        project.suite(items=ITEMS)
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n"
+            + ROADS["batch"].format(url=url)
+            + "models:\n  - provider: p\n    model: m\n",
+            name="batch.yaml",
+        )
+        code, out, err = cli("run", cfg)
+        assert (code, len(seen)) == (3, 1) and seen[0][1] == "/v1/files"
+        flat = " ".join((out + err).split())
+        assert "Traceback" not in flat and "a bug in holdout" not in flat
+        assert "a batch was refused with auth: the key was refused" in flat
+        assert "Gave up on provider 'p': auth: HTTP 401 (invalid_api_key)" in flat
+        assert "4 calls are not done" in flat
+        # the next run first looks for the batch at the provider (a GET this server refuses)
+        code, out, err = cli("run", cfg)
+        assert code == 3 and "Gave up on provider 'p'" in " ".join((out + err).split())
 
 
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(

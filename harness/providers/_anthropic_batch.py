@@ -18,6 +18,7 @@ import httpx2
 from . import Kind, ProviderError, Request
 from ._anthropic import completion_of, request_body
 from ._openai_batch import Answer, RemoteBatch, jsonl_records, sdk
+from ._sdk import batch_http_client
 
 # an errored request's error type -> the status the online API gives it
 STATUS = {
@@ -49,7 +50,7 @@ class AnthropicBatchAPI:
             api_key=config.api_key() or "not-needed",
             base_url=config.base_url,
             max_retries=3,
-            timeout=max(config.timeout_s, 300),
+            http_client=batch_http_client(anthropic, max(config.timeout_s, 300)),
         )
 
     def line(self, custom_id: str, request: Request) -> dict:

@@ -16,7 +16,7 @@ import openai
 from ..failpoints import hit
 from . import Kind, ProviderError, Request
 from ._chat import completion_of, request_body
-from ._sdk import map_error
+from ._sdk import batch_http_client, map_error
 
 KEY = "holdout_submission"
 
@@ -82,7 +82,7 @@ class OpenAIBatchAPI:
             api_key=config.api_key() or "not-needed",
             base_url=config.base_url,
             max_retries=3,
-            timeout=max(config.timeout_s, 300),
+            http_client=batch_http_client(openai, max(config.timeout_s, 300)),
         )
 
     def line(self, custom_id: str, request: Request) -> dict:

@@ -21,11 +21,18 @@ from . import Advertised, Kind, ProviderError, model_id
 
 def http_client(sdk, concurrency: int, timeout_s: float):
     """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx
-    transport."""
+    transport. It follows no redirect: the SDKs' clients do by default, and a 307 or 308 would
+    carry the prompt to an address the config does not name."""
     import httpx2
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return sdk.DefaultAioHttpClient(limits=limits, timeout=timeout_s)
+    return sdk.DefaultAioHttpClient(limits=limits, timeout=timeout_s, follow_redirects=False)
+
+
+def batch_http_client(sdk, timeout_s: float):
+    """The SDK's default client for the few, large requests of a batch (its file is every prompt
+    of the batch), with redirects not followed, as http_client."""
+    return sdk.DefaultAsyncHttpxClient(timeout=timeout_s, follow_redirects=False)
 
 
 def retry_after(headers) -> float | None:
@@ -188,6 +195,8 @@ def status_error(status: int, body, headers) -> ProviderError:
         404: Kind.NOT_FOUND,
         400: Kind.BAD_REQUEST,
     }.get(status, Kind.SERVER_ERROR if status >= 500 else f"http_{status}")
+    if 300 <= status < 400:
+        kind = Kind.REDIRECT  # where it points is not kept: it may be anywhere
     kind = CODE_KINDS.get(code, kind) if code else kind
     retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
     return ProviderError(
