@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field
 
 DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+# Where a provider with no base_url is reached. Written out, because the SDKs would otherwise take
+# OPENAI_BASE_URL / ANTHROPIC_BASE_URL from the environment: the config names where prompts go.
+DEFAULT_BASE_URL = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class ProviderConfig:
     latency_ms: float = 0.0
     mode: str = "online"  # or "batch": the provider's Batch API (harness/batches.py)
     batch: BatchSettings = field(default_factory=BatchSettings)
+
+    def __post_init__(self):
+        if self.base_url is None and self.type in DEFAULT_BASE_URL:
+            object.__setattr__(self, "base_url", DEFAULT_BASE_URL[self.type])
 
     @property
     def kept_for(self) -> str:

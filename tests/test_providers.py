@@ -468,6 +468,41 @@ def test_a_batch_api_that_refuses_the_key_gives_the_provider_up_with_advice(
         assert code == 3 and "Gave up on provider 'p'" in " ".join((out + err).split())
 
 
+def test_the_environment_cannot_move_where_a_provider_is_reached(project, mock_server, monkeypatch):
+    """The SDKs take OPENAI_BASE_URL / ANTHROPIC_BASE_URL from the environment when no base URL
+    is given, which would send held-out prompts to an address no config names. A provider without
+    base_url is reached at its official address on every road; the clients are the real SDK
+    clients a run makes (no request is sent)."""
+    import asyncio
+
+    from harness.batches import batch_api
+    from harness.config import load_run_config
+    from harness.providers.make import make_provider
+
+    for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
+        monkeypatch.setenv(name, f"{mock_server.url}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    project.suite(items=ITEMS[:1])
+    cfg = project.config(
+        "suite: mini\nproviders:\n  ob: {type: openai, mode: batch}\n"
+        "  ab: {type: anthropic, mode: batch}\nmodels:\n"
+        + "".join(f"  - {{provider: {p}, model: m, name: {p}}}\n" for p in ("openai", "anthropic"))
+        + "".join(f"  - {{provider: {p}, model: m, name: {p}}}\n" for p in ("ob", "ab"))
+    )
+    official = {"openai": "https://api.openai.com/v1/", "anthropic": "https://api.anthropic.com"}
+    clients = []
+    for model in load_run_config(cfg).models:
+        provider = model.provider
+        online = make_provider(provider)
+        road = batch_api(provider) if provider.mode == "batch" else online
+        clients.append((provider.type, str(road.client.base_url)))
+        asyncio.run(online.aclose())
+    assert sorted(clients) == sorted([(t, official[t]) for t in ("openai", "anthropic")] * 2), (
+        clients
+    )
+
+
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     project, cli, mock_server, monkeypatch
 ):
