@@ -503,6 +503,88 @@ def test_the_environment_cannot_move_where_a_provider_is_reached(project, mock_s
     )
 
 
+def _chat_answer(
+    content='"hi"', finish='"stop"', usage='{"prompt_tokens": 5, "completion_tokens": 1}'
+):
+    """A chat completion's JSON as a server might send it, spelled out (JSON's \\u escapes can
+    say what Python's json.dumps never writes)."""
+    return (
+        '{"id": "c1", "object": "chat.completion", "model": "m", "choices": [{"index": 0, '
+        f'"finish_reason": {finish}, "message": {{"role": "assistant", "content": {content}}}}}], '
+        f'"usage": {usage}}}'
+    ).encode()
+
+
+UNSTORABLE = {
+    "text a lone surrogate": _chat_answer(content='"half \\ud800 a pair"'),
+    "text with NUL": _chat_answer(content='"a\\u0000b"'),
+    "text a number": _chat_answer(content="42"),
+    "finish reason an object": _chat_answer(finish='{"x": 1}'),
+    "finish reason a lone surrogate": _chat_answer(finish='"st\\udfffop"'),
+    "tokens a string": _chat_answer(usage='{"prompt_tokens": "5", "completion_tokens": 1}'),
+    "tokens negative": _chat_answer(usage='{"prompt_tokens": -500, "completion_tokens": 1}'),
+    "tokens huge": _chat_answer(usage='{"prompt_tokens": 5, "completion_tokens": 1e300}'),
+    "tokens NaN": _chat_answer(usage='{"prompt_tokens": NaN, "completion_tokens": 1}'),
+    "tokens a fraction": _chat_answer(usage='{"prompt_tokens": 2.5, "completion_tokens": 1}'),
+}
+
+
+@pytest.mark.parametrize("road", ["openai", "openai-compatible"])
+@pytest.mark.parametrize("case", UNSTORABLE)
+def test_an_answer_that_cannot_be_stored_or_counted_is_a_bad_response_asked_again(
+    project, cli, monkeypatch, road, case
+):
+    """Valid JSON that is not a storable answer (text that is not valid Unicode, or holds NUL,
+    which PostgreSQL's text refuses; token counts a price cannot multiply) is a bad_response,
+    asked again, on both roads; before, a lone surrogate or a list failed the store write on
+    every run ("re-run to resume", forever), an object finish reason was a traceback, and a
+    negative count made a negative cost."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    headers = {"Content-Type": "application/json"}
+    with _answering(200, headers, body=UNSTORABLE[case]) as (url, seen):
+        project.suite(items=ITEMS[:1])
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n"
+            + ROADS[road].format(url=url)
+            + "    max_attempts: 2\nmodels:\n  - provider: p\n    model: m\n"
+            + "    price: {input_per_mtok: 1.0, output_per_mtok: 1.0}\n",
+            name=f"{road}.yaml",
+        )
+        code, out, err = cli("run", cfg)
+    assert (code, len(seen)) == (3, 2), out + err  # failed, after asking again
+    assert "Traceback" not in out + err and "a bug in holdout" not in out + err
+    with store_db(project.root) as db:
+        rows = db.execute("SELECT ok, error_kind, output, cost_usd FROM calls").fetchall()
+    assert rows == [(0, "bad_response", None, 0.0)] or rows == [(0, "bad_response", None, None)]
+
+
+@pytest.mark.parametrize("road", ["openai", "openai-compatible"])
+def test_an_answer_in_content_parts_is_its_text(project, cli, monkeypatch, road):
+    """Some OpenAI-style servers answer with a list of content parts: the answer is their text
+    (a list failed the store write before)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    parts = json.dumps(
+        [
+            {"type": "text", "text": "光合作用"},
+            {"type": "image_url"},
+            {"type": "text", "text": "!"},
+        ],
+        ensure_ascii=False,
+    )
+    headers = {"Content-Type": "application/json"}
+    with _answering(200, headers, body=_chat_answer(content=parts)) as (url, seen):
+        project.suite(items=ITEMS[:1])
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n"
+            + ROADS[road].format(url=url)
+            + "models:\n  - provider: p\n    model: m\n",
+            name=f"{road}.yaml",
+        )
+        assert cli("run", cfg, "-q")[0] == 0
+    with store_db(project.root) as db:
+        assert db.execute("SELECT ok, output FROM calls").fetchall() == [(1, "光合作用!")]
+
+
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     project, cli, mock_server, monkeypatch
 ):

@@ -40,6 +40,11 @@ class Advertised:
 
 @dataclass(slots=True)
 class Completion:
+    """An answer as every road hands it on. Made only from what can be stored and counted: an
+    answer whose text is not a string of valid Unicode without NUL (JSON's \\u escapes can spell
+    both), or whose token counts are not whole numbers in range, is a `bad_response`, worth
+    asking again, never a store write that fails or a cost that is negative."""
+
     text: str
     finish_reason: str | None
     input_tokens: int
@@ -50,6 +55,46 @@ class Completion:
     served_model: str | None = None
     # who a gateway passed the request on to, where it says (same check)
     upstream: str | None = None
+
+    def __post_init__(self):
+        _storable(self.text, "text")
+        if self.finish_reason is not None:
+            _storable(self.finish_reason, "finish reason")
+        self.input_tokens = _token_count(self.input_tokens, "input token count")
+        self.output_tokens = _token_count(self.output_tokens, "output token count")
+
+
+MAX_TOKENS_PER_CALL = 10**9  # no provider means a larger count for one call
+
+
+def _storable(value, what: str) -> None:
+    if not isinstance(value, str):
+        raise _unreadable(f"the answer's {what} is not a string")
+    if "\0" in value:
+        raise _unreadable(f"the answer's {what} holds a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _unreadable(
+                f"the answer's {what} is not valid Unicode (a lone surrogate)"
+            ) from None
+
+
+def _token_count(value, what: str) -> int:
+    whole = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_TOKENS_PER_CALL  # False for NaN
+        and value == int(value)
+    )
+    if not whole:
+        raise _unreadable(f"the answer's {what} is not a whole number from 0 to 10^9")
+    return int(value)
+
+
+def _unreadable(detail: str) -> ProviderError:
+    return ProviderError(Kind.BAD_RESPONSE, detail, retryable=True)
 
 
 _MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")

@@ -28,6 +28,12 @@ def completion_of(body: dict, *, latency_s: float | None, limits=None, upstream=
     usage = body.get("usage") or {}
     message = choice.get("message") or {}
     text = message.get("content") or ""
+    if isinstance(text, list):  # content parts, as some servers answer
+        text = "".join(
+            p.get("text") or ""
+            for p in text
+            if isinstance(p, dict) and p.get("type") in ("text", "output_text")
+        )
     # a refusal comes as message.refusal with no content: a refusal, once, not an empty answer
     # to retry
     finish = "refusal" if message.get("refusal") and not text else choice.get("finish_reason")
