@@ -20,6 +20,7 @@ class Kind(StrEnum):
     FORBIDDEN = "forbidden"
     QUOTA = "quota"  # the account is out of credit
     RATE_LIMITED = "rate_limited"
+    LONG_WAIT = "long_wait"  # asked to wait longer than LONGEST_WAIT_S before asking again
     # the model
     MODEL_NOT_FOUND = "model_not_found"
     NOT_FOUND = "not_found"  # a 404 without a code, or no recorded answer (replay)
@@ -36,7 +37,13 @@ class Kind(StrEnum):
 
 
 # about the key or the endpoint: no point sending more to any model of this provider
-FATAL_KINDS = frozenset({Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA, Kind.TLS, Kind.REDIRECT})
+FATAL_KINDS = frozenset(
+    {Kind.AUTH, Kind.FORBIDDEN, Kind.QUOTA, Kind.TLS, Kind.REDIRECT, Kind.LONG_WAIT}
+)
+# The longest Retry-After a call waits out. A provider that asks for more (a daily limit, or a
+# header that says `inf`) is given up for the run: waiting would hold the run for hours, or
+# forever, with nothing to show.
+LONGEST_WAIT_S = 600.0
 # about one model: no point sending more to it
 LANE_FATAL_KINDS = frozenset({Kind.HUNG, Kind.MODEL_NOT_FOUND})
 # about one item, not the provider: never a reason to stop; the answer is final (calling again
@@ -52,5 +59,6 @@ NOT_RETRYABLE = frozenset(
         Kind.QUOTA,
         Kind.TLS,
         Kind.REDIRECT,
+        Kind.LONG_WAIT,
     }
 )

@@ -585,6 +585,42 @@ def test_an_answer_in_content_parts_is_its_text(project, cli, monkeypatch, road)
         assert db.execute("SELECT ok, output FROM calls").fetchall() == [(1, "光合作用!")]
 
 
+@pytest.mark.parametrize(
+    "status, wait",
+    [
+        (429, "inf"),
+        (429, "1e9"),
+        (429, "Wed, 21 Oct 2099 07:28:00 GMT"),
+        (429, "601"),
+        (503, "3600"),
+    ],
+)
+@pytest.mark.parametrize("road", ["openai", "openai-compatible", "anthropic"])
+def test_a_provider_that_asks_for_a_long_wait_is_given_up_not_waited_for(
+    project, cli, monkeypatch, road, status, wait
+):
+    """A Retry-After over ten minutes (or `inf`, or a date decades away) held every call that
+    heard it for that long: a run that never ended. Now the provider is given up at the first,
+    with advice, and what is done is kept."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    headers = {"Retry-After": wait, "Content-Type": "application/json"}
+    with _answering(status, headers, body=b'{"error": {"message": "later"}}') as (url, seen):
+        project.suite(items=ITEMS)
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n"
+            + ROADS[road].format(url=url)
+            + "    concurrency: 1\nmodels:\n  - provider: p\n    model: m\n",
+            name=f"{road}.yaml",
+        )
+        code, out, err = cli("run", cfg)
+    assert (code, len(seen)) == (3, 1)
+    flat = " ".join((out + err).split())
+    assert "failed with long_wait: the provider asked to wait more than 10 minutes" in flat
+    assert f"long_wait: HTTP {status}" in flat and "Gave up on provider 'p'" in flat
+    with store_db(project.root) as db:
+        assert db.execute("SELECT ok, error_kind FROM calls").fetchall() == [(0, "long_wait")]
+
+
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     project, cli, mock_server, monkeypatch
 ):

@@ -15,7 +15,7 @@ import urllib.parse
 
 import aiohttp
 
-from ..callkinds import NOT_RETRYABLE
+from ..callkinds import LONGEST_WAIT_S, NOT_RETRYABLE
 from . import Advertised, Kind, ProviderError, model_id
 
 
@@ -43,17 +43,23 @@ def retry_after(headers) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
-            return max(0.0, float(ms) / 1000)
+            return _wait(float(ms) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        return _wait(float(value))
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _wait(seconds: float) -> float | None:
+    """A wait as a header states it: none if it is not a number, 0 if it is past (a long one,
+    `inf` included, is kept: status_error gives the provider up for it)."""
+    return None if math.isnan(seconds) else max(0.0, seconds)
 
 
 # What providers advertise on every response: the per-minute limits, and the requests left until a
@@ -199,14 +205,25 @@ def status_error(status: int, body, headers) -> ProviderError:
         kind = Kind.REDIRECT  # where it points is not kept: it may be anywhere
     kind = CODE_KINDS.get(code, kind) if code else kind
     retryable = (status in (408, 409, 429) or status >= 500) and kind not in NOT_RETRYABLE
+    detail = f"HTTP {status}" + (f" ({code})" if code else "")
+    wait = retry_after(headers)
+    if retryable and wait is not None and wait > LONGEST_WAIT_S:
+        kind, retryable = Kind.LONG_WAIT, False
+        detail += f", asked to wait {_duration(wait)}"
     return ProviderError(
         kind,
-        f"HTTP {status}" + (f" ({code})" if code else ""),
+        detail,
         retryable=retryable,
         status=status,
-        retry_after=retry_after(headers),
+        retry_after=wait,
         limits=advertised_limits(headers),
     )
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "forever"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
 
 
 # The provider's own error code, when it is one of these, names the kind (and what to do about it).
