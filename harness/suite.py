@@ -230,6 +230,7 @@ def _decoded_lines(raw_lines, source: str):
             raise ConfigError(
                 f"{source}:{n}: not UTF-8 text (byte {e.start} of the line); save the file as UTF-8"
             ) from None
+        line = line.removeprefix("\ufeff")  # a byte-order mark, as some editors save UTF-8
         if line.strip():
             yield n, line
 
@@ -256,9 +257,11 @@ def read_pool_file(path: Path, sealed: bool = False) -> Iterator[Item]:
         yield from iter_jsonl_items(f, str(path), sealed)
 
 
-def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
+def check_pool_lines(
+    lines, source: str, *, max_errors: int = 20, refused: str = "nothing was run"
+) -> int:
     """Parse every line; return the item count, or raise listing each bad line (bad items are never
-    dropped)."""
+    dropped); `refused` says what the error stopped."""
     errors, ids, count = [], set(), 0
     for n, raw in enumerate(lines, 1):
         try:
@@ -271,15 +274,17 @@ def check_pool_lines(lines, source: str, max_errors: int = 20) -> int:
             continue
         if item.id in ids:
             errors.append(f"{source}:{n}: item id {item.id!r} appears more than once")
+        if not any(role == "user" and text.strip() for role, text in item.messages):
+            # it asks nothing, and would pay for an answer to nothing (checked here, where items
+            # come in, not where a stored version is read: that one is what it is)
+            errors.append(f"{source}:{n}: item {item.id!r}: the prompt is blank (only whitespace)")
         ids.add(item.id)
         count += 1
     if errors:
         shown = errors[:max_errors] + (
             [f"... and {len(errors) - max_errors} more"] if len(errors) > max_errors else []
         )
-        raise ConfigError(
-            f"{source}: {len(errors)} bad item(s); nothing was run:\n" + "\n".join(shown)
-        )
+        raise ConfigError(f"{source}: {len(errors)} bad item(s); {refused}:\n" + "\n".join(shown))
     if count == 0:
         raise ConfigError(f"{source}: the pool has no items")
     return count

@@ -95,7 +95,7 @@ def test_random_text_as_a_config(project, capsys, text):
 good_line = st.fixed_dictionaries(
     {
         "id": st.from_regex(r"[a-z][a-z0-9]{0,6}", fullmatch=True),
-        "prompt": st.text(min_size=1, max_size=30),
+        "prompt": st.text(min_size=1, max_size=30).filter(str.strip),
     }
 )
 bad_line = st.one_of(
@@ -224,3 +224,54 @@ def test_a_prompt_in_the_id_field_is_never_quoted_in_the_error(project, capsys, 
     code, err = run_cli(capsys, "pool", "import", str(pool), "--suite", "s", "--heldout")
     assert code == 2 and "pool.jsonl:2:" in err and "id" in err and "Traceback" not in err
     assert bad_id not in err and bad_id[:12] not in err
+
+
+# whitespace in several scripts' spacing: ASCII, CRLF, the ideographic space, NBSP and an em space
+BLANK_PROMPTS = [" ", "\n\t ", "\r\n", "\u3000", "\u00a0\u2003"]
+
+
+def test_a_blank_prompt_is_refused_where_items_come_in(project, capsys):
+    """A prompt of whitespace only asks nothing and would pay for an answer to nothing: an import
+    and a public pool's run refuse it, naming each line (a system turn does not make it a
+    question)."""
+    project.suite("s")
+    lines = [json.dumps({"id": "ok", "prompt": "fine"})]
+    lines += [json.dumps({"id": f"b{i}", "prompt": p}) for i, p in enumerate(BLANK_PROMPTS)]
+    turns = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "\u3000"}]
+    lines.append(json.dumps({"id": "m", "messages": turns}))
+    pool = project.root / "pool.jsonl"
+    pool.write_text("\n".join(lines) + "\n")
+    assert run_cli(capsys, "vault", "init")[0] == 0
+    code, err = run_cli(capsys, "pool", "import", str(pool), "--suite", "s", "--heldout")
+    assert code == 2 and "Traceback" not in err
+    assert f"{len(lines) - 1} bad item(s); nothing was imported" in err
+    for n in range(2, len(lines) + 1):
+        assert f"pool.jsonl:{n}: item " in err
+    assert err.count("the prompt is blank (only whitespace)") == len(lines) - 1
+    project.suite(lines=lines)
+    code, err = run_cli(capsys, "run", project.config(yaml.safe_dump(VALID)), "-q")
+    assert code == 2 and "bad item(s); nothing was run" in err and "items.jsonl:7: item 'm'" in err
+
+
+def test_a_pool_file_with_a_byte_order_mark_and_crlf_lines_is_read_as_written(
+    project, cli, mock_server
+):
+    """Editors on Windows save UTF-8 with a byte-order mark and CRLF line ends: the first item is
+    not a JSON error, and each prompt reaches the model exactly as written."""
+    from harness.mockserver import MockBehaviour
+
+    items = [
+        {"id": "a", "prompt": "第一行\r\nsecond line"},
+        {"id": "b", "prompt": "ما هي عاصمة المغرب؟"},
+    ]
+    d = project.suite()
+    raw = "".join(json.dumps(i, ensure_ascii=False) + "\r\n" for i in items) + "\r\n"
+    (d / "items.jsonl").write_bytes(b"\xef\xbb\xbf" + raw.encode("utf-8"))
+    mock_server.behaviour = MockBehaviour(record_bodies=True)
+    cfg = {
+        **VALID,
+        "providers": {"p": {**VALID["providers"]["p"], "base_url": mock_server.url + "/v1"}},
+    }
+    assert cli("run", project.config(yaml.safe_dump(cfg)), "-q")[0] == 0
+    sent = sorted(json.loads(b)["messages"][-1]["content"] for b in mock_server.stats.bodies)
+    assert sent == sorted(i["prompt"] for i in items)

@@ -27,7 +27,7 @@ def import_pool_file(
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: pool file not found") from None
-    check_pool_lines(data.splitlines(), str(path))
+    check_pool_lines(data.splitlines(), str(path), refused="nothing was imported")
     pool_id = vault.add_pool(
         suite_name,
         data,
