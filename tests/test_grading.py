@@ -74,6 +74,10 @@ def test_parsers_take_only_valid_answers():
     assert parse_rubric('{"scores": {"correctness": 9}}', crit) is None  # out of scale
     assert parse_rubric('{"scores": {"correctnes": 4}}', crit) is None
     assert parse_rubric("I'd give it a 4", crit) is None
+    # NaN passes every range check, and a criterion scored twice is two answers: neither is taken
+    assert parse_rubric('{"scores": {"correctness": 4}, "confidence": NaN}', crit) is None
+    assert parse_rubric('{"scores": {"correctness": 4}, "confidence": -Infinity}', crit) is None
+    assert parse_rubric('{"scores": {"correctness": 2, "correctness": 5}}', crit) is None
     # the last label counts
     assert parse_verdict("A is better [[A>B]] ... final: [[B>>A]]") == "B>>A"
     assert parse_verdict("A>B") is None

@@ -106,12 +106,25 @@ def parse_rubric(text: str, criteria: list[dict]) -> dict | None:
         candidates.append(text[start : text.rfind("}") + 1])
     for cand in candidates:
         try:
-            obj = json.loads(cand)
+            obj = json.loads(cand, parse_constant=_not_a_number, object_pairs_hook=_unique_keys)
         except ValueError:
             continue
         if jsonschema.Draft202012Validator(rubric_schema(criteria)).is_valid(obj):
             return obj
     return None
+
+
+def _not_a_number(name: str):
+    """NaN and Infinity are not JSON: a confidence of NaN would pass every range check."""
+    raise ValueError(name)
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A criterion scored twice is two answers, not the last one."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("a key given twice")
+    return obj
 
 
 def rubric_score(scores: dict, criteria: list[dict]) -> float:
