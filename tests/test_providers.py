@@ -406,6 +406,18 @@ ROADS = {
 }
 
 
+def _on_road(project, road: str, url: str, *, extra: str = "", model_extra: str = ""):
+    """A config of the mini suite whose one provider `p` is reached at `url` by `road`."""
+    return project.config(
+        "suite: mini\nproviders:\n  p:\n"
+        + ROADS[road].format(url=url)
+        + extra
+        + "models:\n  - provider: p\n    model: m\n"
+        + model_extra,
+        name=f"{road}.yaml",
+    )
+
+
 @pytest.mark.parametrize("status", [307, 308, 301])
 @pytest.mark.parametrize("road", ROADS)
 def test_a_redirect_is_followed_on_no_road_and_gives_the_provider_up_with_advice(
@@ -418,12 +430,7 @@ def test_a_redirect_is_followed_on_no_road_and_gives_the_provider_up_with_advice
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
     with _answering(status, {}, redirect_to=mock_server.url) as (url, seen):
         project.suite(items=ITEMS)
-        cfg = project.config(
-            "suite: mini\nproviders:\n  p:\n"
-            + ROADS[road].format(url=url)
-            + "    concurrency: 1\nmodels:\n  - provider: p\n    model: m\n",
-            name=f"{road}.yaml",
-        )
+        cfg = _on_road(project, road, url, extra="    concurrency: 1\n")
         code, out, err = cli("run", cfg)
     assert code != 0
     assert len(seen) == 1 and seen[0][2] == "Bearer sk-test-secret-value-123456"  # given up
@@ -450,12 +457,7 @@ def test_a_batch_api_that_refuses_the_key_gives_the_provider_up_with_advice(
     refusal = json.dumps({"error": {"message": "no", "code": "invalid_api_key"}}).encode()
     with _answering(401, {"Content-Type": "application/json"}, body=refusal) as (url, seen):
         project.suite(items=ITEMS)
-        cfg = project.config(
-            "suite: mini\nproviders:\n  p:\n"
-            + ROADS["batch"].format(url=url)
-            + "models:\n  - provider: p\n    model: m\n",
-            name="batch.yaml",
-        )
+        cfg = _on_road(project, "batch", url)
         code, out, err = cli("run", cfg)
         assert (code, len(seen)) == (3, 1) and seen[0][1] == "/v1/files"
         flat = " ".join((out + err).split())
@@ -543,13 +545,8 @@ def test_an_answer_that_cannot_be_stored_or_counted_is_a_bad_response_asked_agai
     headers = {"Content-Type": "application/json"}
     with _answering(200, headers, body=UNSTORABLE[case]) as (url, seen):
         project.suite(items=ITEMS[:1])
-        cfg = project.config(
-            "suite: mini\nproviders:\n  p:\n"
-            + ROADS[road].format(url=url)
-            + "    max_attempts: 2\nmodels:\n  - provider: p\n    model: m\n"
-            + "    price: {input_per_mtok: 1.0, output_per_mtok: 1.0}\n",
-            name=f"{road}.yaml",
-        )
+        price = "    price: {input_per_mtok: 1.0, output_per_mtok: 1.0}\n"
+        cfg = _on_road(project, road, url, extra="    max_attempts: 2\n", model_extra=price)
         code, out, err = cli("run", cfg)
     assert (code, len(seen)) == (3, 2), out + err  # failed, after asking again
     assert "Traceback" not in out + err and "a bug in holdout" not in out + err
@@ -574,12 +571,7 @@ def test_an_answer_in_content_parts_is_its_text(project, cli, monkeypatch, road)
     headers = {"Content-Type": "application/json"}
     with _answering(200, headers, body=_chat_answer(content=parts)) as (url, seen):
         project.suite(items=ITEMS[:1])
-        cfg = project.config(
-            "suite: mini\nproviders:\n  p:\n"
-            + ROADS[road].format(url=url)
-            + "models:\n  - provider: p\n    model: m\n",
-            name=f"{road}.yaml",
-        )
+        cfg = _on_road(project, road, url)
         assert cli("run", cfg, "-q")[0] == 0
     with store_db(project.root) as db:
         assert db.execute("SELECT ok, output FROM calls").fetchall() == [(1, "光合作用!")]
@@ -606,12 +598,7 @@ def test_a_provider_that_asks_for_a_long_wait_is_given_up_not_waited_for(
     headers = {"Retry-After": wait, "Content-Type": "application/json"}
     with _answering(status, headers, body=b'{"error": {"message": "later"}}') as (url, seen):
         project.suite(items=ITEMS)
-        cfg = project.config(
-            "suite: mini\nproviders:\n  p:\n"
-            + ROADS[road].format(url=url)
-            + "    concurrency: 1\nmodels:\n  - provider: p\n    model: m\n",
-            name=f"{road}.yaml",
-        )
+        cfg = _on_road(project, road, url, extra="    concurrency: 1\n")
         code, out, err = cli("run", cfg)
     assert (code, len(seen)) == (3, 1)
     flat = " ".join((out + err).split())
