@@ -211,7 +211,8 @@ def views(text: str) -> list[str]:
             out.append(codecs.decode(text.encode("latin-1", "backslashreplace"), "unicode_escape"))
         except (UnicodeDecodeError, ValueError):
             pass
-    for run in re.findall(r"[A-Za-z0-9+/]{8,}={0,2}", text):
+    # six characters: a four-digit number is six in base64, then "=="
+    for run in re.findall(r"[A-Za-z0-9+/]{6,}={0,2}", text):
         try:
             out.append(base64.b64decode(run + "=" * (-len(run) % 4)).decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
@@ -805,6 +806,10 @@ def test_the_checker_finds_every_echo_form(leak_env):
         for n, name in enumerate(ECHO_FORMS):
             planted = {f"{it['id']} {name}": f"some output ... {echo(text, n)} ...".encode()}
             assert find_leaks(planted, needles), (it["id"], name)
+    for number in (n for n in needles if n.isdigit()):  # a short answer, in every form too
+        for n, name in enumerate(ECHO_FORMS):
+            planted = {f"{number} {name}": f"some output ... {echo(number, n)} ...".encode()}
+            assert find_leaks(planted, [number]), (number, name)
     assert not find_leaks(
         {"innocent": b"run arena-nov: 15 items x 2 models; 0.42 mean; zq0123"}, needles
     )
