@@ -64,6 +64,18 @@ CYRILLIC = "абвгдежзийклмнопрстуфхцчшщыэюя"
 HANGUL = "가나다라마바사아자차카타파하강남동린몽별송윤정찬탁편휘"
 
 
+def short_number(rng: random.Random) -> str:
+    """A five-digit answer. Pids are written where they belong (a run's lock file, a worker's
+    lease), and one equal to the canary is no leak: where pids stay under 100,000 (pid_max 32768
+    by default), the canary is above them; elsewhere a collision is left to chance."""
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            pid_max = int(f.read())
+    except (OSError, ValueError):
+        pid_max = 99_999
+    return str(rng.randint(max(10_000, pid_max + 1) if pid_max < 99_999 else 10_000, 99_999))
+
+
 def canary_items() -> list[dict]:
     """Items of every kind; each carries text found nowhere else (random words and characters)."""
     rng = random.Random(secrets.randbits(64))
@@ -80,7 +92,7 @@ def canary_items() -> list[dict]:
         {
             "id": "short-3w",
             "prompt": f"Define {w(4)} precisely.",
-            "reference": f"{rng.randint(10000, 99999)}",
+            "reference": short_number(rng),
         },
         {"id": "short-1w", "prompt": f"{w(4)}?", "reference": w(3).capitalize()},
         {
