@@ -362,22 +362,34 @@ def _answering(
     body: bytes = b"",
     tls: ssl.SSLContext | None = None,
     redirect_to: str | None = None,
+    chunked: bool = False,
 ):
     """A real HTTP server on 127.0.0.1 (HTTPS with `tls`) that answers every POST with `status`,
-    `headers` and `body` (and a Location of the same path at `redirect_to`), and keeps what each
-    request said: (method, path, Authorization)."""
+    `headers` and `body` (and a Location of the same path at `redirect_to`; `chunked`: in chunks
+    with no length stated), and keeps what each request said: (method, path, Authorization)."""
     seen = []
 
     class Answering(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1" if chunked else "HTTP/1.0"
+
         def do_POST(self):
             seen.append((self.command, self.path, self.headers.get("Authorization")))
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(status)
             location = {"Location": redirect_to + self.path} if redirect_to else {}
-            for name, value in {**headers, **location, "Content-Length": str(len(body))}.items():
-                self.send_header(name, value)
+            size = {"Transfer-Encoding": "chunked"} if chunked else {"Content-Length": len(body)}
+            for name, value in {**headers, **location, **size}.items():
+                self.send_header(name, str(value))
             self.end_headers()
-            self.wfile.write(body)
+            if not chunked:
+                self.wfile.write(body)
+                return
+            with contextlib.suppress(OSError):  # the client may stop reading
+                for i in range(0, len(body), 1 << 20):
+                    piece = body[i : i + (1 << 20)]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            self.close_connection = True
 
         def log_message(self, *args):
             pass
@@ -606,6 +618,34 @@ def test_a_provider_that_asks_for_a_long_wait_is_given_up_not_waited_for(
     assert f"long_wait: HTTP {status}" in flat and "Gave up on provider 'p'" in flat
     with store_db(project.root) as db:
         assert db.execute("SELECT ok, error_kind FROM calls").fetchall() == [(0, "long_wait")]
+
+
+@pytest.mark.parametrize(
+    "road, chunked",
+    [
+        ("openai", False),
+        ("anthropic", False),
+        ("openai-compatible", False),
+        ("openai-compatible", True),
+    ],
+)
+def test_an_answer_larger_than_any_model_writes_is_not_read(
+    project, cli, monkeypatch, road, chunked
+):
+    """A server that answers 33 MB (a model's longest answer is under 1 MB) would take the memory
+    of many calls and fill the store: the answer is refused, read no further than 32 MB, and not
+    asked again. Where the length is stated, no road reads it at all; the plain road also counts
+    a body sent in chunks."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
+    body = _chat_answer(content=json.dumps("x" * (33 * 2**20)))
+    headers = {"Content-Type": "application/json"}
+    with _answering(200, headers, body=body, chunked=chunked) as (url, seen):
+        project.suite(items=ITEMS[:1])
+        code, out, err = cli("run", _on_road(project, road, url))
+    assert (code, len(seen)) == (3, 1)
+    with store_db(project.root) as db:
+        rows = db.execute("SELECT ok, error_kind, error FROM calls").fetchall()
+    assert rows == [(0, "bad_response", "bad_response: the answer is over 32 MB")]
 
 
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(

@@ -19,7 +19,15 @@ import aiohttp
 from .. import __version__
 from . import Completion, Kind, Provider, ProviderError, Request
 from ._chat import completion_of, request_body
-from ._sdk import advertised_limits, by_cause, status_error, unexplained, upstream
+from ._sdk import (
+    MAX_ANSWER_BYTES,
+    advertised_limits,
+    by_cause,
+    oversized,
+    status_error,
+    unexplained,
+    upstream,
+)
 
 
 def endpoint(base_url: str) -> str:
@@ -69,7 +77,7 @@ class CompatibleProvider(Provider):
                 proxy=self.proxy,
                 proxy_auth=self.proxy_auth,
             ) as response:
-                raw = await response.read()
+                raw = await _read_at_most(response, MAX_ANSWER_BYTES)
                 status, headers = response.status, response.headers
             if status >= 300:
                 raise status_error(status, _json_or_none(raw), headers)
@@ -90,6 +98,22 @@ class CompatibleProvider(Provider):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, unless it is larger than `limit` (an oversized() error, read no further)."""
+    length = response.content_length
+    if length is not None:
+        if length > limit:
+            raise oversized()
+        return await response.read()  # the common case: a stated length, read at once
+    chunks, size = [], 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise oversized()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def proxy_for(url: str):

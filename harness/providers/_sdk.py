@@ -22,11 +22,34 @@ from . import Advertised, Kind, ProviderError, model_id
 def http_client(sdk, concurrency: int, timeout_s: float):
     """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx
     transport. It follows no redirect: the SDKs' clients do by default, and a 307 or 308 would
-    carry the prompt to an address the config does not name."""
+    carry the prompt to an address the config does not name. An answer that says it is larger
+    than MAX_ANSWER_BYTES is not read."""
     import httpx2
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return sdk.DefaultAioHttpClient(limits=limits, timeout=timeout_s, follow_redirects=False)
+    return sdk.DefaultAioHttpClient(
+        limits=limits,
+        timeout=timeout_s,
+        follow_redirects=False,
+        event_hooks={"response": [_refuse_oversized]},
+    )
+
+
+# An online answer larger than this is a server's fault, not a model's (128k tokens of text are
+# about 0.5 MB): reading it would take the memory of many calls, and storing it the disk's.
+MAX_ANSWER_BYTES = 32 * 2**20
+
+
+def oversized() -> ProviderError:
+    return ProviderError(
+        Kind.BAD_RESPONSE, f"the answer is over {MAX_ANSWER_BYTES >> 20} MB", retryable=False
+    )
+
+
+async def _refuse_oversized(response) -> None:
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+        raise oversized()
 
 
 def batch_http_client(sdk, timeout_s: float):
@@ -270,6 +293,8 @@ def cause_of(e: BaseException) -> tuple[Kind, str, bool] | None:
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
+        if isinstance(e, ProviderError):  # ours, raised inside the SDK (a response hook)
+            return e.kind, e.detail, e.retryable
         if isinstance(e, (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)):
             return Kind.CONNECTION, type(e).__name__, True
         if isinstance(e, aiohttp.ServerDisconnectedError):
