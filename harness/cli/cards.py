@@ -328,7 +328,7 @@ def register(sub) -> None:
         help="the public view: aggregates only, unless the run says leaderboard_public",
     )
     sp.add_argument("run_id")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
     run_config(sp)
     results_dir(sp)
     workspace(sp)
@@ -338,7 +338,7 @@ def register(sub) -> None:
         "verify",
         help="check a scorecard (.json or .html) or an export manifest: fails on any change",
     )
-    sp.add_argument("file", type=Path)
+    sp.add_argument("file", type=Path, help="a scorecard (.json or .html) or an export manifest")
     workspace(sp)
     sp.add_argument(
         "--key", help="require this signer fingerprint (ed25519:...), as printed when it was issued"

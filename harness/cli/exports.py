@@ -153,17 +153,32 @@ def register(sub) -> None:
     )
     esub = sp.add_subparsers(dest="export_command", metavar="WHAT", required=True)
     ep = esub.add_parser("items", help="a suite's pool versions that may be exported for a purpose")
-    ep.add_argument("--suite", required=True)
-    ep.add_argument("--purpose", required=True, choices=PURPOSES)
-    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument("--suite", required=True, help="the suite whose pool versions")
+    ep.add_argument(
+        "--purpose",
+        required=True,
+        choices=PURPOSES,
+        help="what for: the policy decides per purpose",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="the file to write")
     embargo_flags(ep)
-    ep.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    ep.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(ep)
     ep.set_defaults(func=cmd_export_items)
     ep = esub.add_parser("outputs", help="a run's outputs whose providers' terms allow the purpose")
     ep.add_argument("run_id")
-    ep.add_argument("--purpose", required=True, choices=PURPOSES)
-    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument(
+        "--purpose",
+        required=True,
+        choices=PURPOSES,
+        help="what for: the policy decides per purpose",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="the file to write")
     ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
     embargo_flags(ep)
     run_config(ep)
@@ -175,10 +190,15 @@ def register(sub) -> None:
         "releases (a public pool's run in full; a held-out one only once its pool may leave)",
     )
     ep.add_argument("run_id")
-    ep.add_argument("--purpose", required=True, choices=PURPOSES)
-    ep.add_argument("--out", type=Path, required=True)
+    ep.add_argument(
+        "--purpose",
+        required=True,
+        choices=PURPOSES,
+        help="what for: the policy decides per purpose",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="the file to write")
     ep.add_argument("--lab", help="only this lab's models")
-    ep.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    ep.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default jsonl")
     embargo_flags(ep)
     run_config(ep)
     workspace(ep)
@@ -186,9 +206,16 @@ def register(sub) -> None:
     sp = sub.add_parser("policy", help="explain the licence policy")
     psub2 = sp.add_subparsers(dest="policy_command", metavar="ACTION", required=True)
     pp = psub2.add_parser("explain", help="why a pool version is or is not exportable, per purpose")
-    pp.add_argument("pool_id")
-    pp.add_argument("--purpose", choices=PURPOSES)
-    pp.add_argument("--embargo-days", type=float)
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument("pool_id", help="the version, e.g. arena@v3")
+    pp.add_argument("--purpose", choices=PURPOSES, help="one purpose only (default: each)")
+    pp.add_argument(
+        "--embargo-days", type=float, help="the embargo to judge by (default: the suite's)"
+    )
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     pp.set_defaults(func=cmd_policy_explain)

@@ -281,7 +281,7 @@ def register(sub) -> None:
     )
     sp.add_argument("run_id")
     run_config(sp)
-    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.add_argument(
         "--regrade",
         action="append",
@@ -305,7 +305,12 @@ def register(sub) -> None:
     )
     sp.add_argument("--scale", help="with --across: the version whose scale to use (e.g. arena@v3)")
     sp.add_argument("--grader", help="with --across: the grader (default: the suite's first)")
-    sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    sp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     run_config(sp)
     results_dir(sp)
     workspace(sp)
@@ -318,7 +323,12 @@ def register(sub) -> None:
     )
     sp.add_argument("run_id")
     sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
-    sp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    sp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workers_flag(sp)
     run_config(sp)
     results_dir(sp)

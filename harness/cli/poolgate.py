@@ -170,7 +170,12 @@ def register(psub) -> None:
     )
     pp.add_argument("--grader", help="the grader whose scores rank the models (default: headline)")
     pp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_qualify)
@@ -186,6 +191,11 @@ def register(psub) -> None:
         help="activate though the version fails its qualification; the reason and the failed "
         "metrics are recorded in the signed vault index",
     )
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     pp.set_defaults(func=cmd_pool_activate)

@@ -303,7 +303,7 @@ def register(sub) -> None:
     pp = psub.add_parser(
         "import", help="import a JSONL file as a new (draft) pool version, encrypted"
     )
-    pp.add_argument("file", type=Path)
+    pp.add_argument("file", type=Path, help="a JSONL file, one item per line (README: Pools)")
     pp.add_argument("--suite", required=True, help="suite name (suites/<name>/suite.yaml)")
     cls = pp.add_mutually_exclusive_group()
     cls.add_argument("--heldout", action="store_true", help="license class heldout: never exported")
@@ -326,13 +326,18 @@ def register(sub) -> None:
         "--distribution",
         help="distribution id if drawn from a live stream (embargoed after retirement)",
     )
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     pp.set_defaults(func=cmd_pool_import)
     pp = psub.add_parser(
         "draw", help="draw a new draft version from the arena source: stratified, deduplicated"
     )
-    pp.add_argument("--suite", required=True)
+    pp.add_argument("--suite", required=True, help="the suite whose source: it names")
     pp.add_argument(
         "--source",
         help="hub id, file, or glob of jsonl/parquet/csv (default: the suite's source.data)",
@@ -351,13 +356,18 @@ def register(sub) -> None:
         help="draw only from the source's last N days, e.g. 30d (needs source.timestamp; default "
         "the suite's draw.window_days)",
     )
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     pp.set_defaults(func=cmd_pool_draw)
     pp = psub.add_parser(
         "show", help="a version's manifest: strata vs source, distance, dedup counts (no text)"
     )
-    pp.add_argument("pool_id")
+    pp.add_argument("pool_id", help="the version, e.g. arena@v3")
     pp.add_argument(
         "--drift",
         action="store_true",
@@ -365,14 +375,19 @@ def register(sub) -> None:
         "source)",
     )
     pp.add_argument("--window", help="the window for --drift, e.g. 30d (default: the suite's)")
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_show)
     pp = psub.add_parser(
         "exposure", help="how often each item was sent to each provider (ids and counts)"
     )
-    pp.add_argument("suite")
+    pp.add_argument("suite", help="the suite's name")
     pp.add_argument("--pool", help="a version other than the active one")
     pp.add_argument("--items", action="store_true", help="also list every item")
     workspace(pp)
@@ -381,7 +396,7 @@ def register(sub) -> None:
     pp = psub.add_parser(
         "rotate", help="draw and activate a fresh version when the rotation policy says so"
     )
-    pp.add_argument("suite")
+    pp.add_argument("suite", help="the suite's name")
     pp.add_argument(
         "--max-exposure", type=int, help="rotate once an item was sent this often to one provider"
     )
@@ -393,11 +408,16 @@ def register(sub) -> None:
         "from the source's recent window",
     )
     pp.add_argument("--force", action="store_true", help="rotate now whatever the policy says")
-    pp.add_argument("--suites-dir", type=Path, default=Path("suites"))
+    pp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
     workspace(pp)
     pp.set_defaults(func=cmd_pool_rotate)
     pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
-    pp.add_argument("--suite")
+    pp.add_argument("--suite", help="one suite only (default: every suite)")
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_list)

@@ -252,16 +252,15 @@ def register(sub) -> None:
     )
     rvs = sp.add_subparsers(dest="review_command", metavar="ACTION", required=True)
     rp = rvs.add_parser("add-reviewer", help="register a reviewer; prints a one-time login link")
-    rp.add_argument("name")
+    rp.add_argument("name", help="the reviewer's name, as decisions will record it")
     rp.add_argument(
         "--languages",
         help="comma-separated, e.g. en,ja: items with a language go to reviewers who read it",
     )
-    rp.add_argument("--country")
-    rp.add_argument("--age-band")
-    rp.add_argument("--education")
-    rp.add_argument("--host", default="127.0.0.1")
-    rp.add_argument("--port", type=int, default=8700)
+    for field in ("--country", "--age-band", "--education"):
+        rp.add_argument(field, help="recorded for segmenting agreement (optional)")
+    rp.add_argument("--host", default="127.0.0.1", help="the app's host in the link")
+    rp.add_argument("--port", type=int, default=8700, help="the app's port in the link")
     rp.add_argument(
         "--public-url",
         help="the app's address behind a TLS proxy (https://review.example.org): the link uses it",
@@ -277,7 +276,7 @@ def register(sub) -> None:
     rp = rvs.add_parser(
         "revoke", help="end a reviewer's login link and sessions now (their decisions stay)"
     )
-    rp.add_argument("name")
+    rp.add_argument("name", help="the reviewer's name")
     workspace(rp)
     rp.set_defaults(func=cmd_review_revoke)
     for name, func, text in (
@@ -297,16 +296,16 @@ def register(sub) -> None:
         rp = rvs.add_parser(name, help=text)
         rp.add_argument("run_id")
         if name == "import":
-            rp.add_argument("file", type=Path)
+            rp.add_argument("file", type=Path, help="decisions as JSONL (`review export`)")
         if name == "route":
-            rp.add_argument("--seed", type=int, default=0)
+            rp.add_argument("--seed", type=int, default=0, help="the sample's seed")
         if name == "serve":
             rp.add_argument(
                 "--host",
                 default="127.0.0.1",
                 help="bind address (default loopback; put a TLS proxy in front for anything else)",
             )
-            rp.add_argument("--port", type=int, default=8700)
+            rp.add_argument("--port", type=int, default=8700, help="default 8700")
             rp.add_argument(
                 "--public-url",
                 help="the https:// address reviewers use, served by a TLS-terminating "

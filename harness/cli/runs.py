@@ -278,8 +278,8 @@ def register(sub) -> None:
         help="RUN_B minus RUN_A per model, on the items both scored with the same content: "
         "score differences with paired bootstrap CIs, and the items that changed most",
     )
-    fp.add_argument("run_a")
-    fp.add_argument("run_b")
+    fp.add_argument("run_a", help="the run to compare against")
+    fp.add_argument("run_b", help="the run compared")
     fp.add_argument("--grader", help="whose scores (default: the one grader both runs have)")
     fp.add_argument("--seed", type=int, default=0, help="bootstrap seed (CIs are reproducible)")
     run_config(fp)
@@ -304,7 +304,7 @@ def _items_parser(rsub) -> None:
     )
     ip.add_argument("run_id")
     ip.add_argument("--grader", help="whose grades (default: the run's first grader)")
-    ip.add_argument("--model")
+    ip.add_argument("--model", help="one model's calls only (its name in the config)")
     ip.add_argument(
         "--show",
         choices=list(SHOWS),
@@ -320,7 +320,7 @@ def _items_parser(rsub) -> None:
     ip.add_argument(
         "--safeguard", metavar="DETECTOR", help="items this detector flagged (`holdout check`)"
     )
-    ip.add_argument("--sort", choices=list(SORTS), default="item")
+    ip.add_argument("--sort", choices=list(SORTS), default="item", help="default: by item id")
     ip.add_argument("--limit", type=int, default=PAGE * 20, help="at most this many rows")
     run_config(ip)
     workspace(ip)

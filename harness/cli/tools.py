@@ -74,9 +74,9 @@ def register(sub) -> None:
     sp = sub.add_parser(
         "mock-server", help="a local OpenAI/Anthropic-compatible server for trying things offline"
     )
-    sp.add_argument("--port", type=int, default=8765)
-    sp.add_argument("--latency-ms", type=float, default=0.0)
-    sp.add_argument("--jitter-ms", type=float, default=0.0)
+    sp.add_argument("--port", type=int, default=8765, help="on 127.0.0.1 (default 8765)")
+    sp.add_argument("--latency-ms", type=float, default=0.0, help="each answer's delay")
+    sp.add_argument("--jitter-ms", type=float, default=0.0, help="+/- this, at random")
     sp.add_argument("--reply", default="echo", help="'echo' (repeat the prompt) or a fixed text")
     sp.add_argument(
         "--rate-limit",
