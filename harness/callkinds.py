@@ -62,3 +62,37 @@ NOT_RETRYABLE = frozenset(
         Kind.LONG_WAIT,
     }
 )
+
+
+# What to do about a kind, said once at the end of a run or a grading
+ADVICE = {
+    "model_not_found": "check the model name in the config (the provider does not serve it under "
+    "that name)",
+    "context_length": "the prompt and max_tokens exceed the model's context window; these items "
+    "are not retried "
+    "(their ids are in the store: `holdout export` or `check`); lower max_tokens or drop them",
+    "content_filter": "the provider refused them; recorded as refusals (shown apart from "
+    "errors), not retried",
+    "quota": "the key has no quota left (billing); nothing more was sent to that provider",
+    "auth": "the key was refused; check the environment variable named by api_key_env",
+    "redirect": "the server answered with a redirect, which Holdout never follows (a request sent "
+    "on would carry the prompts to an address the config does not name); nothing more was sent to "
+    "that provider. Write the address the server means in base_url (often https:// for http://)",
+    "long_wait": "the provider asked to wait more than 10 minutes before the next request (a "
+    "daily limit, or a quota window); nothing more was sent to that provider. Run the same "
+    "command later: what is done is kept",
+    "tls": "the server's certificate is not one this machine trusts; nothing more was sent to "
+    "that provider (for a private CA, point SSL_CERT_FILE at its certificate)",
+}
+
+
+def advice(error_kinds: dict, given_up: dict) -> list[str]:
+    """One line per kind with advice that failed calls (`error_kinds`: kind -> calls) or gave a
+    provider up without a call of its own (`given_up`: a Batch API's request)."""
+    lines = []
+    for kind, text in ADVICE.items():
+        if error_kinds.get(kind):
+            lines.append(f"{error_kinds[kind]} call(s) failed with {kind}: {text}")
+        elif given_up.get(kind):
+            lines.append(f"a batch was refused with {kind}: {text}")
+    return lines

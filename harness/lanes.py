@@ -93,3 +93,9 @@ def plan_lanes(provider: Provider, models: list[ModelConfig]) -> list[Lane]:
             )
         )
     return lanes
+
+
+def lane_label(name: str) -> str:
+    """A lane's name (a provider, or provider/model id for a provider with several) as words."""
+    provider, _, model = name.partition("/")
+    return f"model '{model}' of provider '{provider}'" if model else f"provider '{provider}'"

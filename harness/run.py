@@ -12,11 +12,13 @@ from rich.console import Console
 from . import provenance
 from .budget import Budget
 from .calling import calls
+from .callkinds import advice
 from .config import RunConfig, check_api_keys, load_run_config
 from .database import store_location
 from .errors import ConfigError, HoldoutError
 from .identity import find_item_changes, identity_hash, run_identity
 from .jobs import item_jobs
+from .lanes import lane_label
 from .pool import PoolHandle
 from .progress import progress_for
 from .results import print_summary, write_summary
@@ -193,25 +195,6 @@ def _run(
 
 
 # what to do about an error the provider named (its own code, kept without its message)
-ERROR_ADVICE = {
-    "model_not_found": "check the model name in the config (the provider does not serve it under "
-    "that name)",
-    "context_length": "the prompt and max_tokens exceed the model's context window; these items "
-    "are not retried "
-    "(their ids are in the store: `holdout export` or `check`); lower max_tokens or drop them",
-    "content_filter": "the provider refused them; recorded as refusals (shown apart from "
-    "errors), not retried",
-    "quota": "the key has no quota left (billing); nothing more was sent to that provider",
-    "auth": "the key was refused; check the environment variable named by api_key_env",
-    "redirect": "the server answered with a redirect, which Holdout never follows (a request sent "
-    "on would carry the prompts to an address the config does not name); nothing more was sent to "
-    "that provider. Write the address the server means in base_url (often https:// for http://)",
-    "long_wait": "the provider asked to wait more than 10 minutes before the next request (a "
-    "daily limit, or a quota window); nothing more was sent to that provider. Run the same "
-    "command later: what is done is kept",
-    "tls": "the server's certificate is not one this machine trusts; nothing more was sent to "
-    "that provider (for a private CA, point SSL_CERT_FILE at its certificate)",
-}
 
 
 def _explain(
@@ -239,15 +222,10 @@ def _explain(
                 )
                 + f"{p['rate_limited']} 429s answered, each retried"
             )
-    for kind, advice in ERROR_ADVICE.items():
-        if o.error_kinds.get(kind):
-            console.print(f"{o.error_kinds[kind]} call(s) failed with {kind}: {advice}")
-        elif o.given_up.get(kind):  # a Batch API's own request failed: no call has a row
-            console.print(f"a batch was refused with {kind}: {advice}")
+    for line in advice(o.error_kinds, o.given_up):
+        console.print(line)
     for name, reason in o.dead_providers.items():
-        # a lane of a provider with several: provider/model id
-        provider, _, model = name.partition("/")
-        what = f"model '{model}' of provider '{provider}'" if model else f"provider '{provider}'"
+        what = lane_label(name)
         console.print(f"[red]Gave up on {what}[/]: {reason}. Its remaining calls were not started.")
     b = o.batches
     if b is not None and (b.submitted or b.collected or b.in_flight or b.adopted):

@@ -648,6 +648,34 @@ def test_an_answer_larger_than_any_model_writes_is_not_read(
     assert rows == [(0, "bad_response", "bad_response: the answer is over 32 MB")]
 
 
+def test_a_judge_given_up_is_named_in_the_grading_with_its_advice(
+    project, cli, mock_server, monkeypatch
+):
+    """`holdout grade` said only "stopped early (interrupt, budget or a dead provider)": it now
+    names the judge's provider, why it was given up, and what to do, as `holdout run` does."""
+    monkeypatch.setenv("JUDGE_KEY", "sk-judge-key-that-is-refused")
+    rubric = {
+        "judge": {"provider": "j", "model": "judge"},
+        "criteria": [{"name": "q", "scale": [1, 5]}],
+    }
+    project.suite(items=ITEMS, graders=[{"rubric": rubric}])
+    refusal = json.dumps({"error": {"message": "no", "code": "invalid_api_key"}}).encode()
+    with _answering(401, {"Content-Type": "application/json"}, body=refusal) as (url, seen):
+        cfg = project.config(
+            "suite: mini\nproviders:\n  p:\n    type: openai-compatible\n    base_url: "
+            f"{mock_server.url}/v1\n"
+            f"  j:\n    type: openai-compatible\n    base_url: {url}/v1\n"
+            "    api_key_env: JUDGE_KEY\n    concurrency: 1\nmodels:\n  - {provider: p, model: m}\n"
+        )
+        assert cli("run", cfg, "-q")[0] == 0
+        code, out, err = cli("grade", "run", "-q")
+    flat = " ".join(err.split())
+    assert code == 3 and len(seen) == 1
+    assert "gave up on provider 'j': auth: HTTP 401 (invalid_api_key)" in flat
+    assert "failed with auth: the key was refused; check the environment variable" in flat
+    assert "stopped early" in flat and "sk-judge-key" not in out + err
+
+
 def test_a_compatible_server_is_reached_through_the_proxy_the_environment_names(
     project, cli, mock_server, monkeypatch
 ):

@@ -28,9 +28,36 @@ EPILOG = (
 )
 
 
+RUN_ID_HELP = (
+    "the run's id: its config's run_id, else the config file's name (`holdout status` lists them)"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with --help that helps: a command's page opens with what the command list says
+    of it (unless it has a description of its own), and a run_id argument says what it is."""
+
+    def add_subparsers(self, **kwargs):
+        action = super().add_subparsers(**kwargs)  # its parsers are Parsers too
+        plain = action.add_parser
+
+        def add_parser(name, **kw):
+            if kw.get("help") and "description" not in kw:
+                kw["description"] = kw["help"][0].upper() + kw["help"][1:] + "."
+            return plain(name, **kw)
+
+        action.add_parser = add_parser
+        return action
+
+    def add_argument(self, *args, **kwargs):
+        if args == ("run_id",) and "help" not in kwargs:
+            kwargs["help"] = RUN_ID_HELP
+        return super().add_argument(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
 
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="holdout",
         description="Run language models against private, rotating, held-out evaluation suites.",
         epilog=EPILOG,
@@ -46,27 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for group in (runs, grading, cards, exports, review, view, vaults, pools, tools):
         group.register(sub)
-    _described(p)
     return p
-
-
-RUN_ID_HELP = (
-    "the run's id: its config's run_id, else the config file's name (`holdout status` lists them)"
-)
-
-
-def _described(parser: argparse.ArgumentParser) -> None:
-    """Every command's --help opens with what the command list says of it (unless it has a
-    description of its own), and every run_id argument says what it is."""
-    for action in parser._actions:
-        if action.dest == "run_id" and action.help is None:
-            action.help = RUN_ID_HELP
-        if isinstance(action, argparse._SubParsersAction):
-            said = {a.dest: a.help for a in action._choices_actions}
-            for name, child in action.choices.items():
-                if child.description is None and said.get(name):
-                    child.description = said[name][0].upper() + said[name][1:] + "."
-                _described(child)
 
 
 def _setup_logging(level: str, log_file) -> None:

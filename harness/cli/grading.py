@@ -59,10 +59,9 @@ def cmd_grade(args) -> int:
         out.print(f"{name}: {s['graded_now']} graded now{extra}, {s['calls']} judge calls")
         incomplete |= bool(s.get("failed") or s.get("stopped") or s.get("not_graded"))
         if s.get("stopped"):
-            err.print(
-                f"[yellow]{name} stopped early[/] (interrupt, budget or a dead provider): re-run "
-                f"`holdout grade {args.run_id}` to continue."
-            )
+            for line in s.get("stop_reasons", []):
+                err.print(f"{name}: {line}")
+            err.print(f"[yellow]{name} stopped early[/]: `holdout grade {args.run_id}` continues.")
         elif s.get("failed"):
             err.print(
                 f"{name}: {s['failed']} grades failed; `holdout grade {args.run_id}` tries them "

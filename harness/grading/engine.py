@@ -21,9 +21,11 @@ from rich.console import Console
 
 from ..budget import Budget
 from ..calling import calls
+from ..callkinds import advice
 from ..config import DEFAULT_KEY_ENV, ModelConfig, ProviderConfig, RunConfig, param_problems
 from ..errors import ConfigError, HoldoutError
 from ..jobs import Job
+from ..lanes import lane_label
 from ..pricing import Price, price_for
 from ..progress import progress_for
 from ..rows import GradeRow
@@ -387,6 +389,19 @@ def grade(
             "failed": failed,
             "calls": res["calls"],
             "stopped": bool(res["stopped"]),
+            "stop_reasons": _stop_reasons(res["stopped"]) if res["stopped"] else [],
             "not_graded": len(res["todo"]) - len(rows),
         }
     return summary
+
+
+def _stop_reasons(outcome) -> list[str]:
+    """Why a grading's judge calls stopped early, and what to do about it: one line each."""
+    lines = [
+        f"gave up on {lane_label(lane)}: {why}" for lane, why in outcome.dead_providers.items()
+    ]
+    if outcome.budget_stop:
+        lines.append("the budget was reached")
+    if outcome.interrupted:
+        lines.append("interrupted")
+    return lines + advice(outcome.error_kinds, outcome.given_up)
