@@ -60,6 +60,15 @@ def _places(args):
     )
 
 
+def suites_dir(sp):
+    sp.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=Path("suites"),
+        help="where suites live (default ./suites)",
+    )
+
+
 def workspace(sp):
     sp.add_argument(
         "--workspace",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import HoldoutError
 from ..policy import PURPOSES
-from ._common import _out, _places, run_config, workspace
+from ._common import _out, _places, run_config, suites_dir, workspace
 
 
 def _embargo(args, suite, command: str):
@@ -146,6 +146,17 @@ def embargo_flags(p) -> None:
     )
 
 
+def export_target(ep):
+    """What an export is for and where it goes."""
+    ep.add_argument(
+        "--purpose",
+        required=True,
+        choices=PURPOSES,
+        help="what for: the policy decides per purpose",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="the file to write")
+
+
 def register(sub) -> None:
     """The export, policy command(s)."""
     sp = sub.add_parser(
@@ -154,31 +165,14 @@ def register(sub) -> None:
     esub = sp.add_subparsers(dest="export_command", metavar="WHAT", required=True)
     ep = esub.add_parser("items", help="a suite's pool versions that may be exported for a purpose")
     ep.add_argument("--suite", required=True, help="the suite whose pool versions")
-    ep.add_argument(
-        "--purpose",
-        required=True,
-        choices=PURPOSES,
-        help="what for: the policy decides per purpose",
-    )
-    ep.add_argument("--out", type=Path, required=True, help="the file to write")
+    export_target(ep)
     embargo_flags(ep)
-    ep.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(ep)
     workspace(ep)
     ep.set_defaults(func=cmd_export_items)
     ep = esub.add_parser("outputs", help="a run's outputs whose providers' terms allow the purpose")
     ep.add_argument("run_id")
-    ep.add_argument(
-        "--purpose",
-        required=True,
-        choices=PURPOSES,
-        help="what for: the policy decides per purpose",
-    )
-    ep.add_argument("--out", type=Path, required=True, help="the file to write")
+    export_target(ep)
     ep.add_argument("--lab", help="only this lab's models (what a lab may receive)")
     embargo_flags(ep)
     run_config(ep)
@@ -190,13 +184,7 @@ def register(sub) -> None:
         "releases (a public pool's run in full; a held-out one only once its pool may leave)",
     )
     ep.add_argument("run_id")
-    ep.add_argument(
-        "--purpose",
-        required=True,
-        choices=PURPOSES,
-        help="what for: the policy decides per purpose",
-    )
-    ep.add_argument("--out", type=Path, required=True, help="the file to write")
+    export_target(ep)
     ep.add_argument("--lab", help="only this lab's models")
     ep.add_argument("--format", choices=["jsonl", "csv"], default="jsonl", help="default jsonl")
     embargo_flags(ep)
@@ -211,11 +199,6 @@ def register(sub) -> None:
     pp.add_argument(
         "--embargo-days", type=float, help="the embargo to judge by (default: the suite's)"
     )
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     pp.set_defaults(func=cmd_policy_explain)

@@ -18,6 +18,7 @@ from ._common import (
     json_flag,
     results_dir,
     run_config,
+    suites_dir,
     workers_flag,
     workspace,
 )
@@ -304,12 +305,7 @@ def register(sub) -> None:
     )
     sp.add_argument("--scale", help="with --across: the version whose scale to use (e.g. arena@v3)")
     sp.add_argument("--grader", help="with --across: the grader (default: the suite's first)")
-    sp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(sp)
     run_config(sp)
     results_dir(sp)
     workspace(sp)
@@ -322,12 +318,7 @@ def register(sub) -> None:
     )
     sp.add_argument("run_id")
     sp.add_argument("--suite", help="take thresholds from this suite's safeguards: section")
-    sp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(sp)
     workers_flag(sp)
     run_config(sp)
     results_dir(sp)

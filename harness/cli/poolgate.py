@@ -4,10 +4,17 @@ recorded)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..errors import HoldoutError
-from ._common import EXIT_INCOMPLETE, EXIT_OK, _out, _places, _print_json, json_flag, workspace
+from ._common import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    _out,
+    _places,
+    _print_json,
+    json_flag,
+    suites_dir,
+    workspace,
+)
 
 
 def _grader(ctx, asked: str | None) -> str:
@@ -170,12 +177,7 @@ def register(psub) -> None:
     )
     pp.add_argument("--grader", help="the grader whose scores rank the models (default: headline)")
     pp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_qualify)
@@ -191,11 +193,6 @@ def register(psub) -> None:
         help="activate though the version fails its qualification; the reason and the failed "
         "metrics are recorded in the signed vault index",
     )
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     pp.set_defaults(func=cmd_pool_activate)

@@ -12,6 +12,7 @@ from ._common import (
     _places,
     _print_json,
     json_flag,
+    suites_dir,
     workspace,
 )
 
@@ -326,12 +327,7 @@ def register(sub) -> None:
         "--distribution",
         help="distribution id if drawn from a live stream (embargoed after retirement)",
     )
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     pp.set_defaults(func=cmd_pool_import)
     pp = psub.add_parser(
@@ -356,12 +352,7 @@ def register(sub) -> None:
         help="draw only from the source's last N days, e.g. 30d (needs source.timestamp; default "
         "the suite's draw.window_days)",
     )
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     pp.set_defaults(func=cmd_pool_draw)
     pp = psub.add_parser(
@@ -375,12 +366,7 @@ def register(sub) -> None:
         "source)",
     )
     pp.add_argument("--window", help="the window for --drift, e.g. 30d (default: the suite's)")
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     json_flag(pp)
     pp.set_defaults(func=cmd_pool_show)
@@ -408,12 +394,7 @@ def register(sub) -> None:
         "from the source's recent window",
     )
     pp.add_argument("--force", action="store_true", help="rotate now whatever the policy says")
-    pp.add_argument(
-        "--suites-dir",
-        type=Path,
-        default=Path("suites"),
-        help="where suites live (default ./suites)",
-    )
+    suites_dir(pp)
     workspace(pp)
     pp.set_defaults(func=cmd_pool_rotate)
     pp = psub.add_parser("list", help="versions, item counts, status (never item text)")
