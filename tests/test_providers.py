@@ -623,10 +623,9 @@ def test_a_provider_that_asks_for_a_long_wait_is_given_up_not_waited_for(
 @pytest.mark.parametrize(
     "road, chunked",
     [
-        ("openai", False),
-        ("anthropic", False),
-        ("openai-compatible", False),
-        ("openai-compatible", True),
+        (road, chunked)
+        for road in ("openai", "anthropic", "openai-compatible")
+        for chunked in (0, 1)
     ],
 )
 def test_an_answer_larger_than_any_model_writes_is_not_read(
@@ -634,8 +633,8 @@ def test_an_answer_larger_than_any_model_writes_is_not_read(
 ):
     """A server that answers 33 MB (a model's longest answer is under 1 MB) would take the memory
     of many calls and fill the store: the answer is refused, read no further than 32 MB, and not
-    asked again. Where the length is stated, no road reads it at all; the plain road also counts
-    a body sent in chunks."""
+    asked again. Where the length is stated, no road reads it at all; a body sent in chunks is
+    counted as it comes."""
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-value-123456")
     body = _chat_answer(content=json.dumps("x" * (33 * 2**20)))
     headers = {"Content-Type": "application/json"}

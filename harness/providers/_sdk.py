@@ -23,15 +23,39 @@ def http_client(sdk, concurrency: int, timeout_s: float):
     """The SDK's aiohttp-based client: about a third of the CPU per request of its default httpx
     transport. It follows no redirect: the SDKs' clients do by default, and a 307 or 308 would
     carry the prompt to an address the config does not name. An answer that says it is larger
-    than MAX_ANSWER_BYTES is not read."""
+    than MAX_ANSWER_BYTES is not read, and one sent in chunks is read no further."""
     import httpx2
+
+    class AtMost(httpx2.AsyncByteStream):
+        """A body that ends in oversized() past MAX_ANSWER_BYTES."""
+
+        def __init__(self, body):
+            self.body = body
+
+        async def __aiter__(self):
+            size = 0
+            async for chunk in self.body:
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise oversized()
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.body.aclose()
+
+    async def at_most(response) -> None:  # before the body is read
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
+            raise oversized()
+        if not length.isdigit():
+            response.stream = AtMost(response.stream)
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return sdk.DefaultAioHttpClient(
         limits=limits,
         timeout=timeout_s,
         follow_redirects=False,
-        event_hooks={"response": [_refuse_oversized]},
+        event_hooks={"response": [at_most]},
     )
 
 
@@ -44,12 +68,6 @@ def oversized() -> ProviderError:
     return ProviderError(
         Kind.BAD_RESPONSE, f"the answer is over {MAX_ANSWER_BYTES >> 20} MB", retryable=False
     )
-
-
-async def _refuse_oversized(response) -> None:
-    length = response.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
-        raise oversized()
 
 
 def batch_http_client(sdk, timeout_s: float):
