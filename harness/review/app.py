@@ -69,6 +69,9 @@ def see_other(where: str) -> web.Response:
 NOT_AVAILABLE = ("Not available", "<p>Not available.</p>")
 
 
+SHUTDOWN_GRACE_S = 3.0  # a page or a saved decision takes milliseconds
+
+
 class _GuardedRequestHandler(web.RequestHandler):
     """aiohttp's own error pages (a request line or header over the limits, a malformed request)
     would answer without our headers, echo the start of the request and log it at ERROR: here they
@@ -101,7 +104,8 @@ class GuardedApp:
         return GuardedServer(self.handle, access_log=None)
 
     async def serve(self, host: str, port: int) -> None:
-        runner = web.ServerRunner(self.server())
+        # on Ctrl-C or SIGTERM, a request still in progress gets this long, not aiohttp's 60 s
+        runner = web.ServerRunner(self.server(), shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         try:
