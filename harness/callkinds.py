@@ -78,7 +78,8 @@ ADVICE = {
     "redirect": "the server answered with a redirect, which Holdout never follows (a request sent "
     "on would carry the prompts to an address the config does not name); nothing more was sent to "
     "that provider. Write the address the server means in base_url (often https:// for http://)",
-    "long_wait": "the provider asked to wait more than 10 minutes before the next request (a "
+    "long_wait": f"the provider asked to wait more than {LONGEST_WAIT_S / 60:g} minutes before "
+    "the next request (a "
     "daily limit, or a quota window); nothing more was sent to that provider. Run the same "
     "command later: what is done is kept",
     "tls": "the server's certificate is not one this machine trusts; nothing more was sent to "

@@ -22,6 +22,7 @@ from ._chat import completion_of, request_body
 from ._sdk import (
     MAX_ANSWER_BYTES,
     advertised_limits,
+    at_most_answer,
     by_cause,
     oversized,
     status_error,
@@ -77,7 +78,7 @@ class CompatibleProvider(Provider):
                 proxy=self.proxy,
                 proxy_auth=self.proxy_auth,
             ) as response:
-                raw = await _read_at_most(response, MAX_ANSWER_BYTES)
+                raw = await _read_answer(response)
                 status, headers = response.status, response.headers
             if status >= 300:
                 raise status_error(status, _json_or_none(raw), headers)
@@ -100,20 +101,16 @@ class CompatibleProvider(Provider):
             await self._session.close()
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, unless it is larger than `limit` (an oversized() error, read no further)."""
+async def _read_answer(response: aiohttp.ClientResponse) -> bytes:
+    """The body, unless it is larger than MAX_ANSWER_BYTES (an oversized() error, read no
+    further)."""
     length = response.content_length
-    if length is not None:
-        if length > limit:
-            raise oversized()
-        return await response.read()  # the common case: a stated length, read at once
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(1 << 16):
-        size += len(chunk)
-        if size > limit:
-            raise oversized()
-        chunks.append(chunk)
-    return b"".join(chunks)
+    if length is None:
+        chunks = at_most_answer(response.content.iter_chunked(1 << 16))
+        return b"".join([chunk async for chunk in chunks])
+    if length > MAX_ANSWER_BYTES:
+        raise oversized()
+    return await response.read()  # the common case: a stated length, read at once
 
 
 def proxy_for(url: str):

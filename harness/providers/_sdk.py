@@ -33,11 +33,7 @@ def http_client(sdk, concurrency: int, timeout_s: float):
             self.body = body
 
         async def __aiter__(self):
-            size = 0
-            async for chunk in self.body:
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise oversized()
+            async for chunk in at_most_answer(self.body):
                 yield chunk
 
         async def aclose(self) -> None:
@@ -45,10 +41,10 @@ def http_client(sdk, concurrency: int, timeout_s: float):
 
     async def at_most(response) -> None:  # before the body is read
         length = response.headers.get("content-length", "")
-        if length.isdigit() and int(length) > MAX_ANSWER_BYTES:
-            raise oversized()
         if not length.isdigit():
             response.stream = AtMost(response.stream)
+        elif int(length) > MAX_ANSWER_BYTES:
+            raise oversized()
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     return sdk.DefaultAioHttpClient(
@@ -68,6 +64,17 @@ def oversized() -> ProviderError:
     return ProviderError(
         Kind.BAD_RESPONSE, f"the answer is over {MAX_ANSWER_BYTES >> 20} MB", retryable=False
     )
+
+
+async def at_most_answer(chunks):
+    """A body's chunks as they come, ending in oversized() once past MAX_ANSWER_BYTES (a body
+    sent with no stated length, on either road)."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise oversized()
+        yield chunk
 
 
 def batch_http_client(sdk, timeout_s: float):
